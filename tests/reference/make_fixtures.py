@@ -1,0 +1,234 @@
+"""Reference fixtures for the Rust parity tests, made with Hugging Face transformers and PEFT.
+
+Run once by hand (the outputs are committed, so tests need no Python and no network):
+
+    python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
+    .venv/bin/python make_fixtures.py
+
+For each of two tiny random GPT-2 models it writes, under fixtures/<name>/:
+  config.json, model.safetensors, tokenizer.json   the model in Hugging Face layout
+  adapter_init/                                    a PEFT prompt-tuning adapter (the fixed initial prompt)
+  reference.safetensors                            tensors: logits, prompt gradient, trained prompt
+  reference.json                                   scalars and token ids
+Everything is seeded, so a rerun gives the same files.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import GPT2Config, GPT2LMHeadModel
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "fixtures"
+EOS = "<|endoftext|>"
+
+# Text for the byte-level BPE merges: a few plain sentences in the style of the toy tasks.
+CORPUS = [
+    "the opposite of hot is cold. the opposite of big is small. up and down, fast and slow.",
+    "a salmon is a kind of animal. an apple is a kind of food. the cat sat on the mat.",
+    "'wonderful' is a positive word. 'terrible' is a negative word. hello world!",
+    "hot -> cold\nbig -> small\nup -> down\nfast -> slow\n",
+] * 4
+
+# Strings whose token ids the Rust tokenizer must reproduce exactly.
+ID_STRINGS = [
+    "hello world",
+    " leading space",
+    "two  spaces and trailing ",
+    "new\nline\n\n",
+    "unicode: naïve café – ☕ 日本語",
+    "tabs\tand\r\nCRLF",
+    f"text{EOS}more",
+    "",
+]
+
+# Prompt-tuning batch: (input, output) pairs as the trainer formats them.
+EXAMPLES = [("hot ->", " cold"), ("big ->", " small"), ("up ->", " down"), ("fast ->", " slow")]
+LOGIT_TEXTS = ["hello world", "the cat sat on the mat.\n", "naïve café ☕"]
+GEN_PROMPT = "hot ->"
+N_VIRTUAL = 5
+STEPS = 20
+ADAM_LR = 0.05
+SGD_LR = 0.5
+GEN_TOKENS = 10
+
+MODELS = {
+    # f32, keys without the "transformer." prefix and with the old causal-mask buffers, like the
+    # original GPT-2 checkpoints.
+    "tiny-a": dict(n_embd=64, n_head=4, n_layer=2, n_positions=64, vocab_size=320, dtype=torch.float32,
+                   prefix=False, seed=0),
+    # f16, saved by save_pretrained ("transformer." prefix, lm_head tied and absent); head size 9 (odd).
+    "tiny-b": dict(n_embd=36, n_head=4, n_layer=3, n_positions=48, vocab_size=300, dtype=torch.float16,
+                   prefix=True, seed=1),
+}
+
+
+def make_tokenizer() -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    return tok
+
+
+def encode_example(tok, inp, out):
+    """Same rule as the Rust trainer: ids(input) ++ ids(output + "\\n"); loss only on the output."""
+    a = tok.encode(inp).ids
+    b = tok.encode(out + "\n").ids
+    return a + b, [-100] * len(a) + b
+
+
+def pad_batch(rows, pad_id):
+    """Right padding: positions stay 0..len for the real tokens."""
+    width = max(len(ids) for ids, _ in rows)
+    ids = [r[0] + [pad_id] * (width - len(r[0])) for r in rows]
+    labels = [r[1] + [-100] * (width - len(r[1])) for r in rows]
+    mask = [[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows]
+    return torch.tensor(ids), torch.tensor(labels), torch.tensor(mask)
+
+
+def save_model(model, spec, d):
+    model.config.save_pretrained(d)
+    if spec["prefix"]:
+        model.to(spec["dtype"]).save_pretrained(d, safe_serialization=True)
+        model.to(torch.float32)
+        return
+    n_pos = spec["n_positions"]
+    sd = {k.removeprefix("transformer."): v.contiguous() for k, v in model.state_dict().items()
+          if k != "lm_head.weight"}
+    for i in range(spec["n_layer"]):
+        sd[f"h.{i}.attn.bias"] = torch.tril(torch.ones(n_pos, n_pos)).view(1, 1, n_pos, n_pos)
+    save_file({k: v.to(spec["dtype"]) for k, v in sd.items()}, str(d / "model.safetensors"),
+              metadata={"format": "pt"})
+
+
+def greedy_manual(model, prompt, ids):
+    """Greedy decoding by full recomputation: the ground truth PEFT's cached generate must match."""
+    ids = list(ids)
+    out = []
+    for _ in range(GEN_TOKENS):
+        x = torch.tensor([ids])
+        emb = model.transformer.wte(x)
+        if prompt is not None:
+            emb = torch.cat([prompt.unsqueeze(0), emb], dim=1)
+        nxt = int(model(inputs_embeds=emb).logits[0, -1].argmax())
+        ids.append(nxt)
+        out.append(nxt)
+    return out
+
+
+def build(name, spec, tok):
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    eos_id = tok.token_to_id(EOS)
+    tok.save(str(d / "tokenizer.json"))
+
+    torch.manual_seed(spec["seed"])
+    cfg = GPT2Config(
+        vocab_size=spec["vocab_size"], n_positions=spec["n_positions"], n_embd=spec["n_embd"],
+        n_layer=spec["n_layer"], n_head=spec["n_head"], activation_function="gelu_new",
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
+        initializer_range=0.1, bos_token_id=eos_id, eos_token_id=eos_id,
+    )
+    model = GPT2LMHeadModel(cfg).eval()
+    save_model(model, spec, d)
+    # The reference computes in f32 from the weights as stored (f16 rounding included).
+    model = GPT2LMHeadModel.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()
+
+    ref_json = {"eos_id": eos_id, "n_virtual": N_VIRTUAL, "examples": EXAMPLES,
+                "logit_texts": LOGIT_TEXTS, "gen_prompt": GEN_PROMPT, "adam_lr": ADAM_LR, "sgd_lr": SGD_LR}
+    tensors = {}
+
+    ref_json["token_ids"] = [{"text": s, "ids": tok.encode(s).ids} for s in ID_STRINGS]
+
+    ids, _, mask = pad_batch([(tok.encode(t).ids, []) for t in LOGIT_TEXTS], eos_id)
+    with torch.no_grad():
+        tensors["logits"] = model(input_ids=ids, attention_mask=mask).logits.contiguous()
+    tensors["logits_mask"] = mask.to(torch.int32)
+
+    # PEFT prompt tuning with a fixed, seeded initial prompt.
+    pcfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=N_VIRTUAL,
+                              prompt_tuning_init=PromptTuningInit.RANDOM)
+    model.name_or_path = name  # recorded as base_model_name_or_path in the adapter config
+    peft_model = get_peft_model(model, pcfg)
+    prompt_param = peft_model.prompt_encoder["default"].embedding.weight
+    g = torch.Generator().manual_seed(spec["seed"] + 100)
+    init = torch.randn(N_VIRTUAL, spec["n_embd"], generator=g) * 0.5
+    with torch.no_grad():
+        prompt_param.copy_(init)
+    peft_model.save_pretrained(d / "adapter_init")
+    (d / "adapter_init" / "README.md").unlink()  # PEFT's generated model-card template
+
+    ids, labels, mask = pad_batch([encode_example(tok, i, o) for i, o in EXAMPLES], eos_id)
+    ref_json["batch_ids"] = ids.tolist()
+    ref_json["batch_labels"] = labels.tolist()
+
+    out = peft_model(input_ids=ids, attention_mask=mask, labels=labels)
+    out.loss.backward()
+    ref_json["loss"] = out.loss.item()
+    tensors["prompt_grad"] = prompt_param.grad.detach().clone()
+    base_grads = [n for n, p in peft_model.named_parameters() if p.grad is not None and p is not prompt_param]
+    assert not base_grads, base_grads
+
+    # Generation with the initial prompt. PEFT 0.21.2 + transformers 5.24 with the KV cache diverge
+    # from the second new token on (the cached positions ignore the virtual tokens); without the
+    # cache PEFT agrees with a plain greedy loop, which is what the Rust generator must match.
+    gen_ids = tok.encode(GEN_PROMPT).ids
+    peft_model.generation_config.eos_token_id = None
+    peft_model.generation_config.pad_token_id = eos_id
+    outputs = {}
+    with torch.no_grad():
+        for use_cache in (False, True):
+            gen = peft_model.generate(input_ids=torch.tensor([gen_ids]), attention_mask=torch.ones(1, len(gen_ids)),
+                                      max_new_tokens=GEN_TOKENS, do_sample=False, use_cache=use_cache)
+            outputs[use_cache] = gen[0, -GEN_TOKENS:].tolist()
+        manual = greedy_manual(model, prompt_param.detach(), gen_ids)
+        manual_no_prompt = greedy_manual(model, None, gen_ids)
+    assert outputs[False] == manual, (outputs[False], manual)
+    ref_json["peft_generate_with_cache"] = outputs[True]
+    ref_json["greedy_with_prompt"] = manual
+    ref_json["greedy_no_prompt"] = manual_no_prompt
+
+    for opt_name, make_opt in [("adam", lambda p: torch.optim.Adam([p], lr=ADAM_LR)),
+                               ("sgd", lambda p: torch.optim.SGD([p], lr=SGD_LR))]:
+        with torch.no_grad():
+            prompt_param.copy_(init)
+        opt = make_opt(prompt_param)
+        losses = []
+        for _ in range(STEPS):
+            opt.zero_grad()
+            loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        ref_json[f"{opt_name}_losses"] = losses
+        tensors[f"{opt_name}_final_prompt"] = prompt_param.detach().clone()
+
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(d / "reference.safetensors"))
+    (d / "reference.json").write_text(json.dumps(ref_json, indent=1, ensure_ascii=False) + "\n")
+    print(name, "loss", ref_json["loss"], "adam", ref_json["adam_losses"][0], "->", ref_json["adam_losses"][-1])
+
+
+def main():
+    torch.use_deterministic_algorithms(True)
+    tok = make_tokenizer()
+    for name, spec in MODELS.items():
+        build(name, spec, tok)
+
+
+if __name__ == "__main__":
+    main()
