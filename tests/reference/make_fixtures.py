@@ -193,9 +193,12 @@ def build(name, spec, tok):
     outputs = {}
     with torch.no_grad():
         for use_cache in (False, True):
-            gen = peft_model.generate(input_ids=torch.tensor([gen_ids]), attention_mask=torch.ones(1, len(gen_ids)),
-                                      max_new_tokens=GEN_TOKENS, do_sample=False, use_cache=use_cache)
-            outputs[use_cache] = gen[0, -GEN_TOKENS:].tolist()
+            try:
+                gen = peft_model.generate(input_ids=torch.tensor([gen_ids]), attention_mask=torch.ones(1, len(gen_ids)),
+                                          max_new_tokens=GEN_TOKENS, do_sample=False, use_cache=use_cache)
+                outputs[use_cache] = gen[0, -GEN_TOKENS:].tolist()
+            except IndexError as e:  # the cached path can also index past the cache (seen on tiny-b)
+                outputs[use_cache] = f"error: {e}"
         manual = greedy_manual(model, prompt_param.detach(), gen_ids)
         manual_no_prompt = greedy_manual(model, None, gen_ids)
     assert outputs[False] == manual, (outputs[False], manual)

@@ -1,0 +1,150 @@
+//! PEFT prompt-tuning adapter files: `adapter_config.json` and `adapter_model.safetensors`
+//! (one tensor, `prompt_embeddings`, `[num_virtual_tokens, token_dim]`, f32).
+
+use std::collections::HashMap;
+
+use burn::tensor::{Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::read_f32;
+use crate::error::{Error, Result};
+use crate::model::Gpt;
+use crate::soft_prompt::SoftPrompt;
+
+pub const CONFIG_FILE: &str = "adapter_config.json";
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+const TENSOR_KEY: &str = "prompt_embeddings";
+
+/// The fields of PEFT's `PromptTuningConfig` that a prompt-tuning adapter carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterConfig {
+    pub peft_type: String,
+    pub task_type: String,
+    pub num_virtual_tokens: usize,
+    pub token_dim: usize,
+    pub num_transformer_submodules: usize,
+    #[serde(default)]
+    pub num_attention_heads: Option<usize>,
+    #[serde(default)]
+    pub num_layers: Option<usize>,
+    #[serde(default)]
+    pub prompt_tuning_init: Option<String>,
+    #[serde(default)]
+    pub prompt_tuning_init_text: Option<String>,
+    #[serde(default)]
+    pub tokenizer_name_or_path: Option<String>,
+    #[serde(default)]
+    pub base_model_name_or_path: Option<String>,
+    #[serde(default)]
+    pub inference_mode: bool,
+}
+
+impl AdapterConfig {
+    pub fn new(
+        model: &Gpt,
+        n_virtual: usize,
+        init_name: &str,
+        init_text: Option<String>,
+        base_model: Option<String>,
+    ) -> Self {
+        Self {
+            peft_type: "PROMPT_TUNING".into(),
+            task_type: "CAUSAL_LM".into(),
+            num_virtual_tokens: n_virtual,
+            token_dim: model.config.n_embd,
+            num_transformer_submodules: 1,
+            num_attention_heads: Some(model.config.n_head),
+            num_layers: Some(model.config.n_layer),
+            prompt_tuning_init: Some(init_name.into()),
+            prompt_tuning_init_text: init_text,
+            tokenizer_name_or_path: base_model.clone(),
+            base_model_name_or_path: base_model,
+            inference_mode: true,
+        }
+    }
+}
+
+/// The two adapter files as bytes.
+#[derive(Debug, Clone)]
+pub struct AdapterFiles {
+    pub config_json: Vec<u8>,
+    pub safetensors: Vec<u8>,
+}
+
+fn invalid(detail: impl Into<String>) -> Error {
+    Error::AdapterInvalid {
+        detail: detail.into(),
+    }
+}
+
+/// Serialises a prompt (read from the device asynchronously) with its config.
+pub async fn save(prompt: &SoftPrompt, config: &AdapterConfig) -> Result<AdapterFiles> {
+    let values = prompt.values();
+    let shape = values.dims();
+    let floats = read_f32(values).await?;
+    let bytes: Vec<u8> = floats.iter().flat_map(|f| f.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.to_vec(), &bytes)
+        .map_err(|e| invalid(e.to_string()))?;
+    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    let safetensors = safetensors::serialize([(TENSOR_KEY, view)], metadata)
+        .map_err(|e| invalid(e.to_string()))?;
+    let config_json = serde_json::to_vec_pretty(config).map_err(|e| invalid(e.to_string()))?;
+    Ok(AdapterFiles {
+        config_json,
+        safetensors,
+    })
+}
+
+/// Reads an adapter and checks it against the model it will run on.
+pub fn load(files: &AdapterFiles, model: &Gpt) -> Result<(SoftPrompt, AdapterConfig)> {
+    let config: AdapterConfig = serde_json::from_slice(&files.config_json)
+        .map_err(|e| invalid(format!("{CONFIG_FILE} is not a PEFT adapter config ({e})")))?;
+    if config.peft_type != "PROMPT_TUNING" {
+        return Err(invalid(format!(
+            "peft_type is {:?}; only PROMPT_TUNING adapters are soft prompts",
+            config.peft_type
+        )));
+    }
+    if config.task_type != "CAUSAL_LM" {
+        return Err(invalid(format!(
+            "task_type is {:?}; expected CAUSAL_LM",
+            config.task_type
+        )));
+    }
+    if config.num_transformer_submodules != 1 {
+        return Err(invalid(format!(
+            "num_transformer_submodules is {}; a decoder-only model has 1",
+            config.num_transformer_submodules
+        )));
+    }
+    if config.token_dim != model.config.n_embd {
+        return Err(Error::AdapterMismatch {
+            adapter: config.token_dim,
+            model: model.config.n_embd,
+        });
+    }
+    let st = SafeTensors::deserialize(&files.safetensors)
+        .map_err(|e| invalid(format!("{WEIGHTS_FILE} is corrupt or truncated ({e})")))?;
+    let view = st.tensor(TENSOR_KEY).map_err(|_| {
+        invalid(format!(
+            "{WEIGHTS_FILE} has no `{TENSOR_KEY}` tensor (found {:?})",
+            st.names()
+        ))
+    })?;
+    let expected = [config.num_virtual_tokens, config.token_dim];
+    if view.shape() != expected {
+        return Err(invalid(format!(
+            "`{TENSOR_KEY}` has shape {:?}, but {CONFIG_FILE} says {expected:?}",
+            view.shape()
+        )));
+    }
+    let values = crate::loader::to_f32(TENSOR_KEY, &view).map_err(|_| {
+        invalid(format!(
+            "`{TENSOR_KEY}` is {:?}; expected F32, F16 or BF16",
+            view.dtype()
+        ))
+    })?;
+    let tensor = Tensor::from_data(TensorData::new(values, expected), &model.device());
+    Ok((SoftPrompt::from_tensor(tensor), config))
+}

@@ -1,0 +1,153 @@
+//! Token-level batches: examples become id sequences with a context part and a target part,
+//! padded on the right, with the flat positions where the model's next-token prediction is scored.
+
+use crate::error::{Error, Result};
+use crate::tasks::Example;
+use crate::text::TextTokenizer;
+
+/// One training or scoring row: `ids[..n_context]` is read, `ids[n_context..]` is predicted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequence {
+    pub ids: Vec<u32>,
+    pub n_context: usize,
+}
+
+/// The end-of-answer marker the model is trained to emit, so generation knows where to stop.
+pub const ANSWER_END: &str = "\n";
+
+impl Sequence {
+    /// `prefix` (a text prompt, may be empty) + `input`, then `output` + newline as the target.
+    /// Input and output are tokenized separately so the target tokens do not depend on the input.
+    pub fn for_example(tok: &TextTokenizer, prefix: &str, ex: &Example) -> Result<Self> {
+        let mut ids = tok.encode(&format!("{prefix}{}", ex.input))?;
+        let n_context = ids.len();
+        ids.extend(tok.encode(&format!("{}{ANSWER_END}", ex.output))?);
+        Ok(Self { ids, n_context })
+    }
+
+    /// Context only (for generation).
+    pub fn context(tok: &TextTokenizer, prefix: &str, input: &str) -> Result<Self> {
+        let ids = tok.encode(&format!("{prefix}{input}"))?;
+        Ok(Self {
+            n_context: ids.len(),
+            ids,
+        })
+    }
+}
+
+/// Right-padded ids `[rows, width]` with the real length of each row.
+#[derive(Debug, Clone)]
+pub struct Padded {
+    pub ids: Vec<u32>,
+    pub lengths: Vec<usize>,
+    pub width: usize,
+}
+
+impl Padded {
+    pub fn new(rows: &[&[u32]], pad_id: u32) -> Self {
+        let width = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows.len() * width);
+        for r in rows {
+            ids.extend_from_slice(r);
+            ids.extend(std::iter::repeat_n(pad_id, width - r.len()));
+        }
+        Self {
+            ids,
+            lengths: rows.iter().map(|r| r.len()).collect(),
+            width,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.lengths.len()
+    }
+}
+
+/// A padded batch plus the scored positions: hidden state `positions[k]` (flat index into
+/// `[rows, n_virtual + width]`) predicts token `targets[k]`; `row_of[k]` is its row.
+#[derive(Debug, Clone)]
+pub struct ScoredBatch {
+    pub padded: Padded,
+    pub positions: Vec<usize>,
+    pub targets: Vec<u32>,
+    pub row_of: Vec<usize>,
+}
+
+impl ScoredBatch {
+    pub fn new(seqs: &[Sequence], n_virtual: usize, pad_id: u32) -> Result<Self> {
+        let rows: Vec<&[u32]> = seqs.iter().map(|s| s.ids.as_slice()).collect();
+        let padded = Padded::new(&rows, pad_id);
+        let stride = n_virtual + padded.width;
+        let (mut positions, mut targets, mut row_of) = (Vec::new(), Vec::new(), Vec::new());
+        for (r, s) in seqs.iter().enumerate() {
+            if s.n_context + n_virtual == 0 {
+                return Err(Error::TaskInvalid { detail: "an example has an empty input and there is no prompt to predict its first token from".into() });
+            }
+            for t in s.n_context..s.ids.len() {
+                // The state before token t (prompt included) predicts it.
+                positions.push(r * stride + n_virtual + t - 1);
+                targets.push(s.ids[t]);
+                row_of.push(r);
+            }
+        }
+        Ok(Self {
+            padded,
+            positions,
+            targets,
+            row_of,
+        })
+    }
+}
+
+/// Draws training batches: a seeded shuffle of the examples, walked in order, reshuffled each
+/// epoch. The same seed gives the same batches on every platform.
+pub struct Sampler {
+    seqs: Vec<Sequence>,
+    order: Vec<usize>,
+    next: usize,
+    rng: rand::rngs::StdRng,
+}
+
+impl Sampler {
+    pub fn new(seqs: Vec<Sequence>, seed: u64) -> Result<Self> {
+        if seqs.is_empty() {
+            return Err(Error::TaskInvalid {
+                detail: "no training examples".into(),
+            });
+        }
+        let order = (0..seqs.len()).collect();
+        let mut s = Self {
+            seqs,
+            order,
+            next: 0,
+            rng: rand::SeedableRng::seed_from_u64(seed),
+        };
+        s.shuffle();
+        Ok(s)
+    }
+
+    fn shuffle(&mut self) {
+        use rand::seq::SliceRandom;
+        self.order.shuffle(&mut self.rng);
+        self.next = 0;
+    }
+
+    /// The next `size` examples (fewer only when there are fewer examples in all).
+    pub fn next_batch(
+        &mut self,
+        size: usize,
+        n_virtual: usize,
+        pad_id: u32,
+    ) -> Result<ScoredBatch> {
+        let size = size.clamp(1, self.seqs.len());
+        let mut picked = Vec::with_capacity(size);
+        while picked.len() < size {
+            if self.next == self.order.len() {
+                self.shuffle();
+            }
+            picked.push(self.seqs[self.order[self.next]].clone());
+            self.next += 1;
+        }
+        ScoredBatch::new(&picked, n_virtual, pad_id)
+    }
+}

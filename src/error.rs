@@ -1,0 +1,139 @@
+//! Every failure a user can cause, each with a message that says what was expected, what was
+//! found, and what to do. The page and the command line show these messages as they are.
+
+use thiserror::Error;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    #[error(
+        "config.json is not valid JSON or lacks a field: {detail}. Use the config.json that came with the model."
+    )]
+    ConfigInvalid { detail: String },
+
+    #[error(
+        "config.json: {field} = {found} is not supported ({expected}). Soft Prompt Lab runs GPT-2-family models only."
+    )]
+    ConfigUnsupported {
+        field: &'static str,
+        found: String,
+        expected: &'static str,
+    },
+
+    #[error("model.safetensors is corrupt or truncated ({detail}). Download the file again.")]
+    WeightsCorrupt { detail: String },
+
+    #[error(
+        "model.safetensors lacks tensor `{key}` ({expected}). The file is not a GPT-2 checkpoint, or config.json describes a different model."
+    )]
+    WeightMissing { key: String, expected: String },
+
+    #[error(
+        "model.safetensors has unexpected tensors: {keys}. config.json ({config}) does not describe this file; use the config.json that belongs to these weights."
+    )]
+    WeightUnexpected { keys: String, config: String },
+
+    #[error(
+        "model.safetensors: `{key}` has shape {found:?}, expected {expected:?} from config.json ({why}). config.json and the weights do not belong together."
+    )]
+    WeightShape {
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+        why: String,
+    },
+
+    #[error(
+        "model.safetensors: `{key}` is stored as {found}; only F32, F16 and BF16 weights can be loaded. Convert the checkpoint to one of these."
+    )]
+    WeightDtype { key: String, found: String },
+
+    #[error(
+        "tokenizer.json could not be read: {detail}. Use the tokenizer.json that came with the model."
+    )]
+    TokenizerInvalid { detail: String },
+
+    #[error(
+        "tokenizer.json has {tokenizer_vocab} tokens but the model's vocabulary has {model_vocab} rows: token ids would fall outside the embedding. The tokenizer does not belong to this model."
+    )]
+    TokenizerMismatch {
+        tokenizer_vocab: usize,
+        model_vocab: usize,
+    },
+
+    #[error("could not tokenize {what}: {detail}")]
+    Tokenize { what: String, detail: String },
+
+    #[error(
+        "{what} is {found} tokens long (soft prompt included) but the model reads at most {max} (n_positions). Use shorter examples or fewer virtual tokens."
+    )]
+    SequenceTooLong {
+        what: String,
+        found: usize,
+        max: usize,
+    },
+
+    #[error("adapter: {detail}")]
+    AdapterInvalid { detail: String },
+
+    #[error(
+        "adapter was trained for token_dim {adapter}, but this model's embeddings have {model} dimensions. Load it with the base model it was trained on."
+    )]
+    AdapterMismatch { adapter: usize, model: usize },
+
+    #[error("task file line {line}: {detail}")]
+    TaskLine { line: usize, detail: String },
+
+    #[error("task file: {detail}")]
+    TaskInvalid { detail: String },
+
+    #[error("invalid setting: {detail}")]
+    Setting { detail: String },
+
+    #[error(
+        "the loss became {value} at step {step}: training diverged. Lower the learning rate (or enable gradient clipping) and reset the prompt."
+    )]
+    LossNotFinite { step: usize, value: f32 },
+
+    #[error("cannot read {path}: {detail}")]
+    FileRead { path: String, detail: String },
+
+    #[error("cannot write {path}: {detail}")]
+    FileWrite { path: String, detail: String },
+
+    #[error("the compute device failed: {detail}")]
+    Device { detail: String },
+}
+
+impl Error {
+    pub(crate) fn setting(detail: impl Into<String>) -> Self {
+        Error::Setting {
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn device(err: impl std::fmt::Debug) -> Self {
+        Error::Device {
+            detail: format!("{err:?}"),
+        }
+    }
+}
+
+/// Reads a whole file, naming it in the error (native only: the browser hands bytes).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::FileRead {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Writes a whole file, naming it in the error.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::FileWrite {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}

@@ -1,0 +1,127 @@
+//! Held-out accuracy: exact match of the greedy continuation for generation tasks, verbalizer
+//! scoring (the most probable label) for classification tasks.
+
+use crate::backend::read_f32;
+use crate::batch::{ScoredBatch, Sequence};
+use crate::error::Result;
+use crate::generate::{GenerateOptions, Prompting, generate};
+use crate::loader::LoadedModel;
+use crate::tasks::{Example, TaskKind, check_labels};
+use crate::train::target_logprobs;
+
+/// Rows per forward pass during evaluation: bounds memory, not results.
+const EVAL_ROWS: usize = 32;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub input: String,
+    pub expected: String,
+    pub predicted: String,
+    pub correct: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalReport {
+    pub predictions: Vec<Prediction>,
+}
+
+impl EvalReport {
+    pub fn accuracy(&self) -> f32 {
+        let n = self.predictions.len().max(1);
+        self.predictions.iter().filter(|p| p.correct).count() as f32 / n as f32
+    }
+}
+
+pub async fn evaluate(
+    lm: &LoadedModel,
+    prompting: &Prompting,
+    examples: &[Example],
+    kind: &TaskKind,
+) -> Result<EvalReport> {
+    let predicted = match kind {
+        TaskKind::Generate => generated_answers(lm, prompting, examples).await?,
+        TaskKind::Classify { labels } => {
+            classified_answers(lm, prompting, examples, labels).await?
+        }
+    };
+    let predictions = examples
+        .iter()
+        .zip(predicted)
+        .map(|(ex, predicted)| Prediction {
+            correct: predicted.trim() == ex.output.trim(),
+            input: ex.input.clone(),
+            expected: ex.output.clone(),
+            predicted,
+        })
+        .collect();
+    Ok(EvalReport { predictions })
+}
+
+async fn generated_answers(
+    lm: &LoadedModel,
+    prompting: &Prompting,
+    examples: &[Example],
+) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(EVAL_ROWS) {
+        // One token more than the longest answer: room for the newline that ends it.
+        let mut longest = 0;
+        for ex in chunk {
+            longest = longest.max(lm.tokenizer.encode(&ex.output)?.len());
+        }
+        let opts = GenerateOptions {
+            max_new_tokens: longest + 1,
+            ..GenerateOptions::default()
+        };
+        let inputs: Vec<&str> = chunk.iter().map(|e| e.input.as_str()).collect();
+        out.extend(
+            generate(lm, prompting, &inputs, &opts)
+                .await?
+                .into_iter()
+                .map(|g| g.text),
+        );
+    }
+    Ok(out)
+}
+
+/// Scores `log P(label + answer end | input)` for every label and picks the best.
+async fn classified_answers(
+    lm: &LoadedModel,
+    prompting: &Prompting,
+    examples: &[Example],
+    labels: &[String],
+) -> Result<Vec<String>> {
+    check_labels(labels)?;
+    let pad = lm.tokenizer.eos_id.unwrap_or(0);
+    let mut seqs = Vec::with_capacity(examples.len() * labels.len());
+    for ex in examples {
+        for label in labels {
+            seqs.push(Sequence::for_example(
+                &lm.tokenizer,
+                &prompting.prefix,
+                &Example {
+                    input: ex.input.clone(),
+                    output: label.clone(),
+                },
+            )?);
+        }
+    }
+    let mut scores = vec![0.0f32; seqs.len()];
+    let rows_per_chunk = (EVAL_ROWS / labels.len()).max(1) * labels.len();
+    for (c, chunk) in seqs.chunks(rows_per_chunk).enumerate() {
+        let batch = ScoredBatch::new(chunk, prompting.n_virtual(), pad)?;
+        let logprobs = target_logprobs(&lm.model, prompting.soft.clone(), &batch)?;
+        for (k, v) in read_f32(logprobs).await?.into_iter().enumerate() {
+            scores[c * rows_per_chunk + batch.row_of[k]] += v;
+        }
+    }
+    Ok(scores
+        .chunks(labels.len())
+        .map(|s| {
+            let best = (0..labels.len())
+                .max_by(|&a, &b| s[a].total_cmp(&s[b]))
+                .unwrap_or(0);
+            labels[best].clone()
+        })
+        .collect())
+}

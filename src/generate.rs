@@ -1,0 +1,219 @@
+//! Generation with an optional text prefix and soft prompt. The soft prompt is injected at
+//! prefill and every step recomputes the (short) sequence, so positions always count the
+//! virtual tokens (PEFT's cached generate gets this wrong; see tests/reference/make_fixtures.py).
+
+use burn::tensor::{Int, Tensor};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::backend::{read_f32, read_ints};
+use crate::batch::{ANSWER_END, Padded, Sequence};
+use crate::error::{Error, Result};
+use crate::loader::LoadedModel;
+use crate::soft_prompt::prompted_hidden;
+
+/// What conditions the model: a text prefix (a hand-written prompt, may be empty) and/or a soft
+/// prompt `[n_virtual, d_model]`.
+#[derive(Debug, Clone, Default)]
+pub struct Prompting {
+    pub prefix: String,
+    pub soft: Option<Tensor<2>>,
+}
+
+impl Prompting {
+    pub fn text(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            soft: None,
+        }
+    }
+
+    pub fn soft(prompt: Tensor<2>) -> Self {
+        Self {
+            prefix: String::new(),
+            soft: Some(prompt),
+        }
+    }
+
+    pub fn n_virtual(&self) -> usize {
+        self.soft.as_ref().map_or(0, |p| p.dims()[0])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sampling {
+    Greedy,
+    Sample {
+        temperature: f32,
+        top_k: Option<usize>,
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// Stop after a token that contains a newline (the answer end the prompt is trained for).
+    pub stop_at_newline: bool,
+    pub stop_at_eos: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 16,
+            sampling: Sampling::Greedy,
+            stop_at_newline: true,
+            stop_at_eos: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// The new token ids (the stop token included when one was met).
+    pub ids: Vec<u32>,
+    /// The continuation's text, cut before the first newline when stopping at newlines.
+    pub text: String,
+}
+
+/// Continues each input; rows are batched (right-padded) and finish independently.
+pub async fn generate(
+    lm: &LoadedModel,
+    prompting: &Prompting,
+    inputs: &[&str],
+    opts: &GenerateOptions,
+) -> Result<Vec<Generation>> {
+    if let Sampling::Sample {
+        temperature, top_k, ..
+    } = &opts.sampling
+    {
+        if !(temperature.is_finite() && *temperature > 0.0) || *top_k == Some(0) {
+            return Err(Error::setting(
+                "sampling needs a positive temperature and top-k of at least 1",
+            ));
+        }
+    }
+    let model = &lm.model;
+    let n_virtual = prompting.n_virtual();
+    let max_len = model.config.n_positions;
+    let mut rows = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let seq = Sequence::context(&lm.tokenizer, &prompting.prefix, input)?;
+        if seq.ids.is_empty() && n_virtual == 0 {
+            return Err(Error::setting(
+                "nothing to continue: the input is empty and there is no prompt",
+            ));
+        }
+        if seq.ids.len() + n_virtual >= max_len {
+            return Err(Error::SequenceTooLong {
+                what: format!("input {input:?}"),
+                found: seq.ids.len() + n_virtual + 1,
+                max: max_len,
+            });
+        }
+        rows.push(seq.ids);
+    }
+    let mut new_ids: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
+    let mut done = vec![false; rows.len()];
+    let mut rng = match &opts.sampling {
+        Sampling::Sample { seed, .. } => Some(StdRng::seed_from_u64(*seed)),
+        Sampling::Greedy => None,
+    };
+    let pad = lm.tokenizer.eos_id.unwrap_or(0);
+    for _ in 0..opts.max_new_tokens {
+        let active: Vec<usize> = (0..rows.len()).filter(|&r| !done[r]).collect();
+        if active.is_empty() {
+            break;
+        }
+        let active_rows: Vec<&[u32]> = active.iter().map(|&r| rows[r].as_slice()).collect();
+        let padded = Padded::new(&active_rows, pad);
+        let stride = n_virtual + padded.width;
+        let last: Vec<usize> = padded
+            .lengths
+            .iter()
+            .enumerate()
+            .map(|(i, l)| i * stride + n_virtual + l - 1)
+            .collect();
+        let hidden = prompted_hidden(model, prompting.soft.clone(), &padded)?;
+        let logits = model.logits_at(hidden, &last); // [active, vocab]
+        let next = match (&opts.sampling, rng.as_mut()) {
+            (
+                Sampling::Sample {
+                    temperature, top_k, ..
+                },
+                Some(rng),
+            ) => sample(logits, *temperature, *top_k, rng).await?,
+            _ => argmax(logits).await?,
+        };
+        for (&r, token) in active.iter().zip(next) {
+            rows[r].push(token);
+            new_ids[r].push(token);
+            let eos = opts.stop_at_eos && Some(token) == lm.tokenizer.eos_id;
+            let newline =
+                opts.stop_at_newline && lm.tokenizer.token_text(token).contains(ANSWER_END);
+            done[r] = eos || newline || rows[r].len() + n_virtual >= max_len;
+        }
+    }
+    new_ids
+        .into_iter()
+        .map(|ids| {
+            let visible: Vec<u32> = ids
+                .iter()
+                .copied()
+                .filter(|&t| !(opts.stop_at_eos && Some(t) == lm.tokenizer.eos_id))
+                .collect();
+            let mut text = lm.tokenizer.decode(&visible)?;
+            if opts.stop_at_newline {
+                if let Some(cut) = text.find(ANSWER_END) {
+                    text.truncate(cut);
+                }
+            }
+            Ok(Generation { ids, text })
+        })
+        .collect()
+}
+
+async fn argmax(logits: Tensor<2>) -> Result<Vec<u32>> {
+    let [n, _] = logits.dims();
+    let idx: Tensor<2, Int> = logits.argmax(1); // [n, 1]
+    Ok(read_ints(idx.reshape([n]))
+        .await?
+        .into_iter()
+        .map(|x| x as u32)
+        .collect())
+}
+
+/// Temperature and top-k sampling on the host (one row of logits per sequence is small).
+async fn sample(
+    logits: Tensor<2>,
+    temperature: f32,
+    top_k: Option<usize>,
+    rng: &mut StdRng,
+) -> Result<Vec<u32>> {
+    let [n, vocab] = logits.dims();
+    let all = read_f32(logits).await?;
+    let mut out = Vec::with_capacity(n);
+    for row in all.chunks(vocab) {
+        let mut order: Vec<usize> = (0..vocab).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        order.truncate(top_k.unwrap_or(vocab).min(vocab));
+        let max = row[order[0]];
+        let weights: Vec<f64> = order
+            .iter()
+            .map(|&i| f64::from((row[i] - max) / temperature).exp())
+            .collect();
+        let mut u = rng.random::<f64>() * weights.iter().sum::<f64>();
+        let mut pick = order[order.len() - 1];
+        for (&i, w) in order.iter().zip(&weights) {
+            if u < *w {
+                pick = i;
+                break;
+            }
+            u -= w;
+        }
+        out.push(pick as u32);
+    }
+    Ok(out)
+}

@@ -1,0 +1,341 @@
+//! Loads a GPT-2-family model in Hugging Face layout from bytes (the browser hands bytes, not
+//! paths): `config.json`, `model.safetensors` (F32, F16 or BF16; computed in f32) and
+//! `tokenizer.json`. Every key, shape and dtype is checked before anything is built.
+
+use std::collections::BTreeSet;
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::{Activation, Attention, Block, Conv1D, Gpt, GptConfig, LayerNorm, Mlp};
+use crate::text::TextTokenizer;
+
+/// A frozen model with the tokenizer that belongs to it.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub model: Gpt,
+    pub tokenizer: TextTokenizer,
+}
+
+/// The three files of a model directory, as bytes.
+pub struct ModelFiles<'a> {
+    pub config_json: &'a [u8],
+    pub safetensors: &'a [u8],
+    pub tokenizer_json: &'a [u8],
+}
+
+impl LoadedModel {
+    pub fn from_bytes(files: ModelFiles<'_>, device: &Device) -> Result<Self> {
+        let config = parse_config(files.config_json)?;
+        let model = load_weights(&config, files.safetensors, device)?;
+        let tokenizer = TextTokenizer::from_bytes(files.tokenizer_json, &config)?;
+        Ok(Self { model, tokenizer })
+    }
+
+    /// Reads `config.json`, `model.safetensors` and `tokenizer.json` from a directory (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir(dir: &std::path::Path, device: &Device) -> Result<Self> {
+        let read = |name: &str| crate::error::read_file(&dir.join(name));
+        let (config_json, safetensors, tokenizer_json) = (
+            read("config.json")?,
+            read("model.safetensors")?,
+            read("tokenizer.json")?,
+        );
+        Self::from_bytes(
+            ModelFiles {
+                config_json: &config_json,
+                safetensors: &safetensors,
+                tokenizer_json: &tokenizer_json,
+            },
+            device,
+        )
+    }
+}
+
+fn config_error(detail: impl Into<String>) -> Error {
+    Error::ConfigInvalid {
+        detail: detail.into(),
+    }
+}
+
+/// Parses and checks the GPT-2 fields of `config.json`.
+pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| config_error(e.to_string()))?;
+    let usize_field = |name: &'static str| -> Result<usize> {
+        match v.get(name) {
+            Some(x) => x
+                .as_u64()
+                .filter(|&n| n > 0)
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    config_error(format!("`{name}` must be a positive integer, found {x}"))
+                }),
+            None => Err(config_error(format!("missing field `{name}`"))),
+        }
+    };
+    let flag = |name: &str| v.get(name).and_then(Value::as_bool);
+    if let Some(t) = v.get("model_type").and_then(Value::as_str) {
+        if t != "gpt2" {
+            return Err(Error::ConfigUnsupported {
+                field: "model_type",
+                found: t.into(),
+                expected: "gpt2",
+            });
+        }
+    }
+    let unsupported = |field: &'static str, found: bool, expected: &'static str| {
+        Err(Error::ConfigUnsupported {
+            field,
+            found: found.to_string(),
+            expected,
+        })
+    };
+    if flag("scale_attn_by_inverse_layer_idx") == Some(true) {
+        return unsupported("scale_attn_by_inverse_layer_idx", true, "false");
+    }
+    if flag("reorder_and_upcast_attn") == Some(true) {
+        return unsupported("reorder_and_upcast_attn", true, "false");
+    }
+    if flag("scale_attn_weights") == Some(false) {
+        return unsupported("scale_attn_weights", false, "true");
+    }
+    if flag("add_cross_attention") == Some(true) {
+        return unsupported("add_cross_attention", true, "false");
+    }
+    if flag("tie_word_embeddings") == Some(false) {
+        return unsupported(
+            "tie_word_embeddings",
+            false,
+            "true: GPT-2's output head is wte",
+        );
+    }
+    let activation = match v
+        .get("activation_function")
+        .and_then(Value::as_str)
+        .unwrap_or("gelu_new")
+    {
+        "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+        "gelu" => Activation::Gelu,
+        other => {
+            return Err(Error::ConfigUnsupported {
+                field: "activation_function",
+                found: other.into(),
+                expected: "gelu_new, gelu_pytorch_tanh or gelu",
+            });
+        }
+    };
+    let n_embd = usize_field("n_embd")?;
+    let n_head = usize_field("n_head")?;
+    if n_embd % n_head != 0 {
+        return Err(config_error(format!(
+            "n_embd ({n_embd}) is not divisible by n_head ({n_head})"
+        )));
+    }
+    let n_inner = match v.get("n_inner") {
+        None | Some(Value::Null) => 4 * n_embd,
+        Some(_) => usize_field("n_inner")?,
+    };
+    let layer_norm_epsilon = v
+        .get("layer_norm_epsilon")
+        .map_or(Some(1e-5), Value::as_f64)
+        .filter(|e| *e > 0.0)
+        .ok_or_else(|| config_error("`layer_norm_epsilon` must be a positive number"))?;
+    let eos_token_id = v
+        .get("eos_token_id")
+        .and_then(Value::as_u64)
+        .map(|x| x as u32);
+    Ok(GptConfig {
+        vocab_size: usize_field("vocab_size")?,
+        n_positions: usize_field("n_positions")?,
+        n_embd,
+        n_layer: usize_field("n_layer")?,
+        n_head,
+        n_inner,
+        layer_norm_epsilon,
+        activation,
+        eos_token_id,
+    })
+}
+
+/// Decodes a checked tensor to f32, whatever its stored float type.
+pub(crate) fn to_f32(key: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>> {
+    let b = view.data();
+    let out: Vec<f32> = match view.dtype() {
+        Dtype::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => b
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => b
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::WeightDtype {
+                key: key.into(),
+                found: format!("{other:?}"),
+            });
+        }
+    };
+    Ok(out)
+}
+
+struct WeightReader<'a> {
+    st: SafeTensors<'a>,
+    prefix: &'static str,
+    seen: BTreeSet<String>,
+    device: Device,
+}
+
+impl WeightReader<'_> {
+    fn tensor<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        why: &str,
+    ) -> Result<Param<Tensor<D>>> {
+        let key = format!("{}{name}", self.prefix);
+        let view = self.st.tensor(&key).map_err(|_| Error::WeightMissing {
+            key: key.clone(),
+            expected: format!("shape {shape:?}: {why}"),
+        })?;
+        if view.shape() != shape {
+            return Err(Error::WeightShape {
+                key,
+                expected: shape.to_vec(),
+                found: view.shape().to_vec(),
+                why: why.into(),
+            });
+        }
+        let values = to_f32(&key, &view)?;
+        self.seen.insert(key);
+        Ok(Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        )))
+    }
+
+    fn conv1d(&mut self, name: &str, d_in: usize, d_out: usize, why: &str) -> Result<Conv1D> {
+        Ok(Conv1D {
+            weight: self.tensor(&format!("{name}.weight"), [d_in, d_out], why)?,
+            bias: self.tensor(&format!("{name}.bias"), [d_out], why)?,
+        })
+    }
+
+    fn layer_norm(&mut self, name: &str, d: usize, eps: f64) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: self.tensor(&format!("{name}.weight"), [d], "[n_embd]")?,
+            bias: self.tensor(&format!("{name}.bias"), [d], "[n_embd]")?,
+            eps,
+        })
+    }
+}
+
+/// Builds the frozen model from `model.safetensors`. Keys may carry the `transformer.` prefix
+/// (as `save_pretrained` writes them) or not (as the original GPT-2 checkpoints).
+pub fn load_weights(config: &GptConfig, bytes: &[u8], device: &Device) -> Result<Gpt> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsCorrupt {
+        detail: e.to_string(),
+    })?;
+    let prefix = if st.names().iter().any(|n| n.starts_with("transformer.")) {
+        "transformer."
+    } else {
+        ""
+    };
+    let mut r = WeightReader {
+        st,
+        prefix,
+        seen: BTreeSet::new(),
+        device: device.clone(),
+    };
+    let (d, f, eps) = (config.n_embd, config.n_inner, config.layer_norm_epsilon);
+    let wte = r.tensor("wte.weight", [config.vocab_size, d], "[vocab_size, n_embd]")?;
+    let wpe = r.tensor(
+        "wpe.weight",
+        [config.n_positions, d],
+        "[n_positions, n_embd]",
+    )?;
+    let mut h = Vec::with_capacity(config.n_layer);
+    for i in 0..config.n_layer {
+        h.push(Block {
+            ln_1: r.layer_norm(&format!("h.{i}.ln_1"), d, eps)?,
+            attn: Attention {
+                c_attn: r.conv1d(
+                    &format!("h.{i}.attn.c_attn"),
+                    d,
+                    3 * d,
+                    "[n_embd, 3 * n_embd]",
+                )?,
+                c_proj: r.conv1d(&format!("h.{i}.attn.c_proj"), d, d, "[n_embd, n_embd]")?,
+                n_head: config.n_head,
+            },
+            ln_2: r.layer_norm(&format!("h.{i}.ln_2"), d, eps)?,
+            mlp: Mlp {
+                c_fc: r.conv1d(&format!("h.{i}.mlp.c_fc"), d, f, "[n_embd, n_inner]")?,
+                c_proj: r.conv1d(&format!("h.{i}.mlp.c_proj"), f, d, "[n_inner, n_embd]")?,
+                activation: config.activation,
+            },
+        });
+    }
+    let ln_f = r.layer_norm("ln_f", d, eps)?;
+    // A tied head may still be stored; it must at least have the embedding's shape.
+    if r.st.names().iter().any(|n| *n == "lm_head.weight") {
+        let key = "lm_head.weight";
+        let shape =
+            r.st.tensor(key)
+                .map_err(|e| Error::WeightsCorrupt {
+                    detail: e.to_string(),
+                })?
+                .shape()
+                .to_vec();
+        if shape != [config.vocab_size, d] {
+            return Err(Error::WeightShape {
+                key: key.into(),
+                expected: vec![config.vocab_size, d],
+                found: shape,
+                why: "[vocab_size, n_embd], tied to wte".into(),
+            });
+        }
+        r.seen.insert(key.into());
+    }
+    let unexpected: Vec<String> =
+        r.st.names()
+            .into_iter()
+            .filter(|n| !r.seen.contains(*n) && !is_attention_buffer(n))
+            .map(str::to_string)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+    if !unexpected.is_empty() {
+        let shown: Vec<&str> = unexpected.iter().take(5).map(String::as_str).collect();
+        let more = if unexpected.len() > 5 {
+            format!(" and {} more", unexpected.len() - 5)
+        } else {
+            String::new()
+        };
+        return Err(Error::WeightUnexpected {
+            keys: format!("{}{more}", shown.join(", ")),
+            config: format!("n_layer={}, n_embd={}", config.n_layer, config.n_embd),
+        });
+    }
+    Ok(Gpt {
+        wte,
+        wpe,
+        h,
+        ln_f,
+        config: config.clone(),
+    }
+    .no_grad())
+}
+
+/// The causal-mask buffers old GPT-2 checkpoints carry (`h.{i}.attn.bias`, `attn.masked_bias`):
+/// constants, not weights, so they are skipped.
+fn is_attention_buffer(name: &str) -> bool {
+    name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")
+}

@@ -1,0 +1,266 @@
+//! GPT-2 with module and field names that mirror the Hugging Face checkpoint keys
+//! (`wte, wpe, h.{i}.ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj, ln_f`).
+//!
+//! The model is frozen: the loader builds it with `no_grad()`, so a backward pass through it
+//! computes gradients only for what is prepended to its input (the soft prompt).
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, softmax};
+use burn::tensor::module::{embedding, linear};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+
+/// The architecture fields of a GPT-2 `config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GptConfig {
+    pub vocab_size: usize,
+    pub n_positions: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    /// Width of the MLP (`n_inner`, 4 × n_embd when absent).
+    pub n_inner: usize,
+    pub layer_norm_epsilon: f64,
+    pub activation: Activation,
+    pub eos_token_id: Option<u32>,
+}
+
+impl GptConfig {
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Parameter count of the model as it computes (the tied head counted once).
+    pub fn num_params(&self) -> usize {
+        let (d, f) = (self.n_embd, self.n_inner);
+        let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
+        self.vocab_size * d + self.n_positions * d + self.n_layer * block + 2 * d
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation GPT-2 was trained with.
+    GeluTanh,
+    /// `gelu`: the exact erf form.
+    Gelu,
+}
+
+/// Hugging Face `Conv1D`: the weight is stored `[in, out]`, the layout burn's `linear` expects,
+/// so it is loaded as it is (no transpose).
+#[derive(Module, Debug)]
+pub struct Conv1D {
+    pub weight: Param<Tensor<2>>,
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Conv1D {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        linear(x, self.weight.val(), Some(self.bias.val()))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Param<Tensor<1>>,
+    #[module(skip)]
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        // Biased variance, as torch.nn.LayerNorm.
+        let (var, mean) = x.clone().var_mean_bias(2);
+        let x = (x - mean) / var.add_scalar(self.eps).sqrt();
+        x * self.weight.val().unsqueeze::<3>() + self.bias.val().unsqueeze::<3>()
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub c_attn: Conv1D,
+    pub c_proj: Conv1D,
+    #[module(skip)]
+    pub n_head: usize,
+}
+
+impl Attention {
+    /// `masked`: `[batch, 1, seq, seq]`, true where a query must not see a key.
+    fn forward(&self, x: Tensor<3>, masked: Tensor<4, Bool>) -> Tensor<3> {
+        let [b, s, d] = x.dims();
+        let (h, hd) = (self.n_head, d / self.n_head);
+        let qkv = self.c_attn.forward(x); // [b, s, 3d]
+        let heads = |t: Tensor<3>| t.reshape([b, s, h, hd]).swap_dims(1, 2); // [b, s, d] -> [b, h, s, hd]
+        let q = heads(qkv.clone().narrow(2, 0, d));
+        let k = heads(qkv.clone().narrow(2, d, d));
+        let v = heads(qkv.narrow(2, 2 * d, d));
+        let att = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt(); // [b, h, s, s]
+        // The most negative finite value, as transformers does: a fully masked row stays finite.
+        let att = softmax(att.mask_fill(masked.expand([b, h, s, s]), f32::MIN), 3);
+        let y = att.matmul(v).swap_dims(1, 2).reshape([b, s, d]); // [b, h, s, hd] -> [b, s, d]
+        self.c_proj.forward(y)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub c_fc: Conv1D,
+    pub c_proj: Conv1D,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl Mlp {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = self.c_fc.forward(x);
+        let x = match self.activation {
+            Activation::GeluTanh => gelu_approximate(x),
+            Activation::Gelu => gelu(x),
+        };
+        self.c_proj.forward(x)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub ln_1: LayerNorm,
+    pub attn: Attention,
+    pub ln_2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+impl Block {
+    fn forward(&self, x: Tensor<3>, masked: Tensor<4, Bool>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), masked);
+        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt {
+    pub wte: Param<Tensor<2>>,
+    pub wpe: Param<Tensor<2>>,
+    pub h: Vec<Block>,
+    pub ln_f: LayerNorm,
+    #[module(skip)]
+    pub config: GptConfig,
+}
+
+impl Gpt {
+    pub fn device(&self) -> Device {
+        self.wte.val().device()
+    }
+
+    /// Token embeddings: ids `[batch, seq]` -> `[batch, seq, d_model]`.
+    pub fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        embedding(self.wte.val(), ids)
+    }
+
+    /// Rows of `wte` for the given ids: `[n, d_model]`.
+    pub fn embedding_rows(&self, ids: &[u32]) -> Tensor<2> {
+        let idx =
+            Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [ids.len()]), &self.device());
+        self.wte.val().select(0, idx)
+    }
+
+    /// The transformer on given input embeddings. `inputs_embeds`: `[batch, seq, d_model]`;
+    /// `lengths`: the real (unpadded) length of each row, padding on the right.
+    /// Returns the final hidden states `[batch, seq, d_model]` (after `ln_f`).
+    pub fn forward_embeds(&self, inputs_embeds: Tensor<3>, lengths: &[usize]) -> Result<Tensor<3>> {
+        let [_, s, _] = inputs_embeds.dims();
+        if s > self.config.n_positions {
+            return Err(Error::SequenceTooLong {
+                what: "a batch row".into(),
+                found: s,
+                max: self.config.n_positions,
+            });
+        }
+        let device = inputs_embeds.device();
+        // Right padding: positions are 0..seq for the real tokens of every row.
+        let pos = Tensor::<1, Int>::arange(0..s as i64, &device);
+        let x = inputs_embeds + self.wpe.val().select(0, pos).unsqueeze::<3>(); // [s, d] -> [1, s, d]
+        let masked = attention_mask(lengths, s, &device);
+        let x = self
+            .h
+            .iter()
+            .fold(x, |x, block| block.forward(x, masked.clone()));
+        Ok(self.ln_f.forward(x))
+    }
+
+    /// The output head (tied to `wte`) on selected hidden states `[n, d_model]` -> logits
+    /// `[n, vocab]`. Only the positions that are scored pay for the vocabulary-sized matmul.
+    pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
+        hidden.matmul(self.wte.val().transpose())
+    }
+
+    /// Log-probabilities `[n]` of `targets` at flat hidden positions `positions` (indices into
+    /// `hidden` seen as `[batch * seq, d_model]`).
+    pub fn target_logprobs(
+        &self,
+        hidden: Tensor<3>,
+        positions: &[usize],
+        targets: &[u32],
+    ) -> Tensor<1> {
+        let n = positions.len();
+        let logp = log_softmax(self.logits(gather_rows(hidden, positions)), 1); // [n, vocab]
+        let device = logp.device();
+        let t = Tensor::<2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
+        logp.gather(1, t).reshape([n]) // [n, 1] -> [n]
+    }
+
+    /// Logits `[n, vocab]` at flat hidden positions.
+    pub fn logits_at(&self, hidden: Tensor<3>, positions: &[usize]) -> Tensor<2> {
+        self.logits(gather_rows(hidden, positions))
+    }
+
+    /// A 64-bit FNV-1a hash of every parameter's bytes, in module order: equal before and after
+    /// training proves the base weights were not touched. Reads asynchronously (WebGPU-safe).
+    pub async fn fingerprint(&self) -> Result<u64> {
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        for tensor in self.parameters() {
+            for value in crate::backend::read_f32(tensor).await? {
+                for byte in value.to_bits().to_le_bytes() {
+                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+        Ok(hash)
+    }
+
+    /// Every parameter tensor, flattened, in module order.
+    pub fn parameters(&self) -> Vec<Tensor<1>> {
+        struct Collect(Vec<Tensor<1>>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let t = param.val();
+                let n = t.shape().num_elements();
+                self.0.push(t.reshape([n]));
+            }
+        }
+        let mut c = Collect(Vec::new());
+        self.visit(&mut c);
+        c.0
+    }
+}
+
+/// `[batch, seq, d]` -> rows `[n, d]` at flat indices `b * seq + s`.
+fn gather_rows(hidden: Tensor<3>, positions: &[usize]) -> Tensor<2> {
+    let [b, s, d] = hidden.dims();
+    let device = hidden.device();
+    let idx: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [positions.len()]), &device);
+    hidden.reshape([b * s, d]).select(0, idx) // [b, s, d] -> [b*s, d]
+}
+
+/// Causal mask plus key padding: `[batch, 1, seq, seq]`, true where query `i` must not see key `j`.
+fn attention_mask(lengths: &[usize], seq: usize, device: &Device) -> Tensor<4, Bool> {
+    let mut m = Vec::with_capacity(lengths.len() * seq * seq);
+    for &len in lengths {
+        for i in 0..seq {
+            m.extend((0..seq).map(|j| j > i || j >= len));
+        }
+    }
+    Tensor::from_data(TensorData::new(m, [lengths.len(), 1, seq, seq]), device)
+}

@@ -1,0 +1,166 @@
+//! The soft prompt: `n_virtual` learned vectors in the input-embedding space, prepended to the
+//! embedded input (`inputs_embeds = cat(P, wte(ids))`). It is the only thing that is trained.
+
+use burn::module::{Module, Param};
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::batch::Padded;
+use crate::error::{Error, Result};
+use crate::loader::LoadedModel;
+use crate::model::Gpt;
+
+#[derive(Module, Debug)]
+pub struct SoftPrompt {
+    /// `[n_virtual, d_model]`, PEFT's `prompt_embeddings`.
+    pub embeddings: Param<Tensor<2>>,
+}
+
+/// How the prompt starts. PEFT's inits keep PEFT's semantics; the others follow Lester et al. 2021.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptInit {
+    /// PEFT `RANDOM`: N(0, 1), like a fresh `nn.Embedding`.
+    RandomNormal,
+    /// Lester et al.: U[-0.5, 0.5].
+    RandomUniform,
+    /// PEFT `SAMPLE_VOCAB`: rows of `wte` at uniformly drawn token ids, optionally only among the
+    /// first `first_k` ids (Lester drew from the 5,000 most common tokens).
+    SampleVocab { first_k: Option<usize> },
+    /// PEFT `TEXT`: the embeddings of the text's tokens, truncated or repeated to fill the length.
+    Text(String),
+    /// Lester et al.: virtual token i starts at the embedding of label i (the mean over its
+    /// tokens when it has several); the remaining tokens are sampled from the vocabulary.
+    ClassLabels {
+        labels: Vec<String>,
+        first_k: Option<usize>,
+    },
+}
+
+impl PromptInit {
+    /// The name PEFT's `prompt_tuning_init` uses for this init (PEFT has no class-label init:
+    /// those prompts are saved as `RANDOM`, the field PEFT ignores when loading).
+    pub fn peft_name(&self) -> &'static str {
+        match self {
+            PromptInit::SampleVocab { .. } => "SAMPLE_VOCAB",
+            PromptInit::Text(_) => "TEXT",
+            _ => "RANDOM",
+        }
+    }
+}
+
+impl SoftPrompt {
+    /// A trainable prompt from its values `[n_virtual, d_model]`.
+    pub fn from_tensor(values: Tensor<2>) -> Self {
+        Self {
+            embeddings: Param::from_tensor(values.detach().require_grad()),
+        }
+    }
+
+    /// A new prompt, deterministic for a given seed.
+    pub fn init(lm: &LoadedModel, n_virtual: usize, init: &PromptInit, seed: u64) -> Result<Self> {
+        if n_virtual == 0 {
+            return Err(Error::setting(
+                "the soft prompt needs at least one virtual token",
+            ));
+        }
+        let model = &lm.model;
+        let (vocab, d) = (model.config.vocab_size, model.config.n_embd);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut sample_ids = |n: usize, first_k: Option<usize>| -> Result<Vec<u32>> {
+            let k = first_k.unwrap_or(vocab);
+            if k == 0 || k > vocab {
+                return Err(Error::setting(format!(
+                    "sample-vocab range must be 1..={vocab} tokens, got {k}"
+                )));
+            }
+            Ok((0..n).map(|_| rng.random_range(0..k as u32)).collect())
+        };
+        let values = match init {
+            PromptInit::RandomNormal => host_tensor(
+                model,
+                (0..n_virtual * d).map(|_| normal(&mut rng)).collect(),
+                n_virtual,
+                d,
+            ),
+            PromptInit::RandomUniform => host_tensor(
+                model,
+                (0..n_virtual * d)
+                    .map(|_| rng.random::<f32>() - 0.5)
+                    .collect(),
+                n_virtual,
+                d,
+            ),
+            PromptInit::SampleVocab { first_k } => {
+                model.embedding_rows(&sample_ids(n_virtual, *first_k)?)
+            }
+            PromptInit::Text(text) => {
+                let ids = lm.tokenizer.encode(text)?;
+                if ids.is_empty() {
+                    return Err(Error::setting(
+                        "the init text is empty: type a few words that describe the task",
+                    ));
+                }
+                let ids: Vec<u32> = ids.iter().copied().cycle().take(n_virtual).collect();
+                model.embedding_rows(&ids)
+            }
+            PromptInit::ClassLabels { labels, first_k } => {
+                let mut rows = Vec::with_capacity(n_virtual);
+                for label in labels.iter().take(n_virtual) {
+                    let ids = lm.tokenizer.encode(label)?;
+                    if ids.is_empty() {
+                        return Err(Error::setting("a class label is empty"));
+                    }
+                    rows.push(model.embedding_rows(&ids).mean_dim(0)); // [k, d] -> [1, d]
+                }
+                let rest = n_virtual - rows.len();
+                if rest > 0 {
+                    rows.push(model.embedding_rows(&sample_ids(rest, *first_k)?));
+                }
+                Tensor::cat(rows, 0)
+            }
+        };
+        Ok(Self::from_tensor(values))
+    }
+
+    pub fn n_virtual(&self) -> usize {
+        self.embeddings.val().dims()[0]
+    }
+
+    /// The current values, outside the autodiff graph.
+    pub fn values(&self) -> Tensor<2> {
+        self.embeddings.val().detach()
+    }
+}
+
+/// Final hidden states `[rows, n_virtual + width, d_model]` for right-padded token rows with an
+/// optional prompt `[n_virtual, d_model]` prepended to every row, as PEFT does for causal LMs:
+/// the prompt positions are always attended to, and positions run 0.. over prompt and tokens.
+pub fn prompted_hidden(
+    model: &Gpt,
+    prompt: Option<Tensor<2>>,
+    padded: &Padded,
+) -> Result<Tensor<3>> {
+    let device = model.device();
+    let (b, w) = (padded.rows(), padded.width);
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(padded.ids.clone(), [b, w]), &device);
+    let tokens = model.embed(ids); // [b, w, d]
+    let Some(prompt) = prompt else {
+        return model.forward_embeds(tokens, &padded.lengths);
+    };
+    let [n, d] = prompt.dims();
+    let prompt = prompt.unsqueeze::<3>().expand([b, n, d]); // [n, d] -> [b, n, d]
+    let lengths: Vec<usize> = padded.lengths.iter().map(|l| l + n).collect();
+    model.forward_embeds(Tensor::cat(vec![prompt, tokens], 1), &lengths) // [b, n + w, d]
+}
+
+fn host_tensor(model: &Gpt, values: Vec<f32>, n: usize, d: usize) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values, [n, d]), &model.device())
+}
+
+/// A standard normal sample (Box-Muller), so the init needs no extra crate.
+fn normal(rng: &mut StdRng) -> f32 {
+    let u1 = 1.0 - rng.random::<f64>(); // (0, 1]: ln stays finite
+    let u2 = rng.random::<f64>();
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+}

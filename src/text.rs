@@ -1,0 +1,59 @@
+//! The model's tokenizer (`tokenizer.json`), checked against the model's vocabulary.
+//!
+//! The same `tokenizers` build (the wasm one, fancy-regex) is used natively and in the browser,
+//! so both produce the same ids; the parity test pins them to Hugging Face's.
+
+use tokenizers::Tokenizer;
+
+use crate::error::{Error, Result};
+use crate::model::GptConfig;
+
+#[derive(Debug, Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    /// End of text: generation stops at it.
+    pub eos_id: Option<u32>,
+}
+
+impl TextTokenizer {
+    pub fn from_bytes(bytes: &[u8], config: &GptConfig) -> Result<Self> {
+        let inner = Tokenizer::from_bytes(bytes).map_err(|e| Error::TokenizerInvalid {
+            detail: e.to_string(),
+        })?;
+        let tokenizer_vocab = inner.get_vocab_size(true);
+        if tokenizer_vocab > config.vocab_size {
+            return Err(Error::TokenizerMismatch {
+                tokenizer_vocab,
+                model_vocab: config.vocab_size,
+            });
+        }
+        let eos_id = config
+            .eos_token_id
+            .or_else(|| inner.token_to_id("<|endoftext|>"));
+        Ok(Self { inner, eos_id })
+    }
+
+    /// Token ids of `text`, without special tokens added around it.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenize {
+                what: format!("{text:?}"),
+                detail: e.to_string(),
+            })?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, false).map_err(|e| Error::Tokenize {
+            what: format!("ids {ids:?}"),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The text of one token as it reads in context (byte-level pieces decoded).
+    pub fn token_text(&self, id: u32) -> String {
+        self.decode(&[id]).unwrap_or_else(|_| format!("<{id}>"))
+    }
+}

@@ -1,0 +1,186 @@
+//! Prompt tuning: cross-entropy on the target tokens only, an optimizer over the prompt alone.
+//!
+//! A step returns its scalars as device tensors; they are read with `.read().await`, because
+//! WebGPU in the browser cannot block (natively, `pollster::block_on` drives the same code).
+
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::Tensor;
+
+use crate::backend::read_f32;
+use crate::batch::ScoredBatch;
+use crate::error::{Error, Result};
+use crate::model::Gpt;
+use crate::soft_prompt::{SoftPrompt, prompted_hidden};
+
+/// torch's Adam epsilon (burn's default is 1e-5); the parity test follows torch's trajectory.
+const ADAM_EPSILON: f32 = 1e-8;
+/// torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing.
+const CLIP_EPSILON: f32 = 1e-6;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptimizerKind {
+    Adam,
+    AdamW { weight_decay: f32 },
+    Sgd,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    /// Clip the prompt's gradient to this L2 norm (none: no clipping).
+    pub max_grad_norm: Option<f32>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            optimizer: OptimizerKind::Adam,
+            lr: 0.01,
+            max_grad_norm: Some(1.0),
+        }
+    }
+}
+
+/// Log-probabilities `[n]` of the batch's target tokens, with an optional soft prompt.
+pub fn target_logprobs(
+    model: &Gpt,
+    prompt: Option<Tensor<2>>,
+    batch: &ScoredBatch,
+) -> Result<Tensor<1>> {
+    let hidden = prompted_hidden(model, prompt, &batch.padded)?;
+    Ok(model.target_logprobs(hidden, &batch.positions, &batch.targets))
+}
+
+/// Mean cross-entropy over the target tokens (as transformers' causal-LM loss with -100 labels).
+pub fn loss(model: &Gpt, prompt: Option<Tensor<2>>, batch: &ScoredBatch) -> Result<Tensor<1>> {
+    if batch.targets.is_empty() {
+        return Err(Error::TaskInvalid {
+            detail: "the batch has no target tokens: every example needs an output".into(),
+        });
+    }
+    Ok(target_logprobs(model, prompt, batch)?.mean().neg())
+}
+
+/// A step's scalars, still on the device.
+pub struct StepHandle {
+    step: usize,
+    loss: Tensor<1>,
+    grad_norm: Tensor<1>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    pub step: usize,
+    pub loss: f32,
+    /// L2 norm of the prompt's gradient before clipping.
+    pub grad_norm: f32,
+}
+
+impl StepHandle {
+    /// Reads the scalars without blocking; a non-finite loss is an error.
+    pub async fn read(self) -> Result<StepStats> {
+        let loss = read_scalar(self.loss).await?;
+        let grad_norm = read_scalar(self.grad_norm).await?;
+        if !loss.is_finite() {
+            return Err(Error::LossNotFinite {
+                step: self.step,
+                value: loss,
+            });
+        }
+        Ok(StepStats {
+            step: self.step,
+            loss,
+            grad_norm,
+        })
+    }
+}
+
+async fn read_scalar(t: Tensor<1>) -> Result<f32> {
+    read_f32(t)
+        .await?
+        .first()
+        .copied()
+        .ok_or_else(|| Error::device("empty scalar"))
+}
+
+pub struct Trainer {
+    pub prompt: SoftPrompt,
+    optim: ModuleOptimizer,
+    config: TrainConfig,
+    /// Steps taken so far.
+    pub step: usize,
+}
+
+impl Trainer {
+    pub fn new(prompt: SoftPrompt, config: TrainConfig) -> Result<Self> {
+        if !(config.lr.is_finite() && config.lr > 0.0) {
+            return Err(Error::setting(format!(
+                "learning rate must be a positive number, got {}",
+                config.lr
+            )));
+        }
+        if config
+            .max_grad_norm
+            .is_some_and(|m| !(m.is_finite() && m > 0.0))
+        {
+            return Err(Error::setting(
+                "gradient clipping norm must be a positive number",
+            ));
+        }
+        let optim = match config.optimizer {
+            OptimizerKind::Adam => AdamConfig::new().with_epsilon(ADAM_EPSILON).init(),
+            OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
+                .with_epsilon(ADAM_EPSILON)
+                .with_weight_decay(weight_decay)
+                .init(),
+            OptimizerKind::Sgd => SgdConfig::new().init(),
+        };
+        Ok(Self {
+            prompt,
+            optim,
+            config,
+            step: 0,
+        })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// One optimizer step on `batch`. Only the prompt is in the graph that needs gradients: the
+    /// model's weights do not require grad, so backward computes no weight gradients at all.
+    pub fn step(&mut self, model: &Gpt, batch: &ScoredBatch) -> Result<StepHandle> {
+        let loss = loss(model, Some(self.prompt.embeddings.val()), batch)?;
+        let mut grads = loss.backward();
+        let grad = self
+            .prompt
+            .embeddings
+            .val()
+            .grad_remove(&mut grads)
+            .ok_or_else(|| Error::device("the soft prompt received no gradient"))?;
+        let grad_norm = grad.clone().square().sum().sqrt(); // [1]
+        let grad = match self.config.max_grad_norm {
+            // Scale by min(1, max / (norm + eps)) on the device: no read, no branch on a value.
+            Some(max) => {
+                let scale = grad_norm
+                    .clone()
+                    .add_scalar(CLIP_EPSILON)
+                    .recip()
+                    .mul_scalar(max)
+                    .clamp_max(1.0);
+                grad * scale.unsqueeze::<2>() // [1] -> [1, 1]
+            }
+            None => grad,
+        };
+        let mut params = GradientsParams::new();
+        params.register(self.prompt.embeddings.id, grad);
+        self.prompt = self.optim.step(self.config.lr, self.prompt.clone(), params);
+        self.step += 1;
+        Ok(StepHandle {
+            step: self.step,
+            loss: loss.detach(),
+            grad_norm,
+        })
+    }
+}

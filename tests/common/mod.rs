@@ -1,0 +1,133 @@
+//! Fixture access for the integration tests (fixtures made by tests/reference/make_fixtures.py).
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::PathBuf;
+
+use burn::tensor::Tensor;
+use safetensors::SafeTensors;
+use serde_json::Value;
+use soft_prompt_lab::backend;
+use soft_prompt_lab::loader::{LoadedModel, ModelFiles};
+
+pub const MODELS: [&str; 2] = ["tiny-a", "tiny-b"];
+
+pub fn fixture_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/reference/fixtures")
+        .join(name)
+}
+
+pub fn read(name: &str, file: &str) -> Vec<u8> {
+    std::fs::read(fixture_dir(name).join(file))
+        .unwrap_or_else(|e| panic!("fixture {name}/{file}: {e}"))
+}
+
+pub fn load(name: &str) -> LoadedModel {
+    LoadedModel::from_dir(&fixture_dir(name), &backend::cpu()).expect("fixture model loads")
+}
+
+/// Loads from bytes with one file replaced, for the bad-input tests.
+pub fn load_with(
+    name: &str,
+    config: Option<&[u8]>,
+    weights: Option<&[u8]>,
+    tokenizer: Option<&[u8]>,
+) -> soft_prompt_lab::Result<LoadedModel> {
+    let (c, w, t) = (
+        read(name, "config.json"),
+        read(name, "model.safetensors"),
+        read(name, "tokenizer.json"),
+    );
+    let files = ModelFiles {
+        config_json: config.unwrap_or(&c),
+        safetensors: weights.unwrap_or(&w),
+        tokenizer_json: tokenizer.unwrap_or(&t),
+    };
+    LoadedModel::from_bytes(files, &backend::cpu())
+}
+
+pub struct Reference {
+    pub json: Value,
+    bytes: Vec<u8>,
+}
+
+impl Reference {
+    pub fn new(name: &str) -> Self {
+        let json = serde_json::from_slice(&read(name, "reference.json")).expect("reference.json");
+        Self {
+            json,
+            bytes: read(name, "reference.safetensors"),
+        }
+    }
+
+    /// A reference tensor as (shape, f32 values).
+    pub fn tensor(&self, key: &str) -> (Vec<usize>, Vec<f32>) {
+        let st = SafeTensors::deserialize(&self.bytes).expect("reference.safetensors");
+        let view = st
+            .tensor(key)
+            .unwrap_or_else(|_| panic!("reference tensor {key}"));
+        let values = match view.dtype() {
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            safetensors::Dtype::I32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                .collect(),
+            other => panic!("unexpected dtype {other:?}"),
+        };
+        (view.shape().to_vec(), values)
+    }
+
+    pub fn ids(&self, key: &str) -> Vec<u32> {
+        self.json[key]
+            .as_array()
+            .expect(key)
+            .iter()
+            .map(|v| v.as_u64().expect("id") as u32)
+            .collect()
+    }
+
+    pub fn f32s(&self, key: &str) -> Vec<f32> {
+        self.json[key]
+            .as_array()
+            .expect(key)
+            .iter()
+            .map(|v| v.as_f64().expect("number") as f32)
+            .collect()
+    }
+
+    pub fn examples(&self) -> Vec<soft_prompt_lab::tasks::Example> {
+        self.json["examples"]
+            .as_array()
+            .expect("examples")
+            .iter()
+            .map(|p| soft_prompt_lab::tasks::Example {
+                input: p[0].as_str().unwrap().into(),
+                output: p[1].as_str().unwrap().into(),
+            })
+            .collect()
+    }
+}
+
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    pollster::block_on(backend::read_f32(t)).expect("read")
+}
+
+/// max |a - b| / max |b|: relative to the reference's scale, so tiny entries do not dominate.
+pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length");
+    let scale = b
+        .iter()
+        .fold(0f32, |m, x| m.max(x.abs()))
+        .max(f32::MIN_POSITIVE);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length");
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}

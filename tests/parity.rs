@@ -1,0 +1,326 @@
+//! Parity with Hugging Face transformers and PEFT, step by step (as llm.c's test_gpt2.c):
+//! tokens, logits, the prompt-tuning loss and gradient, 20 optimizer steps, greedy generation.
+
+mod common;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use common::*;
+use soft_prompt_lab::adapter::{self, AdapterFiles};
+use soft_prompt_lab::batch::{Padded, ScoredBatch, Sequence};
+use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
+use soft_prompt_lab::soft_prompt::{SoftPrompt, prompted_hidden};
+use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer, loss};
+
+/// Logits: both sides compute in f32 with different summation orders (matmul blocking, softmax);
+/// observed differences are ~1e-6, so 1e-4 leaves room for other CPUs while catching any real
+/// error (a transposed c_proj or a wrong mask moves logits by > 1e-2).
+const LOGITS_ATOL: f32 = 1e-4;
+/// Loss, gradient and trajectories, relative to the reference's largest magnitude: f32 rounding
+/// accumulates over 20 steps, but stays ~1e-6 relative.
+const REL_TOL: f32 = 1e-4;
+
+fn initial_prompt(lm: &soft_prompt_lab::loader::LoadedModel, name: &str) -> SoftPrompt {
+    let dir = fixture_dir(name).join("adapter_init");
+    let files = AdapterFiles {
+        config_json: std::fs::read(dir.join(adapter::CONFIG_FILE)).unwrap(),
+        safetensors: std::fs::read(dir.join(adapter::WEIGHTS_FILE)).unwrap(),
+    };
+    adapter::load(&files, &lm.model)
+        .expect("PEFT's own adapter files load")
+        .0
+}
+
+fn reference_batch(
+    lm: &soft_prompt_lab::loader::LoadedModel,
+    r: &Reference,
+    n_virtual: usize,
+) -> ScoredBatch {
+    let seqs: Vec<Sequence> = r
+        .examples()
+        .iter()
+        .map(|ex| Sequence::for_example(&lm.tokenizer, "", ex).unwrap())
+        .collect();
+    let batch =
+        ScoredBatch::new(&seqs, n_virtual, r.json["eos_id"].as_u64().unwrap() as u32).unwrap();
+    // The batch the reference trained on, token for token (padding and labels included).
+    let ids: Vec<u32> = r.json["batch_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+        })
+        .collect();
+    assert_eq!(batch.padded.ids, ids, "batch ids");
+    batch
+}
+
+#[test]
+fn token_ids_match_huggingface_tokenizers() {
+    for name in MODELS {
+        let lm = load(name);
+        let r = Reference::new(name);
+        for case in r.json["token_ids"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let expected: Vec<u32> = case["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(
+                lm.tokenizer.encode(text).unwrap(),
+                expected,
+                "{name}: {text:?}"
+            );
+            assert_eq!(
+                lm.tokenizer.decode(&expected).unwrap(),
+                text,
+                "{name}: decode round trip"
+            );
+        }
+    }
+}
+
+#[test]
+fn logits_match_transformers_on_a_padded_batch() {
+    for name in MODELS {
+        let lm = load(name);
+        let r = Reference::new(name);
+        let (shape, expected) = r.tensor("logits");
+        let (_, mask) = r.tensor("logits_mask");
+        let rows: Vec<Vec<u32>> = r.json["logit_texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| lm.tokenizer.encode(t.as_str().unwrap()).unwrap())
+            .collect();
+        let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+        let padded = Padded::new(&refs, lm.tokenizer.eos_id.unwrap());
+        assert_eq!([padded.rows(), padded.width], [shape[0], shape[1]]);
+        let hidden = prompted_hidden(&lm.model, None, &padded).unwrap();
+        let all: Vec<usize> = (0..padded.rows() * padded.width).collect();
+        let got = values(lm.model.logits_at(hidden, &all));
+        let vocab = shape[2];
+        let mut worst = 0f32;
+        for (p, m) in mask.iter().enumerate() {
+            // Padding positions are not compared: their values are meaningless on both sides.
+            if *m == 1.0 {
+                worst = worst.max(max_abs_diff(
+                    &got[p * vocab..(p + 1) * vocab],
+                    &expected[p * vocab..(p + 1) * vocab],
+                ));
+            }
+        }
+        eprintln!("{name}: logits max abs diff {worst:e}");
+        assert!(
+            worst <= LOGITS_ATOL,
+            "{name}: logits max abs diff {worst:e} > {LOGITS_ATOL:e}"
+        );
+    }
+}
+
+#[test]
+fn prompt_loss_and_gradient_match_peft() {
+    for name in MODELS {
+        let lm = load(name);
+        let r = Reference::new(name);
+        let prompt = initial_prompt(&lm, name);
+        let batch = reference_batch(&lm, &r, prompt.n_virtual());
+        let p = prompt.embeddings.val();
+        let l = loss(&lm.model, Some(p.clone()), &batch).unwrap();
+        let grads = l.backward();
+        let loss_value = values(l)[0];
+        let expected_loss = r.json["loss"].as_f64().unwrap() as f32;
+        assert!(
+            rel_err(&[loss_value], &[expected_loss]) <= REL_TOL,
+            "{name}: loss {loss_value} vs {expected_loss}"
+        );
+        let grad = values(p.grad(&grads).expect("prompt has a gradient"));
+        let (_, expected_grad) = r.tensor("prompt_grad");
+        let err = rel_err(&grad, &expected_grad);
+        eprintln!("{name}: loss {loss_value} vs {expected_loss}, gradient relative error {err:e}");
+        assert!(
+            err <= REL_TOL,
+            "{name}: prompt gradient relative error {err:e}"
+        );
+
+        // No base weight is in the graph: none of them has a gradient.
+        struct NoGrad<'a>(&'a burn::tensor::Gradients, usize);
+        impl ModuleVisitor for NoGrad<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                assert!(
+                    !param.val().is_require_grad(),
+                    "a base weight requires grad"
+                );
+                assert!(
+                    param.val().grad(self.0).is_none(),
+                    "a base weight received a gradient"
+                );
+                self.1 += 1;
+            }
+        }
+        let mut v = NoGrad(&grads, 0);
+        lm.model.visit(&mut v);
+        assert_eq!(
+            v.1,
+            4 + 12 * lm.model.config.n_layer,
+            "{name}: every base tensor visited"
+        );
+    }
+}
+
+#[test]
+fn twenty_optimizer_steps_follow_torch() {
+    for name in MODELS {
+        let lm = load(name);
+        let r = Reference::new(name);
+        let before = pollster::block_on(lm.model.fingerprint()).unwrap();
+        let before_values: Vec<Vec<f32>> = lm.model.parameters().into_iter().map(values).collect();
+        for (opt, key, lr) in [
+            (OptimizerKind::Adam, "adam", "adam_lr"),
+            (OptimizerKind::Sgd, "sgd", "sgd_lr"),
+        ] {
+            let prompt = initial_prompt(&lm, name);
+            let batch = reference_batch(&lm, &r, prompt.n_virtual());
+            let config = TrainConfig {
+                optimizer: opt,
+                lr: r.json[lr].as_f64().unwrap(),
+                max_grad_norm: None,
+            };
+            let mut trainer = Trainer::new(prompt, config).unwrap();
+            let losses: Vec<f32> = (0..20)
+                .map(|_| {
+                    pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read())
+                        .unwrap()
+                        .loss
+                })
+                .collect();
+            let expected = r.f32s(&format!("{key}_losses"));
+            let err = rel_err(&losses, &expected);
+            eprintln!("{name} {key}: 20-step loss trajectory relative error {err:e}");
+            assert!(
+                err <= REL_TOL,
+                "{name} {key}: loss trajectory relative error {err:e}\n ours {losses:?}\n torch {expected:?}"
+            );
+            let (_, final_prompt) = r.tensor(&format!("{key}_final_prompt"));
+            let err = rel_err(&values(trainer.prompt.values()), &final_prompt);
+            assert!(
+                err <= REL_TOL,
+                "{name} {key}: final prompt relative error {err:e}"
+            );
+        }
+        // Every base weight bit-identical after 40 optimizer steps.
+        let after_values: Vec<Vec<f32>> = lm.model.parameters().into_iter().map(values).collect();
+        for (a, b) in before_values.iter().zip(&after_values) {
+            assert!(
+                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{name}: a base weight changed"
+            );
+        }
+        assert_eq!(
+            pollster::block_on(lm.model.fingerprint()).unwrap(),
+            before,
+            "{name}: fingerprint"
+        );
+    }
+}
+
+#[test]
+fn greedy_generation_matches_the_reference() {
+    for name in MODELS {
+        let lm = load(name);
+        let r = Reference::new(name);
+        let prompt = initial_prompt(&lm, name).values();
+        let input = r.json["gen_prompt"].as_str().unwrap();
+        // The reference ran without stop conditions, so ours runs without them too.
+        let opts = GenerateOptions {
+            max_new_tokens: 10,
+            stop_at_newline: false,
+            stop_at_eos: false,
+            ..GenerateOptions::default()
+        };
+        let with =
+            pollster::block_on(generate(&lm, &Prompting::soft(prompt), &[input], &opts)).unwrap();
+        assert_eq!(
+            with[0].ids,
+            r.ids("greedy_with_prompt"),
+            "{name}: with prompt"
+        );
+        let without =
+            pollster::block_on(generate(&lm, &Prompting::default(), &[input], &opts)).unwrap();
+        assert_eq!(
+            without[0].ids,
+            r.ids("greedy_no_prompt"),
+            "{name}: without prompt"
+        );
+    }
+}
+
+#[test]
+fn batched_generation_equals_one_row_at_a_time() {
+    let lm = load("tiny-a");
+    let prompt = initial_prompt(&lm, "tiny-a").values();
+    let inputs = ["hot ->", "the cat sat on the mat ->", "a"];
+    let opts = GenerateOptions {
+        max_new_tokens: 6,
+        stop_at_newline: false,
+        stop_at_eos: false,
+        ..GenerateOptions::default()
+    };
+    let p = Prompting::soft(prompt);
+    let batched = pollster::block_on(generate(&lm, &p, &inputs, &opts)).unwrap();
+    for (i, input) in inputs.iter().enumerate() {
+        let single = pollster::block_on(generate(&lm, &p, &[input], &opts)).unwrap();
+        assert_eq!(
+            batched[i].ids, single[0].ids,
+            "row {i}: padding must not change a row's result"
+        );
+    }
+}
+
+#[test]
+fn adapter_saved_then_loaded_gives_identical_logits() {
+    let lm = load("tiny-b");
+    let r = Reference::new("tiny-b");
+    let prompt = initial_prompt(&lm, "tiny-b");
+    let config = adapter::AdapterConfig::new(
+        &lm.model,
+        prompt.n_virtual(),
+        "RANDOM",
+        None,
+        Some("tiny-b".into()),
+    );
+    let files = pollster::block_on(adapter::save(&prompt, &config)).unwrap();
+    let (loaded, loaded_config) = adapter::load(&files, &lm.model).unwrap();
+    assert_eq!(loaded_config, config);
+    let batch = reference_batch(&lm, &r, prompt.n_virtual());
+    let logits = |p: &SoftPrompt| {
+        let hidden = prompted_hidden(&lm.model, Some(p.values()), &batch.padded).unwrap();
+        values(lm.model.logits_at(hidden, &batch.positions))
+    };
+    let (a, b) = (logits(&prompt), logits(&loaded));
+    assert!(
+        a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+        "logits differ after an adapter round trip"
+    );
+    // The saved file is PEFT's format: the same config keys PEFT wrote for the fixture.
+    let ours: serde_json::Value = serde_json::from_slice(&files.config_json).unwrap();
+    let peft: serde_json::Value =
+        serde_json::from_slice(&read("tiny-b", "adapter_init/adapter_config.json")).unwrap();
+    for key in [
+        "peft_type",
+        "task_type",
+        "num_virtual_tokens",
+        "token_dim",
+        "num_transformer_submodules",
+        "num_layers",
+        "num_attention_heads",
+    ] {
+        assert_eq!(ours[key], peft[key], "adapter_config.json {key}");
+    }
+}

@@ -1,0 +1,117 @@
+//! Training end to end on a fixture model: the loss falls, evaluation scores, the base is frozen.
+
+mod common;
+
+use common::*;
+use soft_prompt_lab::batch::{Sampler, Sequence};
+use soft_prompt_lab::eval::evaluate;
+use soft_prompt_lab::generate::Prompting;
+use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
+use soft_prompt_lab::tasks::{Example, TaskKind};
+use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
+
+fn examples() -> Vec<Example> {
+    [
+        ("hot ->", " cold"),
+        ("big ->", " small"),
+        ("up ->", " down"),
+        ("fast ->", " slow"),
+    ]
+    .iter()
+    .map(|(i, o)| Example {
+        input: (*i).into(),
+        output: (*o).into(),
+    })
+    .collect()
+}
+
+const STEPS: usize = 100;
+
+#[test]
+fn prompt_tuning_memorises_a_tiny_task_and_leaves_the_base_untouched() {
+    let lm = load("tiny-a");
+    let before = pollster::block_on(lm.model.fingerprint()).unwrap();
+    // One example: a prompt on a random tiny model can make it say one thing, not learn a mapping.
+    let train = examples()[..1].to_vec();
+    let seqs: Vec<Sequence> = train
+        .iter()
+        .map(|e| Sequence::for_example(&lm.tokenizer, "", e).unwrap())
+        .collect();
+    let mut sampler = Sampler::new(seqs, 0).unwrap();
+    let prompt = SoftPrompt::init(&lm, 8, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
+    let config = TrainConfig {
+        optimizer: OptimizerKind::AdamW { weight_decay: 0.0 },
+        lr: 0.3,
+        max_grad_norm: Some(1.0),
+    };
+    let mut trainer = Trainer::new(prompt, config).unwrap();
+    let kind = TaskKind::Generate;
+    let acc_before = pollster::block_on(evaluate(
+        &lm,
+        &Prompting::soft(trainer.prompt.values()),
+        &train,
+        &kind,
+    ))
+    .unwrap()
+    .accuracy();
+    let mut losses = Vec::new();
+    for _ in 0..STEPS {
+        let batch = sampler.next_batch(1, 8, 0).unwrap();
+        let stats = pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();
+        assert!(stats.grad_norm.is_finite() && stats.grad_norm > 0.0);
+        losses.push(stats.loss);
+    }
+    eprintln!("loss {} -> {}", losses[0], losses[STEPS - 1]);
+    assert!(
+        losses[STEPS - 1] < 0.5 * losses[0],
+        "loss {} -> {}",
+        losses[0],
+        losses[STEPS - 1]
+    );
+    let report = pollster::block_on(evaluate(
+        &lm,
+        &Prompting::soft(trainer.prompt.values()),
+        &train,
+        &kind,
+    ))
+    .unwrap();
+    assert!(
+        acc_before == 0.0 && report.accuracy() == 1.0,
+        "accuracy {acc_before} -> {}: {:?}",
+        report.accuracy(),
+        report.predictions
+    );
+    let labels = vec![
+        " cold".into(),
+        " small".into(),
+        " down".into(),
+        " slow".into(),
+    ];
+    let classify = pollster::block_on(evaluate(
+        &lm,
+        &Prompting::soft(trainer.prompt.values()),
+        &train,
+        &TaskKind::Classify { labels },
+    ))
+    .unwrap();
+    assert_eq!(classify.accuracy(), 1.0, "{:?}", classify.predictions);
+    assert_eq!(
+        pollster::block_on(lm.model.fingerprint()).unwrap(),
+        before,
+        "base weights changed"
+    );
+}
+
+#[test]
+fn a_text_prompt_is_read_before_the_input() {
+    let lm = load("tiny-a");
+    let ex = &examples()[0];
+    let plain = Sequence::for_example(&lm.tokenizer, "", ex).unwrap();
+    let prefixed = Sequence::for_example(&lm.tokenizer, "the opposite: ", ex).unwrap();
+    assert!(prefixed.n_context > plain.n_context);
+    assert_eq!(
+        prefixed.ids[prefixed.n_context..],
+        plain.ids[plain.n_context..],
+        "targets do not depend on the prefix"
+    );
+}
