@@ -64,14 +64,8 @@ fn token_ids_match_huggingface_tokenizers() {
     for name in MODELS {
         let lm = load(name);
         let r = Reference::new(name);
-        for case in r.json["token_ids"].as_array().unwrap() {
-            let text = case["text"].as_str().unwrap();
-            let expected: Vec<u32> = case["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
+        for (text, expected) in token_id_cases(&r.json) {
+            let text = text.as_str();
             assert_eq!(
                 lm.tokenizer.encode(text).unwrap(),
                 expected,

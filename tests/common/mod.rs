@@ -113,6 +113,24 @@ impl Reference {
     }
 }
 
+/// The reference's tokenizer cases: (text, Hugging Face's ids).
+pub fn token_id_cases(reference: &Value) -> Vec<(String, Vec<u32>)> {
+    let cases = reference["token_ids"].as_array().expect("token_ids");
+    assert!(cases.len() >= 8, "all tokenizer cases present");
+    cases
+        .iter()
+        .map(|c| {
+            let ids = c["ids"]
+                .as_array()
+                .expect("ids")
+                .iter()
+                .map(|v| v.as_u64().expect("id") as u32)
+                .collect();
+            (c["text"].as_str().expect("text").to_string(), ids)
+        })
+        .collect()
+}
+
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     pollster::block_on(backend::read_f32(t)).expect("read")
 }
