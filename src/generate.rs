@@ -88,12 +88,11 @@ pub async fn generate(
     if let Sampling::Sample {
         temperature, top_k, ..
     } = &opts.sampling
+        && (!(temperature.is_finite() && *temperature > 0.0) || *top_k == Some(0))
     {
-        if !(temperature.is_finite() && *temperature > 0.0) || *top_k == Some(0) {
-            return Err(Error::setting(
-                "sampling needs a positive temperature and top-k of at least 1",
-            ));
-        }
+        return Err(Error::setting(
+            "sampling needs a positive temperature and top-k of at least 1",
+        ));
     }
     let model = &lm.model;
     let n_virtual = prompting.n_virtual();
@@ -165,10 +164,10 @@ pub async fn generate(
                 .filter(|&t| !(opts.stop_at_eos && Some(t) == lm.tokenizer.eos_id))
                 .collect();
             let mut text = lm.tokenizer.decode(&visible)?;
-            if opts.stop_at_newline {
-                if let Some(cut) = text.find(ANSWER_END) {
-                    text.truncate(cut);
-                }
+            if opts.stop_at_newline
+                && let Some(cut) = text.find(ANSWER_END)
+            {
+                text.truncate(cut);
             }
             Ok(Generation { ids, text })
         })

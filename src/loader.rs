@@ -77,14 +77,14 @@ pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
         }
     };
     let flag = |name: &str| v.get(name).and_then(Value::as_bool);
-    if let Some(t) = v.get("model_type").and_then(Value::as_str) {
-        if t != "gpt2" {
-            return Err(Error::ConfigUnsupported {
-                field: "model_type",
-                found: t.into(),
-                expected: "gpt2",
-            });
-        }
+    if let Some(t) = v.get("model_type").and_then(Value::as_str)
+        && t != "gpt2"
+    {
+        return Err(Error::ConfigUnsupported {
+            field: "model_type",
+            found: t.into(),
+            expected: "gpt2",
+        });
     }
     let unsupported = |field: &'static str, found: bool, expected: &'static str| {
         Err(Error::ConfigUnsupported {
@@ -285,7 +285,7 @@ pub fn load_weights(config: &GptConfig, bytes: &[u8], device: &Device) -> Result
     }
     let ln_f = r.layer_norm("ln_f", d, eps)?;
     // A tied head may still be stored; it must at least have the embedding's shape.
-    if r.st.names().iter().any(|n| *n == "lm_head.weight") {
+    if r.st.names().contains(&"lm_head.weight") {
         let key = "lm_head.weight";
         let shape =
             r.st.tensor(key)

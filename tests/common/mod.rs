@@ -23,7 +23,7 @@ pub fn read(name: &str, file: &str) -> Vec<u8> {
 }
 
 pub fn load(name: &str) -> LoadedModel {
-    LoadedModel::from_dir(&fixture_dir(name), &backend::cpu()).expect("fixture model loads")
+    load_with(name, None, None, None).expect("fixture model loads")
 }
 
 /// Loads from bytes with one file replaced, for the bad-input tests.
