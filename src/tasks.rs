@@ -73,3 +73,58 @@ pub fn check_labels(labels: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A task's side file (`task.json`): its name, how it is scored, and the hand-written text prompt
+/// used as the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub name: String,
+    /// `generate` or `classify`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub text_prompt: String,
+    /// File names of the splits, relative to the task's folder.
+    pub train: String,
+    pub test: String,
+}
+
+impl TaskSpec {
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let spec: TaskSpec = serde_json::from_slice(bytes).map_err(|e| Error::TaskInvalid {
+            detail: format!("task.json: {e}"),
+        })?;
+        spec.kind()?;
+        Ok(spec)
+    }
+
+    pub fn kind(&self) -> Result<TaskKind> {
+        match self.kind.as_str() {
+            "generate" => Ok(TaskKind::Generate),
+            "classify" => {
+                check_labels(&self.labels)?;
+                Ok(TaskKind::Classify {
+                    labels: self.labels.clone(),
+                })
+            }
+            other => Err(Error::TaskInvalid {
+                detail: format!(
+                    "task.json: type {other:?} is neither \"generate\" nor \"classify\""
+                ),
+            }),
+        }
+    }
+}
+
+/// Accuracy of always answering the most common output: what a model that ignores the input gets.
+pub fn chance_level(examples: &[Example]) -> f32 {
+    let mut counts = std::collections::HashMap::new();
+    for ex in examples {
+        *counts.entry(ex.output.trim()).or_insert(0usize) += 1;
+    }
+    counts.values().copied().max().unwrap_or(0) as f32 / examples.len().max(1) as f32
+}
