@@ -7,15 +7,11 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use common::*;
 use soft_prompt_lab::adapter::{self, AdapterFiles};
-use soft_prompt_lab::batch::{Padded, ScoredBatch, Sequence};
+use soft_prompt_lab::batch::{ScoredBatch, Sequence};
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
 use soft_prompt_lab::soft_prompt::{SoftPrompt, prompted_hidden};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer, loss};
 
-/// Logits: both sides compute in f32 with different summation orders (matmul blocking, softmax);
-/// observed differences are ~1e-6, so 1e-4 leaves room for other CPUs while catching any real
-/// error (a transposed c_proj or a wrong mask moves logits by > 1e-2).
-const LOGITS_ATOL: f32 = 1e-4;
 /// Loss, gradient and trajectories, relative to the reference's largest magnitude: f32 rounding
 /// accumulates over 20 steps, but stays ~1e-6 relative.
 const REL_TOL: f32 = 1e-4;
@@ -85,31 +81,7 @@ fn logits_match_transformers_on_a_padded_batch() {
     for name in MODELS {
         let lm = load(name);
         let r = Reference::new(name);
-        let (shape, expected) = r.tensor("logits");
-        let (_, mask) = r.tensor("logits_mask");
-        let rows: Vec<Vec<u32>> = r.json["logit_texts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| lm.tokenizer.encode(t.as_str().unwrap()).unwrap())
-            .collect();
-        let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
-        let padded = Padded::new(&refs, lm.tokenizer.eos_id.unwrap());
-        assert_eq!([padded.rows(), padded.width], [shape[0], shape[1]]);
-        let hidden = prompted_hidden(&lm.model, None, &padded).unwrap();
-        let all: Vec<usize> = (0..padded.rows() * padded.width).collect();
-        let got = values(lm.model.logits_at(hidden, &all));
-        let vocab = shape[2];
-        let mut worst = 0f32;
-        for (p, m) in mask.iter().enumerate() {
-            // Padding positions are not compared: their values are meaningless on both sides.
-            if *m == 1.0 {
-                worst = worst.max(max_abs_diff(
-                    &got[p * vocab..(p + 1) * vocab],
-                    &expected[p * vocab..(p + 1) * vocab],
-                ));
-            }
-        }
+        let worst = logits_max_abs_diff(&lm, &r);
         eprintln!("{name}: logits max abs diff {worst:e}");
         assert!(
             worst <= LOGITS_ATOL,

@@ -7,9 +7,17 @@ use burn::tensor::Tensor;
 use safetensors::SafeTensors;
 use serde_json::Value;
 use soft_prompt_lab::backend;
+use soft_prompt_lab::batch::Padded;
 use soft_prompt_lab::loader::{LoadedModel, ModelFiles};
+use soft_prompt_lab::soft_prompt::prompted_hidden;
 
 pub const MODELS: [&str; 2] = ["tiny-a", "tiny-b"];
+
+/// Logits: both sides compute in f32 with different summation orders (matmul blocking, softmax);
+/// observed differences are ~1e-6 on the tiny models and ~1e-5 on the bundled one, so 1e-4 leaves
+/// room for other CPUs while catching any real error (a transposed c_proj or a wrong mask moves
+/// logits by > 1e-2).
+pub const LOGITS_ATOL: f32 = 1e-4;
 
 pub fn fixture_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -111,6 +119,35 @@ impl Reference {
             })
             .collect()
     }
+}
+
+/// Max |logit difference| against the reference's padded batch, over the real (unpadded) positions.
+pub fn logits_max_abs_diff(lm: &LoadedModel, r: &Reference) -> f32 {
+    let (shape, expected) = r.tensor("logits");
+    let (_, mask) = r.tensor("logits_mask");
+    let rows: Vec<Vec<u32>> = r.json["logit_texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| lm.tokenizer.encode(t.as_str().unwrap()).unwrap())
+        .collect();
+    let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+    let padded = Padded::new(&refs, lm.tokenizer.eos_id.unwrap());
+    assert_eq!([padded.rows(), padded.width], [shape[0], shape[1]]);
+    let hidden = prompted_hidden(&lm.model, None, &padded).unwrap();
+    let all: Vec<usize> = (0..padded.rows() * padded.width).collect();
+    let got = values(lm.model.logits_at(hidden, &all));
+    let vocab = shape[2];
+    // Padding positions are not compared: their values are meaningless on both sides.
+    (0..mask.len())
+        .filter(|&p| mask[p] == 1.0)
+        .map(|p| {
+            max_abs_diff(
+                &got[p * vocab..(p + 1) * vocab],
+                &expected[p * vocab..(p + 1) * vocab],
+            )
+        })
+        .fold(0f32, f32::max)
 }
 
 /// The reference's tokenizer cases: (text, Hugging Face's ids).

@@ -10,6 +10,7 @@ For each of two tiny random GPT-2 models it writes, under fixtures/<name>/:
   adapter_init/                                    a PEFT prompt-tuning adapter (the fixed initial prompt)
   reference.safetensors                            tensors: logits, prompt gradient, trained prompt
   reference.json                                   scalars and token ids
+and, under fixtures/bundled/, the logits of the bundled model (www/models/wordnet-gpt).
 Everything is seeded, so a rerun gives the same files.
 """
 
@@ -226,11 +227,29 @@ def build(name, spec, tok):
     print(name, "loss", ref_json["loss"], "adam", ref_json["adam_losses"][0], "->", ref_json["adam_losses"][-1])
 
 
+BUNDLED = HERE.parent.parent / "www" / "models" / "wordnet-gpt"
+BUNDLED_TEXTS = ["the opposite of hot is cold.", "hot ->", "'superb' is a positive word.\n"]
+
+
+def bundled():
+    """Logits of the bundled model (www/models/wordnet-gpt) as transformers computes them."""
+    tok = Tokenizer.from_file(str(BUNDLED / "tokenizer.json"))
+    model = GPT2LMHeadModel.from_pretrained(BUNDLED, torch_dtype=torch.float32, attn_implementation="eager").eval()
+    ids, _, mask = pad_batch([(tok.encode(t).ids, []) for t in BUNDLED_TEXTS], tok.token_to_id(EOS))
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits.contiguous()
+    d = OUT / "bundled"
+    d.mkdir(parents=True, exist_ok=True)
+    save_file({"logits": logits, "logits_mask": mask.to(torch.int32)}, str(d / "reference.safetensors"))
+    (d / "reference.json").write_text(json.dumps({"logit_texts": BUNDLED_TEXTS}, indent=1) + "\n")
+
+
 def main():
     torch.use_deterministic_algorithms(True)
     tok = make_tokenizer()
     for name, spec in MODELS.items():
         build(name, spec, tok)
+    bundled()
 
 
 if __name__ == "__main__":

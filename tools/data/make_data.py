@@ -143,6 +143,9 @@ ANTONYM_TEMPLATES = [
     "the opposite of {a} is {b}.", "{b} is the opposite of {a}.", "{a} and {b} are opposites.",
     "{b} is the antonym of {a}.", "if it is not {a}, it is {b}.", "the antonym of {a} is {b}.",
     "{a} is the reverse of {b}.", "one thing is {a}, the other is {b}.",
+    # The word first, then a short connector, then its antonym.
+    "{a}, not {b}.", "{a} versus {b}.", "{a} or {b}?", "{a}: the opposite is {b}.", "from {a} to {b}.",
+    "{a}, the other way round: {b}.",
 ]
 SENTIMENT_TEMPLATES = [
     "'{w}' is a {l} word.", "the word {w} is {l}.", "{w} has a {l} meaning.", "people use {w} in a {l} way.",
