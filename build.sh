@@ -20,9 +20,11 @@ setup() {
 }
 
 build() {
-  cargo build --release --bin soft-prompt-lab
-  cargo build --release --lib --target wasm32-unknown-unknown
-  echo "command line: ${CARGO_TARGET_DIR:-target}/release/soft-prompt-lab --help"
+  # The dev profile is optimised (opt-level 3) and shares its build with the tests; the release
+  # profile (size-optimised, fat LTO) is for the page's wasm bundle.
+  cargo build --bin soft-prompt-lab
+  cargo build --lib --target wasm32-unknown-unknown
+  echo "command line: ${CARGO_TARGET_DIR:-target}/debug/soft-prompt-lab --help"
 }
 
 run_tests() {
