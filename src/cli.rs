@@ -295,7 +295,7 @@ fn fit(
         .iter()
         .map(|ex| Sequence::for_example(&lm.tokenizer, "", ex))
         .collect::<Result<Vec<_>>>()?;
-    let pad = lm.tokenizer.eos_id.unwrap_or(0);
+    let pad = lm.tokenizer.pad_id();
     let mut sampler = Sampler::new(seqs, p.seed)?;
     let fingerprint = pollster::block_on(lm.model.fingerprint())?;
 

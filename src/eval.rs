@@ -92,7 +92,7 @@ async fn classified_answers(
     labels: &[String],
 ) -> Result<Vec<String>> {
     check_labels(labels)?;
-    let pad = lm.tokenizer.eos_id.unwrap_or(0);
+    let pad = lm.tokenizer.pad_id();
     let mut seqs = Vec::with_capacity(examples.len() * labels.len());
     for ex in examples {
         for label in labels {

@@ -120,7 +120,7 @@ pub async fn generate(
         Sampling::Sample { seed, .. } => Some(StdRng::seed_from_u64(*seed)),
         Sampling::Greedy => None,
     };
-    let pad = lm.tokenizer.eos_id.unwrap_or(0);
+    let pad = lm.tokenizer.pad_id();
     for _ in 0..opts.max_new_tokens {
         let active: Vec<usize> = (0..rows.len()).filter(|&r| !done[r]).collect();
         if active.is_empty() {

@@ -33,6 +33,12 @@ impl TextTokenizer {
         Ok(Self { inner, eos_id })
     }
 
+    /// The id used to pad rows on the right. Padding is never attended to, so any id works; EOS is
+    /// the convention (GPT-2 has no pad token).
+    pub fn pad_id(&self) -> u32 {
+        self.eos_id.unwrap_or(0)
+    }
+
     /// Token ids of `text`, without special tokens added around it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self
