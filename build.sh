@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Soft Prompt Lab build entry point.
-#   ./build.sh         set up (rustup target) and build the native command line and the wasm library
-#   ./build.sh test    set up, then run every test (native) and check the wasm32 build
-# Set CARGO_TARGET_DIR to share build outputs between checkouts (CI does).
+#   ./build.sh serve   set up, build the page (release wasm + JS libraries) into www/, serve it
+#   ./build.sh         set up, build the page and the native command line
+#   ./build.sh test    set up, run every test: native (cargo test) and the page in headless Chromium
+# Set CARGO_TARGET_DIR to share build outputs between checkouts (CI does); PORT picks the port.
 set -euo pipefail
 cd "$(dirname "$0")"
+target_dir="${CARGO_TARGET_DIR:-target}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 setup() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 with rustup" >&2; exit 1; }
+  command -v npm >/dev/null || { echo "npm not found: install Node.js 20 or newer" >&2; exit 1; }
   rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
   # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock.
   local want
@@ -17,26 +22,57 @@ setup() {
     # Not --locked: the locked build needs a dependency version missing from the registry index.
     cargo install wasm-bindgen-cli --version "$want"
   fi
+  # JavaScript libraries and tools, exactly as package-lock.json pins them.
+  if ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+    npm ci --no-audit --no-fund
+  fi
 }
 
-build() {
-  # The dev profile is optimised (opt-level 3) and shares its build with the tests; the release
-  # profile (size-optimised, fat LTO) is for the page's wasm bundle.
+build_page() {
+  cargo build --release --lib --target wasm32-unknown-unknown
+  local wasm="$target_dir/wasm32-unknown-unknown/release/soft_prompt_lab.wasm"
+  rm -rf www/pkg www/vendor
+  wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+    --out-dir www/pkg "$wasm"
+  # npm binaryen's wasm-opt (Debian's version 108 produces a broken module).
+  node_modules/.bin/wasm-opt -Os --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    www/pkg/soft_prompt_lab_bg.wasm -o www/pkg/soft_prompt_lab_bg.wasm
+  mkdir -p www/vendor
+  cp node_modules/echarts/dist/echarts.esm.min.js www/vendor/
+  cp node_modules/fflate/esm/browser.js www/vendor/fflate.js
+  local raw gz
+  raw=$(stat -c %s www/pkg/soft_prompt_lab_bg.wasm)
+  gz=$(gzip -9 -c www/pkg/soft_prompt_lab_bg.wasm | wc -c)
+  echo "page built in www/: wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip"
+}
+
+build_cli() {
+  # The dev profile is optimised (opt-level 3) and shares its build with the tests.
   cargo build --bin soft-prompt-lab
-  cargo build --lib --target wasm32-unknown-unknown
-  echo "command line: ${CARGO_TARGET_DIR:-target}/debug/soft-prompt-lab --help"
+  echo "command line: $target_dir/debug/soft-prompt-lab --help"
+}
+
+browser() {
+  # Debian's Chromium drives the page tests (never a downloaded browser).
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "installing Debian's chromium for the page tests"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+  fi
 }
 
 run_tests() {
   cargo test
-  # The core compiled for the browser, and its tokenizer checked there (Node runs the wasm).
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    cargo test --target wasm32-unknown-unknown --test wasm_tokenizer
+  build_page
+  browser
+  node --test --test-concurrency=1 tests/e2e/
 }
 
 setup
 case "${1:-build}" in
-  build) build ;;
+  build) build_page; build_cli ;;
+  serve) build_page; exec node tools/serve.mjs www "${PORT:-8080}" ;;
   test) run_tests ;;
-  *) echo "usage: ./build.sh [build|test]" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh [build|serve|test]" >&2; exit 2 ;;
 esac

@@ -12,7 +12,7 @@ use crate::train::target_logprobs;
 /// Rows per forward pass during evaluation: bounds memory, not results.
 const EVAL_ROWS: usize = 32;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {
     pub input: String,
     pub expected: String,

@@ -12,9 +12,13 @@ pub mod eval;
 pub mod generate;
 pub mod loader;
 pub mod model;
+pub mod session;
 pub mod soft_prompt;
 pub mod tasks;
 pub mod text;
 pub mod train;
+pub mod viz;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use error::{Error, Result};

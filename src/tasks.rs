@@ -57,6 +57,168 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<Example>> {
     Ok(out)
 }
 
+/// How a pasted or uploaded pair is shown to the model: the same `word -> answer` shape as the
+/// built-in tasks, so a custom task reads like them.
+fn pair(input: &str, output: &str) -> Example {
+    Example {
+        input: format!("{} ->", input.trim()),
+        output: format!(" {}", output.trim()),
+    }
+}
+
+/// Parses examples typed or uploaded by a user, in any of three formats, chosen by the first
+/// non-blank line: JSONL (`{"input": ..., "output": ...}`), `input => output` lines, or CSV with
+/// two columns (an `input,output` header is optional). Errors name the line.
+pub fn parse_custom(text: &str) -> Result<Vec<Example>> {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if first.trim_start().starts_with('{') {
+        parse_jsonl(text)
+    } else if first.contains("=>") {
+        parse_arrows(text)
+    } else if first.contains(',') {
+        parse_csv(text)
+    } else if first.is_empty() {
+        Err(Error::TaskInvalid {
+            detail: "no examples: type one per line, like `hot => cold`".into(),
+        })
+    } else {
+        Err(Error::TaskLine {
+            line: text.lines().position(|l| l == first).unwrap_or(0) + 1,
+            detail: "expected `input => output`, a CSV row `input,output`, or a JSON object".into(),
+        })
+    }
+}
+
+fn nonempty(line: usize, input: &str, output: &str) -> Result<Example> {
+    for (name, v) in [("input", input), ("output", output)] {
+        if v.trim().is_empty() {
+            return Err(Error::TaskLine {
+                line,
+                detail: format!("the {name} is empty"),
+            });
+        }
+    }
+    Ok(pair(input, output))
+}
+
+fn at_least_one(out: Vec<Example>) -> Result<Vec<Example>> {
+    if out.is_empty() {
+        return Err(Error::TaskInvalid {
+            detail: "no examples: type one per line, like `hot => cold`".into(),
+        });
+    }
+    Ok(out)
+}
+
+fn parse_arrows(text: &str) -> Result<Vec<Example>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((input, output)) = line.split_once("=>") else {
+            return Err(Error::TaskLine {
+                line: i + 1,
+                detail: format!("no `=>` in {line:?}: write `input => output`"),
+            });
+        };
+        out.push(nonempty(i + 1, input, output)?);
+    }
+    at_least_one(out)
+}
+
+/// Two-column CSV (RFC 4180 quoting, one record per line).
+fn parse_csv(text: &str) -> Result<Vec<Example>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields = csv_fields(line).map_err(|detail| Error::TaskLine {
+            line: i + 1,
+            detail,
+        })?;
+        let [input, output] = fields.as_slice() else {
+            return Err(Error::TaskLine {
+                line: i + 1,
+                detail: format!(
+                    "expected 2 columns (input,output), found {}; quote fields that contain commas",
+                    fields.len()
+                ),
+            });
+        };
+        if out.is_empty() && input.trim() == "input" && output.trim() == "output" {
+            continue; // the header
+        }
+        out.push(nonempty(i + 1, input, output)?);
+    }
+    at_least_one(out)
+}
+
+fn csv_fields(line: &str) -> std::result::Result<Vec<String>, String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().expect("one field at least");
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if field.trim().is_empty() => {
+                field.clear();
+                quoted = true;
+            }
+            (',', false) => fields.push(String::new()),
+            _ => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quoted field is not closed (missing `\"`)".into());
+    }
+    Ok(fields)
+}
+
+/// How a set of examples is scored when the user did not say: classification when a few
+/// distinct answers repeat (a label set), exact-match generation otherwise.
+pub fn infer_kind(examples: &[Example]) -> TaskKind {
+    let mut labels: Vec<String> = examples.iter().map(|e| e.output.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    if (2..=10).contains(&labels.len()) && labels.len() * 3 <= examples.len() {
+        TaskKind::Classify { labels }
+    } else {
+        TaskKind::Generate
+    }
+}
+
+/// Splits examples into training and held-out sets: every fifth example (at least one) is held
+/// out, so the split is the same on every run without a seed.
+pub fn split_held_out(examples: Vec<Example>) -> Result<(Vec<Example>, Vec<Example>)> {
+    if examples.len() < 2 {
+        return Err(Error::TaskInvalid {
+            detail: format!(
+                "{} example(s): at least 2 are needed, one to train on and one to test",
+                examples.len()
+            ),
+        });
+    }
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (i, ex) in examples.into_iter().enumerate() {
+        if i % 5 == 4 {
+            test.push(ex)
+        } else {
+            train.push(ex)
+        }
+    }
+    if test.is_empty() {
+        test.push(train.pop().expect("2 examples at least"));
+    }
+    Ok((train, test))
+}
+
 /// Checks a label set for classification: at least two distinct, non-empty labels.
 pub fn check_labels(labels: &[String]) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();

@@ -69,7 +69,8 @@ pub struct StepHandle {
     grad_norm: Tensor<1>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StepStats {
     pub step: usize,
     pub loss: f32,

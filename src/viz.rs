@@ -1,0 +1,198 @@
+//! What the page draws about the embedding space: a 2-D PCA map of the vocabulary (computed once
+//! per model), the soft prompt's vectors placed on it, and each virtual token's nearest vocabulary
+//! tokens by cosine similarity (Lester et al. 2021, §7). Host-side arithmetic on a copy of `wte`:
+//! the sizes are small (vocab × d_model) and it keeps the GPU free for training.
+
+use crate::backend::read_f32;
+use crate::error::Result;
+use crate::loader::LoadedModel;
+
+/// Rows used to fit the PCA: enough for a stable plane, bounded so a 50k-token vocabulary does not
+/// stall the page (BPE vocabularies list frequent tokens first).
+const PCA_ROWS: usize = 8192;
+/// Vocabulary points sent for drawing.
+pub const MAP_POINTS: usize = 4096;
+/// Power-iteration rounds per component: the top eigenvalues of embedding covariances are well
+/// separated, and 200 rounds converge to float precision in the tests.
+const POWER_ROUNDS: usize = 200;
+
+pub struct VocabMap {
+    d: usize,
+    /// `wte` rows, L2-normalised, `[vocab, d]` row-major: cosine similarity is a dot product.
+    unit_rows: Vec<f32>,
+    mean: Vec<f32>,
+    /// Two orthonormal principal directions, `[2, d]`.
+    basis: [Vec<f32>; 2],
+    /// Share of the variance (of the fitted rows) along each direction.
+    pub explained: [f32; 2],
+    /// The first `MAP_POINTS` tokens projected, `[n, 2]` flattened, with their text.
+    pub points: Vec<f32>,
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbour {
+    pub id: u32,
+    pub text: String,
+    pub cosine: f32,
+}
+
+impl VocabMap {
+    pub async fn new(lm: &LoadedModel) -> Result<Self> {
+        let d = lm.model.config.n_embd;
+        let wte = read_f32(lm.model.wte.val()).await?;
+        Ok(Self::from_rows(&wte, d, |id| lm.tokenizer.token_text(id)))
+    }
+
+    /// From `wte` as `[vocab, d]` row-major, with a function giving each token's text.
+    pub fn from_rows(wte: &[f32], d: usize, token_text: impl Fn(u32) -> String) -> Self {
+        let vocab = wte.len() / d;
+        let fit = &wte[..vocab.min(PCA_ROWS) * d];
+        let (mean, basis, explained) = pca2(fit, d);
+        let shown = vocab.min(MAP_POINTS);
+        let mut map = Self {
+            d,
+            unit_rows: wte
+                .chunks(d)
+                .flat_map(|r| {
+                    let n = norm(r).max(1e-12);
+                    r.iter().map(move |x| x / n)
+                })
+                .collect(),
+            mean,
+            basis,
+            explained,
+            points: Vec::new(),
+            labels: (0..shown as u32).map(&token_text).collect(),
+        };
+        map.points = map.project(&wte[..shown * d]);
+        map
+    }
+
+    /// Rows `[n, d]` onto the map: `[n, 2]` flattened.
+    pub fn project(&self, rows: &[f32]) -> Vec<f32> {
+        rows.chunks(self.d)
+            .flat_map(|r| {
+                self.basis.iter().map(move |b| {
+                    r.iter()
+                        .zip(&self.mean)
+                        .zip(b)
+                        .map(|((x, m), v)| (x - m) * v)
+                        .sum::<f32>()
+                })
+            })
+            .collect()
+    }
+
+    /// For each row of `rows` (`[n, d]`), the `k` vocabulary tokens of highest cosine similarity.
+    pub fn nearest(
+        &self,
+        rows: &[f32],
+        k: usize,
+        token_text: impl Fn(u32) -> String,
+    ) -> Vec<Vec<Neighbour>> {
+        rows.chunks(self.d)
+            .map(|r| {
+                let n = norm(r).max(1e-12);
+                let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+                for (id, u) in self.unit_rows.chunks(self.d).enumerate() {
+                    let cos = r.iter().zip(u).map(|(a, b)| a * b).sum::<f32>() / n;
+                    if best.len() < k || cos > best[best.len() - 1].0 {
+                        let at = best.partition_point(|(c, _)| *c >= cos);
+                        best.insert(at, (cos, id as u32));
+                        best.truncate(k);
+                    }
+                }
+                best.into_iter()
+                    .map(|(cosine, id)| Neighbour {
+                        id,
+                        text: token_text(id),
+                        cosine,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+/// Mean, top-2 principal directions and their explained-variance shares of `rows` (`[n, d]`):
+/// power iteration with deflation on the `d × d` covariance (d is at most a few thousand).
+fn pca2(rows: &[f32], d: usize) -> (Vec<f32>, [Vec<f32>; 2], [f32; 2]) {
+    let n = (rows.len() / d).max(1);
+    let mut mean = vec![0f64; d];
+    for r in rows.chunks(d) {
+        for (m, x) in mean.iter_mut().zip(r) {
+            *m += *x as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let mut cov = vec![0f64; d * d];
+    let mut centred = vec![0f64; d];
+    for r in rows.chunks(d) {
+        for ((c, x), m) in centred.iter_mut().zip(r).zip(&mean) {
+            *c = *x as f64 - m;
+        }
+        for i in 0..d {
+            let ci = centred[i];
+            let row = &mut cov[i * d..(i + 1) * d];
+            for (v, cj) in row[i..].iter_mut().zip(&centred[i..]) {
+                *v += ci * cj;
+            }
+        }
+    }
+    for i in 0..d {
+        for j in i..d {
+            let v = cov[i * d + j] / n as f64;
+            cov[i * d + j] = v;
+            cov[j * d + i] = v;
+        }
+    }
+    let total: f64 = (0..d).map(|i| cov[i * d + i]).sum::<f64>().max(1e-30);
+    let mut basis: [Vec<f32>; 2] = [vec![0.0; d], vec![0.0; d]];
+    let mut explained = [0f32; 2];
+    for (c, out) in basis.iter_mut().enumerate() {
+        // A fixed start (not random) keeps the map the same on every load; all-ones plus a ramp
+        // is not orthogonal to any direction in practice.
+        let mut v: Vec<f64> = (0..d).map(|i| 1.0 + i as f64 / d as f64).collect();
+        let mut lambda = 0.0;
+        for _ in 0..POWER_ROUNDS {
+            let mut w: Vec<f64> = (0..d)
+                .map(|i| {
+                    cov[i * d..(i + 1) * d]
+                        .iter()
+                        .zip(&v)
+                        .map(|(a, b)| a * b)
+                        .sum()
+                })
+                .collect();
+            let len = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if len < 1e-30 {
+                break;
+            }
+            w.iter_mut().for_each(|x| *x /= len);
+            lambda = len;
+            v = w;
+        }
+        // Sign convention: the largest component positive, so the map does not flip between loads.
+        let big = v
+            .iter()
+            .copied()
+            .fold(0f64, |a, x| if x.abs() > a.abs() { x } else { a });
+        if big < 0.0 {
+            v.iter_mut().for_each(|x| *x = -*x);
+        }
+        explained[c] = (lambda / total) as f32;
+        *out = v.iter().map(|x| *x as f32).collect();
+        // Deflate: remove this component before finding the next.
+        for i in 0..d {
+            for j in 0..d {
+                cov[i * d + j] -= lambda * v[i] * v[j];
+            }
+        }
+    }
+    (mean.iter().map(|m| *m as f32).collect(), basis, explained)
+}

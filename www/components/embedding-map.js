@@ -1,0 +1,73 @@
+// The vocabulary's embeddings on their first two principal components (faint points), with the
+// soft prompt's vectors and their paths drawn on top (ECharts scatter + lines).
+import * as echarts from '../vendor/echarts.esm.min.js';
+
+const COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
+/** Points kept per trajectory: the path stays readable and cheap over long runs. */
+const MAX_TRAIL = 200;
+
+export class EmbeddingMap {
+  constructor(el) {
+    this.chart = echarts.init(el, null, { renderer: 'canvas' });
+    this.trails = [];
+    this.vocab = [];
+    new ResizeObserver(() => this.chart.resize()).observe(el);
+  }
+
+  /** Once per model: the vocabulary points `[n, 2]` flattened and their token texts. */
+  setVocabulary(points, labels, explained) {
+    this.vocab = labels.map((t, i) => [points[2 * i], points[2 * i + 1], t]);
+    this.trails = [];
+    const pct = (x) => `${(x * 100).toFixed(1)}% of variance`;
+    this.chart.setOption({
+      aria: { enabled: true },
+      animation: false,
+      grid: { left: 40, right: 16, top: 16, bottom: 40 },
+      tooltip: { trigger: 'item', formatter: (p) => `${escape(p.data[2] ?? p.seriesName)}` },
+      xAxis: { type: 'value', name: `PC1 (${pct(explained[0])})`, nameLocation: 'middle', nameGap: 24, scale: true },
+      yAxis: { type: 'value', name: `PC2 (${pct(explained[1])})`, scale: true },
+      series: [{
+        name: 'vocabulary', type: 'scatter', data: this.vocab, symbolSize: 3, large: true,
+        itemStyle: { color: '#999', opacity: 0.35 },
+      }],
+    }, { notMerge: true });
+  }
+
+  /** The prompt at one step: `[n_virtual, 2]` flattened. */
+  addPrompt(points) {
+    const n = points.length / 2;
+    if (this.trails.length !== n) this.trails = Array.from({ length: n }, () => []);
+    this.trails.forEach((t, i) => {
+      t.push([points[2 * i], points[2 * i + 1]]);
+      if (t.length > MAX_TRAIL) t.splice(1, 1); // keep the start, thin the middle
+    });
+    this.draw();
+  }
+
+  clearPrompt() {
+    this.trails = [];
+    this.draw();
+  }
+
+  draw() {
+    const series = [{ name: 'vocabulary', type: 'scatter', data: this.vocab, symbolSize: 3, large: true,
+      itemStyle: { color: '#999', opacity: 0.35 } }];
+    this.trails.forEach((t, i) => {
+      const color = COLORS[i % COLORS.length];
+      series.push({ name: `P${i + 1} path`, type: 'line', data: t, showSymbol: false, lineStyle: { color, width: 1 } });
+      series.push({ name: `P${i + 1}`, type: 'scatter', data: [[...t[t.length - 1], `virtual token P${i + 1}`]],
+        symbolSize: 10, itemStyle: { color, borderColor: '#000' },
+        label: { show: true, formatter: `P${i + 1}`, position: 'right' } });
+    });
+    this.chart.setOption({ series }, { replaceMerge: ['series'] });
+  }
+
+  /** Number of prompt vectors drawn (for tests and the screen-reader summary). */
+  get promptCount() {
+    return this.trails.length;
+  }
+}
+
+function escape(s) {
+  return String(s).replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]);
+}

@@ -1,0 +1,47 @@
+// Loss and held-out accuracy by step (ECharts line chart, two axes).
+import * as echarts from '../vendor/echarts.esm.min.js';
+
+export class TrainingChart {
+  constructor(el) {
+    this.chart = echarts.init(el, null, { renderer: 'canvas' });
+    this.loss = [];
+    this.acc = [];
+    this.chart.setOption({
+      aria: { enabled: true },
+      animation: false,
+      grid: { left: 48, right: 48, top: 30, bottom: 36 },
+      legend: { top: 0 },
+      tooltip: { trigger: 'axis' },
+      xAxis: { type: 'value', name: 'step', nameLocation: 'middle', nameGap: 24, min: 0 },
+      yAxis: [
+        { type: 'value', name: 'loss', scale: true },
+        { type: 'value', name: 'accuracy', min: 0, max: 100, axisLabel: { formatter: '{value}%' } },
+      ],
+      series: [
+        { name: 'training loss', type: 'line', showSymbol: false, data: [] },
+        { name: 'held-out accuracy', type: 'line', yAxisIndex: 1, data: [] },
+      ],
+    });
+    new ResizeObserver(() => this.chart.resize()).observe(el);
+  }
+
+  clear() {
+    this.loss = [];
+    this.acc = [];
+    this.draw();
+  }
+
+  addLoss(step, loss) {
+    this.loss.push([step, loss]);
+    this.draw();
+  }
+
+  addAccuracy(step, accuracy) {
+    this.acc.push([step, Math.round(accuracy * 1000) / 10]);
+    this.draw();
+  }
+
+  draw() {
+    this.chart.setOption({ series: [{ data: this.loss }, { data: this.acc }] });
+  }
+}

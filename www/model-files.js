@@ -1,0 +1,60 @@
+// Fetching a model's files with byte progress, kept in the Cache API so a second visit (or a
+// backend switch, which restarts the worker) loads from disk instead of the network.
+
+const CACHE = 'soft-prompt-lab-models-v1';
+
+/** `base` + name, accepting a folder URL with or without a trailing slash. */
+export function fileUrl(base, name) {
+  return new URL(name, base.endsWith('/') ? base : `${base}/`);
+}
+
+async function openCache() {
+  // The Cache API needs a secure context (localhost counts); without it files are just fetched.
+  try {
+    return typeof caches === 'undefined' ? null : await caches.open(CACHE);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The bytes of `url`, from the cache when present, reporting `onProgress(loaded, total)`.
+ * Errors name the file and say what to do.
+ */
+export async function fetchBytes(url, onProgress) {
+  const cache = await openCache();
+  let response = cache ? await cache.match(url) : undefined;
+  const cached = Boolean(response);
+  if (!response) {
+    try {
+      response = await fetch(url);
+    } catch (e) {
+      throw new Error(`could not fetch ${url} (${e.message}): check the address and your connection`);
+    }
+    if (!response.ok) {
+      throw new Error(`could not fetch ${url}: the server answered ${response.status} ${response.statusText}`);
+    }
+  }
+  const total = Number(response.headers.get('content-length')) || 0;
+  const reader = response.clone().body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    onProgress(loaded, total);
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  if (cache && !cached) {
+    // A failed cache write (quota) only costs the next visit a download.
+    await cache.put(url, response).catch(() => {});
+  }
+  return bytes;
+}
