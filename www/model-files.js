@@ -5,7 +5,8 @@ const CACHE = 'soft-prompt-lab-models-v1';
 
 /** `base` + name, accepting a folder URL with or without a trailing slash. */
 export function fileUrl(base, name) {
-  return new URL(name, base.endsWith('/') ? base : `${base}/`);
+  const b = String(base);
+  return new URL(name, b.endsWith('/') ? b : `${b}/`);
 }
 
 async function openCache() {

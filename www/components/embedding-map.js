@@ -8,6 +8,7 @@ const MAX_TRAIL = 200;
 
 export class EmbeddingMap {
   constructor(el) {
+    this.el = el;
     this.chart = echarts.init(el, null, { renderer: 'canvas' });
     this.trails = [];
     this.vocab = [];
@@ -20,7 +21,6 @@ export class EmbeddingMap {
     this.trails = [];
     const pct = (x) => `${(x * 100).toFixed(1)}% of variance`;
     this.chart.setOption({
-      aria: { enabled: true },
       animation: false,
       grid: { left: 40, right: 16, top: 16, bottom: 40 },
       tooltip: { trigger: 'item', formatter: (p) => `${escape(p.data[2] ?? p.seriesName)}` },
@@ -60,11 +60,9 @@ export class EmbeddingMap {
         label: { show: true, formatter: `P${i + 1}`, position: 'right' } });
     });
     this.chart.setOption({ series }, { replaceMerge: ['series'] });
-  }
-
-  /** Number of prompt vectors drawn (for tests and the screen-reader summary). */
-  get promptCount() {
-    return this.trails.length;
+    const path = this.trails.length ? `, each with a path of ${this.trails[0].length} positions` : '';
+    this.el.setAttribute('aria-label', `Map of ${this.vocab.length} vocabulary tokens on two principal components, `
+      + `with ${this.trails.length} prompt vectors${path}.`);
   }
 }
 

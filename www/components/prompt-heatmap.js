@@ -3,6 +3,7 @@ import * as echarts from '../vendor/echarts.esm.min.js';
 
 export class PromptHeatmap {
   constructor(el) {
+    this.el = el;
     this.chart = echarts.init(el, null, { renderer: 'canvas' });
     new ResizeObserver(() => this.chart.resize()).observe(el);
   }
@@ -18,7 +19,6 @@ export class PromptHeatmap {
       }
     }
     this.chart.setOption({
-      aria: { enabled: true },
       animation: false,
       grid: { left: 40, right: 16, top: 8, bottom: 56 },
       tooltip: { formatter: (p) => `P${p.data[1] + 1}, dim ${p.data[0]}: ${p.data[2].toFixed(3)}` },
@@ -29,5 +29,6 @@ export class PromptHeatmap {
         itemHeight: 120, inRange: { color: ['#2166ac', '#f7f7f7', '#b2182b'] }, precision: 2 },
       series: [{ type: 'heatmap', data, progressive: 0 }],
     });
+    this.el.setAttribute('aria-label', `Heatmap of the prompt matrix: ${nVirtual} virtual tokens by ${dModel} dimensions, values from ${(-max).toFixed(2)} to ${max.toFixed(2)}.`);
   }
 }

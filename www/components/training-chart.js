@@ -3,11 +3,11 @@ import * as echarts from '../vendor/echarts.esm.min.js';
 
 export class TrainingChart {
   constructor(el) {
+    this.el = el;
     this.chart = echarts.init(el, null, { renderer: 'canvas' });
     this.loss = [];
     this.acc = [];
     this.chart.setOption({
-      aria: { enabled: true },
       animation: false,
       grid: { left: 48, right: 48, top: 30, bottom: 36 },
       legend: { top: 0 },
@@ -43,5 +43,14 @@ export class TrainingChart {
 
   draw() {
     this.chart.setOption({ series: [{ data: this.loss }, { data: this.acc }] });
+    this.el.setAttribute('aria-label', this.summary());
+  }
+
+  /** What the chart shows, in words (its accessible name). */
+  summary() {
+    if (!this.loss.length) return 'Loss and held-out accuracy by step: no steps yet.';
+    const [first, last] = [this.loss[0], this.loss[this.loss.length - 1]];
+    const acc = this.acc.length ? ` Held-out accuracy ${this.acc[this.acc.length - 1][1]}% at step ${this.acc[this.acc.length - 1][0]}.` : '';
+    return `Training loss went from ${first[1].toFixed(4)} at step ${first[0]} to ${last[1].toFixed(4)} at step ${last[0]}.${acc}`;
   }
 }

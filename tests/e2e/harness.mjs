@@ -1,0 +1,64 @@
+// Shared set-up for the page tests: the built page (www/) served as `./build.sh serve` serves it,
+// Debian's Chromium with WebGPU enabled (a software adapter, SwiftShader), and a page that records
+// every request that leaves the page's origin and every uncaught error.
+import { mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../../tools/serve.mjs';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ARTIFACTS = join(ROOT, 'tests', 'e2e', 'artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+/** A served page and a browser; `close()` stops both. */
+export async function start() {
+  const { url, server } = await serve(join(ROOT, 'www'), 0);
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--no-sandbox', '--disable-gpu-sandbox', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--enable-unsafe-webgpu',
+    ],
+  });
+  return {
+    url,
+    browser,
+    async close() {
+      await browser.close();
+      server.close();
+    },
+  };
+}
+
+/**
+ * Opens the page with `query` in a fresh context. `foreign` collects requests to other origins
+ * (the page must make none), `errors` uncaught page errors (there must be none).
+ */
+export async function open(env, query, { acceptDownloads = false } = {}) {
+  const context = await env.browser.newContext({
+    acceptDownloads,
+    viewport: { width: 1400, height: 1000 },
+  });
+  const page = await context.newPage();
+  const origin = new URL(env.url).origin;
+  const foreign = [];
+  const errors = [];
+  context.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:')) foreign.push(u);
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.setDefaultTimeout(120_000);
+  await page.goto(`${env.url}${query}`);
+  return { page, context, foreign, errors };
+}
+
+/** Waits for the model to be loaded and a prompt to be ready to train. */
+export async function ready(page, timeout = 120_000) {
+  await page.waitForSelector('#model-status[data-ready="true"]', { timeout });
+  await page.waitForSelector('#play:not([disabled])', { timeout });
+}
+
+export const text = (page, sel) => page.locator(sel).innerText();

@@ -1,0 +1,156 @@
+// The page in headless Chromium (run by `./build.sh test` after the page is built).
+// Time limits are generous: they bound a hang, they do not measure speed (see measure.mjs).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ARTIFACTS, ROOT, open, ready, start, text } from './harness.mjs';
+
+let env;
+before(async () => { env = await start(); });
+after(async () => { await env?.close(); });
+
+function clean(t, { foreign, errors }) {
+  assert.deepEqual(foreign, [], `${t}: requests left the page's origin`);
+  assert.deepEqual(errors, [], `${t}: uncaught errors in the page`);
+}
+
+async function lossSummary(page) {
+  const label = await page.locator('#loss-chart').getAttribute('aria-label');
+  const m = label.match(/from ([\d.]+) at step (\d+) to ([\d.]+) at step (\d+)/);
+  assert.ok(m, `loss chart summary: ${label}`);
+  return { first: Number(m[1]), last: Number(m[3]), steps: Number(m[4]) };
+}
+
+async function softPredictions(page) {
+  return page.locator('#outputs-table tbody tr td:nth-child(5)').allInnerTexts();
+}
+
+test('CPU path: the bundled model trains a soft prompt, every view updates, the base stays frozen, and a PEFT adapter round-trips', async () => {
+  const t = await open(env, '?backend=cpu&task=sentiment&steps=30&lr=0.1', { acceptDownloads: true });
+  const { page } = t;
+  await ready(page);
+  assert.match(await text(page, '#backend-badge'), /CPU/);
+  assert.match(await text(page, '#f-trainable'), /^8 × 192 = 1,536 of 2\.6 M, 0\.06%$/);
+  const nearestBefore = await text(page, '#nearest');
+  const heatBefore = await page.locator('#heatmap-chart').getAttribute('aria-label');
+  assert.match(nearestBefore, /negative/, 'class-label init: P1 starts at " negative"');
+
+  await page.click('#play');
+  await page.waitForSelector('#f-fp-after[data-equal]', { timeout: 300_000 });
+  // The base weights' fingerprint after training equals the one before.
+  assert.equal(await page.locator('#f-fp-after').getAttribute('data-equal'), 'true');
+  assert.equal(await text(page, '#f-fp-after code'), await text(page, '#f-fp-before code'));
+
+  const loss = await lossSummary(page);
+  assert.equal(loss.steps, 30);
+  assert.ok(loss.last < loss.first, `loss fell: ${loss.first} -> ${loss.last}`);
+  assert.match(await page.locator('#loss-chart').getAttribute('aria-label'), /Held-out accuracy [\d.]+% at step 30/);
+  assert.match(await page.locator('#map-chart').getAttribute('aria-label'),
+    /4096 vocabulary tokens .* 8 prompt vectors, each with a path of 7 positions/);
+  assert.notEqual(await text(page, '#nearest'), nearestBefore, 'nearest tokens updated');
+  assert.notEqual(await page.locator('#heatmap-chart').getAttribute('aria-label'), heatBefore, 'heatmap updated');
+  assert.equal(await text(page, '#f-step'), '30 / 30');
+
+  // The outputs view compares no prompt, the text prompt and the soft prompt.
+  await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+  const accText = await text(page, '#accuracies');
+  const soft = Number(accText.match(/Soft prompt: ([\d.]+)%/)[1]);
+  const none = Number(accText.match(/No prompt: ([\d.]+)%/)[1]);
+  assert.ok(soft > none, `soft prompt beats no prompt: ${accText}`);
+  const predictions = await softPredictions(page);
+  assert.equal(predictions.length, 20);
+  await page.screenshot({ path: join(ARTIFACTS, 'trained.png'), fullPage: true });
+
+  // The prompt is on the shelf; export it as a PEFT adapter zip.
+  assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 30 steps/);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+  const zip = join(ARTIFACTS, 'sentiment-adapter.zip');
+  await download.saveAs(zip);
+
+  // A new prompt (another seed) predicts differently; importing the adapter restores the predictions.
+  await page.fill('#s-seed', '7');
+  await page.locator('#s-seed').dispatchEvent('change');
+  await page.waitForFunction(() => document.querySelector('#outputs-table').children.length === 0);
+  await page.setInputFiles('#import-files', zip);
+  await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+  assert.deepEqual(await softPredictions(page), predictions);
+  assert.equal(await text(page, '#accuracies'), accText);
+  clean('cpu', t);
+  await t.context.close();
+});
+
+test('WebGPU path: the bundled model loads on the GPU adapter and takes a training step', async () => {
+  // SwiftShader is a slow software GPU: one virtual token, batch 1, one step.
+  const t = await open(env, '?backend=webgpu&task=sentiment&vt=1&batch=1&steps=1');
+  const { page } = t;
+  await ready(page, 300_000);
+  assert.match(await text(page, '#backend-badge'), /WebGPU · google swiftshader/);
+  await page.click('#step');
+  await page.waitForFunction(() => document.querySelector('#f-step').textContent === '1 / 1', null, { timeout: 300_000 });
+  assert.match(await text(page, '#f-loss'), /^\d+\.\d{4}$/);
+  clean('webgpu', t);
+  await t.context.close();
+});
+
+test('settings in the URL are restored, and changes are written back', async () => {
+  const t = await open(env, '?backend=cpu&task=antonyms&vt=4&init=random&lr=0.05&steps=7&batch=3&seed=42&panels=training,outputs');
+  const { page } = t;
+  await ready(page);
+  const values = await page.evaluate(() => Object.fromEntries(
+    ['task-select', 's-virtualTokens', 's-init', 's-lr', 's-steps', 's-batch', 's-seed'].map((id) => [id, document.getElementById(id).value])));
+  assert.deepEqual(values, {
+    'task-select': 'antonyms', 's-virtualTokens': '4', 's-init': 'random', 's-lr': '0.05',
+    's-steps': '7', 's-batch': '3', 's-seed': '42',
+  });
+  assert.equal(await page.locator('#embedding').isHidden(), true);
+  assert.equal(await page.locator('#outputs').isVisible(), true);
+  assert.match(await text(page, '#f-trainable'), /^4 × 192 = 768 of/);
+  await page.fill('#s-seed', '5');
+  await page.locator('#s-seed').dispatchEvent('change');
+  assert.match(page.url(), /[?&]seed=5(&|$)/);
+  clean('url', t);
+  await t.context.close();
+});
+
+test('a malformed custom task shows a line-numbered error and keeps the text', async () => {
+  const t = await open(env, '?backend=cpu');
+  const { page } = t;
+  await ready(page);
+  await page.selectOption('#task-select', 'custom');
+  const typed = 'hot => cold\nbig small\nup => down';
+  await page.fill('#custom-text', typed);
+  await page.click('#custom-apply');
+  await page.waitForSelector('#custom-error:not([hidden])');
+  assert.match(await text(page, '#custom-error'), /^Line 2: .*no `=>`/);
+  assert.equal(await page.inputValue('#custom-text'), typed);
+  // Fixed, it trains.
+  await page.fill('#custom-text', 'hot => cold\nbig => small\nup => down\nwet => dry\nlight => dark');
+  await page.click('#custom-apply');
+  await page.waitForSelector('#play:not([disabled])');
+  assert.equal(await page.locator('#custom-error').isHidden(), true);
+  assert.match(await text(page, '#task-about'), /4 training and 1 held-out/);
+  clean('custom', t);
+  await t.context.close();
+});
+
+test('a corrupt model file shows a named error and the bundled model stays loaded', async () => {
+  const t = await open(env, '?backend=cpu');
+  const { page } = t;
+  await ready(page);
+  const dir = join(ROOT, 'www', 'models', 'wordnet-gpt');
+  const weights = readFileSync(join(dir, 'model.safetensors'));
+  const corrupt = join(ARTIFACTS, 'model.safetensors');
+  writeFileSync(corrupt, weights.subarray(0, weights.length / 2)); // truncated download
+  await page.click('#model-panel summary');
+  await page.setInputFiles('#model-files', [join(dir, 'config.json'), corrupt, join(dir, 'tokenizer.json')]);
+  await page.waitForSelector('#model-check:not([hidden])');
+  assert.match(await text(page, '#model-summary'), /2\.6 M parameters \(4 layers, d 192, vocabulary 4,096\); needs about \d+ MB/);
+  await page.click('#model-load');
+  await page.waitForSelector('#model-error:not([hidden])');
+  assert.match(await text(page, '#model-error'), /model\.safetensors is corrupt or truncated .*Download the file again/);
+  assert.match(await text(page, '#model-status'), /previous model is still loaded/);
+  assert.equal(await page.locator('#play').isEnabled(), true);
+  clean('corrupt', t);
+  await t.context.close();
+});
