@@ -23,7 +23,7 @@ setup() {
     cargo install wasm-bindgen-cli --version "$want"
   fi
   # JavaScript libraries and tools, exactly as package-lock.json pins them.
-  if ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+  if [ ! node_modules/.package-lock.json -nt package-lock.json ]; then
     npm ci --no-audit --no-fund
   fi
 }

@@ -173,6 +173,12 @@ pub struct PromptView {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    pub id: u32,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct NeighbourView {
     pub text: String,
     pub cosine: f32,
@@ -370,6 +376,19 @@ impl Session {
         };
         let out = generate(&self.lm, &prompting, &[input], &opts).await?;
         Ok(out.into_iter().next().map(|g| g.text).unwrap_or_default())
+    }
+
+    /// How `input` is tokenized: what the model reads after the virtual tokens.
+    pub fn tokens(&self, input: &str) -> Result<Vec<TokenView>> {
+        let tok = &self.lm.tokenizer;
+        Ok(tok
+            .encode(input)?
+            .into_iter()
+            .map(|id| TokenView {
+                id,
+                text: tok.token_text(id),
+            })
+            .collect())
     }
 
     /// The current prompt as a PEFT adapter.

@@ -58,8 +58,15 @@ impl TextTokenizer {
         })
     }
 
-    /// The text of one token as it reads in context (byte-level pieces decoded).
+    /// The text of one token as it reads in context (byte-level pieces decoded). A piece of a
+    /// multi-byte character does not decode alone: it is shown as the tokenizer spells it.
     pub fn token_text(&self, id: u32) -> String {
-        self.decode(&[id]).unwrap_or_else(|_| format!("<{id}>"))
+        match self.decode(&[id]) {
+            Ok(t) if !t.contains('\u{FFFD}') => t,
+            _ => self
+                .inner
+                .id_to_token(id)
+                .unwrap_or_else(|| format!("<{id}>")),
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! `Session` calls, JavaScript values out. Errors become `{kind, message, line?}` objects.
 //! Calls are serialised by the worker; each async method holds the session for its duration.
 
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell, RefMut};
 use std::rc::Rc;
 use std::sync::Mutex;
 
@@ -125,14 +125,18 @@ impl Lab {
     }
 }
 
-macro_rules! session {
-    ($state:expr) => {
-        $state
-            .borrow_mut()
-            .session
-            .as_mut()
-            .expect("checked by with_session")
-    };
+/// The session, read-only (`with_session` has checked it exists). Borrows last across awaits:
+/// the worker never overlaps calls.
+fn shared(state: &RefCell<State>) -> Ref<'_, Session> {
+    Ref::map(state.borrow(), |s| {
+        s.session.as_ref().expect("checked by with_session")
+    })
+}
+
+fn exclusive(state: &RefCell<State>) -> RefMut<'_, Session> {
+    RefMut::map(state.borrow_mut(), |s| {
+        s.session.as_mut().expect("checked by with_session")
+    })
 }
 
 #[wasm_bindgen]
@@ -230,7 +234,9 @@ impl Lab {
     pub fn reset(&self, settings: JsValue) -> Promise {
         self.with_session(move |state| async move {
             let settings: Settings = from_js(settings, "settings")?;
-            session!(state).reset(settings).map_err(|e| js_error(&e))?;
+            exclusive(&state)
+                .reset(settings)
+                .map_err(|e| js_error(&e))?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -238,9 +244,7 @@ impl Lab {
     /// One training step: `{step, loss, gradNorm}`.
     pub fn step(&self) -> Promise {
         self.with_session(move |state| async move {
-            // The borrow lasts across the read-back: the worker never overlaps calls.
-            let mut guard = state.borrow_mut();
-            let session = guard.session.as_mut().expect("checked by with_session");
+            let mut session = exclusive(&state);
             let stats = session.step().await.map_err(|e| js_error(&e))?;
             to_js(&stats)
         })
@@ -250,8 +254,7 @@ impl Lab {
     #[wasm_bindgen(js_name = promptView)]
     pub fn prompt_view(&self) -> Promise {
         self.with_session(move |state| async move {
-            let guard = state.borrow();
-            let session = guard.session.as_ref().expect("checked by with_session");
+            let session = shared(&state);
             to_js(&session.prompt_view().await.map_err(|e| js_error(&e))?)
         })
     }
@@ -260,8 +263,7 @@ impl Lab {
     pub fn evaluate(&self, how: JsValue) -> Promise {
         self.with_session(move |state| async move {
             let how: Conditioning = from_js(how, "evaluation")?;
-            let guard = state.borrow();
-            let session = guard.session.as_ref().expect("checked by with_session");
+            let session = shared(&state);
             let report = session.evaluate(how).await.map_err(|e| js_error(&e))?;
             to_js(&crate::session::EvalView::from(report))
         })
@@ -270,8 +272,7 @@ impl Lab {
     /// Greedy continuation with the current soft prompt.
     pub fn generate(&self, input: String, max_new_tokens: usize) -> Promise {
         self.with_session(move |state| async move {
-            let guard = state.borrow();
-            let session = guard.session.as_ref().expect("checked by with_session");
+            let session = shared(&state);
             let text = session
                 .generate(&input, max_new_tokens)
                 .await
@@ -280,11 +281,18 @@ impl Lab {
         })
     }
 
+    /// How a text is tokenized: `[{id, text}]`.
+    pub fn tokenize(&self, text: String) -> Promise {
+        self.with_session(move |state| async move {
+            let session = shared(&state);
+            to_js(&session.tokens(&text).map_err(|e| js_error(&e))?)
+        })
+    }
+
     /// The base weights' fingerprint now (hex).
     pub fn fingerprint(&self) -> Promise {
         self.with_session(move |state| async move {
-            let guard = state.borrow();
-            let session = guard.session.as_ref().expect("checked by with_session");
+            let session = shared(&state);
             Ok(session
                 .fingerprint()
                 .await
@@ -297,8 +305,7 @@ impl Lab {
     #[wasm_bindgen(js_name = exportAdapter)]
     pub fn export_adapter(&self, base_model: String) -> Promise {
         self.with_session(move |state| async move {
-            let guard = state.borrow();
-            let session = guard.session.as_ref().expect("checked by with_session");
+            let session = shared(&state);
             let files = session
                 .export(&base_model)
                 .await
@@ -327,7 +334,7 @@ impl Lab {
                 config_json: config,
                 safetensors: weights,
             };
-            let n = session!(state)
+            let n = exclusive(&state)
                 .import(&files, settings)
                 .map_err(|e| js_error(&e))?;
             Ok((n as u32).into())
@@ -337,6 +344,6 @@ impl Lab {
 
 fn set_task(state: &Rc<RefCell<State>>, task: Task) -> Result<JsValue, JsValue> {
     let summary = crate::session::TaskSummary::from(&task);
-    session!(state).set_task(task);
+    exclusive(&state).set_task(task);
     to_js(&summary)
 }

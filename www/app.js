@@ -165,6 +165,10 @@ async function loadModel(source) {
   $('model-error').hidden = true;
   try {
     const loaded = await client.request('load-model', { source });
+    if (source !== modelSource) {
+      ui.shelf.clear(); // prompts belong to the model they were trained on
+      task = null;
+    }
     modelSource = source;
     modelInfo = loaded.info;
     const i = loaded.info;
@@ -232,6 +236,8 @@ async function fillTaskList() {
 }
 
 async function selectTask(name) {
+  // The prompt trained so far stays on the shelf for when the user comes back to its task.
+  if (task && task.name !== name && steps > 0) await shelve().catch(() => {});
   state.task = name;
   $('task-select').value = name;
   saveUrl();
@@ -348,6 +354,23 @@ function applyLayout() {
   for (const p of PANELS) $(p).hidden = !state.panels.includes(p);
 }
 
+/** One checkbox per view; the choice is part of the URL (and of the embed code). */
+function panelToggles() {
+  for (const p of PANELS) {
+    const label = document.createElement('label');
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.checked = state.panels.includes(p);
+    box.addEventListener('change', () => {
+      state.panels = PANELS.filter((q) => (q === p ? box.checked : state.panels.includes(q)));
+      saveUrl();
+      applyLayout();
+    });
+    label.append(box, ` ${$(`${p}-title`).textContent}`);
+    $('panel-toggles').append(label);
+  }
+}
+
 async function copyEmbed() {
   const src = `${location.origin}${location.pathname}${toQuery({ ...state, embed: true })}`;
   const code = `<iframe src="${src.replace(/"/g, '&quot;')}" title="Soft Prompt Lab" width="100%" height="760" style="border:0"></iframe>`;
@@ -357,6 +380,27 @@ async function copyEmbed() {
   } catch {
     $('copy-status').textContent = code;
   }
+}
+
+/** The try-it input as the model reads it: the virtual tokens, then the text's tokens. */
+async function showTokens() {
+  const chips = [];
+  const chip = (label, title) => {
+    const s = document.createElement('span');
+    s.className = 'token';
+    s.textContent = label;
+    s.title = title;
+    chips.push(s);
+  };
+  chip(`P1…P${state.virtualTokens}`, 'the soft prompt\'s virtual tokens');
+  try {
+    for (const t of await client.request('tokenize', { text: $('try-input').value })) {
+      chip(JSON.stringify(t.text).slice(1, -1), `token ${t.id}`);
+    }
+  } catch (e) {
+    chip(e.message, 'error');
+  }
+  $('try-tokens').replaceChildren(...chips);
 }
 
 async function importAdapter(files) {
@@ -433,6 +477,11 @@ function wire() {
       $('try-output').textContent = err.message;
     }
   });
+  let tokenizing = null;
+  $('try-input').addEventListener('input', () => {
+    clearTimeout(tokenizing);
+    tokenizing = setTimeout(showTokens, 150);
+  });
   $('export').addEventListener('click', async () => {
     const f = await shelve();
     download(`soft-prompt-${task.name}.zip`, zipSync({ 'adapter_config.json': f.config, 'adapter_model.safetensors': f.weights }), 'application/zip');
@@ -494,6 +543,7 @@ function chosenBackend() {
 }
 
 applyLayout();
+panelToggles();
 bindSettings();
 wire();
 await fillTaskList();

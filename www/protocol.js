@@ -14,6 +14,7 @@
 //   pause         {}                                          -> undefined
 //   step          {settings}                                  -> undefined (one step: step + prompt events)
 //   evaluate      {}                                          -> {noPrompt, textPrompt, softPrompt} eval views
+//   tokenize      {text}                                      -> [{id, text}] (what the model reads)
 //   generate      {text}                                      -> continuation text
 //   export        {baseModel}                                 -> {config, weights} (Uint8Array)
 //   import        {config, weights, settings}                 -> number of virtual tokens
@@ -30,7 +31,7 @@
 
 export const REQUESTS = [
   'init', 'inspect', 'load-model', 'set-task', 'reset', 'play', 'pause', 'step',
-  'evaluate', 'generate', 'export', 'import',
+  'evaluate', 'tokenize', 'generate', 'export', 'import',
 ];
 export const EVENTS = ['load-progress', 'ready', 'step', 'prompt', 'eval', 'done', 'error'];
 

@@ -143,6 +143,9 @@ const handlers = {
   async evaluate() {
     return evaluateAll();
   },
+  async tokenize({ text }) {
+    return lab.tokenize(text);
+  },
   async generate({ text }) {
     return lab.generate(text, 16);
   },

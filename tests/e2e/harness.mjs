@@ -11,15 +11,15 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ARTIFACTS = join(ROOT, 'tests', 'e2e', 'artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
 
-/** A served page and a browser; `close()` stops both. */
-export async function start() {
+/** A served page and a browser (with WebGPU unless `webgpu` is false); `close()` stops both. */
+export async function start({ webgpu = true } = {}) {
   const { url, server } = await serve(join(ROOT, 'www'), 0);
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: [
       '--no-sandbox', '--disable-gpu-sandbox', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--enable-unsafe-webgpu',
+      ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
     ],
   });
   return {
@@ -36,11 +36,8 @@ export async function start() {
  * Opens the page with `query` in a fresh context. `foreign` collects requests to other origins
  * (the page must make none), `errors` uncaught page errors (there must be none).
  */
-export async function open(env, query, { acceptDownloads = false } = {}) {
-  const context = await env.browser.newContext({
-    acceptDownloads,
-    viewport: { width: 1400, height: 1000 },
-  });
+export async function open(env, query, { acceptDownloads = false, viewport = { width: 1400, height: 1000 } } = {}) {
+  const context = await env.browser.newContext({ acceptDownloads, viewport });
   const page = await context.newPage();
   const origin = new URL(env.url).origin;
   const foreign = [];

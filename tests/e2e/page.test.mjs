@@ -109,6 +109,9 @@ test('settings in the URL are restored, and changes are written back', async () 
   await page.fill('#s-seed', '5');
   await page.locator('#s-seed').dispatchEvent('change');
   assert.match(page.url(), /[?&]seed=5(&|$)/);
+  await page.getByRole('checkbox', { name: 'Embedding space' }).check();
+  assert.equal(await page.locator('#embedding').isVisible(), true);
+  assert.match(page.url(), /[?&]panels=training%2Cembedding%2Coutputs(&|$)/);
   clean('url', t);
   await t.context.close();
 });
@@ -153,4 +156,109 @@ test('a corrupt model file shows a named error and the bundled model stays loade
   assert.equal(await page.locator('#play').isEnabled(), true);
   clean('corrupt', t);
   await t.context.close();
+});
+
+test('another GPT-2 checkpoint loads from local files, and its tokenizer gives Hugging Face\'s ids in the wasm bundle', async () => {
+  const t = await open(env, '?backend=cpu&task=sentiment');
+  const { page } = t;
+  await ready(page);
+  const dir = join(ROOT, 'tests', 'reference', 'fixtures', 'tiny-a');
+  await page.click('#model-panel summary');
+  await page.setInputFiles('#model-files', ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => join(dir, f)));
+  await page.waitForSelector('#model-check:not([hidden])');
+  await page.click('#model-load');
+  await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('local files'));
+  await page.waitForSelector('#play:not([disabled])');
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  assert.match(await text(page, '#model-status'), new RegExp(`${config.n_layer} layers, d ${config.n_embd}, vocabulary ${config.vocab_size}`));
+  assert.match(await text(page, '#f-trainable'), new RegExp(`^8 × ${config.n_embd} = `));
+
+  // The same cases the native parity test checks (tabs, CRLF, unicode, a special token, empty),
+  // through the page's own wasm bundle.
+  const reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
+  const b64 = (f) => readFileSync(join(dir, f)).toString('base64');
+  const got = await page.evaluate(async ({ files, cases }) => {
+    const wasm = await import('./pkg/soft_prompt_lab.js');
+    await wasm.default();
+    const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+    const lab = wasm.Lab.cpu();
+    await lab.load(bytes(files.config), bytes(files.weights), bytes(files.tokenizer));
+    const out = [];
+    for (const c of cases) out.push((await lab.tokenize(c.text)).map((x) => x.id));
+    return out;
+  }, { files: { config: b64('config.json'), weights: b64('model.safetensors'), tokenizer: b64('tokenizer.json') }, cases: reference.token_ids });
+  assert.equal(reference.token_ids.length, 8);
+  assert.deepEqual(got, reference.token_ids.map((c) => c.ids));
+  clean('local model', t);
+  await t.context.close();
+});
+
+test('pause and play; the prompt shelf swaps prompts between tasks on the same loaded model', async () => {
+  const t = await open(env, '?backend=cpu&task=sentiment&steps=40&lr=0.1');
+  const { page } = t;
+  await ready(page);
+  const loadedAs = await text(page, '#model-status');
+  await page.click('#play');
+  await page.waitForFunction(() => Number.parseInt(document.querySelector('#f-step').textContent, 10) >= 5);
+  await page.click('#play'); // pause
+  await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train');
+  const paused = await text(page, '#f-step');
+  await page.waitForTimeout(1500);
+  assert.equal(await text(page, '#f-step'), paused, 'no steps while paused');
+  assert.ok(Number.parseInt(paused, 10) < 40);
+  await page.click('#play'); // resume: the same prompt goes on to 40 steps
+  await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]', { timeout: 300_000 });
+  assert.equal((await lossSummary(page)).steps, 40);
+  const sentiment = await softPredictions(page);
+
+  // Another task gets its own fresh prompt...
+  await page.selectOption('#task-select', 'antonyms');
+  await page.waitForFunction(() => document.querySelector('#task-about').textContent.includes('Exact-match'));
+  await page.waitForSelector('#play:not([disabled])');
+  assert.equal(await text(page, '#f-step'), '–');
+  // ...and going back swaps the trained sentiment prompt in, without reloading the model.
+  await page.selectOption('#task-select', 'sentiment');
+  await page.waitForFunction(() => document.querySelector('#task-about').textContent.includes('Classification'));
+  await page.click('#evaluate');
+  await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+  assert.deepEqual(await softPredictions(page), sentiment);
+  assert.equal(await text(page, '#model-status'), loadedAs, 'the model was not reloaded');
+  assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 40 steps/);
+  clean('shelf', t);
+  await t.context.close();
+});
+
+test('embed mode: a compact layout at phone width, and the copy-embed button gives an iframe of the same state', async () => {
+  const t = await open(env, '?backend=cpu&task=category&embed=1&seed=3', { viewport: { width: 390, height: 844 } });
+  const { page } = t;
+  await t.context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await ready(page);
+  assert.equal(await page.evaluate(() => document.body.classList.contains('embed')), true);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling at phone width (${overflow} px too wide)`);
+  await page.screenshot({ path: join(ARTIFACTS, 'embed-phone.png'), fullPage: true });
+  await page.click('#copy-embed');
+  await page.waitForFunction(() => document.querySelector('#copy-status').textContent !== '');
+  const code = await page.evaluate(() => navigator.clipboard.readText());
+  assert.match(code, /^<iframe src="http:\/\/127\.0\.0\.1:\d+\/\?[^"]*task=category[^"]*seed=3[^"]*embed=1" title="Soft Prompt Lab"/);
+  clean('embed', t);
+  await t.context.close();
+});
+
+test('without a WebGPU adapter the page falls back to the CPU with a visible note, keeping the settings', async () => {
+  const noGpu = await start({ webgpu: false });
+  try {
+    const t = await open(noGpu, '?backend=webgpu&task=antonyms&vt=5&seed=9');
+    const { page } = t;
+    await ready(page);
+    assert.match(await text(page, '#backend-badge'), /^CPU/);
+    assert.match(await text(page, '#backend-note'), /WebGPU gave no adapter|no WebGPU/);
+    assert.equal(await page.inputValue('#s-virtualTokens'), '5');
+    assert.equal(await page.inputValue('#s-seed'), '9');
+    assert.match(await text(page, '#f-trainable'), /^5 × 192/);
+    clean('fallback', t);
+    await t.context.close();
+  } finally {
+    await noGpu.close();
+  }
 });

@@ -12,6 +12,11 @@ export class PromptShelf {
     this.draw();
   }
 
+  clear() {
+    this.items.clear();
+    this.draw();
+  }
+
   get(task) {
     return this.items.get(task);
   }
