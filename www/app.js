@@ -84,6 +84,7 @@ function onEvent(msg) {
       $('f-step').textContent = `${msg.step} / ${msg.target}`;
       $('f-loss').textContent = msg.loss.toFixed(4);
       $('f-grad').textContent = msg.gradNorm.toFixed(4);
+      $('f-speed').title = `the last step took ${msg.msPerStep.toFixed(0)} ms`;
       if (stepTimes.length > 1) {
         $('f-speed').textContent = ((stepTimes.length - 1) / ((now - stepTimes[0]) / 1000)).toFixed(1);
       }
@@ -163,6 +164,7 @@ async function start(backend) {
 async function loadModel(source) {
   const started = performance.now();
   $('model-error').hidden = true;
+  $('play').disabled = true;
   try {
     const loaded = await client.request('load-model', { source });
     if (source !== modelSource) {
@@ -183,6 +185,7 @@ async function loadModel(source) {
   } catch (e) {
     showError($('model-error'), e);
     $('model-status').textContent = modelInfo ? 'The previous model is still loaded.' : 'No model loaded.';
+    $('play').disabled = !task;
   }
 }
 

@@ -168,10 +168,11 @@ test('another GPT-2 checkpoint loads from local files, and its tokenizer gives H
   await page.waitForSelector('#model-check:not([hidden])');
   await page.click('#model-load');
   await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('local files'));
-  await page.waitForSelector('#play:not([disabled])');
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   assert.match(await text(page, '#model-status'), new RegExp(`${config.n_layer} layers, d ${config.n_embd}, vocabulary ${config.vocab_size}`));
-  assert.match(await text(page, '#f-trainable'), new RegExp(`^8 × ${config.n_embd} = `));
+  // The task is set again on the new model with a fresh prompt of its width.
+  await page.waitForFunction((d) => document.querySelector('#f-trainable').textContent.startsWith(`8 × ${d} = `), config.n_embd);
+  await page.waitForSelector('#play:not([disabled])');
 
   // The same cases the native parity test checks (tabs, CRLF, unicode, a special token, empty),
   // through the page's own wasm bundle.
