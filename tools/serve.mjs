@@ -25,10 +25,11 @@ export function serve(folder, port = 0) {
     }
     try {
       if ((await fs.stat(file)).isDirectory()) file = join(file, 'index.html');
-      const { size } = await fs.stat(file);
+      const { size, mtime } = await fs.stat(file);
       res.writeHead(200, {
         'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
         'Content-Length': size,
+        'Last-Modified': mtime.toUTCString(),
         'Cross-Origin-Opener-Policy': 'same-origin',
         'Cross-Origin-Embedder-Policy': 'require-corp',
         'Cross-Origin-Resource-Policy': 'same-origin',

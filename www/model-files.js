@@ -19,12 +19,30 @@ async function openCache() {
 }
 
 /**
+ * Whether the file at `url` differs from the cached copy (a HEAD request compares validators), so
+ * an updated model at the same address is fetched again. Offline, the cached copy is used.
+ */
+async function changed(url, cachedResponse) {
+  try {
+    const head = await fetch(url, { method: 'HEAD', cache: 'no-store' });
+    if (!head.ok) return false;
+    return ['etag', 'last-modified', 'content-length'].some((h) => {
+      const now = head.headers.get(h);
+      return now !== null && now !== cachedResponse.headers.get(h);
+    });
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The bytes of `url`, from the cache when present, reporting `onProgress(loaded, total)`.
  * Errors name the file and say what to do.
  */
 export async function fetchBytes(url, onProgress) {
   const cache = await openCache();
   let response = cache ? await cache.match(url) : undefined;
+  if (response && (await changed(url, response))) response = undefined;
   const cached = Boolean(response);
   if (!response) {
     try {

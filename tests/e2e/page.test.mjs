@@ -106,6 +106,7 @@ test('settings in the URL are restored, and changes are written back', async () 
   assert.equal(await page.locator('#embedding').isHidden(), true);
   assert.equal(await page.locator('#outputs').isVisible(), true);
   assert.match(await text(page, '#f-trainable'), /^4 × 192 = 768 of/);
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'COOP/COEP served');
   await page.fill('#s-seed', '5');
   await page.locator('#s-seed').dispatchEvent('change');
   assert.match(page.url(), /[?&]seed=5(&|$)/);
@@ -262,4 +263,25 @@ test('without a WebGPU adapter the page falls back to the CPU with a visible not
   } finally {
     await noGpu.close();
   }
+});
+
+test('switching backend keeps the trained prompt and reads the model from the Cache API', async () => {
+  const t = await open(env, '?backend=cpu&task=sentiment&steps=5&lr=0.1');
+  const { page } = t;
+  const downloads = [];
+  page.on('request', (r) => { if (r.url().endsWith('model.safetensors') && r.method() === 'GET') downloads.push(r.url()); });
+  await ready(page);
+  await page.click('#play');
+  await page.waitForSelector('#f-fp-after[data-equal]');
+  const fingerprint = await text(page, '#f-fp-before code');
+  await page.selectOption('#backend-select', 'webgpu');
+  await page.waitForFunction(() => document.querySelector('#backend-badge').textContent.startsWith('WebGPU'));
+  await page.waitForSelector('#model-status[data-ready="true"]');
+  await page.waitForSelector('#play:not([disabled])', { timeout: 300_000 });
+  assert.equal(downloads.length, 1, `model.safetensors fetched once, then read from the cache: ${downloads}`);
+  assert.equal(await text(page, '#f-fp-before code'), fingerprint, 'the same weights on the GPU');
+  assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 5 steps/);
+  assert.match(page.url(), /[?&]backend=webgpu(&|$)/);
+  clean('switch', t);
+  await t.context.close();
 });
