@@ -217,6 +217,10 @@ pub struct Session {
     run: Option<Run>,
 }
 
+fn no_prompt() -> Error {
+    Error::setting("no soft prompt yet: press Reset or Train first")
+}
+
 fn hex(v: u64) -> String {
     format!("{v:016x}")
 }
@@ -261,9 +265,7 @@ impl Session {
     }
 
     fn run(&self) -> Result<&Run> {
-        self.run
-            .as_ref()
-            .ok_or_else(|| Error::setting("no soft prompt yet: press Reset or Train first"))
+        self.run.as_ref().ok_or_else(no_prompt)
     }
 
     /// Sets the task; the current prompt is dropped (it belongs to the previous task).
@@ -316,10 +318,7 @@ impl Session {
     /// One training step on the next batch.
     pub async fn step(&mut self) -> Result<StepStats> {
         let pad = self.lm.tokenizer.pad_id();
-        let run = self
-            .run
-            .as_mut()
-            .ok_or_else(|| Error::setting("no soft prompt yet: press Reset or Train first"))?;
+        let run = self.run.as_mut().ok_or_else(no_prompt)?;
         let n = run.trainer.prompt.n_virtual();
         let batch = run.sampler.next_batch(run.settings.batch, n, pad)?;
         run.trainer.step(&self.lm.model, &batch)?.read().await

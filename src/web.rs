@@ -1,6 +1,8 @@
 //! The page's entry points (wasm-bindgen), called only by `www/worker.js`: JavaScript values in,
 //! `Session` calls, JavaScript values out. Errors become `{kind, message, line?}` objects.
-//! Calls are serialised by the worker; each async method holds the session for its duration.
+//! Calls are serialised by the worker; each async method holds the session for its duration
+//! (across its awaits, hence the allow below), and `with_session` refuses an overlapping call.
+#![allow(clippy::await_holding_refcell_ref)]
 
 use std::cell::{Ref, RefCell, RefMut};
 use std::rc::Rc;
@@ -48,6 +50,11 @@ fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, what: &str) -> Result
         .map_err(|e| js_error(&Error::setting(format!("{what}: {e}"))))
 }
 
+/// The token embedding in f32: the largest tensor, which must fit one GPU buffer.
+fn embedding_bytes(c: &crate::model::GptConfig) -> u64 {
+    (c.vocab_size * c.n_embd * 4) as u64
+}
+
 /// What a config.json promises before the weights are fetched: size and a memory estimate.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,22 +65,20 @@ struct ConfigSummary {
     vocab_size: usize,
     /// Device weights in f32, the host copy of the embedding for the map, and the file itself.
     estimated_bytes: f64,
-    /// The largest single tensor in f32 (the token embedding): it must fit one GPU buffer.
-    largest_tensor_bytes: f64,
 }
 
 /// Reads `config.json` and estimates the memory a model needs, without loading it.
 #[wasm_bindgen(js_name = inspectConfig)]
 pub fn inspect_config(config_json: &[u8], weights_file_bytes: f64) -> Result<JsValue, JsValue> {
     let c = parse_config(config_json).map_err(|e| js_error(&e))?;
-    let wte = (c.vocab_size * c.n_embd * 4) as f64;
     to_js(&ConfigSummary {
         params: c.num_params(),
         n_layer: c.n_layer,
         n_embd: c.n_embd,
         vocab_size: c.vocab_size,
-        estimated_bytes: (c.num_params() * 4) as f64 + wte + weights_file_bytes,
-        largest_tensor_bytes: wte,
+        estimated_bytes: (c.num_params() * 4) as f64
+            + embedding_bytes(&c) as f64
+            + weights_file_bytes,
     })
 }
 
@@ -117,8 +122,17 @@ impl Lab {
                     detail: format!("the GPU was lost ({reason}); switch to the CPU backend"),
                 }));
             }
-            if state.borrow().session.is_none() {
-                return Err(js_error(&Error::setting("no model loaded yet")));
+            // An overlapping call (the worker serialises them) is refused, not a borrow panic.
+            match state.try_borrow_mut() {
+                Err(_) => {
+                    return Err(js_error(&Error::device(
+                        "the lab is busy with another call; wait for it to finish",
+                    )));
+                }
+                Ok(s) if s.session.is_none() => {
+                    return Err(js_error(&Error::setting("no model loaded yet")));
+                }
+                Ok(_) => {}
             }
             f(state).await
         })
@@ -175,7 +189,7 @@ impl Lab {
             (self.state.clone(), self.device.clone(), self.max_buffer);
         future_to_promise(async move {
             let cfg = parse_config(&config).map_err(|e| js_error(&e))?;
-            let wte = (cfg.vocab_size * cfg.n_embd * 4) as u64;
+            let wte = embedding_bytes(&cfg);
             if let Some(max) = max_buffer.filter(|&m| m < wte) {
                 return Err(js_error(&Error::Device {
                     detail: format!(
@@ -344,6 +358,6 @@ impl Lab {
 
 fn set_task(state: &Rc<RefCell<State>>, task: Task) -> Result<JsValue, JsValue> {
     let summary = crate::session::TaskSummary::from(&task);
-    exclusive(&state).set_task(task);
+    exclusive(state).set_task(task);
     to_js(&summary)
 }

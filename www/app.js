@@ -1,5 +1,6 @@
 // The page's main thread: reads the state from the URL, drives the lab worker, and draws.
 import { LabClient } from './lab-client.js';
+import { MODEL_FILES } from './protocol.js';
 import { CUSTOM_TASK, FIELDS, PANELS, fromUrl, toQuery, trainSettings } from './state.js';
 import { TrainingChart } from './components/training-chart.js';
 import { EmbeddingMap } from './components/embedding-map.js';
@@ -207,11 +208,11 @@ async function inspect(source) {
 
 function filesSource(files) {
   const byName = Object.fromEntries([...files].map((f) => [f.name, f]));
-  const missing = ['config.json', 'model.safetensors', 'tokenizer.json'].filter((n) => !byName[n]);
+  const missing = MODEL_FILES.filter((n) => !byName[n]);
   if (missing.length) {
     throw { message: `missing ${missing.join(', ')}: choose all three files of the model (config.json, model.safetensors, tokenizer.json)` };
   }
-  return Promise.all(['config.json', 'model.safetensors', 'tokenizer.json'].map((n) => byName[n].arrayBuffer()))
+  return Promise.all(MODEL_FILES.map((n) => byName[n].arrayBuffer()))
     .then(([config, weights, tokenizer]) => ({ kind: 'files', config, weights, tokenizer }));
 }
 

@@ -1,7 +1,7 @@
-// Fetching a model's files with byte progress, kept in the Cache API so a second visit (or a
+// Fetching a model's (and a built-in task's) files with byte progress, kept in the Cache API so a second visit (or a
 // backend switch, which restarts the worker) loads from disk instead of the network.
 
-const CACHE = 'soft-prompt-lab-models-v1';
+const CACHE = 'soft-prompt-lab-files-v1';
 
 /** `base` + name, accepting a folder URL with or without a trailing slash. */
 export function fileUrl(base, name) {
