@@ -50,11 +50,6 @@ fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, what: &str) -> Result
         .map_err(|e| js_error(&Error::setting(format!("{what}: {e}"))))
 }
 
-/// The token embedding in f32: the largest tensor, which must fit one GPU buffer.
-fn embedding_bytes(c: &crate::model::GptConfig) -> u64 {
-    (c.vocab_size * c.n_embd * 4) as u64
-}
-
 /// What a config.json promises before the weights are fetched: size and a memory estimate.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,7 +72,7 @@ pub fn inspect_config(config_json: &[u8], weights_file_bytes: f64) -> Result<JsV
         n_embd: c.n_embd,
         vocab_size: c.vocab_size,
         estimated_bytes: (c.num_params() * 4) as f64
-            + embedding_bytes(&c) as f64
+            + crate::backend::embedding_bytes(&c) as f64
             + weights_file_bytes,
     })
 }
@@ -189,15 +184,8 @@ impl Lab {
             (self.state.clone(), self.device.clone(), self.max_buffer);
         future_to_promise(async move {
             let cfg = parse_config(&config).map_err(|e| js_error(&e))?;
-            let wte = embedding_bytes(&cfg);
-            if let Some(max) = max_buffer.filter(|&m| m < wte) {
-                return Err(js_error(&Error::Device {
-                    detail: format!(
-                        "this GPU allows buffers of at most {} MB, but the model's token embedding needs {} MB; use the CPU backend or a smaller model",
-                        max >> 20,
-                        wte >> 20
-                    ),
-                }));
+            if let Some(max) = max_buffer {
+                crate::backend::check_buffer_limit(&cfg, max).map_err(|e| js_error(&e))?;
             }
             let files = ModelFiles {
                 config_json: &config,

@@ -396,3 +396,16 @@ fn settings_out_of_range() {
         Err(Error::Setting { .. })
     ));
 }
+
+#[test]
+fn gpu_buffer_limit_smaller_than_the_embedding() {
+    // GPT-2 small's shape against WebGPU's default 128 MiB binding limit.
+    let mut config = load("tiny-a").model.config.clone();
+    (config.vocab_size, config.n_embd) = (50257, 768);
+    let err = soft_prompt_lab::backend::check_buffer_limit(&config, 128 << 20).unwrap_err();
+    assert!(
+        matches!(&err, Error::Device { detail } if detail.contains("at most 128 MiB") && detail.contains("needs 148 MiB") && detail.contains("CPU backend")),
+        "{err}"
+    );
+    assert!(soft_prompt_lab::backend::check_buffer_limit(&config, 1 << 30).is_ok());
+}
