@@ -286,6 +286,7 @@ async function resetPrompt() {
     drawPrompt(await client.request('reset', { settings: trainSettings(state) }));
     setBusy(false);
     $('play').disabled = false;
+    showTokens();
   } catch (e) {
     showError($('train-error'), e);
     $('play').disabled = true;

@@ -285,3 +285,23 @@ test('switching backend keeps the trained prompt and reads the model from the Ca
   clean('switch', t);
   await t.context.close();
 });
+
+test('keyboard only: Tab reaches the controls in order, and Enter trains', async () => {
+  const t = await open(env, '?backend=cpu&task=antonyms&steps=2');
+  const { page } = t;
+  await ready(page);
+  const visited = [];
+  for (let i = 0; i < 60 && visited[visited.length - 1] !== 'play'; i++) {
+    await page.keyboard.press('Tab');
+    visited.push(await page.evaluate(() => document.activeElement.id || document.activeElement.tagName));
+  }
+  assert.equal(visited[visited.length - 1], 'play', `reached Train: ${visited.join(' ')}`);
+  for (const id of ['backend-select', 'task-select', 's-virtualTokens', 's-seed']) {
+    assert.ok(visited.includes(id), `${id} is in the tab order`);
+  }
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#f-fp-after[data-equal="true"]');
+  assert.equal(await text(page, '#f-step'), '2 / 2');
+  clean('keyboard', t);
+  await t.context.close();
+});

@@ -22,7 +22,7 @@ export class EmbeddingMap {
     const pct = (x) => `${(x * 100).toFixed(1)}% of variance`;
     this.chart.setOption({
       animation: false,
-      grid: { left: 40, right: 16, top: 16, bottom: 40 },
+      grid: { left: 40, right: 16, top: 30, bottom: 40 },
       tooltip: { trigger: 'item', formatter: (p) => `${escape(p.data[2] ?? p.seriesName)}` },
       xAxis: { type: 'value', name: `PC1 (${pct(explained[0])})`, nameLocation: 'middle', nameGap: 24, scale: true },
       yAxis: { type: 'value', name: `PC2 (${pct(explained[1])})`, scale: true },
