@@ -33,8 +33,8 @@ export async function start({ webgpu = true } = {}) {
 }
 
 /**
- * Opens the page with `query` in a fresh context. `foreign` collects requests to other origins
- * (the page must make none), `errors` uncaught page errors (there must be none).
+ * Opens the page with `query` in a fresh context. `requests` records every request, `foreign`
+ * those to other origins (the page must make none), `errors` uncaught page errors (none allowed).
  */
 export async function open(env, query, { acceptDownloads = false, viewport = { width: 1400, height: 1000 } } = {}) {
   const context = await env.browser.newContext({ acceptDownloads, viewport });
@@ -42,14 +42,16 @@ export async function open(env, query, { acceptDownloads = false, viewport = { w
   const origin = new URL(env.url).origin;
   const foreign = [];
   const errors = [];
+  const requests = [];
   context.on('request', (r) => {
     const u = r.url();
+    requests.push({ url: u, method: r.method() });
     if (!u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:')) foreign.push(u);
   });
   page.on('pageerror', (e) => errors.push(e.message));
   page.setDefaultTimeout(120_000);
   await page.goto(`${env.url}${query}`);
-  return { page, context, foreign, errors };
+  return { page, context, foreign, errors, requests };
 }
 
 /** Waits for the model to be loaded and a prompt to be ready to train. */

@@ -10,9 +10,20 @@ let env;
 before(async () => { env = await start(); });
 after(async () => { await env?.close(); });
 
-function clean(t, { foreign, errors }) {
-  assert.deepEqual(foreign, [], `${t}: requests left the page's origin`);
-  assert.deepEqual(errors, [], `${t}: uncaught errors in the page`);
+/**
+ * Opens the page with `query` in a fresh context, waits until a prompt is ready to train, runs
+ * `body(page, t)`, then checks that no request left the origin and no error escaped.
+ */
+async function withPage(query, body, { browserEnv = env, readyTimeout, ...options } = {}) {
+  const t = await open(browserEnv, query, options);
+  try {
+    await ready(t.page, readyTimeout);
+    await body(t.page, t);
+    assert.deepEqual(t.foreign, [], `${query}: requests left the page's origin`);
+    assert.deepEqual(t.errors, [], `${query}: uncaught errors in the page`);
+  } finally {
+    await t.context.close();
+  }
 }
 
 async function lossSummary(page) {
@@ -27,281 +38,248 @@ async function softPredictions(page) {
 }
 
 test('CPU path: the bundled model trains a soft prompt, every view updates, the base stays frozen, and a PEFT adapter round-trips', async () => {
-  const t = await open(env, '?backend=cpu&task=sentiment&steps=30&lr=0.1', { acceptDownloads: true });
-  const { page } = t;
-  await ready(page);
-  assert.match(await text(page, '#backend-badge'), /CPU/);
-  assert.match(await text(page, '#f-trainable'), /^8 × 192 = 1,536 of 2\.6 M, 0\.06%$/);
-  const nearestBefore = await text(page, '#nearest');
-  const heatBefore = await page.locator('#heatmap-chart').getAttribute('aria-label');
-  assert.match(nearestBefore, /negative/, 'class-label init: P1 starts at " negative"');
+  await withPage('?backend=cpu&task=sentiment&steps=30&lr=0.1', async (page) => {
+    assert.match(await text(page, '#backend-badge'), /CPU/);
+    assert.match(await text(page, '#f-trainable'), /^8 × 192 = 1,536 of 2\.6 M, 0\.06%$/);
+    const nearestBefore = await text(page, '#nearest');
+    const heatBefore = await page.locator('#heatmap-chart').getAttribute('aria-label');
+    assert.match(nearestBefore, /negative/, 'class-label init: P1 starts at " negative"');
 
-  await page.click('#play');
-  await page.waitForSelector('#f-fp-after[data-equal]', { timeout: 300_000 });
-  // The base weights' fingerprint after training equals the one before.
-  assert.equal(await page.locator('#f-fp-after').getAttribute('data-equal'), 'true');
-  assert.equal(await text(page, '#f-fp-after code'), await text(page, '#f-fp-before code'));
+    await page.click('#play');
+    await page.waitForSelector('#f-fp-after[data-equal]', { timeout: 300_000 });
+    // The base weights' fingerprint after training equals the one before.
+    assert.equal(await page.locator('#f-fp-after').getAttribute('data-equal'), 'true');
+    assert.equal(await text(page, '#f-fp-after code'), await text(page, '#f-fp-before code'));
 
-  const loss = await lossSummary(page);
-  assert.equal(loss.steps, 30);
-  assert.ok(loss.last < loss.first, `loss fell: ${loss.first} -> ${loss.last}`);
-  assert.match(await page.locator('#loss-chart').getAttribute('aria-label'), /Held-out accuracy [\d.]+% at step 30/);
-  assert.match(await page.locator('#map-chart').getAttribute('aria-label'),
-    /4096 vocabulary tokens .* 8 prompt vectors, each with a path of 7 positions/);
-  assert.notEqual(await text(page, '#nearest'), nearestBefore, 'nearest tokens updated');
-  assert.notEqual(await page.locator('#heatmap-chart').getAttribute('aria-label'), heatBefore, 'heatmap updated');
-  assert.equal(await text(page, '#f-step'), '30 / 30');
+    const loss = await lossSummary(page);
+    assert.equal(loss.steps, 30);
+    assert.ok(loss.last < loss.first, `loss fell: ${loss.first} -> ${loss.last}`);
+    assert.match(await page.locator('#loss-chart').getAttribute('aria-label'), /Held-out accuracy [\d.]+% at step 30/);
+    assert.match(await page.locator('#map-chart').getAttribute('aria-label'),
+      /4096 vocabulary tokens .* 8 prompt vectors, each with a path of 7 positions/);
+    assert.notEqual(await text(page, '#nearest'), nearestBefore, 'nearest tokens updated');
+    assert.notEqual(await page.locator('#heatmap-chart').getAttribute('aria-label'), heatBefore, 'heatmap updated');
+    assert.equal(await text(page, '#f-step'), '30 / 30');
 
-  // The outputs view compares no prompt, the text prompt and the soft prompt.
-  await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
-  const accText = await text(page, '#accuracies');
-  const soft = Number(accText.match(/Soft prompt: ([\d.]+)%/)[1]);
-  const none = Number(accText.match(/No prompt: ([\d.]+)%/)[1]);
-  assert.ok(soft > none, `soft prompt beats no prompt: ${accText}`);
-  const predictions = await softPredictions(page);
-  assert.equal(predictions.length, 20);
-  await page.screenshot({ path: join(ARTIFACTS, 'trained.png'), fullPage: true });
+    // The outputs view compares no prompt, the text prompt and the soft prompt.
+    await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    const accText = await text(page, '#accuracies');
+    const soft = Number(accText.match(/Soft prompt: ([\d.]+)%/)[1]);
+    const none = Number(accText.match(/No prompt: ([\d.]+)%/)[1]);
+    assert.ok(soft > none, `soft prompt beats no prompt: ${accText}`);
+    const predictions = await softPredictions(page);
+    assert.equal(predictions.length, 20);
+    await page.screenshot({ path: join(ARTIFACTS, 'trained.png'), fullPage: true });
 
-  // The prompt is on the shelf; export it as a PEFT adapter zip.
-  assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 30 steps/);
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
-  const zip = join(ARTIFACTS, 'sentiment-adapter.zip');
-  await download.saveAs(zip);
+    // The prompt is on the shelf; export it as a PEFT adapter zip.
+    assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 30 steps/);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+    const zip = join(ARTIFACTS, 'sentiment-adapter.zip');
+    await download.saveAs(zip);
 
-  // A new prompt (another seed) predicts differently; importing the adapter restores the predictions.
-  await page.fill('#s-seed', '7');
-  await page.locator('#s-seed').dispatchEvent('change');
-  await page.waitForFunction(() => document.querySelector('#outputs-table').children.length === 0);
-  await page.setInputFiles('#import-files', zip);
-  await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
-  assert.deepEqual(await softPredictions(page), predictions);
-  assert.equal(await text(page, '#accuracies'), accText);
-  clean('cpu', t);
-  await t.context.close();
+    // A new prompt (another seed) predicts differently; importing the adapter restores the predictions.
+    await page.fill('#s-seed', '7');
+    await page.locator('#s-seed').dispatchEvent('change');
+    await page.waitForFunction(() => document.querySelector('#outputs-table').children.length === 0);
+    await page.setInputFiles('#import-files', zip);
+    await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    assert.deepEqual(await softPredictions(page), predictions);
+    assert.equal(await text(page, '#accuracies'), accText);
+  }, { acceptDownloads: true });
 });
 
 test('WebGPU path: the bundled model loads on the GPU adapter and takes a training step', async () => {
   // SwiftShader is a slow software GPU: one virtual token, batch 1, one step.
-  const t = await open(env, '?backend=webgpu&task=sentiment&vt=1&batch=1&steps=1');
-  const { page } = t;
-  await ready(page, 300_000);
-  assert.match(await text(page, '#backend-badge'), /WebGPU · google swiftshader/);
-  await page.click('#step');
-  await page.waitForFunction(() => document.querySelector('#f-step').textContent === '1 / 1', null, { timeout: 300_000 });
-  assert.match(await text(page, '#f-loss'), /^\d+\.\d{4}$/);
-  clean('webgpu', t);
-  await t.context.close();
+  await withPage('?backend=webgpu&task=sentiment&vt=1&batch=1&steps=1', async (page) => {
+    assert.match(await text(page, '#backend-badge'), /WebGPU · google swiftshader/);
+    await page.click('#step');
+    await page.waitForFunction(() => document.querySelector('#f-step').textContent === '1 / 1', null, { timeout: 300_000 });
+    assert.match(await text(page, '#f-loss'), /^\d+\.\d{4}$/);
+  }, { readyTimeout: 300_000 });
 });
 
 test('settings in the URL are restored, and changes are written back', async () => {
-  const t = await open(env, '?backend=cpu&task=antonyms&vt=4&init=random&lr=0.05&steps=7&batch=3&seed=42&panels=training,outputs');
-  const { page } = t;
-  await ready(page);
-  const values = await page.evaluate(() => Object.fromEntries(
-    ['task-select', 's-virtualTokens', 's-init', 's-lr', 's-steps', 's-batch', 's-seed'].map((id) => [id, document.getElementById(id).value])));
-  assert.deepEqual(values, {
-    'task-select': 'antonyms', 's-virtualTokens': '4', 's-init': 'random', 's-lr': '0.05',
-    's-steps': '7', 's-batch': '3', 's-seed': '42',
+  await withPage('?backend=cpu&task=antonyms&vt=4&init=random&lr=0.05&steps=7&batch=3&seed=42&panels=training,outputs', async (page) => {
+    const values = await page.evaluate(() => Object.fromEntries(
+      ['task-select', 's-virtualTokens', 's-init', 's-lr', 's-steps', 's-batch', 's-seed'].map((id) => [id, document.getElementById(id).value])));
+    assert.deepEqual(values, {
+      'task-select': 'antonyms', 's-virtualTokens': '4', 's-init': 'random', 's-lr': '0.05',
+      's-steps': '7', 's-batch': '3', 's-seed': '42',
+    });
+    assert.equal(await page.locator('#embedding').isHidden(), true);
+    assert.equal(await page.locator('#outputs').isVisible(), true);
+    assert.match(await text(page, '#f-trainable'), /^4 × 192 = 768 of/);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'COOP/COEP served');
+    await page.fill('#s-seed', '5');
+    await page.locator('#s-seed').dispatchEvent('change');
+    assert.match(page.url(), /[?&]seed=5(&|$)/);
+    await page.getByRole('checkbox', { name: 'Embedding space' }).check();
+    assert.equal(await page.locator('#embedding').isVisible(), true);
+    assert.match(page.url(), /[?&]panels=training%2Cembedding%2Coutputs(&|$)/);
   });
-  assert.equal(await page.locator('#embedding').isHidden(), true);
-  assert.equal(await page.locator('#outputs').isVisible(), true);
-  assert.match(await text(page, '#f-trainable'), /^4 × 192 = 768 of/);
-  assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'COOP/COEP served');
-  await page.fill('#s-seed', '5');
-  await page.locator('#s-seed').dispatchEvent('change');
-  assert.match(page.url(), /[?&]seed=5(&|$)/);
-  await page.getByRole('checkbox', { name: 'Embedding space' }).check();
-  assert.equal(await page.locator('#embedding').isVisible(), true);
-  assert.match(page.url(), /[?&]panels=training%2Cembedding%2Coutputs(&|$)/);
-  clean('url', t);
-  await t.context.close();
 });
 
 test('a malformed custom task shows a line-numbered error and keeps the text', async () => {
-  const t = await open(env, '?backend=cpu');
-  const { page } = t;
-  await ready(page);
-  await page.selectOption('#task-select', 'custom');
-  const typed = 'hot => cold\nbig small\nup => down';
-  await page.fill('#custom-text', typed);
-  await page.click('#custom-apply');
-  await page.waitForSelector('#custom-error:not([hidden])');
-  assert.match(await text(page, '#custom-error'), /^Line 2: .*no `=>`/);
-  assert.equal(await page.inputValue('#custom-text'), typed);
-  // Fixed, it trains.
-  await page.fill('#custom-text', 'hot => cold\nbig => small\nup => down\nwet => dry\nlight => dark');
-  await page.click('#custom-apply');
-  await page.waitForSelector('#play:not([disabled])');
-  assert.equal(await page.locator('#custom-error').isHidden(), true);
-  assert.match(await text(page, '#task-about'), /4 training and 1 held-out/);
-  clean('custom', t);
-  await t.context.close();
+  await withPage('?backend=cpu', async (page) => {
+    await page.selectOption('#task-select', 'custom');
+    const typed = 'hot => cold\nbig small\nup => down';
+    await page.fill('#custom-text', typed);
+    await page.click('#custom-apply');
+    await page.waitForSelector('#custom-error:not([hidden])');
+    assert.match(await text(page, '#custom-error'), /^Line 2: .*no `=>`/);
+    assert.equal(await page.inputValue('#custom-text'), typed);
+    // Fixed, it trains.
+    await page.fill('#custom-text', 'hot => cold\nbig => small\nup => down\nwet => dry\nlight => dark');
+    await page.click('#custom-apply');
+    await page.waitForSelector('#play:not([disabled])');
+    assert.equal(await page.locator('#custom-error').isHidden(), true);
+    assert.match(await text(page, '#task-about'), /4 training and 1 held-out/);
+  });
 });
 
 test('a corrupt model file shows a named error and the bundled model stays loaded', async () => {
-  const t = await open(env, '?backend=cpu');
-  const { page } = t;
-  await ready(page);
-  const dir = join(ROOT, 'www', 'models', 'wordnet-gpt');
-  const weights = readFileSync(join(dir, 'model.safetensors'));
-  const corrupt = join(ARTIFACTS, 'model.safetensors');
-  writeFileSync(corrupt, weights.subarray(0, weights.length / 2)); // truncated download
-  await page.click('#model-panel summary');
-  await page.setInputFiles('#model-files', [join(dir, 'config.json'), corrupt, join(dir, 'tokenizer.json')]);
-  await page.waitForSelector('#model-check:not([hidden])');
-  assert.match(await text(page, '#model-summary'), /2\.6 M parameters \(4 layers, d 192, vocabulary 4,096\); needs about \d+ MB/);
-  await page.click('#model-load');
-  await page.waitForSelector('#model-error:not([hidden])');
-  assert.match(await text(page, '#model-error'), /model\.safetensors is corrupt or truncated .*Download the file again/);
-  assert.match(await text(page, '#model-status'), /previous model is still loaded/);
-  assert.equal(await page.locator('#play').isEnabled(), true);
-  clean('corrupt', t);
-  await t.context.close();
+  await withPage('?backend=cpu', async (page) => {
+    const dir = join(ROOT, 'www', 'models', 'wordnet-gpt');
+    const weights = readFileSync(join(dir, 'model.safetensors'));
+    const corrupt = join(ARTIFACTS, 'model.safetensors');
+    writeFileSync(corrupt, weights.subarray(0, weights.length / 2)); // truncated download
+    await page.click('#model-panel summary');
+    await page.setInputFiles('#model-files', [join(dir, 'config.json'), corrupt, join(dir, 'tokenizer.json')]);
+    await page.waitForSelector('#model-check:not([hidden])');
+    assert.match(await text(page, '#model-summary'), /2\.6 M parameters \(4 layers, d 192, vocabulary 4,096\); needs about \d+ MB/);
+    await page.click('#model-load');
+    await page.waitForSelector('#model-error:not([hidden])');
+    assert.match(await text(page, '#model-error'), /model\.safetensors is corrupt or truncated .*Download the file again/);
+    assert.match(await text(page, '#model-status'), /previous model is still loaded/);
+    assert.equal(await page.locator('#play').isEnabled(), true);
+  });
 });
 
 test('another GPT-2 checkpoint loads from local files, and its tokenizer gives Hugging Face\'s ids in the wasm bundle', async () => {
-  const t = await open(env, '?backend=cpu&task=sentiment');
-  const { page } = t;
-  await ready(page);
-  const dir = join(ROOT, 'tests', 'reference', 'fixtures', 'tiny-a');
-  await page.click('#model-panel summary');
-  await page.setInputFiles('#model-files', ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => join(dir, f)));
-  await page.waitForSelector('#model-check:not([hidden])');
-  await page.click('#model-load');
-  await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('local files'));
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  assert.match(await text(page, '#model-status'), new RegExp(`${config.n_layer} layers, d ${config.n_embd}, vocabulary ${config.vocab_size}`));
-  // The task is set again on the new model with a fresh prompt of its width.
-  await page.waitForFunction((d) => document.querySelector('#f-trainable').textContent.startsWith(`8 × ${d} = `), config.n_embd);
-  await page.waitForSelector('#play:not([disabled])');
+  await withPage('?backend=cpu&task=sentiment', async (page) => {
+    const dir = join(ROOT, 'tests', 'reference', 'fixtures', 'tiny-a');
+    await page.click('#model-panel summary');
+    await page.setInputFiles('#model-files', ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => join(dir, f)));
+    await page.waitForSelector('#model-check:not([hidden])');
+    await page.click('#model-load');
+    await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('local files'));
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    assert.match(await text(page, '#model-status'), new RegExp(`${config.n_layer} layers, d ${config.n_embd}, vocabulary ${config.vocab_size}`));
+    // The task is set again on the new model with a fresh prompt of its width.
+    await page.waitForFunction((d) => document.querySelector('#f-trainable').textContent.startsWith(`8 × ${d} = `), config.n_embd);
+    await page.waitForSelector('#play:not([disabled])');
 
-  // The same cases the native parity test checks (tabs, CRLF, unicode, a special token, empty),
-  // through the page's own wasm bundle.
-  const reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
-  const b64 = (f) => readFileSync(join(dir, f)).toString('base64');
-  const got = await page.evaluate(async ({ files, cases }) => {
-    const wasm = await import('./pkg/soft_prompt_lab.js');
-    await wasm.default();
-    const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-    const lab = wasm.Lab.cpu();
-    await lab.load(bytes(files.config), bytes(files.weights), bytes(files.tokenizer));
-    const out = [];
-    for (const c of cases) out.push((await lab.tokenize(c.text)).map((x) => x.id));
-    return out;
-  }, { files: { config: b64('config.json'), weights: b64('model.safetensors'), tokenizer: b64('tokenizer.json') }, cases: reference.token_ids });
-  assert.equal(reference.token_ids.length, 8);
-  assert.deepEqual(got, reference.token_ids.map((c) => c.ids));
-  clean('local model', t);
-  await t.context.close();
+    // The same cases the native parity test checks (tabs, CRLF, unicode, a special token, empty),
+    // through the page's own wasm bundle.
+    const reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
+    const b64 = (f) => readFileSync(join(dir, f)).toString('base64');
+    const got = await page.evaluate(async ({ files, cases }) => {
+      const wasm = await import('./pkg/soft_prompt_lab.js');
+      await wasm.default();
+      const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+      const lab = wasm.Lab.cpu();
+      await lab.load(bytes(files.config), bytes(files.weights), bytes(files.tokenizer));
+      const out = [];
+      for (const c of cases) out.push((await lab.tokenize(c.text)).map((x) => x.id));
+      return out;
+    }, { files: { config: b64('config.json'), weights: b64('model.safetensors'), tokenizer: b64('tokenizer.json') }, cases: reference.token_ids });
+    assert.equal(reference.token_ids.length, 8);
+    assert.deepEqual(got, reference.token_ids.map((c) => c.ids));
+  });
 });
 
 test('pause and play; the prompt shelf swaps prompts between tasks on the same loaded model', async () => {
-  const t = await open(env, '?backend=cpu&task=sentiment&steps=40&lr=0.1');
-  const { page } = t;
-  await ready(page);
-  const loadedAs = await text(page, '#model-status');
-  await page.click('#play');
-  await page.waitForFunction(() => Number.parseInt(document.querySelector('#f-step').textContent, 10) >= 5);
-  await page.click('#play'); // pause
-  await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train');
-  const paused = await text(page, '#f-step');
-  await page.waitForTimeout(1500);
-  assert.equal(await text(page, '#f-step'), paused, 'no steps while paused');
-  assert.ok(Number.parseInt(paused, 10) < 40);
-  await page.click('#play'); // resume: the same prompt goes on to 40 steps
-  await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]', { timeout: 300_000 });
-  assert.equal((await lossSummary(page)).steps, 40);
-  const sentiment = await softPredictions(page);
+  await withPage('?backend=cpu&task=sentiment&steps=40&lr=0.1', async (page) => {
+    const loadedAs = await text(page, '#model-status');
+    await page.click('#play');
+    await page.waitForFunction(() => Number.parseInt(document.querySelector('#f-step').textContent, 10) >= 5);
+    await page.click('#play'); // pause
+    await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train');
+    const paused = await text(page, '#f-step');
+    await page.waitForTimeout(1500);
+    assert.equal(await text(page, '#f-step'), paused, 'no steps while paused');
+    assert.ok(Number.parseInt(paused, 10) < 40);
+    await page.click('#play'); // resume: the same prompt goes on to 40 steps
+    await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]', { timeout: 300_000 });
+    assert.equal((await lossSummary(page)).steps, 40);
+    const sentiment = await softPredictions(page);
 
-  // Another task gets its own fresh prompt...
-  await page.selectOption('#task-select', 'antonyms');
-  await page.waitForFunction(() => document.querySelector('#task-about').textContent.includes('Exact-match'));
-  await page.waitForSelector('#play:not([disabled])');
-  assert.equal(await text(page, '#f-step'), '–');
-  // ...and going back swaps the trained sentiment prompt in, without reloading the model.
-  await page.selectOption('#task-select', 'sentiment');
-  await page.waitForFunction(() => document.querySelector('#task-about').textContent.includes('Classification'));
-  await page.click('#evaluate');
-  await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
-  assert.deepEqual(await softPredictions(page), sentiment);
-  assert.equal(await text(page, '#model-status'), loadedAs, 'the model was not reloaded');
-  assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 40 steps/);
-  clean('shelf', t);
-  await t.context.close();
+    // Another task gets its own fresh prompt...
+    await page.selectOption('#task-select', 'antonyms');
+    await page.waitForFunction(() => document.querySelector('#task-about').textContent.includes('Exact-match'));
+    await page.waitForSelector('#play:not([disabled])');
+    assert.equal(await text(page, '#f-step'), '–');
+    // ...and going back swaps the trained sentiment prompt in, without reloading the model.
+    await page.selectOption('#task-select', 'sentiment');
+    await page.waitForFunction(() => document.querySelector('#task-about').textContent.includes('Classification'));
+    await page.click('#evaluate');
+    await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    assert.deepEqual(await softPredictions(page), sentiment);
+    assert.equal(await text(page, '#model-status'), loadedAs, 'the model was not reloaded');
+    assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 40 steps/);
+  });
 });
 
 test('embed mode: a compact layout at phone width, and the copy-embed button gives an iframe of the same state', async () => {
-  const t = await open(env, '?backend=cpu&task=category&embed=1&seed=3', { viewport: { width: 390, height: 844 } });
-  const { page } = t;
-  await t.context.grantPermissions(['clipboard-read', 'clipboard-write']);
-  await ready(page);
-  assert.equal(await page.evaluate(() => document.body.classList.contains('embed')), true);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `no horizontal scrolling at phone width (${overflow} px too wide)`);
-  await page.screenshot({ path: join(ARTIFACTS, 'embed-phone.png'), fullPage: true });
-  await page.click('#copy-embed');
-  await page.waitForFunction(() => document.querySelector('#copy-status').textContent !== '');
-  const code = await page.evaluate(() => navigator.clipboard.readText());
-  assert.match(code, /^<iframe src="http:\/\/127\.0\.0\.1:\d+\/\?[^"]*task=category[^"]*seed=3[^"]*embed=1" title="Soft Prompt Lab"/);
-  clean('embed', t);
-  await t.context.close();
+  await withPage('?backend=cpu&task=category&embed=1&seed=3', async (page, t) => {
+    await t.context.grantPermissions(['clipboard-read', 'clipboard-write']);
+    assert.equal(await page.evaluate(() => document.body.classList.contains('embed')), true);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no horizontal scrolling at phone width (${overflow} px too wide)`);
+    await page.screenshot({ path: join(ARTIFACTS, 'embed-phone.png'), fullPage: true });
+    await page.click('#copy-embed');
+    await page.waitForFunction(() => document.querySelector('#copy-status').textContent !== '');
+    const code = await page.evaluate(() => navigator.clipboard.readText());
+    assert.match(code, /^<iframe src="http:\/\/127\.0\.0\.1:\d+\/\?[^"]*task=category[^"]*seed=3[^"]*embed=1" title="Soft Prompt Lab"/);
+  }, { viewport: { width: 390, height: 844 } });
 });
 
 test('without a WebGPU adapter the page falls back to the CPU with a visible note, keeping the settings', async () => {
   const noGpu = await start({ webgpu: false });
   try {
-    const t = await open(noGpu, '?backend=webgpu&task=antonyms&vt=5&seed=9');
-    const { page } = t;
-    await ready(page);
-    assert.match(await text(page, '#backend-badge'), /^CPU/);
-    assert.match(await text(page, '#backend-note'), /WebGPU gave no adapter|no WebGPU/);
-    assert.equal(await page.inputValue('#s-virtualTokens'), '5');
-    assert.equal(await page.inputValue('#s-seed'), '9');
-    assert.match(await text(page, '#f-trainable'), /^5 × 192/);
-    clean('fallback', t);
-    await t.context.close();
+    await withPage('?backend=webgpu&task=antonyms&vt=5&seed=9', async (page) => {
+      assert.match(await text(page, '#backend-badge'), /^CPU/);
+      assert.match(await text(page, '#backend-note'), /WebGPU gave no adapter|no WebGPU/);
+      assert.equal(await page.inputValue('#s-virtualTokens'), '5');
+      assert.equal(await page.inputValue('#s-seed'), '9');
+      assert.match(await text(page, '#f-trainable'), /^5 × 192/);
+    }, { browserEnv: noGpu });
   } finally {
     await noGpu.close();
   }
 });
 
 test('switching backend keeps the trained prompt and reads the model from the Cache API', async () => {
-  const t = await open(env, '?backend=cpu&task=sentiment&steps=5&lr=0.1');
-  const { page } = t;
-  const downloads = [];
-  page.on('request', (r) => { if (r.url().endsWith('model.safetensors') && r.method() === 'GET') downloads.push(r.url()); });
-  await ready(page);
-  await page.click('#play');
-  await page.waitForSelector('#f-fp-after[data-equal]');
-  const fingerprint = await text(page, '#f-fp-before code');
-  await page.selectOption('#backend-select', 'webgpu');
-  await page.waitForFunction(() => document.querySelector('#backend-badge').textContent.startsWith('WebGPU'));
-  await page.waitForSelector('#model-status[data-ready="true"]');
-  await page.waitForSelector('#play:not([disabled])', { timeout: 300_000 });
-  assert.equal(downloads.length, 1, `model.safetensors fetched once, then read from the cache: ${downloads}`);
-  assert.equal(await text(page, '#f-fp-before code'), fingerprint, 'the same weights on the GPU');
-  assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 5 steps/);
-  assert.match(page.url(), /[?&]backend=webgpu(&|$)/);
-  clean('switch', t);
-  await t.context.close();
+  await withPage('?backend=cpu&task=sentiment&steps=5&lr=0.1', async (page, t) => {
+    await page.click('#play');
+    await page.waitForSelector('#f-fp-after[data-equal]');
+    const fingerprint = await text(page, '#f-fp-before code');
+    await page.selectOption('#backend-select', 'webgpu');
+    await page.waitForFunction(() => document.querySelector('#backend-badge').textContent.startsWith('WebGPU'));
+    await page.waitForSelector('#model-status[data-ready="true"]');
+    await page.waitForSelector('#play:not([disabled])', { timeout: 300_000 });
+    const downloads = t.requests.filter((r) => r.url.endsWith('model.safetensors') && r.method === 'GET');
+    assert.equal(downloads.length, 1, 'model.safetensors fetched once, then read from the cache');
+    assert.ok(t.requests.some((r) => r.url.endsWith('model.safetensors') && r.method === 'HEAD'), 'the cached copy was revalidated');
+    assert.equal(await text(page, '#f-fp-before code'), fingerprint, 'the same weights on the GPU');
+    assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 5 steps/);
+    assert.match(page.url(), /[?&]backend=webgpu(&|$)/);
+  });
 });
 
 test('keyboard only: Tab reaches the controls in order, and Enter trains', async () => {
-  const t = await open(env, '?backend=cpu&task=antonyms&steps=2');
-  const { page } = t;
-  await ready(page);
-  const visited = [];
-  for (let i = 0; i < 60 && visited[visited.length - 1] !== 'play'; i++) {
-    await page.keyboard.press('Tab');
-    visited.push(await page.evaluate(() => document.activeElement.id || document.activeElement.tagName));
-  }
-  assert.equal(visited[visited.length - 1], 'play', `reached Train: ${visited.join(' ')}`);
-  for (const id of ['backend-select', 'task-select', 's-virtualTokens', 's-seed']) {
-    assert.ok(visited.includes(id), `${id} is in the tab order`);
-  }
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('#f-fp-after[data-equal="true"]');
-  assert.equal(await text(page, '#f-step'), '2 / 2');
-  clean('keyboard', t);
-  await t.context.close();
+  await withPage('?backend=cpu&task=antonyms&steps=2', async (page) => {
+    const visited = [];
+    for (let i = 0; i < 60 && visited[visited.length - 1] !== 'play'; i++) {
+      await page.keyboard.press('Tab');
+      visited.push(await page.evaluate(() => document.activeElement.id || document.activeElement.tagName));
+    }
+    assert.equal(visited[visited.length - 1], 'play', `reached Train: ${visited.join(' ')}`);
+    for (const id of ['backend-select', 'task-select', 's-virtualTokens', 's-seed']) {
+      assert.ok(visited.includes(id), `${id} is in the tab order`);
+    }
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#f-fp-after[data-equal="true"]');
+    assert.equal(await text(page, '#f-step'), '2 / 2');
+  });
 });
