@@ -134,6 +134,13 @@ test('a malformed custom task shows a line-numbered error and keeps the text', a
     await page.waitForSelector('#play:not([disabled])');
     assert.equal(await page.locator('#custom-error').isHidden(), true);
     assert.match(await text(page, '#task-about'), /4 training and 1 held-out/);
+    // An uploaded CSV (quoted field with a comma, header) replaces the text and is kept in the URL.
+    const csv = join(ARTIFACTS, 'examples.csv');
+    writeFileSync(csv, 'input,output\nhot,cold\n"big, wide",small\nup,down\nwet,dry\nlight,dark\nfast,slow\n');
+    await page.setInputFiles('#custom-file', csv);
+    await page.waitForFunction(() => document.querySelector('#task-about').textContent.includes('5 training and 1 held-out'));
+    assert.match(await page.inputValue('#custom-text'), /^input,output\nhot,cold/);
+    assert.match(page.url(), /[?&]examples=input%2Coutput/);
   });
 });
 
@@ -152,6 +159,17 @@ test('a corrupt model file shows a named error and the bundled model stays loade
     assert.match(await text(page, '#model-error'), /model\.safetensors is corrupt or truncated .*Download the file again/);
     assert.match(await text(page, '#model-status'), /previous model is still loaded/);
     assert.equal(await page.locator('#play').isEnabled(), true);
+    // A model by folder URL (the bundled one's address, typed without the trailing slash): checked,
+    // then loaded.
+    const url = new URL('models/wordnet-gpt', page.url()).href;
+    await page.fill('#model-url', url);
+    await page.click('#model-url-form button');
+    await page.waitForSelector('#model-check:not([hidden])');
+    assert.match(await text(page, '#model-summary'), /needs about \d+ MB/);
+    await page.click('#model-load');
+    await page.waitForFunction((u) => document.querySelector('#model-status').textContent.startsWith(u), url);
+    assert.equal(await page.locator('#model-error').isHidden(), true);
+    assert.ok(page.url().includes(`model=${encodeURIComponent(url)}`), 'the model URL is part of the state');
   });
 });
 
