@@ -14,8 +14,9 @@ export class TrainingChart {
       tooltip: { trigger: 'axis' },
       xAxis: { type: 'value', name: 'step', nameLocation: 'middle', nameGap: 24, min: 0 },
       yAxis: [
-        { type: 'value', name: 'loss', scale: true },
-        { type: 'value', name: 'accuracy', min: 0, max: 100, axisLabel: { formatter: '{value}%' } },
+        // No axis names: the legend names both series, and they would collide with it when narrow.
+        { type: 'value', scale: true },
+        { type: 'value', min: 0, max: 100, axisLabel: { formatter: '{value}%' } },
       ],
       series: [
         { name: 'training loss', type: 'line', showSymbol: false, data: [] },
