@@ -132,14 +132,14 @@ async function onFatal(err) {
   await start('cpu');
 }
 
-async function start(backend) {
+async function start(backend, carriedIn) {
   // Carry the current prompt over when the old worker can still export it.
-  const carried = client && task
+  const carried = carriedIn ?? (client && task
     ? await Promise.race([
       client.request('export', { baseModel: '' }).catch(() => undefined),
       new Promise((r) => { setTimeout(r, 3000); }),
     ])
-    : undefined;
+    : undefined);
   client?.terminate();
   setBusy(false);
   $('play').disabled = true;
@@ -151,7 +151,7 @@ async function start(backend) {
     if (backend === 'cpu') throw e;
     $('backend-note').hidden = false;
     $('backend-note').textContent = `${e.message}.`;
-    return start('cpu');
+    return start('cpu', carried);
   }
   $('backend-badge').textContent = `${used.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${used.adapter}`;
   $('backend-badge').dataset.backend = used.backend;
