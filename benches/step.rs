@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use soft_prompt_lab::backend;
-use soft_prompt_lab::batch::{Sampler, Sequence};
+use soft_prompt_lab::batch::Sampler;
 use soft_prompt_lab::loader::{LoadedModel, ModelFiles};
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::Example;
@@ -97,11 +97,7 @@ fn median_step_ms(lm: &LoadedModel, n_virtual: usize) -> f64 {
         }
     })
     .collect();
-    let seqs: Vec<Sequence> = examples
-        .iter()
-        .map(|e| Sequence::for_example(&lm.tokenizer, "", e).unwrap())
-        .collect();
-    let mut sampler = Sampler::new(seqs, 0).unwrap();
+    let mut sampler = Sampler::for_examples(&lm.tokenizer, &examples, 0).unwrap();
     let prompt =
         SoftPrompt::init(lm, n_virtual, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
     let mut trainer = Trainer::new(prompt, TrainConfig::default()).unwrap();

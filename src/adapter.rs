@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::read_f32;
 use crate::error::{Error, Result};
 use crate::model::Gpt;
-use crate::soft_prompt::SoftPrompt;
+use crate::soft_prompt::{PromptInit, SoftPrompt};
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
@@ -44,8 +44,7 @@ impl AdapterConfig {
     pub fn new(
         model: &Gpt,
         n_virtual: usize,
-        init_name: &str,
-        init_text: Option<String>,
+        init: &PromptInit,
         base_model: Option<String>,
     ) -> Self {
         Self {
@@ -56,8 +55,8 @@ impl AdapterConfig {
             num_transformer_submodules: 1,
             num_attention_heads: Some(model.config.n_head),
             num_layers: Some(model.config.n_layer),
-            prompt_tuning_init: Some(init_name.into()),
-            prompt_tuning_init_text: init_text,
+            prompt_tuning_init: Some(init.peft_name().into()),
+            prompt_tuning_init_text: init.text(),
             tokenizer_name_or_path: base_model.clone(),
             base_model_name_or_path: base_model,
             inference_mode: true,

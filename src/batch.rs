@@ -126,6 +126,15 @@ impl Sampler {
         Ok(s)
     }
 
+    /// A sampler over `examples` as training rows (no text prefix: the soft prompt is the prompt).
+    pub fn for_examples(tok: &TextTokenizer, examples: &[Example], seed: u64) -> Result<Self> {
+        let seqs = examples
+            .iter()
+            .map(|ex| Sequence::for_example(tok, "", ex))
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(seqs, seed)
+    }
+
     fn shuffle(&mut self) {
         use rand::seq::SliceRandom;
         self.order.shuffle(&mut self.rng);

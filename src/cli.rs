@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use soft_prompt_lab::adapter::{self, AdapterConfig, AdapterFiles};
-use soft_prompt_lab::batch::{Sampler, Sequence};
+use soft_prompt_lab::batch::Sampler;
 use soft_prompt_lab::error::{read_file, write_file};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, Sampling, generate};
@@ -291,12 +291,8 @@ fn fit(
         SoftPrompt::init(lm, p.virtual_tokens, &init, p.seed)?,
         config,
     )?;
-    let seqs = train_set
-        .iter()
-        .map(|ex| Sequence::for_example(&lm.tokenizer, "", ex))
-        .collect::<Result<Vec<_>>>()?;
     let pad = lm.tokenizer.pad_id();
-    let mut sampler = Sampler::new(seqs, p.seed)?;
+    let mut sampler = Sampler::for_examples(&lm.tokenizer, train_set, p.seed)?;
     let fingerprint = pollster::block_on(lm.model.fingerprint())?;
 
     let bar = ProgressBar::new(p.steps as u64);
@@ -351,15 +347,10 @@ fn train(a: TrainArgs) -> Result<()> {
         None => train_set.clone(),
     };
     let fitted = fit(&lm, &train_set, &eval_set, &kind, &a.prompt, "train")?;
-    let init_text = match &fitted.init {
-        PromptInit::Text(t) => Some(t.clone()),
-        _ => None,
-    };
     let config = AdapterConfig::new(
         &lm.model,
         a.prompt.virtual_tokens,
-        fitted.init.peft_name(),
-        init_text,
+        &fitted.init,
         Some(a.model.display().to_string()),
     );
     let files = pollster::block_on(adapter::save(&fitted.prompt, &config))?;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{self, AdapterConfig, AdapterFiles};
-use crate::batch::{Sampler, Sequence};
+use crate::batch::Sampler;
 use crate::error::{Error, Result};
 use crate::eval::{EvalReport, evaluate};
 use crate::generate::{GenerateOptions, Prompting, generate};
@@ -287,12 +287,7 @@ impl Session {
                 (prompt, init)
             }
         };
-        let seqs = task
-            .train
-            .iter()
-            .map(|ex| Sequence::for_example(&self.lm.tokenizer, "", ex))
-            .collect::<Result<Vec<_>>>()?;
-        let sampler = Sampler::new(seqs, settings.seed)?;
+        let sampler = Sampler::for_examples(&self.lm.tokenizer, &task.train, settings.seed)?;
         let trainer = Trainer::new(
             prompt,
             TrainConfig {
@@ -393,15 +388,10 @@ impl Session {
     /// The current prompt as a PEFT adapter.
     pub async fn export(&self, base_model: &str) -> Result<AdapterFiles> {
         let run = self.run()?;
-        let text = match &run.init {
-            PromptInit::Text(t) => Some(t.clone()),
-            _ => None,
-        };
         let config = AdapterConfig::new(
             &self.lm.model,
             run.trainer.prompt.n_virtual(),
-            run.init.peft_name(),
-            text,
+            &run.init,
             Some(base_model.to_string()).filter(|s| !s.is_empty()),
         );
         adapter::save(&run.trainer.prompt, &config).await

@@ -38,6 +38,14 @@ pub enum PromptInit {
 }
 
 impl PromptInit {
+    /// The init text, for PEFT's `prompt_tuning_init_text` (only the text init has one).
+    pub fn text(&self) -> Option<String> {
+        match self {
+            PromptInit::Text(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
     /// The name PEFT's `prompt_tuning_init` uses for this init (PEFT has no class-label init:
     /// those prompts are saved as `RANDOM`, the field PEFT ignores when loading).
     pub fn peft_name(&self) -> &'static str {

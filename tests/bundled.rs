@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use soft_prompt_lab::backend;
-use soft_prompt_lab::batch::{Sampler, Sequence};
+use soft_prompt_lab::batch::Sampler;
 use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::{Example, TaskKind, TaskSpec, parse_jsonl};
@@ -116,13 +116,9 @@ fn bundled_model_loads_and_a_soft_prompt_lowers_its_loss() {
         .into_iter()
         .find(|(s, ..)| s.name == "antonyms")
         .unwrap();
-    let seqs: Vec<Sequence> = train
-        .iter()
-        .map(|e| Sequence::for_example(&lm.tokenizer, "", e).unwrap())
-        .collect();
     let pad = lm.tokenizer.eos_id.unwrap();
     // A fixed batch, so the losses compare like with like.
-    let batch = Sampler::new(seqs, 0)
+    let batch = Sampler::for_examples(&lm.tokenizer, &train, 0)
         .unwrap()
         .next_batch(16, 8, pad)
         .unwrap();

@@ -9,7 +9,7 @@ use common::*;
 use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::batch::{ScoredBatch, Sequence};
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
-use soft_prompt_lab::soft_prompt::{SoftPrompt, prompted_hidden};
+use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt, prompted_hidden};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer, loss};
 
 /// Loss, gradient and trajectories, relative to the reference's largest magnitude: f32 rounding
@@ -257,8 +257,7 @@ fn adapter_saved_then_loaded_gives_identical_logits() {
     let config = adapter::AdapterConfig::new(
         &lm.model,
         prompt.n_virtual(),
-        "RANDOM",
-        None,
+        &PromptInit::RandomNormal,
         Some("tiny-b".into()),
     );
     let files = pollster::block_on(adapter::save(&prompt, &config)).unwrap();

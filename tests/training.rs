@@ -33,11 +33,7 @@ fn prompt_tuning_memorises_a_tiny_task_and_leaves_the_base_untouched() {
     let before = pollster::block_on(lm.model.fingerprint()).unwrap();
     // One example: a prompt on a random tiny model can make it say one thing, not learn a mapping.
     let train = examples()[..1].to_vec();
-    let seqs: Vec<Sequence> = train
-        .iter()
-        .map(|e| Sequence::for_example(&lm.tokenizer, "", e).unwrap())
-        .collect();
-    let mut sampler = Sampler::new(seqs, 0).unwrap();
+    let mut sampler = Sampler::for_examples(&lm.tokenizer, &train, 0).unwrap();
     let prompt = SoftPrompt::init(&lm, 8, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
     let config = TrainConfig {
         optimizer: OptimizerKind::AdamW { weight_decay: 0.0 },
