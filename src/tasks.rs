@@ -78,9 +78,7 @@ pub fn parse_custom(text: &str) -> Result<Vec<Example>> {
     } else if first.contains(',') {
         parse_csv(text)
     } else if first.is_empty() {
-        Err(Error::TaskInvalid {
-            detail: "no examples: type one per line, like `hot => cold`".into(),
-        })
+        Err(no_examples())
     } else {
         Err(Error::TaskLine {
             line: text.lines().position(|l| l == first).unwrap_or(0) + 1,
@@ -89,70 +87,65 @@ pub fn parse_custom(text: &str) -> Result<Vec<Example>> {
     }
 }
 
-fn nonempty(line: usize, input: &str, output: &str) -> Result<Example> {
-    for (name, v) in [("input", input), ("output", output)] {
-        if v.trim().is_empty() {
-            return Err(Error::TaskLine {
-                line,
-                detail: format!("the {name} is empty"),
-            });
-        }
+fn no_examples() -> Error {
+    Error::TaskInvalid {
+        detail: "no examples: type one per line, like `hot => cold`".into(),
     }
-    Ok(pair(input, output))
 }
 
-fn at_least_one(out: Vec<Example>) -> Result<Vec<Example>> {
+/// One example per non-blank line: `split` gives a line's input and output (`None`: a line to
+/// skip, such as a header; the flag says no example came before), or what is wrong with it.
+fn parse_pairs(
+    text: &str,
+    split: impl Fn(&str, bool) -> std::result::Result<Option<(String, String)>, String>,
+) -> Result<Vec<Example>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |detail: String| Error::TaskLine {
+            line: i + 1,
+            detail,
+        };
+        let Some((input, output)) = split(line, out.is_empty()).map_err(err)? else {
+            continue;
+        };
+        for (name, v) in [("input", &input), ("output", &output)] {
+            if v.trim().is_empty() {
+                return Err(err(format!("the {name} is empty")));
+            }
+        }
+        out.push(pair(&input, &output));
+    }
     if out.is_empty() {
-        return Err(Error::TaskInvalid {
-            detail: "no examples: type one per line, like `hot => cold`".into(),
-        });
+        return Err(no_examples());
     }
     Ok(out)
 }
 
 fn parse_arrows(text: &str) -> Result<Vec<Example>> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let Some((input, output)) = line.split_once("=>") else {
-            return Err(Error::TaskLine {
-                line: i + 1,
-                detail: format!("no `=>` in {line:?}: write `input => output`"),
-            });
-        };
-        out.push(nonempty(i + 1, input, output)?);
-    }
-    at_least_one(out)
+    parse_pairs(text, |line, _| match line.split_once("=>") {
+        Some((input, output)) => Ok(Some((input.into(), output.into()))),
+        None => Err(format!("no `=>` in {line:?}: write `input => output`")),
+    })
 }
 
 /// Two-column CSV (RFC 4180 quoting, one record per line).
 fn parse_csv(text: &str) -> Result<Vec<Example>> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields = csv_fields(line).map_err(|detail| Error::TaskLine {
-            line: i + 1,
-            detail,
-        })?;
+    parse_pairs(text, |line, first| {
+        let fields = csv_fields(line)?;
         let [input, output] = fields.as_slice() else {
-            return Err(Error::TaskLine {
-                line: i + 1,
-                detail: format!(
-                    "expected 2 columns (input,output), found {}; quote fields that contain commas",
-                    fields.len()
-                ),
-            });
+            return Err(format!(
+                "expected 2 columns (input,output), found {}; quote fields that contain commas",
+                fields.len()
+            ));
         };
-        if out.is_empty() && input.trim() == "input" && output.trim() == "output" {
-            continue; // the header
+        if first && input.trim() == "input" && output.trim() == "output" {
+            return Ok(None); // the header
         }
-        out.push(nonempty(i + 1, input, output)?);
-    }
-    at_least_one(out)
+        Ok(Some((input.clone(), output.clone())))
+    })
 }
 
 fn csv_fields(line: &str) -> std::result::Result<Vec<String>, String> {
