@@ -1,6 +1,6 @@
 // The vocabulary's embeddings on their first two principal components (faint points), with the
 // soft prompt's vectors and their paths drawn on top (ECharts scatter + lines).
-import * as echarts from '../vendor/echarts.esm.min.js';
+import { chartIn } from './chart.js';
 
 const COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 /** Points kept per trajectory: the path stays readable and cheap over long runs. */
@@ -9,10 +9,9 @@ const MAX_TRAIL = 200;
 export class EmbeddingMap {
   constructor(el) {
     this.el = el;
-    this.chart = echarts.init(el, null, { renderer: 'canvas' });
+    this.chart = chartIn(el);
     this.trails = [];
     this.vocab = [];
-    new ResizeObserver(() => this.chart.resize()).observe(el);
   }
 
   /** Once per model: the vocabulary points `[n, 2]` flattened and their token texts. */
@@ -26,11 +25,8 @@ export class EmbeddingMap {
       tooltip: { trigger: 'item', formatter: (p) => `${escape(p.data[2] ?? p.seriesName)}` },
       xAxis: { type: 'value', name: `PC1 (${pct(explained[0])})`, nameLocation: 'middle', nameGap: 24, scale: true },
       yAxis: { type: 'value', name: `PC2 (${pct(explained[1])})`, scale: true },
-      series: [{
-        name: 'vocabulary', type: 'scatter', data: this.vocab, symbolSize: 3, large: true,
-        itemStyle: { color: '#999', opacity: 0.35 },
-      }],
     }, { notMerge: true });
+    this.draw();
   }
 
   /** The prompt at one step: `[n_virtual, 2]` flattened. */

@@ -1,11 +1,10 @@
 // The prompt matrix `[n_virtual, d_model]` as a heatmap (ECharts), diverging around zero.
-import * as echarts from '../vendor/echarts.esm.min.js';
+import { chartIn } from './chart.js';
 
 export class PromptHeatmap {
   constructor(el) {
     this.el = el;
-    this.chart = echarts.init(el, null, { renderer: 'canvas' });
-    new ResizeObserver(() => this.chart.resize()).observe(el);
+    this.chart = chartIn(el);
   }
 
   update({ values, nVirtual, dModel }) {

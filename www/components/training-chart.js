@@ -1,10 +1,10 @@
 // Loss and held-out accuracy by step (ECharts line chart, two axes).
-import * as echarts from '../vendor/echarts.esm.min.js';
+import { chartIn } from './chart.js';
 
 export class TrainingChart {
   constructor(el) {
     this.el = el;
-    this.chart = echarts.init(el, null, { renderer: 'canvas' });
+    this.chart = chartIn(el);
     this.loss = [];
     this.acc = [];
     this.chart.setOption({
@@ -23,7 +23,6 @@ export class TrainingChart {
         { name: 'held-out accuracy', type: 'line', yAxisIndex: 1, data: [] },
       ],
     });
-    new ResizeObserver(() => this.chart.resize()).observe(el);
   }
 
   clear() {
