@@ -11,6 +11,8 @@ let lab = null;
 let playing = false;
 let settings = null;
 let lastStepAt = 0;
+// No-prompt and text-prompt results depend on the model and task only: computed once per task.
+let baselines = null;
 // One call into the wasm session at a time: requests and training ticks queue here.
 let queue = Promise.resolve();
 const ready = init();
@@ -52,11 +54,8 @@ async function configBytes(source) {
 }
 
 async function evaluateAll() {
-  const out = {};
-  for (const [key, how] of [['noPrompt', 'no-prompt'], ['textPrompt', 'text-prompt'], ['softPrompt', 'soft-prompt']]) {
-    out[key] = await lab.evaluate(how);
-  }
-  return out;
+  baselines ??= { noPrompt: await lab.evaluate('no-prompt'), textPrompt: await lab.evaluate('text-prompt') };
+  return { ...baselines, softPrompt: await lab.evaluate('soft-prompt') };
 }
 
 async function trainStep() {
@@ -117,11 +116,13 @@ const handlers = {
   async 'load-model'({ source }) {
     const [config, weights, tokenizer] = await modelFiles(source);
     const loaded = await lab.load(config, weights, tokenizer);
+    baselines = null;
     post('ready', loaded);
     return loaded;
   },
   async 'set-task'({ builtin, base, custom }) {
     playing = false;
+    baselines = null;
     if (custom) return lab.setCustomTask(custom.name, custom.text);
     const folder = fileUrl(base, builtin);
     const spec = await fetchBytes(fileUrl(folder, 'task.json'), () => {});
