@@ -22,15 +22,10 @@ pub async fn read_ints<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {
     data.convert::<i64>().try_to_vec().map_err(Error::device)
 }
 
-/// The token embedding in f32: the largest tensor of a GPT-2 model.
-pub fn embedding_bytes(c: &GptConfig) -> u64 {
-    (c.vocab_size * c.n_embd * 4) as u64
-}
-
 /// A GPU whose buffers are smaller than the model's largest tensor cannot hold it (WebGPU's
 /// default binding limit is 128 MiB; GPT-2 small's embedding alone is 147 MiB in f32).
 pub fn check_buffer_limit(c: &GptConfig, max_buffer: u64) -> Result<()> {
-    let need = embedding_bytes(c);
+    let need = c.embedding_bytes();
     if need > max_buffer {
         return Err(Error::Device {
             detail: format!(

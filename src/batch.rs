@@ -149,14 +149,48 @@ impl Sampler {
         pad_id: u32,
     ) -> Result<ScoredBatch> {
         let size = size.clamp(1, self.seqs.len());
-        let mut picked = Vec::with_capacity(size);
+        let mut picked: Vec<usize> = Vec::with_capacity(size);
         while picked.len() < size {
             if self.next == self.order.len() {
                 self.shuffle();
+                // Examples already in this batch wait for later in the new epoch (a stable sort
+                // keeps the rest in shuffled order), so no batch holds one example twice.
+                self.order.sort_by_key(|i| picked.contains(i));
             }
-            picked.push(self.seqs[self.order[self.next]].clone());
+            picked.push(self.order[self.next]);
             self.next += 1;
         }
-        ScoredBatch::new(&picked, n_virtual, pad_id)
+        let rows: Vec<Sequence> = picked.iter().map(|&i| self.seqs[i].clone()).collect();
+        ScoredBatch::new(&rows, n_virtual, pad_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_never_holds_one_example_twice() {
+        // 7 examples in batches of 3: every third batch straddles an epoch boundary.
+        let seqs: Vec<Sequence> = (0..7)
+            .map(|i| Sequence {
+                ids: vec![i, 100],
+                n_context: 1,
+            })
+            .collect();
+        for seed in 0..20 {
+            let mut sampler = Sampler::new(seqs.clone(), seed).unwrap();
+            let mut seen = vec![0usize; 7];
+            for _ in 0..70 {
+                let batch = sampler.next_batch(3, 0, 0).unwrap();
+                let mut firsts: Vec<u32> = batch.padded.ids.chunks(2).map(|r| r[0]).collect();
+                firsts.iter().for_each(|&f| seen[f as usize] += 1);
+                firsts.sort_unstable();
+                firsts.dedup();
+                assert_eq!(firsts.len(), 3, "seed {seed}: a repeated example");
+            }
+            // Every example is still drawn about equally often (210 draws over 7 examples).
+            assert!(seen.iter().all(|&n| (27..=33).contains(&n)), "{seen:?}");
+        }
     }
 }

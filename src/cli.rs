@@ -5,17 +5,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use soft_prompt_lab::adapter::{self, AdapterConfig, AdapterFiles};
-use soft_prompt_lab::batch::Sampler;
+use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::error::{read_file, write_file};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, Sampling, generate};
 use soft_prompt_lab::loader::LoadedModel;
-use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
+use soft_prompt_lab::schedule::EvalCadence;
+use soft_prompt_lab::session::{Session, Task};
+use soft_prompt_lab::settings::{
+    self, BATCH, InitName, LEARNING_RATE, OptimizerName, SEED, STEPS, Settings, VIRTUAL_TOKENS,
+};
+use soft_prompt_lab::soft_prompt::SoftPrompt;
 use soft_prompt_lab::tasks::{Example, TaskKind, TaskSpec, chance_level, parse_jsonl};
-use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
 use soft_prompt_lab::{Error, Result, backend};
 
 #[derive(Parser)]
@@ -40,59 +43,75 @@ enum Command {
     Generate(GenerateArgs),
 }
 
-#[derive(Clone, Copy, PartialEq, ValueEnum)]
-enum InitArg {
-    /// Class labels for classification (with --labels), sample-vocab otherwise.
-    Auto,
-    /// N(0, 1), PEFT's RANDOM.
-    Random,
-    /// U[-0.5, 0.5] (Lester et al.).
-    Uniform,
-    /// Embeddings of random vocabulary tokens (PEFT's SAMPLE_VOCAB).
-    SampleVocab,
-    /// Embeddings of --init-text's tokens (PEFT's TEXT).
-    Text,
-    /// Embeddings of the labels (Lester et al.), the rest sampled.
-    ClassLabels,
+fn init_arg(s: &str) -> std::result::Result<InitName, String> {
+    InitName::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = InitName::ALL.iter().map(|i| i.name()).collect();
+        format!("{s:?} is not one of {}", names.join(", "))
+    })
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum OptimArg {
-    Adam,
-    Adamw,
-    Sgd,
+fn optimizer_arg(s: &str) -> std::result::Result<OptimizerName, String> {
+    OptimizerName::from_name(s).ok_or_else(|| format!("{s:?} is not one of adam, adamw, sgd"))
 }
 
-/// How a soft prompt is trained (shared by `train` and `eval --tasks`).
+/// How a soft prompt is trained (shared by `train` and `eval --tasks`); defaults and bounds from
+/// the settings table (`settings.rs`), as in the page.
 #[derive(clap::Args)]
 struct PromptArgs {
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = VIRTUAL_TOKENS.default as usize)]
     virtual_tokens: usize,
-    #[arg(long, value_enum, default_value_t = InitArg::Auto)]
-    init: InitArg,
-    #[arg(long)]
-    init_text: Option<String>,
+    /// class-labels (sample-vocab on a generation task; `auto` is the same), sample-vocab,
+    /// random (N(0, 1)), uniform (U[-0.5, 0.5]) or text (needs --init-text).
+    #[arg(long, value_parser = init_arg, default_value = InitName::default().name())]
+    init: InitName,
+    #[arg(long, default_value = "")]
+    init_text: String,
     /// Sample init vectors only from the first K token ids.
     #[arg(long)]
     init_first_k: Option<usize>,
-    #[arg(long, value_enum, default_value_t = OptimArg::Adam)]
-    optimizer: OptimArg,
-    #[arg(long, default_value_t = 0.01)]
+    /// adam, adamw or sgd.
+    #[arg(long, value_parser = optimizer_arg, default_value = OptimizerName::default().name())]
+    optimizer: OptimizerName,
+    #[arg(long, default_value_t = settings::WEIGHT_DECAY)]
     weight_decay: f32,
-    #[arg(long, default_value_t = 0.03)]
+    #[arg(long, default_value_t = LEARNING_RATE.default)]
     lr: f64,
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = STEPS.default as usize)]
     steps: usize,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = BATCH.default as usize)]
     batch: usize,
     /// Clip the prompt gradient to this norm; 0 turns clipping off.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = settings::MAX_GRAD_NORM)]
     max_grad_norm: f32,
-    /// Held-out accuracy every N steps (0: only at the end).
-    #[arg(long, default_value_t = 50)]
-    eval_every: usize,
-    #[arg(long, default_value_t = 0)]
+    /// Held-out accuracy every N steps (0: only at the end); by default whenever evaluating
+    /// keeps within 15% of the training time.
+    #[arg(long)]
+    eval_every: Option<usize>,
+    #[arg(long, default_value_t = SEED.default as u64)]
     seed: u64,
+}
+
+impl PromptArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            virtual_tokens: self.virtual_tokens,
+            init: self.init,
+            init_text: self.init_text.clone(),
+            lr: self.lr,
+            steps: self.steps,
+            batch: self.batch,
+            seed: self.seed,
+            optimizer: self.optimizer,
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+            init_first_k: self.init_first_k,
+        }
+    }
+
+    fn cadence(&self) -> EvalCadence {
+        self.eval_every
+            .map_or_else(EvalCadence::default, EvalCadence::Every)
+    }
 }
 
 #[derive(clap::Args)]
@@ -230,71 +249,18 @@ fn percent(x: f32) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
-/// A trained prompt with its last held-out accuracy and training time.
+/// A run's last held-out accuracy and its wall time.
 struct Fitted {
-    prompt: SoftPrompt,
-    init: PromptInit,
     accuracy: f32,
     seconds: f64,
 }
 
-/// Trains a soft prompt on `train_set` with a progress bar (loss, gradient norm, held-out accuracy),
-/// and checks that the base weights did not change.
-fn fit(
-    lm: &LoadedModel,
-    train_set: &[Example],
-    eval_set: &[Example],
-    kind: &TaskKind,
-    p: &PromptArgs,
-    title: &str,
-) -> Result<Fitted> {
-    let labels = match kind {
-        TaskKind::Classify { labels } => labels.clone(),
-        TaskKind::Generate => Vec::new(),
-    };
-    let init = match p.init {
-        InitArg::Auto if !labels.is_empty() => PromptInit::ClassLabels {
-            labels,
-            first_k: p.init_first_k,
-        },
-        InitArg::Auto | InitArg::SampleVocab => PromptInit::SampleVocab {
-            first_k: p.init_first_k,
-        },
-        InitArg::Random => PromptInit::RandomNormal,
-        InitArg::Uniform => PromptInit::RandomUniform,
-        InitArg::Text => PromptInit::Text(p.init_text.clone().ok_or_else(|| Error::Setting {
-            detail: "--init text needs --init-text".into(),
-        })?),
-        InitArg::ClassLabels if labels.is_empty() => {
-            return Err(Error::Setting {
-                detail: "--init class-labels needs --labels".into(),
-            });
-        }
-        InitArg::ClassLabels => PromptInit::ClassLabels {
-            labels,
-            first_k: p.init_first_k,
-        },
-    };
-    let optimizer = match p.optimizer {
-        OptimArg::Adam => OptimizerKind::Adam,
-        OptimArg::Adamw => OptimizerKind::AdamW {
-            weight_decay: p.weight_decay,
-        },
-        OptimArg::Sgd => OptimizerKind::Sgd,
-    };
-    let config = TrainConfig {
-        optimizer,
-        lr: p.lr,
-        max_grad_norm: (p.max_grad_norm > 0.0).then_some(p.max_grad_norm),
-    };
-    let mut trainer = Trainer::new(
-        SoftPrompt::init(lm, p.virtual_tokens, &init, p.seed)?,
-        config,
-    )?;
-    let pad = lm.tokenizer.pad_id();
-    let mut sampler = Sampler::for_examples(&lm.tokenizer, train_set, p.seed)?;
-    let fingerprint = pollster::block_on(lm.model.fingerprint())?;
-
+/// Trains a soft prompt on the session's task with a progress bar (loss, gradient norm,
+/// held-out accuracy). The session's schedule decides when to evaluate and checks at the end
+/// that the base weights did not change; this only loops and presents.
+fn fit(session: &mut Session, p: &PromptArgs, title: &str) -> Result<Fitted> {
+    session.set_eval_cadence(p.cadence());
+    session.reset(p.settings())?;
     let bar = ProgressBar::new(p.steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed}]")
@@ -303,57 +269,48 @@ fn fit(
     bar.set_prefix(title.to_string());
     let started = Instant::now();
     let mut accuracy = None;
-    for step in 1..=p.steps {
-        let batch = sampler.next_batch(p.batch, p.virtual_tokens, pad)?;
-        let stats = pollster::block_on(trainer.step(&lm.model, &batch)?.read())?;
-        if (p.eval_every > 0 && step % p.eval_every == 0) || step == p.steps {
-            let report = pollster::block_on(evaluate(
-                lm,
-                &Prompting::soft(trainer.prompt.values()),
-                eval_set,
-                kind,
-            ))?;
-            accuracy = Some(report.accuracy());
-        }
+    loop {
+        let progress = pollster::block_on(session.advance())?;
+        accuracy = progress.accuracy.or(accuracy);
         bar.set_message(format!(
             "loss {:.4}  |grad| {:.3}  held-out {}",
-            stats.loss,
-            stats.grad_norm,
+            progress.stats.loss,
+            progress.stats.grad_norm,
             accuracy.map_or("-".into(), percent)
         ));
         bar.inc(1);
+        if let Some(done) = progress.done {
+            bar.finish();
+            if !done.unchanged {
+                return Err(Error::Internal {
+                    detail: "the base weights changed during training".into(),
+                });
+            }
+            return Ok(Fitted {
+                accuracy: accuracy.unwrap_or(0.0),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
     }
-    bar.finish();
-    let seconds = started.elapsed().as_secs_f64();
-    if pollster::block_on(lm.model.fingerprint())? != fingerprint {
-        return Err(Error::Device {
-            detail: "the base weights changed during training".into(),
-        });
-    }
-    Ok(Fitted {
-        prompt: trainer.prompt,
-        init,
-        accuracy: accuracy.unwrap_or(0.0),
-        seconds,
-    })
 }
 
 fn train(a: TrainArgs) -> Result<()> {
     let lm = load_model(&a.model)?;
-    let kind = task_kind(&a.labels);
     let train_set = load_examples(&a.train)?;
-    let eval_set = match &a.eval {
+    let test = match &a.eval {
         Some(p) => load_examples(p)?,
         None => train_set.clone(),
     };
-    let fitted = fit(&lm, &train_set, &eval_set, &kind, &a.prompt, "train")?;
-    let config = AdapterConfig::new(
-        &lm.model,
-        a.prompt.virtual_tokens,
-        &fitted.init,
-        Some(a.model.display().to_string()),
-    );
-    let files = pollster::block_on(adapter::save(&fitted.prompt, &config))?;
+    let mut session = pollster::block_on(Session::new(lm))?;
+    session.set_task(Task {
+        name: "train".into(),
+        kind: task_kind(&a.labels),
+        train: train_set,
+        test,
+        text_prompt: String::new(),
+    });
+    let fitted = fit(&mut session, &a.prompt, "train")?;
+    let files = pollster::block_on(session.export(&a.model.display().to_string()))?;
     std::fs::create_dir_all(&a.out).map_err(|e| Error::FileWrite {
         path: a.out.display().to_string(),
         detail: e.to_string(),
@@ -410,28 +367,29 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
             detail: format!("{}/index.json lists no tasks", dir.display()),
         });
     }
+    let mut session = pollster::block_on(Session::new(lm))?;
     let mut rows = Vec::new();
     for name in &names {
         let task_dir = dir.join(name);
         let spec = TaskSpec::parse(&read_file(&task_dir.join("task.json"))?)?;
-        let kind = spec.kind()?;
-        let (train_set, test_set) = (
-            load_examples(&task_dir.join(&spec.train))?,
-            load_examples(&task_dir.join(&spec.test))?,
-        );
-        let accuracy = |p: &Prompting| {
-            pollster::block_on(evaluate(&lm, p, &test_set, &kind)).map(|r| r.accuracy())
-        };
-        let none = accuracy(&Prompting::default())?;
-        let text = accuracy(&Prompting::text(spec.text_prompt.clone()))?;
-        let fitted = fit(&lm, &train_set, &test_set, &kind, &a.prompt, name)?;
+        let test = load_examples(&task_dir.join(&spec.test))?;
+        let chance = chance_level(&test);
+        session.set_task(Task {
+            name: name.clone(),
+            kind: spec.kind()?,
+            train: load_examples(&task_dir.join(&spec.train))?,
+            test,
+            text_prompt: spec.text_prompt,
+        });
+        let fitted = fit(&mut session, &a.prompt, name)?;
+        let c = pollster::block_on(session.compare())?;
         rows.push(format!(
             "| {name} | {} | {} | {} | {} | {} | {:.1} s |",
-            test_set.len(),
-            percent(chance_level(&test_set)),
-            percent(none),
-            percent(text),
-            percent(fitted.accuracy),
+            c.soft_prompt.predictions.len(),
+            percent(chance),
+            percent(c.no_prompt.accuracy),
+            percent(c.text_prompt.accuracy),
+            percent(c.soft_prompt.accuracy),
             fitted.seconds
         ));
     }

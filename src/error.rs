@@ -104,9 +104,84 @@ pub enum Error {
 
     #[error("the compute device failed: {detail}")]
     Device { detail: String },
+
+    #[error(
+        "the GPU was lost ({reason}); the page restarts on the CPU backend, keeping your prompt"
+    )]
+    GpuLost { reason: String },
+
+    #[error("{what} is not ready yet: {todo}")]
+    NotReady {
+        what: &'static str,
+        todo: &'static str,
+    },
+
+    #[error("internal error (a bug in Soft Prompt Lab, please report it): {detail}")]
+    Internal { detail: String },
+}
+
+/// What kind of failure an error is, for code that reacts to it (the worker, the page). The
+/// message is for people; the kind is for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ErrorKind {
+    Config,
+    Weights,
+    Tokenizer,
+    Input,
+    Adapter,
+    Task,
+    Setting,
+    Diverged,
+    File,
+    Device,
+    GpuLost,
+    NotReady,
+    Internal,
 }
 
 impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        use Error::*;
+        match self {
+            ConfigInvalid { .. } | ConfigUnsupported { .. } => ErrorKind::Config,
+            WeightsCorrupt { .. }
+            | WeightMissing { .. }
+            | WeightUnexpected { .. }
+            | WeightShape { .. }
+            | WeightDtype { .. } => ErrorKind::Weights,
+            TokenizerInvalid { .. } | TokenizerMismatch { .. } => ErrorKind::Tokenizer,
+            Tokenize { .. } | SequenceTooLong { .. } => ErrorKind::Input,
+            AdapterInvalid { .. } | AdapterMismatch { .. } => ErrorKind::Adapter,
+            TaskLine { .. } | TaskInvalid { .. } => ErrorKind::Task,
+            Setting { .. } => ErrorKind::Setting,
+            LossNotFinite { .. } => ErrorKind::Diverged,
+            FileRead { .. } | FileWrite { .. } => ErrorKind::File,
+            Device { .. } => ErrorKind::Device,
+            GpuLost { .. } => ErrorKind::GpuLost,
+            NotReady { .. } => ErrorKind::NotReady,
+            Internal { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The compute device cannot go on: the caller must start again on another backend.
+    pub fn is_fatal(&self) -> bool {
+        self.kind() == ErrorKind::GpuLost
+    }
+
+    /// The line of a task file the error is about, when it names one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Error::TaskLine { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Error::Internal {
+            detail: detail.to_string(),
+        }
+    }
+
     pub(crate) fn setting(detail: impl Into<String>) -> Self {
         Error::Setting {
             detail: detail.into(),
@@ -136,4 +211,25 @@ pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         path: path.display().to_string(),
         detail: e.to_string(),
     })
+}
+
+/// An error as the page receives it: `{kind, message, line?, fatal}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ErrorView {
+    pub kind: ErrorKind,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub fatal: bool,
+}
+
+impl From<&Error> for ErrorView {
+    fn from(e: &Error) -> Self {
+        Self {
+            kind: e.kind(),
+            message: e.to_string(),
+            line: e.line(),
+            fatal: e.is_fatal(),
+        }
+    }
 }

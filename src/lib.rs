@@ -3,6 +3,20 @@
 //!
 //! Bytes in, typed results out: nothing here touches the file system or spawns threads, except
 //! the native conveniences marked `cfg(not(target_arch = "wasm32"))`.
+//!
+//! The data path, in reading order:
+//! - [`loader`] turns `config.json` + `model.safetensors` bytes into a frozen [`model::Gpt`]
+//!   (every key, shape and dtype checked), [`text`] checks `tokenizer.json` against it;
+//! - [`tasks`] reads examples, [`batch`] tokenizes them into right-padded rows with the
+//!   positions whose next token is scored (only the answer's tokens: PEFT's `-100` labels);
+//! - [`soft_prompt`] prepends the prompt `P` to the embedded input, `cat(P, wte(ids))`, with an
+//!   all-ones attention mask over the virtual tokens, as PEFT does;
+//! - [`train`] takes the mean cross-entropy on the scored tokens and steps an optimizer over `P`
+//!   alone (the base needs no gradient); [`schedule`] decides when a run looks at itself;
+//! - [`eval`] and [`generate`] measure and use the prompt; [`adapter`] saves it as PEFT does;
+//! - [`session`] is what the page and the command line run, with [`settings`] its one table of
+//!   defaults and bounds; [`viz`] maps the prompt among the vocabulary; [`web`] is the page's
+//!   wasm surface, [`backend`] the one place a device is chosen.
 
 pub mod adapter;
 pub mod backend;
@@ -12,7 +26,9 @@ pub mod eval;
 pub mod generate;
 pub mod loader;
 pub mod model;
+pub mod schedule;
 pub mod session;
+pub mod settings;
 pub mod soft_prompt;
 pub mod tasks;
 pub mod text;

@@ -61,6 +61,30 @@ fn config_error(detail: impl Into<String>) -> Error {
     }
 }
 
+/// What a `config.json` promises before the weights are fetched: size and a memory estimate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigSummary {
+    pub params: usize,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub vocab_size: usize,
+    pub estimated_bytes: u64,
+}
+
+/// Reads `config.json` and estimates the memory the model needs, without loading it
+/// (`weights_file_bytes`: the size of `model.safetensors`, 0 when unknown).
+pub fn inspect_config(bytes: &[u8], weights_file_bytes: u64) -> Result<ConfigSummary> {
+    let c = parse_config(bytes)?;
+    Ok(ConfigSummary {
+        params: c.num_params(),
+        n_layer: c.n_layer,
+        n_embd: c.n_embd,
+        vocab_size: c.vocab_size,
+        estimated_bytes: c.memory_estimate(weights_file_bytes),
+    })
+}
+
 /// Parses and checks the GPT-2 fields of `config.json`.
 pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| config_error(e.to_string()))?;

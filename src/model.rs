@@ -5,7 +5,7 @@
 //! computes gradients only for what is prepended to its input (the soft prompt).
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, softmax};
+use burn::tensor::activation::{gelu, log_softmax, sigmoid, softmax};
 use burn::tensor::module::{embedding, linear};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
@@ -36,6 +36,17 @@ impl GptConfig {
         let (d, f) = (self.n_embd, self.n_inner);
         let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
         self.vocab_size * d + self.n_positions * d + self.n_layer * block + 2 * d
+    }
+
+    /// The token embedding in f32: the largest tensor of a GPT-2 model.
+    pub fn embedding_bytes(&self) -> u64 {
+        (self.vocab_size * self.n_embd * 4) as u64
+    }
+
+    /// Memory a loaded model needs, before it is fetched: the weights on the device in f32, the
+    /// host copy of the embedding for the vocabulary map, and the file itself while it is parsed.
+    pub fn memory_estimate(&self, weights_file_bytes: u64) -> u64 {
+        self.num_params() as u64 * 4 + self.embedding_bytes() + weights_file_bytes
     }
 }
 
@@ -116,11 +127,21 @@ impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = self.c_fc.forward(x);
         let x = match self.activation {
-            Activation::GeluTanh => gelu_approximate(x),
+            Activation::GeluTanh => gelu_tanh(x),
             Activation::Gelu => gelu(x),
         };
         self.c_proj.forward(x)
     }
+}
+
+/// `gelu_new`: `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, computed as
+/// `x·σ(2√(2/π)·x·(1 + 0.044715·x²))`, the same function (`1 + tanh z = 2σ(2z)`) without `powf`
+/// and `tanh`: through burn's `gelu_approximate` those scalar libm calls took ~30% of a training
+/// step on the CPU (`../shared/speed-profile.md`).
+fn gelu_tanh(x: Tensor<3>) -> Tensor<3> {
+    const K: f64 = 2.0 * 0.797_884_560_802_865_4; // 2·√(2/π)
+    let z = x.clone() * (x.clone() * x.clone() * (K * 0.044_715)).add_scalar(K);
+    x * sigmoid(z)
 }
 
 #[derive(Module, Debug)]
@@ -263,4 +284,32 @@ fn attention_mask(lengths: &[usize], seq: usize, device: &Device) -> Tensor<4, B
         }
     }
     Tensor::from_data(TensorData::new(m, [lengths.len(), 1, seq, seq]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GPT-2 small: 124,439,808 parameters (the tied head counted once), as transformers counts.
+    #[test]
+    fn size_and_memory_estimate_of_gpt2_small() {
+        let c = GptConfig {
+            vocab_size: 50257,
+            n_positions: 1024,
+            n_embd: 768,
+            n_layer: 12,
+            n_head: 12,
+            n_inner: 3072,
+            layer_norm_epsilon: 1e-5,
+            activation: Activation::GeluTanh,
+            eos_token_id: Some(50256),
+        };
+        assert_eq!(c.num_params(), 124_439_808);
+        assert_eq!(c.embedding_bytes(), 50257 * 768 * 4);
+        let file = 548_105_171;
+        assert_eq!(
+            c.memory_estimate(file),
+            124_439_808 * 4 + 50257 * 768 * 4 + file
+        );
+    }
 }

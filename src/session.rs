@@ -3,6 +3,7 @@
 //! `web.rs` only converts its inputs and outputs for JavaScript.
 
 use serde::{Deserialize, Serialize};
+use web_time::Instant;
 
 use crate::adapter::{self, AdapterConfig, AdapterFiles};
 use crate::batch::Sampler;
@@ -10,93 +11,16 @@ use crate::error::{Error, Result};
 use crate::eval::{EvalReport, evaluate};
 use crate::generate::{GenerateOptions, Prompting, generate};
 use crate::loader::{LoadedModel, ModelFiles};
+use crate::schedule::{EvalCadence, Schedule};
+pub use crate::settings::Settings;
 use crate::soft_prompt::{PromptInit, SoftPrompt};
 use crate::tasks::{Example, TaskKind, TaskSpec, parse_jsonl};
-use crate::train::{OptimizerKind, StepStats, TrainConfig, Trainer};
+use crate::train::{StepStats, Trainer};
 use crate::viz::{Neighbour, VocabMap};
 use burn::tensor::Device;
 
 /// Nearest vocabulary tokens listed per virtual token.
 const NEAREST_K: usize = 5;
-
-/// The training settings the page exposes (and keeps in its URL).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Settings {
-    pub virtual_tokens: usize,
-    /// `random`, `sample-vocab`, `text` or `class-labels`.
-    pub init: String,
-    #[serde(default)]
-    pub init_text: String,
-    pub lr: f64,
-    pub steps: usize,
-    pub batch: usize,
-    pub seed: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            virtual_tokens: 8,
-            init: "class-labels".into(),
-            init_text: String::new(),
-            lr: 0.03,
-            steps: 200,
-            batch: 16,
-            seed: 0,
-        }
-    }
-}
-
-impl Settings {
-    fn check(&self) -> Result<()> {
-        let range = |name: &str, v: usize, lo: usize, hi: usize| {
-            if (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err(Error::setting(format!(
-                    "{name} must be {lo} to {hi}, got {v}"
-                )))
-            }
-        };
-        range("virtual tokens", self.virtual_tokens, 1, 32)?;
-        range("steps", self.steps, 1, 10_000)?;
-        range("batch size", self.batch, 1, 128)?;
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
-            return Err(Error::setting(format!(
-                "learning rate must be in (0, 1], got {}",
-                self.lr
-            )));
-        }
-        Ok(())
-    }
-
-    /// The init the settings name, for this task (class labels fall back to sampled vocabulary
-    /// on a generation task, which has no label set).
-    fn prompt_init(&self, kind: &TaskKind) -> Result<PromptInit> {
-        Ok(match (self.init.as_str(), kind) {
-            ("random", _) => PromptInit::RandomNormal,
-            ("sample-vocab", _) | ("class-labels", TaskKind::Generate) => {
-                PromptInit::SampleVocab { first_k: None }
-            }
-            ("class-labels", TaskKind::Classify { labels }) => PromptInit::ClassLabels {
-                labels: labels.clone(),
-                first_k: None,
-            },
-            ("text", _) if self.init_text.trim().is_empty() => {
-                return Err(Error::setting(
-                    "the text init needs an init text: type a few words that describe the task",
-                ));
-            }
-            ("text", _) => PromptInit::Text(self.init_text.clone()),
-            (other, _) => {
-                return Err(Error::setting(format!(
-                    "init {other:?} is not one of random, sample-vocab, text, class-labels"
-                )));
-            }
-        })
-    }
-}
 
 /// A task as the session uses it: examples split into training and held-out sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,23 +126,77 @@ pub enum Conditioning {
     SoftPrompt,
 }
 
+/// The vocabulary map and facts the page draws once a model is loaded.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadedView<'a> {
+    pub info: ModelInfo,
+    pub map_points: &'a [f32],
+    pub map_labels: &'a [String],
+    pub explained: [f32; 2],
+}
+
+/// What one turn of the schedule did: the step's figures, and the prompt snapshot, held-out
+/// accuracy and end-of-run check when they were due.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    #[serde(flatten)]
+    pub stats: StepStats,
+    /// The step the run ends at.
+    pub target: usize,
+    /// Time of the training step alone (the optimizer step and reading its loss).
+    pub ms_per_step: f64,
+    pub prompt: Option<PromptView>,
+    /// Held-out accuracy of the soft prompt at this step.
+    pub accuracy: Option<f32>,
+    pub done: Option<Done>,
+}
+
+/// The end of a run: the base weights' fingerprint after training.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Done {
+    pub fingerprint: String,
+    /// Equal to the fingerprint taken when the model was loaded.
+    pub unchanged: bool,
+    /// Share of the run's time spent on evaluations and snapshots.
+    pub overhead_share: f64,
+}
+
+/// The same frozen model on the held-out set, three ways.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comparison {
+    pub no_prompt: EvalView,
+    pub text_prompt: EvalView,
+    pub soft_prompt: EvalView,
+}
+
 struct Run {
     trainer: Trainer,
     sampler: Sampler,
     settings: Settings,
     init: PromptInit,
+    schedule: Schedule,
 }
 
 pub struct Session {
-    pub lm: LoadedModel,
-    pub map: VocabMap,
+    lm: LoadedModel,
+    map: VocabMap,
     base_fingerprint: u64,
     task: Option<Task>,
     run: Option<Run>,
+    cadence: EvalCadence,
+    /// No-prompt and text-prompt results depend on the model and the task only.
+    baselines: Option<(EvalView, EvalView)>,
 }
 
 fn no_prompt() -> Error {
-    Error::setting("no soft prompt yet: press Reset or Train first")
+    Error::NotReady {
+        what: "the soft prompt",
+        todo: "press Reset or Train first",
+    }
 }
 
 fn hex(v: u64) -> String {
@@ -228,7 +206,11 @@ fn hex(v: u64) -> String {
 impl Session {
     /// Loads and checks the model, hashes its weights and maps its vocabulary.
     pub async fn open(files: ModelFiles<'_>, device: &Device) -> Result<Self> {
-        let lm = LoadedModel::from_bytes(files, device)?;
+        Self::new(LoadedModel::from_bytes(files, device)?).await
+    }
+
+    /// A session on a model already loaded.
+    pub async fn new(lm: LoadedModel) -> Result<Self> {
         let base_fingerprint = lm.model.fingerprint().await?;
         let map = VocabMap::new(&lm).await?;
         Ok(Self {
@@ -237,7 +219,21 @@ impl Session {
             base_fingerprint,
             task: None,
             run: None,
+            cadence: EvalCadence::default(),
+            baselines: None,
         })
+    }
+
+    pub fn model(&self) -> &LoadedModel {
+        &self.lm
+    }
+
+    /// How often later runs evaluate on the held-out set (the default: a share of the time).
+    pub fn set_eval_cadence(&mut self, cadence: EvalCadence) {
+        self.cadence = cadence;
+        if let Some(run) = &mut self.run {
+            run.schedule.cadence = cadence;
+        }
     }
 
     pub fn info(&self) -> ModelInfo {
@@ -253,15 +249,25 @@ impl Session {
         }
     }
 
+    pub fn loaded_view(&self) -> LoadedView<'_> {
+        LoadedView {
+            info: self.info(),
+            map_points: &self.map.points,
+            map_labels: &self.map.labels,
+            explained: self.map.explained,
+        }
+    }
+
     /// The base weights' fingerprint now (hex): equal to `info().fingerprint` if nothing changed.
     pub async fn fingerprint(&self) -> Result<String> {
         Ok(hex(self.lm.model.fingerprint().await?))
     }
 
     fn task(&self) -> Result<&Task> {
-        self.task
-            .as_ref()
-            .ok_or_else(|| Error::setting("no task chosen: pick a task first"))
+        self.task.as_ref().ok_or(Error::NotReady {
+            what: "the task",
+            todo: "pick a task first",
+        })
     }
 
     fn run(&self) -> Result<&Run> {
@@ -269,9 +275,12 @@ impl Session {
     }
 
     /// Sets the task; the current prompt is dropped (it belongs to the previous task).
-    pub fn set_task(&mut self, task: Task) {
+    pub fn set_task(&mut self, task: Task) -> TaskSummary {
+        let summary = TaskSummary::from(&task);
         self.task = Some(task);
         self.run = None;
+        self.baselines = None;
+        summary
     }
 
     /// A fresh prompt from `settings` (or the given one, e.g. an imported adapter), ready to train.
@@ -288,17 +297,11 @@ impl Session {
             }
         };
         let sampler = Sampler::for_examples(&self.lm.tokenizer, &task.train, settings.seed)?;
-        let trainer = Trainer::new(
-            prompt,
-            TrainConfig {
-                optimizer: OptimizerKind::Adam,
-                lr: settings.lr,
-                max_grad_norm: Some(1.0),
-            },
-        )?;
+        let trainer = Trainer::new(prompt, settings.train_config())?;
         self.run = Some(Run {
             trainer,
             sampler,
+            schedule: Schedule::new(settings.steps, self.cadence),
             settings,
             init,
         });
@@ -310,7 +313,27 @@ impl Session {
         self.start(settings, None)
     }
 
-    /// One training step on the next batch.
+    /// Changes where the current run ends (the other settings need a new prompt).
+    pub fn set_steps(&mut self, steps: usize) -> Result<()> {
+        crate::settings::STEPS.check(steps as f64)?;
+        let run = self.run.as_mut().ok_or_else(no_prompt)?;
+        run.settings.steps = steps;
+        run.schedule.target = steps;
+        Ok(())
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.run.as_ref().map_or(0, |r| r.trainer.step)
+    }
+
+    /// The run has reached its step count (a further `advance` goes one step past it).
+    pub fn finished(&self) -> bool {
+        self.run
+            .as_ref()
+            .is_some_and(|r| r.schedule.finished(r.trainer.step))
+    }
+
+    /// One training step on the next batch, without the schedule's views.
     pub async fn step(&mut self) -> Result<StepStats> {
         let pad = self.lm.tokenizer.pad_id();
         let run = self.run.as_mut().ok_or_else(no_prompt)?;
@@ -319,8 +342,58 @@ impl Session {
         run.trainer.step(&self.lm.model, &batch)?.read().await
     }
 
-    pub fn steps_done(&self) -> usize {
-        self.run.as_ref().map_or(0, |r| r.trainer.step)
+    /// Advances the run by one step and does what the schedule says is due: a prompt snapshot,
+    /// a held-out evaluation, and at the last step (or past it) the check that the base weights
+    /// did not change.
+    pub async fn advance(&mut self) -> Result<Progress> {
+        let started = Instant::now();
+        let stats = self.step().await?;
+        let took = started.elapsed();
+        let step = stats.step;
+        let run = self.run.as_mut().ok_or_else(no_prompt)?;
+        run.schedule.record_step(took);
+        // A step past the end (the Step button) moves the end with it.
+        run.schedule.target = run.schedule.target.max(step);
+        let schedule = run.schedule.clone();
+
+        let prompt = if schedule.prompt_due(step) {
+            let t = Instant::now();
+            let view = self.prompt_view().await?;
+            self.schedule_mut()?.record_snapshot(t.elapsed());
+            Some(view)
+        } else {
+            None
+        };
+        let accuracy = if schedule.eval_due(step) {
+            let t = Instant::now();
+            let accuracy = self.evaluate(Conditioning::SoftPrompt).await?.accuracy();
+            self.schedule_mut()?.record_eval(t.elapsed());
+            Some(accuracy)
+        } else {
+            None
+        };
+        let done = if schedule.finished(step) {
+            let fingerprint = self.lm.model.fingerprint().await?;
+            Some(Done {
+                fingerprint: hex(fingerprint),
+                unchanged: fingerprint == self.base_fingerprint,
+                overhead_share: self.run()?.schedule.overhead_share(),
+            })
+        } else {
+            None
+        };
+        Ok(Progress {
+            stats,
+            target: schedule.target,
+            ms_per_step: took.as_secs_f64() * 1000.0,
+            prompt,
+            accuracy,
+            done,
+        })
+    }
+
+    fn schedule_mut(&mut self) -> Result<&mut Schedule> {
+        Ok(&mut self.run.as_mut().ok_or_else(no_prompt)?.schedule)
     }
 
     /// The prompt's values, its place on the vocabulary map and its nearest tokens.
@@ -356,6 +429,28 @@ impl Session {
     pub async fn evaluate(&self, how: Conditioning) -> Result<EvalReport> {
         let task = self.task()?;
         evaluate(&self.lm, &self.prompting(how)?, &task.test, &task.kind).await
+    }
+
+    /// No prompt, the text prompt and the soft prompt on the held-out set (the first two are
+    /// computed once per task).
+    pub async fn compare(&mut self) -> Result<Comparison> {
+        let soft_prompt = self.evaluate(Conditioning::SoftPrompt).await?.into();
+        let (no_prompt, text_prompt) = match self.baselines.clone() {
+            Some(b) => b,
+            None => {
+                let b = (
+                    self.evaluate(Conditioning::NoPrompt).await?.into(),
+                    self.evaluate(Conditioning::TextPrompt).await?.into(),
+                );
+                self.baselines = Some(b.clone());
+                b
+            }
+        };
+        Ok(Comparison {
+            no_prompt,
+            text_prompt,
+            soft_prompt,
+        })
     }
 
     /// Greedy continuation of `input` with the soft prompt (or none before one exists).
@@ -401,15 +496,10 @@ impl Session {
     /// from it with `settings`. Returns its number of virtual tokens.
     pub fn import(&mut self, files: &AdapterFiles, settings: Settings) -> Result<usize> {
         let (prompt, config) = adapter::load(files, &self.lm.model)?;
-        // Recorded for a later export; PEFT itself ignores the init when loading.
-        let init = match (
+        let init = PromptInit::from_peft(
             config.prompt_tuning_init.as_deref(),
-            &config.prompt_tuning_init_text,
-        ) {
-            (Some("TEXT"), Some(text)) => PromptInit::Text(text.clone()),
-            (Some("SAMPLE_VOCAB"), _) => PromptInit::SampleVocab { first_k: None },
-            _ => PromptInit::RandomNormal,
-        };
+            config.prompt_tuning_init_text.as_deref(),
+        );
         let settings = Settings {
             virtual_tokens: config.num_virtual_tokens,
             ..settings
@@ -451,7 +541,7 @@ impl From<&Task> for TaskSummary {
 }
 
 /// An evaluation as the page shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalView {
     pub accuracy: f32,
     pub predictions: Vec<crate::eval::Prediction>,

@@ -55,6 +55,16 @@ impl PromptInit {
             _ => "RANDOM",
         }
     }
+
+    /// The inverse of [`PromptInit::peft_name`], for an adapter's recorded init (PEFT itself
+    /// ignores it when loading; it is kept for a later export).
+    pub fn from_peft(name: Option<&str>, text: Option<&str>) -> Self {
+        match (name, text) {
+            (Some("TEXT"), Some(text)) => PromptInit::Text(text.to_string()),
+            (Some("SAMPLE_VOCAB"), _) => PromptInit::SampleVocab { first_k: None },
+            _ => PromptInit::RandomNormal,
+        }
+    }
 }
 
 impl SoftPrompt {

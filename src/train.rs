@@ -33,12 +33,9 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
+    /// The settings table's defaults (`settings.rs`).
     fn default() -> Self {
-        Self {
-            optimizer: OptimizerKind::Adam,
-            lr: 0.01,
-            max_grad_norm: Some(1.0),
-        }
+        crate::settings::Settings::default().train_config()
     }
 }
 
@@ -102,7 +99,7 @@ async fn read_scalar(t: Tensor<1>) -> Result<f32> {
         .await?
         .first()
         .copied()
-        .ok_or_else(|| Error::device("empty scalar"))
+        .ok_or_else(|| Error::internal("a scalar read back empty"))
 }
 
 pub struct Trainer {
@@ -159,7 +156,7 @@ impl Trainer {
             .embeddings
             .val()
             .grad_remove(&mut grads)
-            .ok_or_else(|| Error::device("the soft prompt received no gradient"))?;
+            .ok_or_else(|| Error::internal("the soft prompt received no gradient"))?;
         let grad_norm = grad.clone().square().sum().sqrt(); // [1]
         let grad = match self.config.max_grad_norm {
             // Scale by min(1, max / (norm + eps)) on the device: no read, no branch on a value.

@@ -1,85 +1,49 @@
 //! The page's entry points (wasm-bindgen), called only by `www/worker.js`: JavaScript values in,
-//! `Session` calls, JavaScript values out. Errors become `{kind, message, line?}` objects.
-//! Calls are serialised by the worker; each async method holds the session for its duration
-//! (across its awaits, hence the allow below), and `with_session` refuses an overlapping call.
-#![allow(clippy::await_holding_refcell_ref)]
+//! `Session` calls, JavaScript values out; errors become `ErrorView` objects
+//! (`{kind, message, line?, fatal}`). The worker runs one call at a time; wasm-bindgen's own
+//! borrow of `Lab` for each `&mut self` call would refuse an overlapping one with a JS error.
 
-use std::cell::{Ref, RefCell, RefMut};
-use std::rc::Rc;
 use std::sync::Mutex;
 
 use burn::tensor::Device;
-use js_sys::{Object, Promise, Reflect, Uint8Array};
+use js_sys::{Object, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use crate::adapter::AdapterFiles;
-use crate::error::Error;
-use crate::loader::{ModelFiles, parse_config};
-use crate::session::{Conditioning, Session, Settings, Task};
+use crate::error::{Error, ErrorView};
+use crate::loader::{ModelFiles, inspect_config, parse_config};
+use crate::session::{Session, Settings, Task};
 
 /// Set by wgpu when the GPU goes away; every later call reports it instead of touching the device.
 static GPU_LOST: Mutex<Option<String>> = Mutex::new(None);
+
+type JsResult = Result<JsValue, JsValue>;
 
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-fn js_error(e: &Error) -> JsValue {
-    let obj = Object::new();
-    let debug = format!("{e:?}");
-    let kind = debug.split([' ', '{', '(']).next().unwrap_or("Error");
-    let _ = Reflect::set(&obj, &"kind".into(), &kind.into());
-    let _ = Reflect::set(&obj, &"message".into(), &e.to_string().into());
-    if let Error::TaskLine { line, .. } = e {
-        let _ = Reflect::set(&obj, &"line".into(), &(*line as u32).into());
-    }
-    obj.into()
+fn js_error(e: Error) -> JsValue {
+    to_js(&ErrorView::from(&e)).unwrap_or_else(|_| JsValue::from_str(&e.to_string()))
 }
 
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+fn to_js<T: Serialize>(value: &T) -> JsResult {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| js_error(&Error::device(e)))
+        .map_err(|e| js_error(Error::internal(e)))
 }
 
 fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, what: &str) -> Result<T, JsValue> {
     serde_wasm_bindgen::from_value(value)
-        .map_err(|e| js_error(&Error::setting(format!("{what}: {e}"))))
-}
-
-/// What a config.json promises before the weights are fetched: size and a memory estimate.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ConfigSummary {
-    params: usize,
-    n_layer: usize,
-    n_embd: usize,
-    vocab_size: usize,
-    /// Device weights in f32, the host copy of the embedding for the map, and the file itself.
-    estimated_bytes: f64,
+        .map_err(|e| js_error(Error::setting(format!("{what}: {e}"))))
 }
 
 /// Reads `config.json` and estimates the memory a model needs, without loading it.
 #[wasm_bindgen(js_name = inspectConfig)]
-pub fn inspect_config(config_json: &[u8], weights_file_bytes: f64) -> Result<JsValue, JsValue> {
-    let c = parse_config(config_json).map_err(|e| js_error(&e))?;
-    to_js(&ConfigSummary {
-        params: c.num_params(),
-        n_layer: c.n_layer,
-        n_embd: c.n_embd,
-        vocab_size: c.vocab_size,
-        estimated_bytes: (c.num_params() * 4) as f64
-            + crate::backend::embedding_bytes(&c) as f64
-            + weights_file_bytes,
-    })
-}
-
-#[derive(Default)]
-struct State {
-    session: Option<Session>,
+pub fn inspect_config_js(config_json: &[u8], weights_file_bytes: f64) -> JsResult {
+    to_js(&inspect_config(config_json, weights_file_bytes as u64).map_err(js_error)?)
 }
 
 /// A compute device and, once a model is loaded, the session on it.
@@ -88,11 +52,7 @@ pub struct Lab {
     device: Device,
     /// The largest buffer the GPU allows (none on the CPU).
     max_buffer: Option<u64>,
-    state: Rc<RefCell<State>>,
-}
-
-fn gpu_lost() -> Option<String> {
-    GPU_LOST.lock().ok().and_then(|g| g.clone())
+    session: Option<Session>,
 }
 
 impl Lab {
@@ -100,51 +60,33 @@ impl Lab {
         Self {
             device,
             max_buffer,
-            state: Rc::default(),
+            session: None,
         }
     }
 
-    /// Runs `f` on the session as a Promise; a lost GPU is reported before anything is touched.
-    fn with_session<F, Fut>(&self, f: F) -> Promise
-    where
-        F: FnOnce(Rc<RefCell<State>>) -> Fut + 'static,
-        Fut: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
-    {
-        let state = self.state.clone();
-        future_to_promise(async move {
-            if let Some(reason) = gpu_lost() {
-                return Err(js_error(&Error::Device {
-                    detail: format!("the GPU was lost ({reason}); switch to the CPU backend"),
-                }));
-            }
-            // An overlapping call (the worker serialises them) is refused, not a borrow panic.
-            match state.try_borrow_mut() {
-                Err(_) => {
-                    return Err(js_error(&Error::device(
-                        "the lab is busy with another call; wait for it to finish",
-                    )));
-                }
-                Ok(s) if s.session.is_none() => {
-                    return Err(js_error(&Error::setting("no model loaded yet")));
-                }
-                Ok(_) => {}
-            }
-            f(state).await
-        })
+    fn usable(&self) -> Result<(), JsValue> {
+        match GPU_LOST.lock().ok().and_then(|g| g.clone()) {
+            Some(reason) => Err(js_error(Error::GpuLost { reason })),
+            None => Ok(()),
+        }
+    }
+
+    /// The session; a lost GPU is reported before anything touches the device.
+    fn session(&self) -> Result<&Session, JsValue> {
+        self.usable()?;
+        self.session.as_ref().ok_or_else(not_loaded)
+    }
+
+    fn session_mut(&mut self) -> Result<&mut Session, JsValue> {
+        self.usable()?;
+        self.session.as_mut().ok_or_else(not_loaded)
     }
 }
 
-/// The session, read-only (`with_session` has checked it exists). Borrows last across awaits:
-/// the worker never overlaps calls.
-fn shared(state: &RefCell<State>) -> Ref<'_, Session> {
-    Ref::map(state.borrow(), |s| {
-        s.session.as_ref().expect("checked by with_session")
-    })
-}
-
-fn exclusive(state: &RefCell<State>) -> RefMut<'_, Session> {
-    RefMut::map(state.borrow_mut(), |s| {
-        s.session.as_mut().expect("checked by with_session")
+fn not_loaded() -> JsValue {
+    js_error(Error::NotReady {
+        what: "the model",
+        todo: "wait for it to load",
     })
 }
 
@@ -162,7 +104,7 @@ impl Lab {
             .init_with_setup_async()
             .await
             .map_err(|e| {
-                js_error(&Error::Device {
+                js_error(Error::Device {
                     detail: format!("WebGPU could not start ({e}); the CPU backend still works"),
                 })
             })?;
@@ -178,174 +120,134 @@ impl Lab {
         Ok(Lab::new(device.autodiff(), Some(max_buffer)))
     }
 
-    /// Loads a model from its three files; returns its facts and the vocabulary map.
-    pub fn load(&self, config: Vec<u8>, weights: Vec<u8>, tokenizer: Vec<u8>) -> Promise {
-        let (state, device, max_buffer) =
-            (self.state.clone(), self.device.clone(), self.max_buffer);
-        future_to_promise(async move {
-            let cfg = parse_config(&config).map_err(|e| js_error(&e))?;
-            if let Some(max) = max_buffer {
-                crate::backend::check_buffer_limit(&cfg, max).map_err(|e| js_error(&e))?;
-            }
-            let files = ModelFiles {
-                config_json: &config,
-                safetensors: &weights,
-                tokenizer_json: &tokenizer,
-            };
-            let session = Session::open(files, &device)
-                .await
-                .map_err(|e| js_error(&e))?;
-            #[derive(Serialize)]
-            #[serde(rename_all = "camelCase")]
-            struct Loaded<'a> {
-                info: crate::session::ModelInfo,
-                map_points: &'a [f32],
-                map_labels: &'a [String],
-                explained: [f32; 2],
-            }
-            let out = to_js(&Loaded {
-                info: session.info(),
-                map_points: &session.map.points,
-                map_labels: &session.map.labels,
-                explained: session.map.explained,
-            })?;
-            state.borrow_mut().session = Some(session);
-            Ok(out)
-        })
+    /// Loads a model from its three files: `{info, mapPoints, mapLabels, explained}`.
+    pub async fn load(
+        &mut self,
+        config: Vec<u8>,
+        weights: Vec<u8>,
+        tokenizer: Vec<u8>,
+    ) -> JsResult {
+        self.usable()?;
+        if let Some(max) = self.max_buffer {
+            let cfg = parse_config(&config).map_err(js_error)?;
+            crate::backend::check_buffer_limit(&cfg, max).map_err(js_error)?;
+        }
+        let files = ModelFiles {
+            config_json: &config,
+            safetensors: &weights,
+            tokenizer_json: &tokenizer,
+        };
+        let session = Session::open(files, &self.device).await.map_err(js_error)?;
+        let out = to_js(&session.loaded_view())?;
+        self.session = Some(session);
+        Ok(out)
     }
 
-    /// A built-in task from its `task.json` and JSONL splits.
+    /// A built-in task from its `task.json` and JSONL splits: the task summary.
     #[wasm_bindgen(js_name = setBuiltinTask)]
-    pub fn set_builtin_task(&self, spec: Vec<u8>, train: String, test: String) -> Promise {
-        self.with_session(move |state| async move {
-            let task = Task::builtin(&spec, &train, &test).map_err(|e| js_error(&e))?;
-            set_task(&state, task)
-        })
+    pub fn set_builtin_task(&mut self, spec: &[u8], train: &str, test: &str) -> JsResult {
+        let task = Task::builtin(spec, train, test).map_err(js_error)?;
+        to_js(&self.session_mut()?.set_task(task))
     }
 
     /// Examples typed or uploaded by the user (JSONL, `input => output` lines, or CSV).
     #[wasm_bindgen(js_name = setCustomTask)]
-    pub fn set_custom_task(&self, name: String, text: String) -> Promise {
-        self.with_session(move |state| async move {
-            let task = Task::custom(&name, &text).map_err(|e| js_error(&e))?;
-            set_task(&state, task)
-        })
+    pub fn set_custom_task(&mut self, name: &str, text: &str) -> JsResult {
+        let task = Task::custom(name, text).map_err(js_error)?;
+        to_js(&self.session_mut()?.set_task(task))
     }
 
-    /// A new prompt initialised from `settings` (the page's settings object).
-    pub fn reset(&self, settings: JsValue) -> Promise {
-        self.with_session(move |state| async move {
-            let settings: Settings = from_js(settings, "settings")?;
-            exclusive(&state)
-                .reset(settings)
-                .map_err(|e| js_error(&e))?;
-            Ok(JsValue::UNDEFINED)
-        })
+    /// A new prompt initialised from `settings` (the page's settings object): its view.
+    pub async fn reset(&mut self, settings: JsValue) -> JsResult {
+        let settings: Settings = from_js(settings, "settings")?;
+        let session = self.session_mut()?;
+        session.reset(settings).map_err(js_error)?;
+        to_js(&session.prompt_view().await.map_err(js_error)?)
     }
 
-    /// One training step: `{step, loss, gradNorm}`.
-    pub fn step(&self) -> Promise {
-        self.with_session(move |state| async move {
-            let mut session = exclusive(&state);
-            let stats = session.step().await.map_err(|e| js_error(&e))?;
-            to_js(&stats)
-        })
+    /// Where the current run ends.
+    #[wasm_bindgen(js_name = setSteps)]
+    pub fn set_steps(&mut self, steps: usize) -> Result<(), JsValue> {
+        self.session_mut()?.set_steps(steps).map_err(js_error)
     }
 
-    /// The prompt's values, map positions and nearest tokens.
-    #[wasm_bindgen(js_name = promptView)]
-    pub fn prompt_view(&self) -> Promise {
-        self.with_session(move |state| async move {
-            let session = shared(&state);
-            to_js(&session.prompt_view().await.map_err(|e| js_error(&e))?)
-        })
+    /// The run has reached its step count.
+    pub fn finished(&self) -> Result<bool, JsValue> {
+        Ok(self.session()?.finished())
     }
 
-    /// Held-out predictions and accuracy; `how` is `no-prompt`, `text-prompt` or `soft-prompt`.
-    pub fn evaluate(&self, how: JsValue) -> Promise {
-        self.with_session(move |state| async move {
-            let how: Conditioning = from_js(how, "evaluation")?;
-            let session = shared(&state);
-            let report = session.evaluate(how).await.map_err(|e| js_error(&e))?;
-            to_js(&crate::session::EvalView::from(report))
-        })
+    /// One turn of the schedule: `Progress` (step, loss, prompt/accuracy/done when due).
+    pub async fn advance(&mut self) -> JsResult {
+        let progress = self.session_mut()?.advance().await.map_err(js_error)?;
+        to_js(&progress)
+    }
+
+    /// No prompt, the text prompt and the soft prompt on the held-out set.
+    pub async fn compare(&mut self) -> JsResult {
+        to_js(&self.session_mut()?.compare().await.map_err(js_error)?)
     }
 
     /// Greedy continuation with the current soft prompt.
-    pub fn generate(&self, input: String, max_new_tokens: usize) -> Promise {
-        self.with_session(move |state| async move {
-            let session = shared(&state);
-            let text = session
-                .generate(&input, max_new_tokens)
-                .await
-                .map_err(|e| js_error(&e))?;
-            Ok(text.into())
-        })
+    pub async fn generate(&self, input: String, max_new_tokens: usize) -> JsResult {
+        let text = self
+            .session()?
+            .generate(&input, max_new_tokens)
+            .await
+            .map_err(js_error)?;
+        Ok(text.into())
     }
 
     /// How a text is tokenized: `[{id, text}]`.
-    pub fn tokenize(&self, text: String) -> Promise {
-        self.with_session(move |state| async move {
-            let session = shared(&state);
-            to_js(&session.tokens(&text).map_err(|e| js_error(&e))?)
-        })
-    }
-
-    /// The base weights' fingerprint now (hex).
-    pub fn fingerprint(&self) -> Promise {
-        self.with_session(move |state| async move {
-            let session = shared(&state);
-            Ok(session
-                .fingerprint()
-                .await
-                .map_err(|e| js_error(&e))?
-                .into())
-        })
+    pub fn tokenize(&self, text: &str) -> JsResult {
+        to_js(&self.session()?.tokens(text).map_err(js_error)?)
     }
 
     /// The prompt as PEFT adapter files: `{config, weights}` (Uint8Arrays).
     #[wasm_bindgen(js_name = exportAdapter)]
-    pub fn export_adapter(&self, base_model: String) -> Promise {
-        self.with_session(move |state| async move {
-            let session = shared(&state);
-            let files = session
-                .export(&base_model)
-                .await
-                .map_err(|e| js_error(&e))?;
-            let obj = Object::new();
-            let _ = Reflect::set(
-                &obj,
-                &"config".into(),
-                &Uint8Array::from(&files.config_json[..]),
-            );
-            let _ = Reflect::set(
-                &obj,
-                &"weights".into(),
-                &Uint8Array::from(&files.safetensors[..]),
-            );
-            Ok(obj.into())
-        })
+    pub async fn export_adapter(&self, base_model: String) -> JsResult {
+        let files = self
+            .session()?
+            .export(&base_model)
+            .await
+            .map_err(js_error)?;
+        let obj = Object::new();
+        Reflect::set(
+            &obj,
+            &"config".into(),
+            &Uint8Array::from(&files.config_json[..]),
+        )?;
+        Reflect::set(
+            &obj,
+            &"weights".into(),
+            &Uint8Array::from(&files.safetensors[..]),
+        )?;
+        Ok(obj.into())
     }
 
-    /// Replaces the prompt with a PEFT adapter's; returns its number of virtual tokens.
+    /// Replaces the prompt with a PEFT adapter's: `{nVirtual, prompt}` (the prompt's view).
     #[wasm_bindgen(js_name = importAdapter)]
-    pub fn import_adapter(&self, config: Vec<u8>, weights: Vec<u8>, settings: JsValue) -> Promise {
-        self.with_session(move |state| async move {
-            let settings: Settings = from_js(settings, "settings")?;
-            let files = AdapterFiles {
-                config_json: config,
-                safetensors: weights,
-            };
-            let n = exclusive(&state)
-                .import(&files, settings)
-                .map_err(|e| js_error(&e))?;
-            Ok((n as u32).into())
+    pub async fn import_adapter(
+        &mut self,
+        config: Vec<u8>,
+        weights: Vec<u8>,
+        settings: JsValue,
+    ) -> JsResult {
+        let settings: Settings = from_js(settings, "settings")?;
+        let files = AdapterFiles {
+            config_json: config,
+            safetensors: weights,
+        };
+        let session = self.session_mut()?;
+        let n_virtual = session.import(&files, settings).map_err(js_error)?;
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Imported {
+            n_virtual: usize,
+            prompt: crate::session::PromptView,
+        }
+        to_js(&Imported {
+            n_virtual,
+            prompt: session.prompt_view().await.map_err(js_error)?,
         })
     }
-}
-
-fn set_task(state: &Rc<RefCell<State>>, task: Task) -> Result<JsValue, JsValue> {
-    let summary = crate::session::TaskSummary::from(&task);
-    exclusive(state).set_task(task);
-    to_js(&summary)
 }

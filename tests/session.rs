@@ -7,7 +7,9 @@ use pollster::block_on;
 use soft_prompt_lab::backend;
 use soft_prompt_lab::error::Error;
 use soft_prompt_lab::loader::ModelFiles;
+use soft_prompt_lab::schedule::EvalCadence;
 use soft_prompt_lab::session::{Conditioning, Session, Settings, Task};
+use soft_prompt_lab::settings::InitName;
 use soft_prompt_lab::tasks::{Example, TaskKind, infer_kind, parse_custom, split_held_out};
 use soft_prompt_lab::viz::VocabMap;
 
@@ -222,7 +224,10 @@ fn session_settings_and_order_errors_are_named() {
     let mut s = open_bundled();
     assert!(matches!(
         s.reset(Settings::default()),
-        Err(Error::Setting { detail }) if detail.contains("no task")
+        Err(Error::NotReady {
+            what: "the task",
+            ..
+        })
     ));
     s.set_task(Task::custom("mine", "hot => cold\nbig => small\nup => down").unwrap());
     for bad in [
@@ -235,18 +240,99 @@ fn session_settings_and_order_errors_are_named() {
             ..Settings::default()
         },
         Settings {
-            init: "text".into(),
+            init: InitName::Text,
             ..Settings::default()
         },
         Settings {
-            init: "zeros".into(),
+            batch: 0,
             ..Settings::default()
         },
     ] {
         assert!(matches!(s.reset(bad), Err(Error::Setting { .. })));
     }
-    assert!(block_on(s.step()).is_err(), "no prompt yet");
+    assert!(
+        matches!(
+            block_on(s.step()),
+            Err(Error::NotReady {
+                what: "the soft prompt",
+                ..
+            })
+        ),
+        "no prompt yet"
+    );
     // Class labels on a generation task fall back to sampled vocabulary.
     s.reset(Settings::default()).unwrap();
     assert!(block_on(s.step()).is_ok());
+}
+
+/// The session's one schedule: what each `advance` returns, when the run ends, a step past the
+/// end, and the baselines computed once per task.
+#[test]
+fn the_schedule_advances_snapshots_evaluates_and_ends() {
+    let mut s = open_bundled();
+    s.set_task(builtin("sentiment"));
+    s.set_eval_cadence(EvalCadence::Every(4));
+    s.reset(Settings {
+        steps: 6,
+        batch: 4,
+        ..Settings::default()
+    })
+    .unwrap();
+    let mut seen = Vec::new();
+    while !s.finished() {
+        let p = block_on(s.advance()).unwrap();
+        assert_eq!(p.target, 6);
+        assert!(p.stats.loss.is_finite() && p.ms_per_step > 0.0);
+        seen.push((
+            p.stats.step,
+            p.prompt.is_some(),
+            p.accuracy.is_some(),
+            p.done.map(|d| d.unchanged),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            (1, false, false, None),
+            (2, false, false, None),
+            (3, false, false, None),
+            (4, false, true, None),
+            (5, true, false, None),
+            (6, true, true, Some(true)),
+        ]
+    );
+    // The Step button past the end: one more step, the end moves with it.
+    let p = block_on(s.advance()).unwrap();
+    assert_eq!((p.stats.step, p.target), (7, 7));
+    assert!(p.done.is_some());
+    // Going on to 10 steps resumes the same prompt.
+    s.set_steps(10).unwrap();
+    assert!(!s.finished());
+    assert!(s.set_steps(0).is_err());
+
+    let first = block_on(s.compare()).unwrap();
+    let again = block_on(s.compare()).unwrap();
+    assert_eq!(first.no_prompt, again.no_prompt);
+    assert_eq!(
+        first.text_prompt.predictions.len(),
+        first.soft_prompt.predictions.len()
+    );
+    assert_eq!(first.soft_prompt, again.soft_prompt);
+}
+
+/// Settings arrive from the page as JSON: unknown names are refused, missing optional fields
+/// take the table's defaults.
+#[test]
+fn settings_from_the_page_use_the_table() {
+    let page = r#"{"virtualTokens": 4, "init": "uniform", "initText": "", "lr": 0.05, "steps": 7, "batch": 3, "seed": 42}"#;
+    let s: Settings = serde_json::from_str(page).unwrap();
+    assert_eq!(s.init, InitName::Uniform);
+    assert_eq!(s.max_grad_norm, Settings::default().max_grad_norm);
+    assert!(serde_json::from_str::<Settings>(&page.replace("uniform", "zeros")).is_err());
+    assert_eq!(InitName::from_name("auto"), Some(InitName::ClassLabels));
+    assert_eq!(
+        soft_prompt_lab::train::TrainConfig::default().lr,
+        Settings::default().lr,
+        "one default learning rate"
+    );
 }

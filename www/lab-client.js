@@ -22,6 +22,7 @@ export class LabClient {
   }
 
   request(type, payload = {}, transfer = []) {
+    if (this.terminated) return Promise.reject({ kind: 'Internal', message: 'worker restarted' });
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -30,6 +31,7 @@ export class LabClient {
   }
 
   terminate() {
+    this.terminated = true;
     this.worker.terminate();
     for (const { reject } of this.pending.values()) reject({ kind: 'Internal', message: 'worker restarted' });
     this.pending.clear();

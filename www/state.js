@@ -1,8 +1,11 @@
 // The page's state, declared once: every field, its type and default, kept in the URL so a link
-// (or a teacher's iframe) reproduces the same task, settings, seed and panels.
+// (or a teacher's iframe) reproduces the same task, settings, seed and panels. The training
+// settings' bounds and defaults come from the engine's table (settings.js, made from Rust).
+import SETTINGS from './settings.js';
 
 export const PANELS = ['training', 'embedding', 'outputs', 'shelf'];
-export const INITS = ['class-labels', 'sample-vocab', 'random', 'text'];
+export const INITS = SETTINGS.inits.map((i) => i.name);
+export const CUSTOM_TASK = 'custom';
 
 const int = (min, max) => ({ parse: (s) => clampInt(s, min, max), show: String });
 const float = (min, max) => ({ parse: (s) => clampFloat(s, min, max), show: String });
@@ -23,24 +26,32 @@ function clampFloat(s, min, max) {
   return Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : undefined;
 }
 
+/** The numeric training settings by name: {name, url, label, min, max, default, integer, help}. */
+export const NUMBERS = Object.fromEntries(SETTINGS.numbers.map((s) => [s.name, s]));
+const number = (name) => {
+  const s = NUMBERS[name];
+  return [s.url, s.integer ? int(s.min, s.max) : float(s.min, s.max), s.default];
+};
+
 /** name -> [URL key, codec, default] */
 export const FIELDS = {
   task: ['task', text, 'antonyms'],
   custom: ['examples', text, ''],
-  virtualTokens: ['vt', int(1, 32), 8],
-  init: ['init', oneOf(INITS), 'class-labels'],
+  virtualTokens: number('virtualTokens'),
+  init: ['init', oneOf(INITS), SETTINGS.initDefault],
   initText: ['init_text', text, ''],
-  lr: ['lr', float(1e-5, 1), 0.03],
-  steps: ['steps', int(1, 10000), 200],
-  batch: ['batch', int(1, 128), 16],
-  seed: ['seed', int(0, 2 ** 31 - 1), 0],
+  lr: number('lr'),
+  steps: number('steps'),
+  batch: number('batch'),
+  seed: number('seed'),
   backend: ['backend', oneOf(['auto', 'webgpu', 'cpu']), 'auto'],
   model: ['model', text, ''],
   panels: ['panels', list(PANELS), PANELS],
   embed: ['embed', flag, false],
 };
 
-export const CUSTOM_TASK = 'custom';
+/** The fields the engine reads as its settings (src/settings.rs `Settings`). */
+export const TRAIN_FIELDS = ['virtualTokens', 'init', 'initText', 'lr', 'steps', 'batch', 'seed'];
 
 export function defaults() {
   return Object.fromEntries(Object.entries(FIELDS).map(([k, [, , d]]) => [k, d]));
@@ -57,6 +68,11 @@ export function fromUrl(search) {
   return state;
 }
 
+/** A value typed into a field, parsed and clamped as the URL's value would be (undefined: invalid). */
+export function parseField(name, value) {
+  return FIELDS[name][1].parse(value);
+}
+
 /** Query string of the fields that differ from their defaults. */
 export function toQuery(state) {
   const q = new URLSearchParams();
@@ -70,6 +86,5 @@ export function toQuery(state) {
 
 /** The subset the engine needs (session::Settings). */
 export function trainSettings(state) {
-  const { virtualTokens, init, initText, lr, steps, batch, seed } = state;
-  return { virtualTokens, init, initText, lr, steps, batch, seed };
+  return Object.fromEntries(TRAIN_FIELDS.map((k) => [k, state[k]]));
 }

@@ -1,29 +1,25 @@
 // The lab worker: all model work happens here (the page only draws). Messages: see protocol.js.
+// The session (src/session.rs) owns the schedule; this file loops and posts what it returns.
 import init, { Lab, inspectConfig } from './pkg/soft_prompt_lab.js';
 import { fetchBytes, fileUrl } from './model-files.js';
 import { MODEL_FILES } from './protocol.js';
 
-/** Steps between prompt snapshots (cheap) and between held-out evaluations (a few forward passes). */
-const PROMPT_EVERY = 5;
-const EVAL_EVERY = 25;
-
 let lab = null;
 let playing = false;
-let settings = null;
-let lastStepAt = 0;
-// No-prompt and text-prompt results depend on the model and task only: computed once per task.
-let baselines = null;
-// One call into the wasm session at a time: requests and training ticks queue here.
+/** Bumped by every pause: a play still waiting in the queue when the user paused does not start. */
+let pauses = 0;
+// One call into the wasm session at a time: requests and training steps queue here.
 let queue = Promise.resolve();
 const ready = init();
 
 const post = (type, value = {}) => self.postMessage({ type, ...value });
 
 function errorFields(e) {
+  // The engine's errors arrive as {kind, message, line?, fatal} (src/error.rs ErrorView).
   if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
-    return { kind: e.kind, message: e.message, line: e.line, fatal: e.kind === 'Device' && /lost/.test(e.message) };
+    return { kind: e.kind, message: e.message, line: e.line, fatal: Boolean(e.fatal) };
   }
-  // A JavaScript error or a wasm panic: the instance may be broken, so the page restarts us.
+  // A JavaScript error or a wasm panic: after a panic the instance is broken, so the page restarts us.
   const message = e instanceof Error ? e.message : String(e);
   return { kind: 'Internal', message, fatal: e instanceof WebAssembly.RuntimeError };
 }
@@ -53,28 +49,10 @@ async function configBytes(source) {
   return { config, weightsSize };
 }
 
-async function evaluateAll() {
-  baselines ??= { noPrompt: await lab.evaluate('no-prompt'), textPrompt: await lab.evaluate('text-prompt') };
-  return { ...baselines, softPrompt: await lab.evaluate('soft-prompt') };
-}
-
 async function trainStep() {
-  const started = performance.now();
-  const stats = await lab.step();
-  const msPerStep = performance.now() - started;
-  post('step', { ...stats, msPerStep, target: settings.steps });
-  if (stats.step % PROMPT_EVERY === 0 || stats.step >= settings.steps) {
-    post('prompt', await lab.promptView());
-  }
-  if (stats.step % EVAL_EVERY === 0 || stats.step >= settings.steps) {
-    const e = await lab.evaluate('soft-prompt');
-    post('eval', { step: stats.step, accuracy: e.accuracy });
-  }
-  if (stats.step >= settings.steps) {
-    playing = false;
-    post('done', { step: stats.step, fingerprint: await lab.fingerprint() });
-  }
-  lastStepAt = stats.step;
+  const progress = await lab.advance();
+  post('progress', progress);
+  if (progress.done) playing = false;
 }
 
 function tick() {
@@ -115,14 +93,11 @@ const handlers = {
   },
   async 'load-model'({ source }) {
     const [config, weights, tokenizer] = await modelFiles(source);
-    const loaded = await lab.load(config, weights, tokenizer);
-    baselines = null;
-    post('ready', loaded);
-    return loaded;
+    playing = false;
+    return lab.load(config, weights, tokenizer);
   },
   async 'set-task'({ builtin, base, custom }) {
     playing = false;
-    baselines = null;
     if (custom) return lab.setCustomTask(custom.name, custom.text);
     const folder = fileUrl(base, builtin);
     const spec = await fetchBytes(fileUrl(folder, 'task.json'), () => {});
@@ -130,53 +105,40 @@ const handlers = {
     const text = async (name) => new TextDecoder().decode(await fetchBytes(fileUrl(folder, name), () => {}));
     return lab.setBuiltinTask(spec, await text(parsed.train), await text(parsed.test));
   },
-  async reset({ settings: s }) {
+  async reset({ settings }) {
     playing = false;
-    settings = s;
-    await lab.reset(s);
-    lastStepAt = 0;
-    return lab.promptView();
+    return lab.reset(settings);
   },
-  async step({ settings: s }) {
-    settings = { ...s, steps: Math.max(s.steps, lastStepAt + 1) };
+  async play({ steps, pausesSeen }) {
+    if (pausesSeen !== pauses) return { started: false };
+    lab.setSteps(steps);
+    if (lab.finished()) return { started: false };
+    if (!playing) {
+      playing = true;
+      setTimeout(tick, 0);
+    }
+    return { started: true };
+  },
+  async step({ steps }) {
+    lab.setSteps(steps);
     await trainStep();
   },
-  async evaluate() {
-    return evaluateAll();
-  },
-  async tokenize({ text }) {
-    return lab.tokenize(text);
-  },
-  async generate({ text }) {
-    return lab.generate(text, 16);
-  },
-  async export({ baseModel }) {
-    return lab.exportAdapter(baseModel);
-  },
-  async import({ config, weights, settings: s }) {
+  compare: () => lab.compare(),
+  tokenize: ({ text }) => lab.tokenize(text),
+  generate: ({ text }) => lab.generate(text, 16),
+  export: ({ baseModel }) => lab.exportAdapter(baseModel),
+  async import({ config, weights, settings }) {
     playing = false;
-    settings = s;
-    const n = await lab.importAdapter(new Uint8Array(config), new Uint8Array(weights), s);
-    lastStepAt = 0;
-    post('prompt', await lab.promptView());
-    return n;
+    return lab.importAdapter(new Uint8Array(config), new Uint8Array(weights), settings);
   },
 };
 
 self.onmessage = async ({ data }) => {
   const { id, type } = data;
-  // Play and pause only flip the loop; they must not wait behind a queued step.
   if (type === 'pause') {
+    // Ahead of the queue: a pause must not wait behind the step in progress.
     playing = false;
-    post('reply', { id });
-    return;
-  }
-  if (type === 'play') {
-    settings = data.settings;
-    if (!playing && lastStepAt < settings.steps) {
-      playing = true;
-      tick();
-    }
+    pauses += 1;
     post('reply', { id });
     return;
   }
@@ -185,8 +147,10 @@ self.onmessage = async ({ data }) => {
     post('error', { id, kind: 'Internal', message: `unknown request ${type}`, fatal: false });
     return;
   }
+  // A play remembers how many pauses came before it: one that arrives later cancels it.
+  const request = type === 'play' ? { ...data, pausesSeen: pauses } : data;
   try {
-    const value = await enqueue(() => handler(data));
+    const value = await enqueue(() => handler(request));
     post('reply', { id, value });
   } catch (e) {
     post('error', { id, ...errorFields(e) });

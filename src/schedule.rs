@@ -1,0 +1,132 @@
+//! When a training run looks at itself: prompt snapshots (cheap) every few steps, held-out
+//! evaluations (forward passes over the held-out set) within a share of the run's time, and
+//! everything at the last step. The session owns one schedule per run; the page and the command
+//! line only present what it decides.
+
+use std::time::Duration;
+
+/// Steps between prompt snapshots (values, map positions, nearest tokens: host arithmetic).
+pub const PROMPT_EVERY: usize = 5;
+/// Held-out evaluation and prompt snapshots may take at most this share of a run's time.
+pub const OVERHEAD_SHARE: f64 = 0.15;
+
+/// How often the held-out set is evaluated during a run (always at its last step).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EvalCadence {
+    /// Whenever the time spent looking (evaluations and snapshots, the next evaluation included)
+    /// stays within this share of the run's time: the first evaluation comes at step 1, then
+    /// they spread out as far as they cost.
+    TimeShare(f64),
+    /// Every this many steps (0: only at the end).
+    Every(usize),
+}
+
+impl Default for EvalCadence {
+    fn default() -> Self {
+        EvalCadence::TimeShare(OVERHEAD_SHARE)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// The run ends at this step.
+    pub target: usize,
+    pub cadence: EvalCadence,
+    training: Duration,
+    overhead: Duration,
+    last_eval: Duration,
+}
+
+impl Schedule {
+    pub fn new(target: usize, cadence: EvalCadence) -> Self {
+        Self {
+            target,
+            cadence,
+            training: Duration::ZERO,
+            overhead: Duration::ZERO,
+            last_eval: Duration::ZERO,
+        }
+    }
+
+    pub fn record_step(&mut self, took: Duration) {
+        self.training += took;
+    }
+
+    pub fn record_snapshot(&mut self, took: Duration) {
+        self.overhead += took;
+    }
+
+    pub fn record_eval(&mut self, took: Duration) {
+        self.overhead += took;
+        self.last_eval = took;
+    }
+
+    pub fn finished(&self, step: usize) -> bool {
+        step >= self.target
+    }
+
+    pub fn prompt_due(&self, step: usize) -> bool {
+        step.is_multiple_of(PROMPT_EVERY) || self.finished(step)
+    }
+
+    pub fn eval_due(&self, step: usize) -> bool {
+        if self.finished(step) {
+            return true;
+        }
+        match self.cadence {
+            EvalCadence::Every(n) => n > 0 && step.is_multiple_of(n),
+            EvalCadence::TimeShare(share) => {
+                // The next evaluation is assumed to cost what the last one did.
+                let looking = (self.overhead + self.last_eval).as_secs_f64();
+                looking <= share * (self.training.as_secs_f64() + looking)
+            }
+        }
+    }
+
+    /// Share of the run's time spent on evaluations and snapshots so far.
+    pub fn overhead_share(&self) -> f64 {
+        let total = (self.training + self.overhead).as_secs_f64();
+        if total > 0.0 {
+            self.overhead.as_secs_f64() / total
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn time_share_spreads_evaluations_to_their_cost() {
+        // Steps of 10 ms, evaluations of 100 ms, 15%: after the first evaluation (step 1), the
+        // next fits once 100 + 100 <= 0.15 * (10 n + 200), i.e. n >= 114 steps.
+        let mut s = Schedule::new(1000, EvalCadence::TimeShare(0.15));
+        let mut evals = Vec::new();
+        for step in 1..=1000 {
+            s.record_step(10 * MS);
+            if s.eval_due(step) {
+                evals.push(step);
+                s.record_eval(100 * MS);
+            }
+        }
+        assert_eq!(evals[0], 1);
+        assert_eq!(*evals.last().unwrap(), 1000, "always at the end");
+        assert!(s.overhead_share() <= 0.16, "{}", s.overhead_share());
+        assert!(evals.len() >= 5, "{evals:?}");
+    }
+
+    #[test]
+    fn fixed_cadence_and_snapshots() {
+        let s = Schedule::new(12, EvalCadence::Every(5));
+        let due: Vec<usize> = (1..=12).filter(|&k| s.eval_due(k)).collect();
+        assert_eq!(due, [5, 10, 12]);
+        let due: Vec<usize> = (1..=12).filter(|&k| s.prompt_due(k)).collect();
+        assert_eq!(due, [5, 10, 12]);
+        let end_only = Schedule::new(3, EvalCadence::Every(0));
+        assert_eq!((1..=3).filter(|&k| end_only.eval_due(k)).count(), 1);
+    }
+}

@@ -1,0 +1,60 @@
+//! The settings table reaches the page unchanged, and errors carry a kind programs can act on.
+
+use soft_prompt_lab::error::{Error, ErrorKind, ErrorView};
+use soft_prompt_lab::settings::page_module;
+
+/// `www/settings.js` is generated from `src/settings.rs`; run with `UPDATE=1` to rewrite it.
+#[test]
+fn the_page_reads_the_settings_table_from_rust() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/settings.js");
+    let want = page_module();
+    if std::env::var_os("UPDATE").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "www/settings.js is out of date: run `UPDATE=1 cargo test --test settings`"
+    );
+}
+
+#[test]
+fn errors_have_kinds_and_only_a_lost_gpu_is_fatal() {
+    let lost = Error::GpuLost {
+        reason: "Destroyed".into(),
+    };
+    assert_eq!(lost.kind(), ErrorKind::GpuLost);
+    assert!(lost.is_fatal());
+    let line = Error::TaskLine {
+        line: 3,
+        detail: "no `=>`".into(),
+    };
+    let view = serde_json::to_value(ErrorView::from(&line)).unwrap();
+    assert_eq!(
+        view,
+        serde_json::json!({"kind": "Task", "message": "task file line 3: no `=>`", "line": 3, "fatal": false})
+    );
+    for (e, kind) in [
+        (Error::Device { detail: "x".into() }, ErrorKind::Device),
+        (
+            Error::NotReady {
+                what: "the model",
+                todo: "wait",
+            },
+            ErrorKind::NotReady,
+        ),
+        (Error::Internal { detail: "x".into() }, ErrorKind::Internal),
+        (
+            Error::LossNotFinite {
+                step: 1,
+                value: f32::NAN,
+            },
+            ErrorKind::Diverged,
+        ),
+    ] {
+        assert_eq!(e.kind(), kind);
+        assert!(!e.is_fatal(), "{e}");
+        let v = serde_json::to_value(ErrorView::from(&e)).unwrap();
+        assert!(v.get("line").is_none());
+    }
+}

@@ -1,0 +1,166 @@
+// The training controls: the settings (built from the engine's table), Train/Pause, Step, Reset,
+// the run's figures, and the prompt views.
+import { $, fmtCount, percent, showError } from '../dom.js';
+import { NUMBERS, TRAIN_FIELDS, parseField, trainSettings } from '../state.js';
+import SETTINGS from '../settings.js';
+
+/** Settings whose change needs a new prompt (the step count applies to the run in progress). */
+const RESTART_ON = TRAIN_FIELDS.filter((name) => name !== 'steps');
+/** Steps/s is measured over this window. */
+const SPEED_WINDOW_MS = 5000;
+
+export function trainingPanel(ctx) {
+  const { state, rt, ui } = ctx;
+  let stepTimes = [];
+
+  /** The numeric inputs, with bounds and help from the engine's table (virtual tokens first, as it lists them). */
+  function buildSettings() {
+    const rows = Object.values(NUMBERS).map((s) => {
+      const label = document.createElement('label');
+      label.title = s.help;
+      const input = document.createElement('input');
+      Object.assign(input, { id: `s-${s.name}`, type: 'number', min: s.min, max: s.max, step: s.integer ? 1 : 'any' });
+      label.append(`${s.label} `, input);
+      return label;
+    });
+    $('init-label').before(rows[0]);
+    $('settings-fields').append(...rows.slice(1));
+    $('s-init').replaceChildren(...SETTINGS.inits.map((i) => new Option(i.label, i.name)));
+  }
+
+  function bindSettings() {
+    for (const name of TRAIN_FIELDS) {
+      const el = $(`s-${name}`);
+      el.value = state[name];
+      el.addEventListener('change', () => {
+        const v = parseField(name, el.value);
+        if (v === undefined) {
+          el.value = state[name];
+          return;
+        }
+        state[name] = v;
+        el.value = v;
+        ctx.saveUrl();
+        $('init-text-label').hidden = state.init !== 'text';
+        if (RESTART_ON.includes(name) && rt.task && !rt.training) rt.serial(reset).catch(() => {});
+      });
+    }
+    $('init-text-label').hidden = state.init !== 'text';
+  }
+
+  function clearRun() {
+    ui.chart.clear();
+    ui.map.clearPrompt();
+    ui.outputs.clear();
+    stepTimes = [];
+    $('train-progress').value = 0;
+    for (const id of ['f-step', 'f-loss', 'f-acc', 'f-speed', 'f-grad']) $(id).textContent = '–';
+    $('f-fp-after').firstChild.textContent = '–';
+    delete $('f-fp-after').dataset.equal;
+    rt.set({ step: 0, target: state.steps, finished: false, accuracy: undefined });
+  }
+
+  function drawPrompt(view) {
+    ui.map.addPrompt(view.points);
+    ui.nearest.update(view.nearest);
+    ui.heatmap.update(view);
+    const n = view.nVirtual * view.dModel;
+    $('f-trainable').textContent = `${view.nVirtual} × ${view.dModel} = ${n.toLocaleString('en')} of `
+      + `${fmtCount(rt.modelInfo.params)}, ${((100 * n) / rt.modelInfo.params).toFixed(2)}%`;
+  }
+
+  /** A new prompt from the settings. */
+  async function reset() {
+    showError($('train-error'), null);
+    clearRun();
+    try {
+      drawPrompt(await rt.client.request('reset', { settings: trainSettings(state) }));
+      rt.set({ hasPrompt: true, training: false });
+      ctx.outputs.showTokens();
+    } catch (e) {
+      showError($('train-error'), e);
+      rt.set({ hasPrompt: false });
+    }
+  }
+
+  function showAccuracy(accuracy) {
+    $('f-acc').textContent = accuracy === undefined ? '–' : percent(accuracy);
+  }
+
+  function onProgress(p) {
+    rt.set({ step: p.step, target: p.target });
+    ui.chart.addLoss(p.step, p.loss);
+    const now = performance.now();
+    stepTimes = [...stepTimes.filter((t) => now - t < SPEED_WINDOW_MS), now];
+    $('f-step').textContent = `${p.step} / ${p.target}`;
+    $('f-loss').textContent = p.loss.toFixed(4);
+    $('f-grad').textContent = p.gradNorm.toFixed(4);
+    $('f-speed').title = `the last step took ${p.msPerStep.toFixed(0)} ms`;
+    if (stepTimes.length > 1) {
+      $('f-speed').textContent = ((stepTimes.length - 1) / ((now - stepTimes[0]) / 1000)).toFixed(1);
+    }
+    $('train-progress').max = p.target;
+    $('train-progress').value = p.step;
+    if (p.prompt) drawPrompt(p.prompt);
+    if (p.accuracy != null) {
+      ui.chart.addAccuracy(p.step, p.accuracy);
+      rt.set({ accuracy: p.accuracy });
+      showAccuracy(p.accuracy);
+    }
+    if (p.done) {
+      rt.set({ training: false, finished: true });
+      $('f-fp-after').firstChild.textContent = p.done.fingerprint;
+      $('f-fp-after').dataset.equal = String(p.done.unchanged);
+      $('f-fp-after').title = p.done.unchanged ? 'unchanged' : 'CHANGED';
+      rt.serial(async () => {
+        await ctx.adapters.shelve();
+        await ctx.outputs.compare();
+      }).catch((e) => showError($('train-error'), e));
+    }
+  }
+
+  function onError(e) {
+    rt.set({ training: false });
+    showError($('train-error'), e);
+  }
+
+  async function play() {
+    if (!rt.hasPrompt) return;
+    if (rt.finished) await reset();
+    rt.set({ training: true });
+    const { started } = await rt.client.request('play', { steps: state.steps });
+    if (!started) rt.set({ training: false });
+  }
+
+  function wire() {
+    $('play').addEventListener('click', () => {
+      showError($('train-error'), null);
+      if (rt.training) {
+        rt.set({ training: false });
+        rt.client.request('pause').catch(() => {});
+        return;
+      }
+      rt.serial(play).catch(onError);
+    });
+    $('step').addEventListener('click', () => {
+      showError($('train-error'), null);
+      rt.serial(() => rt.client.request('step', { steps: state.steps })).catch(onError);
+    });
+    $('reset').addEventListener('click', () => rt.serial(reset).catch(onError));
+  }
+
+  /** The controls' state, from the runtime only. */
+  function render() {
+    const ready = Boolean(rt.modelInfo && rt.task && rt.hasPrompt);
+    $('play').textContent = rt.training ? 'Pause' : 'Train';
+    $('play').disabled = !rt.training && !ready;
+    for (const id of ['step', 'reset', 'evaluate', 'try-go', 'export', 'export-files']) $(id).disabled = rt.training || !ready;
+    $('train-status').textContent = rt.pending > 0 && !rt.training ? 'Working…' : '';
+  }
+
+  buildSettings();
+  bindSettings();
+  wire();
+  rt.onChange(render);
+  return { reset, clearRun, drawPrompt, showAccuracy, onProgress, onError };
+}

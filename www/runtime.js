@@ -1,0 +1,42 @@
+// What the page knows of the worker's side right now, in one object that the views render from,
+// and the one queue of page actions.
+
+export class Runtime {
+  constructor() {
+    this.client = null; // the LabClient of the running worker
+    this.modelSource = null; // what to (re)load after a worker restart
+    this.modelInfo = null;
+    this.task = null; // the worker's task summary
+    this.hasPrompt = false; // a prompt exists for the task: Train can start
+    this.training = false;
+    this.step = 0;
+    this.target = 0;
+    this.finished = false; // the run reached its step count
+    this.accuracy = undefined; // the last held-out accuracy of the soft prompt
+    this.pending = 0; // page actions queued or running
+    this.views = [];
+    this.chain = Promise.resolve();
+  }
+
+  /** `render(runtime)` runs after every change. */
+  onChange(render) {
+    this.views.push(render);
+  }
+
+  set(patch) {
+    Object.assign(this, patch);
+    for (const render of this.views) render(this);
+  }
+
+  /**
+   * Runs page actions (task switch, reset, train, step, import, model load) one after another, in
+   * the order the user asked for them: a Train press never overtakes the switch before it. An
+   * action must not queue another and wait for it.
+   */
+  serial(action) {
+    this.set({ pending: this.pending + 1 });
+    const run = this.chain.then(action);
+    this.chain = run.catch(() => {}).then(() => this.set({ pending: this.pending - 1 }));
+    return run;
+  }
+}

@@ -1,0 +1,79 @@
+// Generated from src/settings.rs by `cargo test --test settings` (UPDATE=1 rewrites it):
+// the training settings' names, bounds, defaults and help, declared once in Rust.
+export default {
+  "numbers": [
+    {
+      "name": "virtualTokens",
+      "url": "vt",
+      "label": "Virtual tokens",
+      "min": 1.0,
+      "max": 32.0,
+      "default": 8.0,
+      "integer": true,
+      "help": "How many learned vectors are prepended to every input."
+    },
+    {
+      "name": "lr",
+      "url": "lr",
+      "label": "Learning rate",
+      "min": 0.00001,
+      "max": 1.0,
+      "default": 0.03,
+      "integer": false,
+      "help": "Adam's step size for the prompt vectors."
+    },
+    {
+      "name": "steps",
+      "url": "steps",
+      "label": "Steps",
+      "min": 1.0,
+      "max": 10000.0,
+      "default": 200.0,
+      "integer": true,
+      "help": "Optimizer steps in one training run."
+    },
+    {
+      "name": "batch",
+      "url": "batch",
+      "label": "Batch",
+      "min": 1.0,
+      "max": 128.0,
+      "default": 16.0,
+      "integer": true,
+      "help": "Training examples per step."
+    },
+    {
+      "name": "seed",
+      "url": "seed",
+      "label": "Seed",
+      "min": 0.0,
+      "max": 2147483647.0,
+      "default": 0.0,
+      "integer": true,
+      "help": "Fixes the prompt's init and the order of the batches: the same seed, the same run."
+    }
+  ],
+  "inits": [
+    {
+      "name": "class-labels",
+      "label": "class labels (Lester et al.)"
+    },
+    {
+      "name": "sample-vocab",
+      "label": "sampled vocabulary"
+    },
+    {
+      "name": "random",
+      "label": "random N(0, 1)"
+    },
+    {
+      "name": "uniform",
+      "label": "random U[-0.5, 0.5]"
+    },
+    {
+      "name": "text",
+      "label": "text"
+    }
+  ],
+  "initDefault": "class-labels"
+};
