@@ -1,137 +1,269 @@
-//! Prompt-tuning step time with the base frozen (the design) against the same step with every
-//! base weight requiring grad (what full fine-tuning's backward would compute), side by side.
-//! Run: `cargo bench --bench step` (prints figures; it asserts nothing about time).
+//! The native figures of `./build.sh bench` (prints them; it asserts nothing about time):
+//! the prompt-tuning step on the bundled model (antonyms, batch 16, 8 virtual tokens, Adam),
+//! ours against PyTorch + PEFT (`tools/bench/reference.py`) at 1 and 2 threads, run in
+//! alternating rounds so the machine's drift falls on both; FLOPs per step from the shapes;
+//! forward-only evaluation throughput; and the step with the base frozen against unfrozen.
+//!
+//! `cargo bench --profile dev --bench step [-- --python PATH] [--rounds N]`. Without a Python
+//! that imports torch and peft, the reference columns say "not measured".
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use burn::module::Module;
 use soft_prompt_lab::backend;
-use soft_prompt_lab::batch::Sampler;
-use soft_prompt_lab::loader::{LoadedModel, ModelFiles};
+use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
+use soft_prompt_lab::eval::evaluate;
+use soft_prompt_lab::generate::Prompting;
+use soft_prompt_lab::loader::LoadedModel;
+use soft_prompt_lab::model::GptConfig;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
-use soft_prompt_lab::tasks::Example;
+use soft_prompt_lab::tasks::{Example, TaskSpec, parse_jsonl};
 use soft_prompt_lab::train::{TrainConfig, Trainer};
 
-const STEPS: usize = 20;
+const BATCH: usize = 16;
+const N_VIRTUAL: usize = 8;
+/// Timed steps per round, after `WARMUP` untimed ones.
+const STEPS: usize = 30;
+const WARMUP: usize = 3;
 
-/// A random GPT-2 of the given size in Hugging Face layout, reusing the fixture tokenizer.
-fn synthetic(d: usize, layers: usize, vocab: usize) -> LoadedModel {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/fixtures/tiny-a");
-    let tokenizer = std::fs::read(dir.join("tokenizer.json")).unwrap();
-    let config = format!(
-        r#"{{"model_type":"gpt2","vocab_size":{vocab},"n_positions":128,"n_embd":{d},"n_layer":{layers},"n_head":4,"eos_token_id":0}}"#
-    );
-    let mut shapes: Vec<(String, Vec<usize>)> = vec![
-        ("wte.weight".into(), vec![vocab, d]),
-        ("wpe.weight".into(), vec![128, d]),
-        ("ln_f.weight".into(), vec![d]),
-        ("ln_f.bias".into(), vec![d]),
-    ];
-    for i in 0..layers {
-        for (name, shape) in [
-            ("ln_1.weight", vec![d]),
-            ("ln_1.bias", vec![d]),
-            ("ln_2.weight", vec![d]),
-            ("ln_2.bias", vec![d]),
-            ("attn.c_attn.weight", vec![d, 3 * d]),
-            ("attn.c_attn.bias", vec![3 * d]),
-            ("attn.c_proj.weight", vec![d, d]),
-            ("attn.c_proj.bias", vec![d]),
-            ("mlp.c_fc.weight", vec![d, 4 * d]),
-            ("mlp.c_fc.bias", vec![4 * d]),
-            ("mlp.c_proj.weight", vec![4 * d, d]),
-            ("mlp.c_proj.bias", vec![d]),
-        ] {
-            shapes.push((format!("h.{i}.{name}"), shape));
-        }
-    }
-    let mut seed = 1u32;
-    let bytes: Vec<Vec<u8>> = shapes
-        .iter()
-        .map(|(_, s)| {
-            (0..s.iter().product::<usize>())
-                .flat_map(|_| {
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    ((seed >> 8) as f32 / (1u32 << 24) as f32 * 0.2 - 0.1).to_le_bytes()
-                })
-                .collect()
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = shapes
-        .iter()
-        .zip(&bytes)
-        .map(|((k, s), b)| {
-            (
-                k.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let st = safetensors::serialize(views, None).unwrap();
-    LoadedModel::from_bytes(
-        ModelFiles {
-            config_json: config.as_bytes(),
-            safetensors: &st,
-            tokenizer_json: &tokenizer,
-        },
-        &backend::cpu(),
-    )
-    .unwrap()
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn median_step_ms(lm: &LoadedModel, n_virtual: usize) -> f64 {
-    let examples: Vec<Example> = [
-        "hot -> cold",
-        "big -> small",
-        "the cat sat -> on the mat",
-        "fast -> slow",
-    ]
-    .iter()
-    .map(|s| {
-        let (i, o) = s.split_once("->").unwrap();
-        Example {
-            input: format!("{i}->"),
-            output: o.into(),
-        }
-    })
-    .collect();
-    let mut sampler = Sampler::for_examples(&lm.tokenizer, &examples, 0).unwrap();
-    let prompt =
-        SoftPrompt::init(lm, n_virtual, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
+fn task(name: &str) -> (Vec<Example>, Vec<Example>, TaskSpec) {
+    let dir = root().join("www/tasks").join(name);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let spec = TaskSpec::parse(read("task.json").as_bytes()).unwrap();
+    (
+        parse_jsonl(&read(&spec.train)).unwrap(),
+        parse_jsonl(&read(&spec.test)).unwrap(),
+        spec,
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median ms of `STEPS` training steps, cycling over `batches`.
+fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch]) -> f64 {
+    let prompt = SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0)
+        .unwrap();
     let mut trainer = Trainer::new(prompt, TrainConfig::default()).unwrap();
     let mut times = Vec::new();
-    for _ in 0..STEPS + 2 {
-        let batch = sampler.next_batch(4, n_virtual, 0).unwrap();
+    for (i, batch) in batches.iter().cycle().take(WARMUP + STEPS).enumerate() {
         let t = Instant::now();
-        pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        pollster::block_on(trainer.step(&lm.model, batch).unwrap().read()).unwrap();
+        if i >= WARMUP {
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
     }
-    times.drain(..2); // warm-up
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median(times)
+}
+
+/// FLOPs of one step counted from the shapes: per layer 24·T·d² for the four projections
+/// (QKV, output, two MLP) and 4·b·s²·d for attention, the tied head at the scored rows only,
+/// then backward to the inputs (no weight gradients) costs about as much as forward.
+fn step_flops(c: &GptConfig, batch: &ScoredBatch, n_virtual: usize) -> f64 {
+    let (b, s) = (batch.padded.rows() as f64, (batch.padded.width + n_virtual) as f64);
+    let d = c.n_embd as f64;
+    let layer = 24.0 * b * s * d * d + 4.0 * b * s * s * d;
+    let head = 2.0 * batch.targets.len() as f64 * d * c.vocab_size as f64;
+    2.0 * (c.n_layer as f64 * layer + head)
+}
+
+/// The CPU's peak f32 rate: cores × FMA width (AVX-512: 16 lanes, AVX2: 8) × 2 FMA units ×
+/// 2 FLOPs × the clock /proc/cpuinfo reports. An upper bound: many parts have one 512-bit unit.
+fn peak_gflops() -> (f64, String) {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |k: &str| {
+        info.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let mhz: f64 = field("cpu MHz").parse().unwrap_or(0.0);
+    let lanes = if field("flags").contains("avx512f") { 16.0 } else { 8.0 };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let peak = cores * lanes * 2.0 * 2.0 * 2.0 * mhz / 1000.0;
+    let how = format!(
+        "{} × {cores} cores × {lanes} f32 lanes × 2 FMA units × 2 FLOPs × {mhz} MHz",
+        field("model name")
+    );
+    (peak, how)
+}
+
+/// Examples per second scoring the sentiment held-out set (forward only: two labels each).
+fn our_eval_rate(lm: &LoadedModel) -> f64 {
+    let (_, test, spec) = task("sentiment");
+    let kind = spec.kind().unwrap();
+    let prompt = SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0)
+        .unwrap()
+        .values();
+    let prompting = Prompting::soft(prompt);
+    let mut rates = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        pollster::block_on(evaluate(lm, &prompting, &test, &kind)).unwrap();
+        rates.push(test.len() as f64 / t.elapsed().as_secs_f64());
+    }
+    median(rates)
+}
+
+/// The batches, as token ids with the scored split, for the reference script.
+fn write_batches(lm: &LoadedModel, path: &Path) -> Vec<ScoredBatch> {
+    let (train, _, _) = task("antonyms");
+    let mut sampler = Sampler::for_examples(&lm.tokenizer, &train, 0).unwrap();
+    let pad = lm.tokenizer.pad_id();
+    let mut rows_json = Vec::new();
+    let mut batches = Vec::new();
+    for _ in 0..4 {
+        let batch = sampler.next_batch(BATCH, N_VIRTUAL, pad).unwrap();
+        let w = batch.padded.width;
+        let rows: Vec<serde_json::Value> = (0..batch.padded.rows())
+            .map(|r| {
+                let ids = &batch.padded.ids[r * w..r * w + batch.padded.lengths[r]];
+                // The first scored position of row r gives its context length.
+                let first = batch.row_of.iter().position(|&x| x == r).unwrap();
+                let n_context = batch.positions[first] + 1 - r * (w + N_VIRTUAL) - N_VIRTUAL;
+                serde_json::json!({"ids": ids, "n_context": n_context})
+            })
+            .collect();
+        rows_json.push(rows);
+        batches.push(batch);
+    }
+    let sentiment: Vec<serde_json::Value> = {
+        let (_, test, spec) = task("sentiment");
+        let labels = match spec.kind().unwrap() {
+            soft_prompt_lab::tasks::TaskKind::Classify { labels } => labels,
+            _ => unreachable!(),
+        };
+        test.iter()
+            .flat_map(|ex| {
+                labels.iter().map(|l| {
+                    let s = Sequence::for_example(
+                        &lm.tokenizer,
+                        "",
+                        &Example {
+                            input: ex.input.clone(),
+                            output: l.clone(),
+                        },
+                    )
+                    .unwrap();
+                    serde_json::json!({"ids": s.ids, "n_context": s.n_context})
+                })
+            })
+            .collect()
+    };
+    let doc = serde_json::json!({
+        "model": root().join("www/models/wordnet-gpt"),
+        "n_virtual": N_VIRTUAL, "steps": STEPS, "warmup": WARMUP, "pad_id": pad,
+        "batches": rows_json, "eval_rows": sentiment, "eval_examples": sentiment.len() / 2,
+    });
+    std::fs::write(path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    batches
+}
+
+/// `(median step ms, eval examples/s)` from the reference script, or none when it cannot run.
+fn reference(python: &str, spec: &Path, threads: usize) -> Option<(f64, f64)> {
+    let out = Command::new(python)
+        .arg(root().join("tools/bench/reference.py"))
+        .arg(spec)
+        .arg(threads.to_string())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "reference.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some((v["step_ms"].as_f64()?, v["eval_per_s"].as_f64()?))
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() {
-    println!(
-        "{:<28} {:>12} {:>14} {:>7}",
-        "model", "frozen ms", "unfrozen ms", "ratio"
-    );
-    for (label, d, layers, vocab) in [
-        ("d64 x2, vocab 320", 64, 2, 320),
-        ("d128 x4, vocab 4096", 128, 4, 4096),
-        ("d256 x6, vocab 8192", 256, 6, 8192),
-    ] {
-        let mut lm = synthetic(d, layers, vocab);
-        let frozen = median_step_ms(&lm, 8);
-        // The same step if the base weights required grad: backward then also computes every
-        // weight gradient (the optimizer still only sees the prompt).
-        lm.model = lm.model.set_require_grad(true);
-        let unfrozen = median_step_ms(&lm, 8);
+    let python = arg("--python").unwrap_or_else(|| "python3".into());
+    let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
+    let lm = LoadedModel::from_dir(&root().join("www/models/wordnet-gpt"), &backend::cpu())
+        .unwrap();
+    let spec = std::env::temp_dir().join(format!("spl-bench-{}.json", std::process::id()));
+    let batches = write_batches(&lm, &spec);
+
+    // Alternating rounds: ours, torch at 1 thread, torch at 2 threads.
+    let (mut ours, mut torch1, mut torch2) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        ours.push(our_step_ms(&lm, &batches));
+        if let Some(r) = reference(&python, &spec, 1) {
+            torch1.push(r);
+        }
+        if let Some(r) = reference(&python, &spec, 2) {
+            torch2.push(r);
+        }
+        eprintln!("round {} of {rounds} done", round + 1);
+    }
+    let eval_rate = our_eval_rate(&lm);
+    std::fs::remove_file(&spec).ok();
+
+    let flops = batches
+        .iter()
+        .map(|b| step_flops(&lm.model.config, b, N_VIRTUAL))
+        .sum::<f64>()
+        / batches.len() as f64;
+    let (peak, how) = peak_gflops();
+    let ours_ms = median(ours);
+    let med = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+        (!v.is_empty()).then(|| median(v.iter().map(f).collect()))
+    };
+    let show = |x: Option<f64>, digits: usize| x.map_or("not measured".into(), |x| format!("{x:.digits$}"));
+    let (t1, t2) = (med(&torch1, |r| r.0), med(&torch2, |r| r.0));
+    let (e1, e2) = (med(&torch1, |r| r.1), med(&torch2, |r| r.1));
+
+    println!("### Native training step (bundled model, antonyms, batch {BATCH}, {N_VIRTUAL} virtual tokens, Adam)\n");
+    println!("Medians of {rounds} alternating rounds of {STEPS} steps (after {WARMUP} warm-up steps each).\n");
+    println!("| engine | threads | ms / step | GFLOP/s | ours / reference |");
+    println!("| --- | --- | --- | --- | --- |");
+    let gflops = |ms: f64| flops / ms / 1e6;
+    println!("| ours (burn flex) | 1 | {ours_ms:.1} | {:.1} | |", gflops(ours_ms));
+    for (threads, t) in [(1, t1), (2, t2)] {
         println!(
-            "{label:<28} {frozen:>12.2} {unfrozen:>14.2} {:>6.2}x",
-            unfrozen / frozen
+            "| PyTorch + PEFT | {threads} | {} | {} | {} |",
+            show(t, 1),
+            show(t.map(gflops), 1),
+            show(t.map(|t| ours_ms / t), 2)
         );
     }
+    println!(
+        "\nFLOPs per step (from the shapes; backward to the inputs only): {:.2} GFLOP. Peak: {peak:.0} GFLOP/s ({how}).\n",
+        flops / 1e9
+    );
+    println!("### Forward-only evaluation (sentiment held-out set, {} examples, 2 labels each)\n", 62);
+    println!("| engine | threads | examples / s |");
+    println!("| --- | --- | --- |");
+    println!("| ours (burn flex) | 1 | {eval_rate:.0} |");
+    println!("| PyTorch + PEFT | 1 | {} |", show(e1, 0));
+    println!("| PyTorch + PEFT | 2 | {} |", show(e2, 0));
+
+    // The design's point: with the base frozen, backward computes no weight gradients.
+    let mut unfrozen = LoadedModel::from_dir(&root().join("www/models/wordnet-gpt"), &backend::cpu())
+        .unwrap();
+    unfrozen.model = unfrozen.model.set_require_grad(true);
+    let unfrozen_ms = our_step_ms(&unfrozen, &batches);
+    println!("\n### Frozen base against the same step with every base weight requiring grad\n");
+    println!("| base | ms / step |");
+    println!("| --- | --- |");
+    println!("| frozen (prompt tuning) | {ours_ms:.1} |");
+    println!("| requires grad (what full fine-tuning's backward computes) | {unfrozen_ms:.1} |");
 }

@@ -301,3 +301,45 @@ test('keyboard only: Tab reaches the controls in order, and Enter trains', async
     assert.equal(await text(page, '#f-step'), '2 / 2');
   });
 });
+
+test('a Train press right after a task switch or a reset starts training every time', async () => {
+  await withPage('?backend=cpu&task=antonyms&steps=20', async (page) => {
+    await page.click('#play');
+    await page.waitForFunction(() => document.querySelector('#f-step').textContent === '20 / 20');
+    // Another task and Train in the same moment: the press waits for the switch, then trains.
+    await page.evaluate(() => {
+      const select = document.querySelector('#task-select');
+      select.value = 'category';
+      select.dispatchEvent(new Event('change'));
+      document.querySelector('#play').click();
+    });
+    await page.waitForFunction(() => /category: 8 virtual tokens, 20 steps/.test(document.querySelector('#shelf-list').textContent));
+    // Reset and Train with no pause between them: a new prompt, trained to the new step count.
+    await page.fill('#s-steps', '12');
+    await page.locator('#s-steps').dispatchEvent('change');
+    await page.evaluate(() => {
+      document.querySelector('#reset').click();
+      document.querySelector('#play').click();
+    });
+    await page.waitForFunction(() => /category: 8 virtual tokens, 12 steps/.test(document.querySelector('#shelf-list').textContent));
+    assert.equal(await text(page, '#f-step'), '12 / 12');
+    assert.equal((await lossSummary(page)).steps, 12);
+  });
+});
+
+test('no panel scrolls sideways at 1366, 1024 and 390 px wide, the outputs table included', async () => {
+  await withPage('?backend=cpu&task=sentiment&steps=2', async (page) => {
+    await page.click('#play');
+    await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    for (const width of [1366, 1024, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.waitForTimeout(100); // charts follow their element's size
+      const wide = await page.evaluate(() => [...document.querySelectorAll('.panel, .table-wrap, main, body')]
+        .filter((el) => el.scrollWidth > el.clientWidth + 1)
+        .map((el) => `${el.id || el.className || el.tagName} (${el.scrollWidth} > ${el.clientWidth})`));
+      assert.deepEqual(wide, [], `at ${width} px`);
+    }
+    await page.setViewportSize({ width: 1366, height: 900 });
+    await page.screenshot({ path: join(ARTIFACTS, 'outputs-1366.png'), fullPage: true });
+  });
+});
