@@ -64,13 +64,16 @@ fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch]) -> f64 {
     median(times)
 }
 
-/// FLOPs of one step counted from the shapes: per layer 24·T·d² for the four projections
-/// (QKV, output, two MLP) and 4·b·s²·d for attention, the tied head at the scored rows only,
-/// then backward to the inputs (no weight gradients) costs about as much as forward.
-fn step_flops(c: &GptConfig, batch: &ScoredBatch, n_virtual: usize) -> f64 {
-    let (b, s) = (batch.padded.rows() as f64, (batch.padded.width + n_virtual) as f64);
+/// FLOPs of one step counted from the shapes, as the engine computes it: the prompt's `n`
+/// positions once, then each row's `w` token positions attending to prompt and tokens. Per layer
+/// 24·rows·d² for the four projections (QKV, output, two MLP) and 4·queries·keys·d for
+/// attention; the tied head at the scored rows only; backward to the inputs (no weight
+/// gradients) costs about as much as forward.
+fn step_flops(c: &GptConfig, batch: &ScoredBatch, n: usize) -> f64 {
+    let (b, w, n) = (batch.padded.rows() as f64, batch.padded.width as f64, n as f64);
     let d = c.n_embd as f64;
-    let layer = 24.0 * b * s * d * d + 4.0 * b * s * s * d;
+    let rows = n + b * w;
+    let layer = 24.0 * rows * d * d + 4.0 * (n * n + b * w * (n + w)) * d;
     let head = 2.0 * batch.targets.len() as f64 * d * c.vocab_size as f64;
     2.0 * (c.n_layer as f64 * layer + head)
 }
@@ -114,15 +117,21 @@ fn our_eval_rate(lm: &LoadedModel) -> f64 {
     median(rates)
 }
 
-/// The batches, as token ids with the scored split, for the reference script.
-fn write_batches(lm: &LoadedModel, path: &Path) -> Vec<ScoredBatch> {
+/// Four training batches of antonyms, the same in every process (seed 0).
+fn batches(lm: &LoadedModel) -> Vec<ScoredBatch> {
     let (train, _, _) = task("antonyms");
     let mut sampler = Sampler::for_examples(&lm.tokenizer, &train, 0).unwrap();
     let pad = lm.tokenizer.pad_id();
+    (0..4)
+        .map(|_| sampler.next_batch(BATCH, N_VIRTUAL, pad).unwrap())
+        .collect()
+}
+
+/// The batches, as token ids with the scored split, and the evaluation rows, for the reference.
+fn write_spec(lm: &LoadedModel, batches: &[ScoredBatch], path: &Path) {
+    let pad = lm.tokenizer.pad_id();
     let mut rows_json = Vec::new();
-    let mut batches = Vec::new();
-    for _ in 0..4 {
-        let batch = sampler.next_batch(BATCH, N_VIRTUAL, pad).unwrap();
+    for batch in batches {
         let w = batch.padded.width;
         let rows: Vec<serde_json::Value> = (0..batch.padded.rows())
             .map(|r| {
@@ -134,7 +143,6 @@ fn write_batches(lm: &LoadedModel, path: &Path) -> Vec<ScoredBatch> {
             })
             .collect();
         rows_json.push(rows);
-        batches.push(batch);
     }
     let sentiment: Vec<serde_json::Value> = {
         let (_, test, spec) = task("sentiment");
@@ -165,22 +173,13 @@ fn write_batches(lm: &LoadedModel, path: &Path) -> Vec<ScoredBatch> {
         "batches": rows_json, "eval_rows": sentiment, "eval_examples": sentiment.len() / 2,
     });
     std::fs::write(path, serde_json::to_vec(&doc).unwrap()).unwrap();
-    batches
 }
 
-/// `(median step ms, eval examples/s)` from the reference script, or none when it cannot run.
-fn reference(python: &str, spec: &Path, threads: usize) -> Option<(f64, f64)> {
-    let out = Command::new(python)
-        .arg(root().join("tools/bench/reference.py"))
-        .arg(spec)
-        .arg(threads.to_string())
-        .output()
-        .ok()?;
+/// `(median step ms, eval examples/s)` printed by a measuring process, or none when it fails.
+fn measured(command: &mut Command) -> Option<(f64, f64)> {
+    let out = command.output().ok()?;
     if !out.status.success() {
-        eprintln!(
-            "reference.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        eprintln!("{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -194,27 +193,47 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+/// One round of ours in this process (its thread count set by RAYON_NUM_THREADS), as JSON.
+fn ours_round() {
+    let lm = bundled();
+    let step_ms = our_step_ms(&lm, &batches(&lm));
+    let eval_per_s = our_eval_rate(&lm);
+    println!("{}", serde_json::json!({"step_ms": step_ms, "eval_per_s": eval_per_s}));
+}
+
+fn bundled() -> LoadedModel {
+    LoadedModel::from_dir(&root().join("www/models/wordnet-gpt"), &backend::cpu()).unwrap()
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--ours") {
+        return ours_round();
+    }
     let python = arg("--python").unwrap_or_else(|| "python3".into());
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
-    let lm = LoadedModel::from_dir(&root().join("www/models/wordnet-gpt"), &backend::cpu())
-        .unwrap();
+    let lm = bundled();
+    let batches = batches(&lm);
     let spec = std::env::temp_dir().join(format!("spl-bench-{}.json", std::process::id()));
-    let batches = write_batches(&lm, &spec);
+    write_spec(&lm, &batches, &spec);
 
-    // Alternating rounds: ours, torch at 1 thread, torch at 2 threads.
-    let (mut ours, mut torch1, mut torch2) = (Vec::new(), Vec::new(), Vec::new());
+    // Alternating rounds, each in a fresh process: ours and PyTorch at 1 thread, then at 2.
+    let me = std::env::current_exe().unwrap();
+    let mut runs: Vec<[Vec<(f64, f64)>; 2]> = vec![Default::default(), Default::default()];
     for round in 0..rounds {
-        ours.push(our_step_ms(&lm, &batches));
-        if let Some(r) = reference(&python, &spec, 1) {
-            torch1.push(r);
-        }
-        if let Some(r) = reference(&python, &spec, 2) {
-            torch2.push(r);
+        for (t, threads) in [1usize, 2].into_iter().enumerate() {
+            let mut ours = Command::new(&me);
+            ours.arg("--ours")
+                .env("RAYON_NUM_THREADS", threads.to_string());
+            runs[t][0].extend(measured(&mut ours));
+            let mut torch = Command::new(&python);
+            torch
+                .arg(root().join("tools/bench/reference.py"))
+                .arg(&spec)
+                .arg(threads.to_string());
+            runs[t][1].extend(measured(&mut torch));
         }
         eprintln!("round {} of {rounds} done", round + 1);
     }
-    let eval_rate = our_eval_rate(&lm);
     std::fs::remove_file(&spec).ok();
 
     let flops = batches
@@ -223,47 +242,58 @@ fn main() {
         .sum::<f64>()
         / batches.len() as f64;
     let (peak, how) = peak_gflops();
-    let ours_ms = median(ours);
     let med = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
         (!v.is_empty()).then(|| median(v.iter().map(f).collect()))
     };
-    let show = |x: Option<f64>, digits: usize| x.map_or("not measured".into(), |x| format!("{x:.digits$}"));
-    let (t1, t2) = (med(&torch1, |r| r.0), med(&torch2, |r| r.0));
-    let (e1, e2) = (med(&torch1, |r| r.1), med(&torch2, |r| r.1));
-
-    println!("### Native training step (bundled model, antonyms, batch {BATCH}, {N_VIRTUAL} virtual tokens, Adam)\n");
-    println!("Medians of {rounds} alternating rounds of {STEPS} steps (after {WARMUP} warm-up steps each).\n");
-    println!("| engine | threads | ms / step | GFLOP/s | ours / reference |");
-    println!("| --- | --- | --- | --- | --- |");
+    let show = |x: Option<f64>, digits: usize| {
+        x.map_or("not measured".into(), |x| format!("{x:.digits$}"))
+    };
     let gflops = |ms: f64| flops / ms / 1e6;
-    println!("| ours (burn flex) | 1 | {ours_ms:.1} | {:.1} | |", gflops(ours_ms));
-    for (threads, t) in [(1, t1), (2, t2)] {
+
+    println!(
+        "### Native training step (bundled model, antonyms, batch {BATCH}, {N_VIRTUAL} virtual tokens, Adam)\n"
+    );
+    println!(
+        "Medians of {rounds} alternating rounds of {STEPS} steps (after {WARMUP} warm-up steps each), each round a fresh process.\n"
+    );
+    println!("| threads | ours ms / step | PyTorch + PEFT ms / step | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (t, threads) in [1, 2].into_iter().enumerate() {
+        let (ours, torch) = (med(&runs[t][0], |r| r.0), med(&runs[t][1], |r| r.0));
         println!(
-            "| PyTorch + PEFT | {threads} | {} | {} | {} |",
-            show(t, 1),
-            show(t.map(gflops), 1),
-            show(t.map(|t| ours_ms / t), 2)
+            "| {threads} | {} | {} | {} | {} | {} |",
+            show(ours, 1),
+            show(torch, 1),
+            show(ours.zip(torch).map(|(o, t)| o / t), 2),
+            show(ours.map(gflops), 1),
+            show(torch.map(gflops), 1)
         );
     }
     println!(
-        "\nFLOPs per step (from the shapes; backward to the inputs only): {:.2} GFLOP. Peak: {peak:.0} GFLOP/s ({how}).\n",
+        "\nFLOPs per step (from the shapes, as computed: the prompt once per batch, backward to the inputs only): {:.2} GFLOP. Peak: {peak:.0} GFLOP/s ({how}).\n",
         flops / 1e9
     );
-    println!("### Forward-only evaluation (sentiment held-out set, {} examples, 2 labels each)\n", 62);
-    println!("| engine | threads | examples / s |");
+    println!(
+        "### Forward-only evaluation (sentiment held-out set, 62 examples, 2 labels each)\n"
+    );
+    println!("| threads | ours examples / s | PyTorch + PEFT examples / s |");
     println!("| --- | --- | --- |");
-    println!("| ours (burn flex) | 1 | {eval_rate:.0} |");
-    println!("| PyTorch + PEFT | 1 | {} |", show(e1, 0));
-    println!("| PyTorch + PEFT | 2 | {} |", show(e2, 0));
+    for (t, threads) in [1, 2].into_iter().enumerate() {
+        println!(
+            "| {threads} | {} | {} |",
+            show(med(&runs[t][0], |r| r.1), 0),
+            show(med(&runs[t][1], |r| r.1), 0)
+        );
+    }
 
     // The design's point: with the base frozen, backward computes no weight gradients.
-    let mut unfrozen = LoadedModel::from_dir(&root().join("www/models/wordnet-gpt"), &backend::cpu())
-        .unwrap();
+    let frozen_ms = our_step_ms(&lm, &batches);
+    let mut unfrozen = bundled();
     unfrozen.model = unfrozen.model.set_require_grad(true);
     let unfrozen_ms = our_step_ms(&unfrozen, &batches);
-    println!("\n### Frozen base against the same step with every base weight requiring grad\n");
+    println!("\n### Frozen base against the same step with every base weight requiring grad (ours, all cores)\n");
     println!("| base | ms / step |");
     println!("| --- | --- |");
-    println!("| frozen (prompt tuning) | {ours_ms:.1} |");
+    println!("| frozen (prompt tuning) | {frozen_ms:.1} |");
     println!("| requires grad (what full fine-tuning's backward computes) | {unfrozen_ms:.1} |");
 }

@@ -97,9 +97,20 @@ pub struct Attention {
     pub n_head: usize,
 }
 
+/// Keys and values `[rows, n_head, seq, head_dim]` of earlier positions that later queries also
+/// attend to (the soft prompt's, shared by every row of a batch).
+pub type KeysValues = (Tensor<4>, Tensor<4>);
+
 impl Attention {
-    /// `masked`: `[batch, 1, seq, seq]`, true where a query must not see a key.
-    fn forward(&self, x: Tensor<3>, masked: Tensor<4, Bool>) -> Tensor<3> {
+    /// `x`: `[b, s, d]` at the positions after `past`'s (which every query sees). `masked`:
+    /// `[b, 1, s, past + s]`, true where a query must not see a key. Returns the output and this
+    /// call's own keys and values.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        past: Option<&KeysValues>,
+        masked: Tensor<4, Bool>,
+    ) -> (Tensor<3>, KeysValues) {
         let [b, s, d] = x.dims();
         let (h, hd) = (self.n_head, d / self.n_head);
         let qkv = self.c_attn.forward(x); // [b, s, 3d]
@@ -107,11 +118,24 @@ impl Attention {
         let q = heads(qkv.clone().narrow(2, 0, d));
         let k = heads(qkv.clone().narrow(2, d, d));
         let v = heads(qkv.narrow(2, 2 * d, d));
-        let att = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt(); // [b, h, s, s]
+        let (k_all, v_all) = match past {
+            Some((pk, pv)) => {
+                let n = pk.dims()[2];
+                // The past is computed once; every row reads the same keys and values.
+                let shared = |t: &Tensor<4>| t.clone().expand([b, h, n, hd]); // [1, h, n, hd] -> [b, h, n, hd]
+                (
+                    Tensor::cat(vec![shared(pk), k.clone()], 2),
+                    Tensor::cat(vec![shared(pv), v.clone()], 2),
+                )
+            }
+            None => (k.clone(), v.clone()),
+        };
+        let keys = k_all.dims()[2];
+        let att = q.matmul(k_all.swap_dims(2, 3)) / (hd as f64).sqrt(); // [b, h, s, keys]
         // The most negative finite value, as transformers does: a fully masked row stays finite.
-        let att = softmax(att.mask_fill(masked.expand([b, h, s, s]), f32::MIN), 3);
-        let y = att.matmul(v).swap_dims(1, 2).reshape([b, s, d]); // [b, h, s, hd] -> [b, s, d]
-        self.c_proj.forward(y)
+        let att = softmax(att.mask_fill(masked.expand([b, h, s, keys]), f32::MIN), 3);
+        let y = att.matmul(v_all).swap_dims(1, 2).reshape([b, s, d]); // [b, h, s, hd] -> [b, s, d]
+        (self.c_proj.forward(y), (k, v))
     }
 }
 
@@ -153,9 +177,15 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, masked: Tensor<4, Bool>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), masked);
-        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        past: Option<&KeysValues>,
+        masked: Tensor<4, Bool>,
+    ) -> (Tensor<3>, KeysValues) {
+        let (a, kv) = self.attn.forward(self.ln_1.forward(x.clone()), past, masked);
+        let x = x + a;
+        (x.clone() + self.mlp.forward(self.ln_2.forward(x)), kv)
     }
 }
 
@@ -186,28 +216,58 @@ impl Gpt {
         self.wte.val().select(0, idx)
     }
 
-    /// The transformer on given input embeddings. `inputs_embeds`: `[batch, seq, d_model]`;
-    /// `lengths`: the real (unpadded) length of each row, padding on the right.
-    /// Returns the final hidden states `[batch, seq, d_model]` (after `ln_f`).
-    pub fn forward_embeds(&self, inputs_embeds: Tensor<3>, lengths: &[usize]) -> Result<Tensor<3>> {
-        let [_, s, _] = inputs_embeds.dims();
-        if s > self.config.n_positions {
+    /// The transformer on a shared prefix and token embeddings. `prefix`: `[n, d_model]` input
+    /// embeddings at positions `0..n` that every row starts with (the soft prompt; PEFT's all-ones
+    /// mask over it); `tokens`: `[batch, seq, d_model]` at positions `n..`, right-padded, with
+    /// `lengths` their real lengths. Returns the final hidden states `[batch, n + seq, d_model]`
+    /// (after `ln_f`), the prefix's repeated on every row.
+    ///
+    /// Causal attention makes the prefix's states the same on every row, so they are computed
+    /// once (`[1, n, d]`), not per row: equal to running `cat(prefix, tokens)` row by row, with
+    /// the prefix's gradient summed over the rows by the expand's backward.
+    pub fn forward_prefixed(
+        &self,
+        prefix: Option<Tensor<2>>,
+        tokens: Tensor<3>,
+        lengths: &[usize],
+    ) -> Result<Tensor<3>> {
+        let [b, s, d] = tokens.dims();
+        let n = prefix.as_ref().map_or(0, |p| p.dims()[0]);
+        if n + s > self.config.n_positions {
             return Err(Error::SequenceTooLong {
                 what: "a batch row".into(),
-                found: s,
+                found: n + s,
                 max: self.config.n_positions,
             });
         }
-        let device = inputs_embeds.device();
-        // Right padding: positions are 0..seq for the real tokens of every row.
-        let pos = Tensor::<1, Int>::arange(0..s as i64, &device);
-        let x = inputs_embeds + self.wpe.val().select(0, pos).unsqueeze::<3>(); // [s, d] -> [1, s, d]
-        let masked = attention_mask(lengths, s, &device);
-        let x = self
-            .h
-            .iter()
-            .fold(x, |x, block| block.forward(x, masked.clone()));
-        Ok(self.ln_f.forward(x))
+        let device = tokens.device();
+        let wpe = |from: usize, len: usize| {
+            let pos = Tensor::<1, Int>::arange(from as i64..(from + len) as i64, &device);
+            self.wpe.val().select(0, pos).unsqueeze::<3>() // [len, d] -> [1, len, d]
+        };
+        let mut x = tokens + wpe(n, s);
+        let masked = attention_mask(n, lengths, s, &device);
+        let Some(prefix) = prefix else {
+            for block in &self.h {
+                x = block.forward(x, None, masked.clone()).0;
+            }
+            return Ok(self.ln_f.forward(x));
+        };
+        let mut p = prefix.unsqueeze::<3>() + wpe(0, n); // [n, d] -> [1, n, d]
+        let prefix_masked = attention_mask(0, &[n], n, &device);
+        for block in &self.h {
+            let (p_next, kv) = block.forward(p, None, prefix_masked.clone());
+            // No tokens (an empty input after the prompt): the prefix alone.
+            if s > 0 {
+                x = block.forward(x, Some(&kv), masked.clone()).0;
+            }
+            p = p_next;
+        }
+        let p = self.ln_f.forward(p).expand([b, n, d]); // [1, n, d] -> [b, n, d]
+        if s == 0 {
+            return Ok(p);
+        }
+        Ok(Tensor::cat(vec![p, self.ln_f.forward(x)], 1)) // [b, n + s, d]
     }
 
     /// The output head (tied to `wte`) on selected hidden states `[n, d_model]` -> logits
@@ -275,41 +335,16 @@ fn gather_rows(hidden: Tensor<3>, positions: &[usize]) -> Tensor<2> {
     hidden.reshape([b * s, d]).select(0, idx) // [b, s, d] -> [b*s, d]
 }
 
-/// Causal mask plus key padding: `[batch, 1, seq, seq]`, true where query `i` must not see key `j`.
-fn attention_mask(lengths: &[usize], seq: usize, device: &Device) -> Tensor<4, Bool> {
-    let mut m = Vec::with_capacity(lengths.len() * seq * seq);
+/// Causal mask plus key padding for `seq` queries after `past` shared positions:
+/// `[batch, 1, seq, past + seq]`, true where query `i` (position `past + i`) must not see key `j`.
+/// Every query sees the shared positions; padding (`i >= len`) is never seen.
+fn attention_mask(past: usize, lengths: &[usize], seq: usize, device: &Device) -> Tensor<4, Bool> {
+    let keys = past + seq;
+    let mut m = Vec::with_capacity(lengths.len() * seq * keys);
     for &len in lengths {
         for i in 0..seq {
-            m.extend((0..seq).map(|j| j > i || j >= len));
+            m.extend((0..keys).map(|j| j >= past && (j - past > i || j - past >= len)));
         }
     }
-    Tensor::from_data(TensorData::new(m, [lengths.len(), 1, seq, seq]), device)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// GPT-2 small: 124,439,808 parameters (the tied head counted once), as transformers counts.
-    #[test]
-    fn size_and_memory_estimate_of_gpt2_small() {
-        let c = GptConfig {
-            vocab_size: 50257,
-            n_positions: 1024,
-            n_embd: 768,
-            n_layer: 12,
-            n_head: 12,
-            n_inner: 3072,
-            layer_norm_epsilon: 1e-5,
-            activation: Activation::GeluTanh,
-            eos_token_id: Some(50256),
-        };
-        assert_eq!(c.num_params(), 124_439_808);
-        assert_eq!(c.embedding_bytes(), 50257 * 768 * 4);
-        let file = 548_105_171;
-        assert_eq!(
-            c.memory_estimate(file),
-            124_439_808 * 4 + 50257 * 768 * 4 + file
-        );
-    }
+    Tensor::from_data(TensorData::new(m, [lengths.len(), 1, seq, keys]), device)
 }

@@ -162,14 +162,7 @@ pub fn prompted_hidden(
     let device = model.device();
     let (b, w) = (padded.rows(), padded.width);
     let ids = Tensor::<2, Int>::from_data(TensorData::new(padded.ids.clone(), [b, w]), &device);
-    let tokens = model.embed(ids); // [b, w, d]
-    let Some(prompt) = prompt else {
-        return model.forward_embeds(tokens, &padded.lengths);
-    };
-    let [n, d] = prompt.dims();
-    let prompt = prompt.unsqueeze::<3>().expand([b, n, d]); // [n, d] -> [b, n, d]
-    let lengths: Vec<usize> = padded.lengths.iter().map(|l| l + n).collect();
-    model.forward_embeds(Tensor::cat(vec![prompt, tokens], 1), &lengths) // [b, n + w, d]
+    model.forward_prefixed(prompt, model.embed(ids), &padded.lengths) // [b, w, d] tokens
 }
 
 fn host_tensor(model: &Gpt, values: Vec<f32>, n: usize, d: usize) -> Tensor<2> {

@@ -136,8 +136,8 @@ export function trainingPanel(ctx) {
     $('play').addEventListener('click', () => {
       showError($('train-error'), null);
       if (rt.training) {
-        rt.set({ training: false });
-        rt.client.request('pause').catch(() => {});
+        // The worker answers after the step in progress has reported: then nothing moves.
+        rt.client.request('pause').then(() => rt.set({ training: false })).catch(onError);
         return;
       }
       rt.serial(play).catch(onError);
