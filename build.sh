@@ -3,6 +3,7 @@
 #   ./build.sh serve   set up, build the page (release wasm + JS libraries) into www/, serve it
 #   ./build.sh         set up, build the page and the native command line
 #   ./build.sh test    set up, run every test: native (cargo test) and the page in headless Chromium
+#   ./build.sh bench   the speed figures, ours against PyTorch + PEFT and the page's: BENCHMARKS.md
 # Set CARGO_TARGET_DIR to share build outputs between checkouts (CI does); PORT picks the port.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -64,9 +65,32 @@ browser() {
 
 run_tests() {
   cargo test
+  # The reader's way in (examples/train_bundled.rs) must keep working: built and run.
+  cargo run --example train_bundled
   build_page
   browser
   node --test --test-concurrency=1 tests/e2e/
+}
+
+bench() {
+  # The reference side (PyTorch + PEFT, pinned) in its own virtual environment, made once.
+  local venv=tools/bench/.venv
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r tools/bench/requirements.txt
+  fi
+  build_page
+  browser
+  {
+    echo "# Benchmarks"
+    echo
+    echo "Made by \`./build.sh bench\` on $(date -u +%Y-%m-%d): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs),"
+    echo "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(rustc --version); Chromium $(/usr/bin/chromium --version | awk '{print $2}')."
+    echo
+    cargo bench --profile dev --bench step -- --python "$venv/bin/python"
+    echo
+    node tests/e2e/measure.mjs
+  } | tee BENCHMARKS.md
 }
 
 setup
@@ -74,5 +98,6 @@ case "${1:-build}" in
   build) build_page; build_cli ;;
   serve) build_page; exec node tools/serve.mjs www "${PORT:-8080}" ;;
   test) run_tests ;;
-  *) echo "usage: ./build.sh [build|serve|test]" >&2; exit 2 ;;
+  bench) bench ;;
+  *) echo "usage: ./build.sh [build|serve|test|bench]" >&2; exit 2 ;;
 esac

@@ -134,6 +134,23 @@ pub struct LoadedView<'a> {
     pub map_points: &'a [f32],
     pub map_labels: &'a [String],
     pub explained: [f32; 2],
+    pub timings: LoadTimings,
+}
+
+/// Where opening a model spent its time, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTimings {
+    /// Checking the files and building the model on the device.
+    pub parse_ms: f64,
+    /// Hashing every base weight (the frozen check's reference).
+    pub fingerprint_ms: f64,
+    /// The vocabulary map (PCA) and the unit rows for nearest tokens.
+    pub map_ms: f64,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 /// What one turn of the schedule did: the step's figures, and the prompt snapshot, held-out
@@ -190,6 +207,7 @@ pub struct Session {
     cadence: EvalCadence,
     /// No-prompt and text-prompt results depend on the model and the task only.
     baselines: Option<(EvalView, EvalView)>,
+    timings: LoadTimings,
 }
 
 fn no_prompt() -> Error {
@@ -206,12 +224,20 @@ fn hex(v: u64) -> String {
 impl Session {
     /// Loads and checks the model, hashes its weights and maps its vocabulary.
     pub async fn open(files: ModelFiles<'_>, device: &Device) -> Result<Self> {
-        Self::new(LoadedModel::from_bytes(files, device)?).await
+        let t = Instant::now();
+        let lm = LoadedModel::from_bytes(files, device)?;
+        let parse_ms = ms_since(t);
+        let mut session = Self::new(lm).await?;
+        session.timings.parse_ms = parse_ms;
+        Ok(session)
     }
 
     /// A session on a model already loaded.
     pub async fn new(lm: LoadedModel) -> Result<Self> {
+        let t = Instant::now();
         let base_fingerprint = lm.model.fingerprint().await?;
+        let fingerprint_ms = ms_since(t);
+        let t = Instant::now();
         let map = VocabMap::new(&lm).await?;
         Ok(Self {
             lm,
@@ -221,6 +247,11 @@ impl Session {
             run: None,
             cadence: EvalCadence::default(),
             baselines: None,
+            timings: LoadTimings {
+                parse_ms: 0.0,
+                fingerprint_ms,
+                map_ms: ms_since(t),
+            },
         })
     }
 
@@ -255,6 +286,7 @@ impl Session {
             map_points: &self.map.points,
             map_labels: &self.map.labels,
             explained: self.map.explained,
+            timings: self.timings,
         }
     }
 

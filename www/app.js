@@ -89,9 +89,22 @@ async function start(backend, carriedIn) {
   if (prompt && rt.task) await ctx.adapters.use(prompt);
 }
 
-function chosenBackend() {
+/** Software GPU adapters: far slower than the CPU path (SwiftShader took 30 s for one step here). */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|basic render/i;
+
+/** The backend to start: the user's choice, or for "auto" WebGPU on a hardware adapter only. */
+async function chosenBackend() {
   if (state.backend !== 'auto') return state.backend;
-  return navigator.gpu ? 'webgpu' : 'cpu';
+  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+  if (!adapter) return 'cpu';
+  const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
+  if (info.isFallbackAdapter || SOFTWARE_ADAPTER.test(name)) {
+    $('backend-note').hidden = false;
+    $('backend-note').textContent = `Auto: the GPU adapter is a software one (${name || 'fallback'}); the CPU is faster.`;
+    return 'cpu';
+  }
+  return 'webgpu';
 }
 
 function applyLayout() {
@@ -135,10 +148,10 @@ $('backend-select').addEventListener('change', (e) => {
   state.backend = e.target.value;
   ctx.saveUrl();
   $('backend-note').hidden = true;
-  rt.serial(() => start(chosenBackend())).catch(ctx.training.onError);
+  rt.serial(async () => start(await chosenBackend())).catch(ctx.training.onError);
 });
 await ctx.tasks.fillList();
-rt.serial(() => start(chosenBackend())).catch((e) => {
+rt.serial(async () => start(await chosenBackend())).catch((e) => {
   $('model-status').textContent = 'The lab could not start.';
   ctx.training.onError(e);
 });

@@ -7,7 +7,8 @@
 // Requests
 //   init          {backend: 'webgpu' | 'cpu'}                 -> {backend, adapter}
 //   inspect       {source}                                    -> {params, nLayer, nEmbd, vocabSize, estimatedBytes}
-//   load-model    {source}                                    -> {info, mapPoints, mapLabels, explained}
+//   load-model    {source}                                    -> {info, mapPoints, mapLabels, explained, timings}
+//                 timings (ms): wasmMs (worker start to wasm compiled), fetchMs, parseMs, fingerprintMs, mapMs
 //                 source = {kind: 'url', base} | {kind: 'files', config, weights, tokenizer} (ArrayBuffers)
 //   set-task      {builtin: name, base} | {custom: {name, text}} -> task summary
 //   reset         {settings}                                  -> prompt view (a new prompt; stops training)

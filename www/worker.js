@@ -10,7 +10,9 @@ let playing = false;
 let pauses = 0;
 // One call into the wasm session at a time: requests and training steps queue here.
 let queue = Promise.resolve();
-const ready = init();
+// Fetching and compiling the wasm (streaming: compiled while it downloads), timed for the page.
+const started = performance.now();
+const ready = init().then(() => performance.now() - started);
 
 const post = (type, value = {}) => self.postMessage({ type, ...value });
 
@@ -92,9 +94,13 @@ const handlers = {
     return inspectConfig(config, weightsSize);
   },
   async 'load-model'({ source }) {
+    const wasmMs = await ready;
+    const fetchStarted = performance.now();
     const [config, weights, tokenizer] = await modelFiles(source);
+    const fetchMs = performance.now() - fetchStarted;
     playing = false;
-    return lab.load(config, weights, tokenizer);
+    const loaded = await lab.load(config, weights, tokenizer);
+    return { ...loaded, timings: { wasmMs, fetchMs, ...loaded.timings } };
   },
   async 'set-task'({ builtin, base, custom }) {
     playing = false;

@@ -239,7 +239,10 @@ test('pause and play; the prompt shelf swaps prompts between tasks on the same l
 });
 
 test('embed mode: a compact layout at phone width, and the copy-embed button gives an iframe of the same state', async () => {
-  await withPage('?backend=cpu&task=category&embed=1&seed=3', async (page, t) => {
+  // Backend "auto": the only adapter here is SwiftShader, a software GPU, so auto picks the CPU.
+  await withPage('?task=category&embed=1&seed=3', async (page, t) => {
+    assert.match(await text(page, '#backend-badge'), /^CPU/);
+    assert.match(await text(page, '#backend-note'), /software one \(google swiftshader/);
     await t.context.grantPermissions(['clipboard-read', 'clipboard-write']);
     assert.equal(await page.evaluate(() => document.body.classList.contains('embed')), true);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

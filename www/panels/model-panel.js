@@ -25,6 +25,7 @@ export function modelPanel(ctx) {
       $('model-status').textContent = `${label(source)}: ${fmtCount(i.params)} parameters, ${i.nLayer} layers, d ${i.nEmbd}, `
         + `vocabulary ${i.vocabSize.toLocaleString('en')} · ready in ${((performance.now() - started) / 1000).toFixed(1)} s`;
       $('model-status').dataset.ready = 'true';
+      $('model-status').title = Object.entries(loaded.timings).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)} ms`).join(', ');
       $('model-progress').value = $('model-progress').max;
       $('f-fp-before').firstChild.textContent = i.fingerprint;
       ui.map.setVocabulary(loaded.mapPoints, loaded.mapLabels, loaded.explained);

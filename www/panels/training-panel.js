@@ -112,6 +112,8 @@ export function trainingPanel(ctx) {
       $('f-fp-after').firstChild.textContent = p.done.fingerprint;
       $('f-fp-after').dataset.equal = String(p.done.unchanged);
       $('f-fp-after').title = p.done.unchanged ? 'unchanged' : 'CHANGED';
+      $('f-speed').dataset.overhead = p.done.overheadShare.toFixed(3);
+      $('f-speed').title += `; held-out evaluations and views took ${percent(p.done.overheadShare)} of the run`;
       rt.serial(async () => {
         await ctx.adapters.shelve();
         await ctx.outputs.compare();
