@@ -50,8 +50,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Median ms of `STEPS` training steps, cycling over `batches`.
 fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch]) -> f64 {
-    let prompt = SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0)
-        .unwrap();
+    let prompt =
+        SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
     let mut trainer = Trainer::new(prompt, TrainConfig::default()).unwrap();
     let mut times = Vec::new();
     for (i, batch) in batches.iter().cycle().take(WARMUP + STEPS).enumerate() {
@@ -70,7 +70,11 @@ fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch]) -> f64 {
 /// attention; the tied head at the scored rows only; backward to the inputs (no weight
 /// gradients) costs about as much as forward.
 fn step_flops(c: &GptConfig, batch: &ScoredBatch, n: usize) -> f64 {
-    let (b, w, n) = (batch.padded.rows() as f64, batch.padded.width as f64, n as f64);
+    let (b, w, n) = (
+        batch.padded.rows() as f64,
+        batch.padded.width as f64,
+        n as f64,
+    );
     let d = c.n_embd as f64;
     let rows = n + b * w;
     let layer = 24.0 * rows * d * d + 4.0 * (n * n + b * w * (n + w)) * d;
@@ -90,7 +94,11 @@ fn peak_gflops() -> (f64, String) {
             .unwrap_or_default()
     };
     let mhz: f64 = field("cpu MHz").parse().unwrap_or(0.0);
-    let lanes = if field("flags").contains("avx512f") { 16.0 } else { 8.0 };
+    let lanes = if field("flags").contains("avx512f") {
+        16.0
+    } else {
+        8.0
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let peak = cores * lanes * 2.0 * 2.0 * 2.0 * mhz / 1000.0;
     let how = format!(
@@ -179,7 +187,10 @@ fn write_spec(lm: &LoadedModel, batches: &[ScoredBatch], path: &Path) {
 fn measured(command: &mut Command) -> Option<(f64, f64)> {
     let out = command.output().ok()?;
     if !out.status.success() {
-        eprintln!("{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -198,7 +209,10 @@ fn ours_round() {
     let lm = bundled();
     let step_ms = our_step_ms(&lm, &batches(&lm));
     let eval_per_s = our_eval_rate(&lm);
-    println!("{}", serde_json::json!({"step_ms": step_ms, "eval_per_s": eval_per_s}));
+    println!(
+        "{}",
+        serde_json::json!({"step_ms": step_ms, "eval_per_s": eval_per_s})
+    );
 }
 
 fn bundled() -> LoadedModel {
@@ -256,7 +270,9 @@ fn main() {
     println!(
         "Medians of {rounds} alternating rounds of {STEPS} steps (after {WARMUP} warm-up steps each), each round a fresh process.\n"
     );
-    println!("| threads | ours ms / step | PyTorch + PEFT ms / step | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s |");
+    println!(
+        "| threads | ours ms / step | PyTorch + PEFT ms / step | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     for (t, threads) in [1, 2].into_iter().enumerate() {
         let (ours, torch) = (med(&runs[t][0], |r| r.0), med(&runs[t][1], |r| r.0));
@@ -273,9 +289,7 @@ fn main() {
         "\nFLOPs per step (from the shapes, as computed: the prompt once per batch, backward to the inputs only): {:.2} GFLOP. Peak: {peak:.0} GFLOP/s ({how}).\n",
         flops / 1e9
     );
-    println!(
-        "### Forward-only evaluation (sentiment held-out set, 62 examples, 2 labels each)\n"
-    );
+    println!("### Forward-only evaluation (sentiment held-out set, 62 examples, 2 labels each)\n");
     println!("| threads | ours examples / s | PyTorch + PEFT examples / s |");
     println!("| --- | --- | --- |");
     for (t, threads) in [1, 2].into_iter().enumerate() {
@@ -291,7 +305,9 @@ fn main() {
     let mut unfrozen = bundled();
     unfrozen.model = unfrozen.model.set_require_grad(true);
     let unfrozen_ms = our_step_ms(&unfrozen, &batches);
-    println!("\n### Frozen base against the same step with every base weight requiring grad (ours, all cores)\n");
+    println!(
+        "\n### Frozen base against the same step with every base weight requiring grad (ours, all cores)\n"
+    );
     println!("| base | ms / step |");
     println!("| --- | --- |");
     println!("| frozen (prompt tuning) | {frozen_ms:.1} |");

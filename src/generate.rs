@@ -1,8 +1,9 @@
-//! Generation with an optional text prefix and soft prompt. The soft prompt is injected at
-//! prefill and every step recomputes the (short) sequence, so positions always count the
-//! virtual tokens (PEFT's cached generate gets this wrong; see tests/reference/make_fixtures.py).
+//! Generation with an optional text prefix and soft prompt. The soft prompt and the inputs are
+//! read once (prefill), then each new token with the earlier keys and values from a cache; its
+//! position counts the virtual tokens (PEFT 0.21's cached generate does not; see
+//! tests/reference/make_fixtures.py).
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -10,7 +11,6 @@ use crate::backend::{read_f32, read_ints};
 use crate::batch::{ANSWER_END, Padded, Sequence};
 use crate::error::{Error, Result};
 use crate::loader::LoadedModel;
-use crate::soft_prompt::prompted_hidden;
 
 /// What conditions the model: a text prefix (a hand-written prompt, may be empty) and/or a soft
 /// prompt `[n_virtual, d_model]`.
@@ -121,22 +121,21 @@ pub async fn generate(
         Sampling::Greedy => None,
     };
     let pad = lm.tokenizer.pad_id();
-    for _ in 0..opts.max_new_tokens {
-        let active: Vec<usize> = (0..rows.len()).filter(|&r| !done[r]).collect();
-        if active.is_empty() {
-            break;
-        }
-        let active_rows: Vec<&[u32]> = active.iter().map(|&r| rows[r].as_slice()).collect();
-        let padded = Padded::new(&active_rows, pad);
-        let stride = n_virtual + padded.width;
-        let last: Vec<usize> = padded
-            .lengths
-            .iter()
-            .enumerate()
-            .map(|(i, l)| i * stride + n_virtual + l - 1)
-            .collect();
-        let hidden = prompted_hidden(model, prompting.soft.clone(), &padded)?;
-        let logits = model.logits_at(hidden, &last); // [active, vocab]
+    let device = model.device();
+    // The prompt and the inputs are read once; then each new token reads only itself, with the
+    // earlier positions' keys and values from the cache.
+    let row_refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+    let padded = Padded::new(&row_refs, pad);
+    let (b, w) = (padded.rows(), padded.width);
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(padded.ids.clone(), [b, w]), &device);
+    let (hidden, mut cache) =
+        model.prefill(prompting.soft.clone(), model.embed(ids), &padded.lengths)?;
+    let stride = n_virtual + w;
+    let last: Vec<usize> = (0..b)
+        .map(|r| r * stride + n_virtual + padded.lengths[r] - 1)
+        .collect();
+    let mut logits = model.logits_at(hidden, &last); // [rows, vocab]
+    for step in 0..opts.max_new_tokens {
         let next = match (&opts.sampling, rng.as_mut()) {
             (
                 Sampling::Sample {
@@ -146,7 +145,10 @@ pub async fn generate(
             ) => sample(logits, *temperature, *top_k, rng).await?,
             _ => argmax(logits).await?,
         };
-        for (&r, token) in active.iter().zip(next) {
+        for (r, &token) in next.iter().enumerate() {
+            if done[r] {
+                continue;
+            }
             rows[r].push(token);
             new_ids[r].push(token);
             let eos = opts.stop_at_eos && Some(token) == lm.tokenizer.eos_id;
@@ -154,6 +156,11 @@ pub async fn generate(
                 opts.stop_at_newline && lm.tokenizer.token_text(token).contains(ANSWER_END);
             done[r] = eos || newline || rows[r].len() + n_virtual >= max_len;
         }
+        if done.iter().all(|&d| d) || step + 1 == opts.max_new_tokens {
+            break;
+        }
+        let next = Tensor::<2, Int>::from_data(TensorData::new(next, [b, 1]), &device);
+        logits = model.logits(model.decode(&mut cache, model.embed(next)));
     }
     new_ids
         .into_iter()

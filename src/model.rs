@@ -98,8 +98,17 @@ pub struct Attention {
 }
 
 /// Keys and values `[rows, n_head, seq, head_dim]` of earlier positions that later queries also
-/// attend to (the soft prompt's, shared by every row of a batch).
+/// attend to (the soft prompt's `[1, ...]`, shared by every row of a batch).
 pub type KeysValues = (Tensor<4>, Tensor<4>);
+
+/// What decoding needs of the positions read so far: per layer their keys and values
+/// `[rows, n_head, keys, head_dim]`, which keys each row may see (not its padding), and each
+/// row's next position.
+pub struct KvCache {
+    layers: Vec<KeysValues>,
+    visible: Vec<Vec<bool>>,
+    next_position: Vec<usize>,
+}
 
 impl Attention {
     /// `x`: `[b, s, d]` at the positions after `past`'s (which every query sees). `masked`:
@@ -121,8 +130,8 @@ impl Attention {
         let (k_all, v_all) = match past {
             Some((pk, pv)) => {
                 let n = pk.dims()[2];
-                // The past is computed once; every row reads the same keys and values.
-                let shared = |t: &Tensor<4>| t.clone().expand([b, h, n, hd]); // [1, h, n, hd] -> [b, h, n, hd]
+                // A shared past ([1, ...]: the prompt, computed once) is read by every row.
+                let shared = |t: &Tensor<4>| t.clone().expand([b, h, n, hd]); // [1|b, h, n, hd] -> [b, h, n, hd]
                 (
                     Tensor::cat(vec![shared(pk), k.clone()], 2),
                     Tensor::cat(vec![shared(pv), v.clone()], 2),
@@ -183,7 +192,9 @@ impl Block {
         past: Option<&KeysValues>,
         masked: Tensor<4, Bool>,
     ) -> (Tensor<3>, KeysValues) {
-        let (a, kv) = self.attn.forward(self.ln_1.forward(x.clone()), past, masked);
+        let (a, kv) = self
+            .attn
+            .forward(self.ln_1.forward(x.clone()), past, masked);
         let x = x + a;
         (x.clone() + self.mlp.forward(self.ln_2.forward(x)), kv)
     }
@@ -231,6 +242,38 @@ impl Gpt {
         tokens: Tensor<3>,
         lengths: &[usize],
     ) -> Result<Tensor<3>> {
+        Ok(self.run(prefix, tokens, lengths, false)?.0)
+    }
+
+    /// [`Gpt::forward_prefixed`], also keeping every position's keys and values so that
+    /// [`Gpt::decode`] can go on one token per row without reading the sequence again.
+    pub fn prefill(
+        &self,
+        prefix: Option<Tensor<2>>,
+        tokens: Tensor<3>,
+        lengths: &[usize],
+    ) -> Result<(Tensor<3>, KvCache)> {
+        let n = prefix.as_ref().map_or(0, |p| p.dims()[0]);
+        let w = tokens.dims()[1];
+        let (hidden, layers) = self.run(prefix, tokens, lengths, true)?;
+        let cache = KvCache {
+            layers: layers.expect("kept when asked"),
+            visible: lengths
+                .iter()
+                .map(|&len| (0..n + w).map(|j| j < n || j - n < len).collect())
+                .collect(),
+            next_position: lengths.iter().map(|len| n + len).collect(),
+        };
+        Ok((hidden, cache))
+    }
+
+    fn run(
+        &self,
+        prefix: Option<Tensor<2>>,
+        tokens: Tensor<3>,
+        lengths: &[usize],
+        keep: bool,
+    ) -> Result<(Tensor<3>, Option<Vec<KeysValues>>)> {
         let [b, s, d] = tokens.dims();
         let n = prefix.as_ref().map_or(0, |p| p.dims()[0]);
         if n + s > self.config.n_positions {
@@ -247,27 +290,84 @@ impl Gpt {
         };
         let mut x = tokens + wpe(n, s);
         let masked = attention_mask(n, lengths, s, &device);
+        let mut kept = Vec::new();
         let Some(prefix) = prefix else {
             for block in &self.h {
-                x = block.forward(x, None, masked.clone()).0;
+                let (out, kv) = block.forward(x, None, masked.clone());
+                x = out;
+                kept.push(kv);
             }
-            return Ok(self.ln_f.forward(x));
+            return Ok((self.ln_f.forward(x), keep.then_some(kept)));
         };
         let mut p = prefix.unsqueeze::<3>() + wpe(0, n); // [n, d] -> [1, n, d]
         let prefix_masked = attention_mask(0, &[n], n, &device);
+        let rows = |t: Tensor<4>| {
+            let [_, h, n, hd] = t.dims();
+            t.expand([b, h, n, hd]) // [1, h, n, hd] -> [b, h, n, hd]
+        };
         for block in &self.h {
             let (p_next, kv) = block.forward(p, None, prefix_masked.clone());
             // No tokens (an empty input after the prompt): the prefix alone.
-            if s > 0 {
-                x = block.forward(x, Some(&kv), masked.clone()).0;
+            let kv = if s > 0 {
+                let (out, (k, v)) = block.forward(x, Some(&kv), masked.clone());
+                x = out;
+                if keep {
+                    (
+                        Tensor::cat(vec![rows(kv.0), k], 2),
+                        Tensor::cat(vec![rows(kv.1), v], 2),
+                    )
+                } else {
+                    kv
+                }
+            } else {
+                (rows(kv.0), rows(kv.1))
+            };
+            if keep {
+                kept.push(kv);
             }
             p = p_next;
         }
         let p = self.ln_f.forward(p).expand([b, n, d]); // [1, n, d] -> [b, n, d]
-        if s == 0 {
-            return Ok(p);
+        let hidden = if s > 0 {
+            Tensor::cat(vec![p, self.ln_f.forward(x)], 1) // [b, n + s, d]
+        } else {
+            p
+        };
+        Ok((hidden, keep.then_some(kept)))
+    }
+
+    /// One new token per row after [`Gpt::prefill`] (or an earlier `decode`): `next` holds their
+    /// embeddings `[rows, 1, d_model]`; returns their final hidden states `[rows, d_model]`.
+    pub fn decode(&self, cache: &mut KvCache, next: Tensor<3>) -> Tensor<2> {
+        let [b, _, d] = next.dims();
+        let device = next.device();
+        // A row at the end of the context is finished by the caller; it is fed at the last
+        // position and its output is not used.
+        let last = self.config.n_positions - 1;
+        let pos: Vec<i64> = cache
+            .next_position
+            .iter()
+            .map(|&p| p.min(last) as i64)
+            .collect();
+        let pos = Tensor::<1, Int>::from_data(TensorData::new(pos, [b]), &device);
+        let mut x = next + self.wpe.val().select(0, pos).reshape([b, 1, d]); // [b, d] -> [b, 1, d]
+        for v in &mut cache.visible {
+            v.push(true);
         }
-        Ok(Tensor::cat(vec![p, self.ln_f.forward(x)], 1)) // [b, n + s, d]
+        let keys = cache.visible[0].len();
+        let masked: Vec<bool> = cache.visible.iter().flatten().map(|v| !v).collect();
+        let masked =
+            Tensor::<4, Bool>::from_data(TensorData::new(masked, [b, 1, 1, keys]), &device);
+        for (block, kv) in self.h.iter().zip(&mut cache.layers) {
+            let (out, (k, v)) = block.forward(x, Some(kv), masked.clone());
+            *kv = (
+                Tensor::cat(vec![kv.0.clone(), k], 2),
+                Tensor::cat(vec![kv.1.clone(), v], 2),
+            );
+            x = out;
+        }
+        cache.next_position.iter_mut().for_each(|p| *p += 1);
+        self.ln_f.forward(x).reshape([b, d]) // [b, 1, d] -> [b, d]
     }
 
     /// The output head (tied to `wte`) on selected hidden states `[n, d_model]` -> logits
@@ -347,4 +447,55 @@ fn attention_mask(past: usize, lengths: &[usize], seq: usize, device: &Device) -
         }
     }
     Tensor::from_data(TensorData::new(m, [lengths.len(), 1, seq, keys]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GPT-2 small: 124,439,808 parameters (the tied head counted once), as transformers counts.
+    #[test]
+    fn size_and_memory_estimate_of_gpt2_small() {
+        let c = GptConfig {
+            vocab_size: 50257,
+            n_positions: 1024,
+            n_embd: 768,
+            n_layer: 12,
+            n_head: 12,
+            n_inner: 3072,
+            layer_norm_epsilon: 1e-5,
+            activation: Activation::GeluTanh,
+            eos_token_id: Some(50256),
+        };
+        assert_eq!(c.num_params(), 124_439_808);
+        assert_eq!(c.embedding_bytes(), 50257 * 768 * 4);
+        let file = 548_105_171;
+        assert_eq!(
+            c.memory_estimate(file),
+            124_439_808 * 4 + 50257 * 768 * 4 + file
+        );
+    }
+
+    /// The mask of the shared-prefix forward: every token query sees the prefix, itself and the
+    /// real tokens before it; never padding.
+    #[test]
+    fn attention_mask_after_a_shared_prefix() {
+        let device = crate::backend::cpu();
+        let m = attention_mask(2, &[3, 1], 3, &device);
+        let v: Vec<bool> = m.into_data().try_to_vec().unwrap();
+        // Row 0 (3 real tokens), keys [p0 p1 t0 t1 t2]; true = hidden.
+        let row0 = [
+            [false, false, false, true, true],
+            [false, false, false, false, true],
+            [false, false, false, false, false],
+        ];
+        // Row 1 (1 real token): t1 and t2 are padding for every query.
+        let row1 = [
+            [false, false, false, true, true],
+            [false, false, false, true, true],
+            [false, false, false, true, true],
+        ];
+        let want: Vec<bool> = row0.iter().chain(&row1).flatten().copied().collect();
+        assert_eq!(v, want);
+    }
 }
