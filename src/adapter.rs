@@ -144,6 +144,13 @@ pub fn load(files: &AdapterFiles, model: &Gpt) -> Result<(SoftPrompt, AdapterCon
             view.dtype()
         ))
     })?;
+    let bad = crate::loader::non_finite(&values);
+    if bad > 0 {
+        return Err(invalid(format!(
+            "`{TENSOR_KEY}` holds {bad} non-finite values (NaN or infinity) among {}: the prompt was saved from a diverged run; train it again with a lower learning rate",
+            values.len()
+        )));
+    }
     let tensor = Tensor::from_data(TensorData::new(values, expected), &model.device());
     Ok((SoftPrompt::from_tensor(tensor), config))
 }

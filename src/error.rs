@@ -45,6 +45,15 @@ pub enum Error {
     },
 
     #[error(
+        "model.safetensors: `{key}` holds {count} non-finite values (NaN or infinity) among {total}. The file is damaged or was saved from a diverged run; use a good copy of the model."
+    )]
+    WeightNotFinite {
+        key: String,
+        count: usize,
+        total: usize,
+    },
+
+    #[error(
         "model.safetensors: `{key}` is stored as {found}; only F32, F16 and BF16 weights can be loaded. Convert the checkpoint to one of these."
     )]
     WeightDtype { key: String, found: String },
@@ -148,6 +157,7 @@ impl Error {
             | WeightMissing { .. }
             | WeightUnexpected { .. }
             | WeightShape { .. }
+            | WeightNotFinite { .. }
             | WeightDtype { .. } => ErrorKind::Weights,
             TokenizerInvalid { .. } | TokenizerMismatch { .. } => ErrorKind::Tokenizer,
             Tokenize { .. } | SequenceTooLong { .. } => ErrorKind::Input,

@@ -184,6 +184,11 @@ pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
     })
 }
 
+/// How many values are NaN or infinite.
+pub(crate) fn non_finite(values: &[f32]) -> usize {
+    values.iter().filter(|v| !v.is_finite()).count()
+}
+
 /// Decodes a checked tensor to f32, whatever its stored float type.
 pub(crate) fn to_f32(key: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>> {
     let b = view.data();
@@ -238,6 +243,14 @@ impl WeightReader<'_> {
             });
         }
         let values = to_f32(&key, &view)?;
+        let bad = non_finite(&values);
+        if bad > 0 {
+            return Err(Error::WeightNotFinite {
+                key,
+                count: bad,
+                total: values.len(),
+            });
+        }
         self.seen.insert(key);
         Ok(Param::from_tensor(Tensor::from_data(
             TensorData::new(values, shape),
@@ -279,13 +292,22 @@ pub fn load_weights(config: &GptConfig, bytes: &[u8], device: &Device) -> Result
         device: device.clone(),
     };
     let (d, f, eps) = (config.n_embd, config.n_inner, config.layer_norm_epsilon);
+    // The last layer config.json promises must be in the file's header before any layer is
+    // built: a huge n_layer is a named error, not an allocation that aborts.
+    let last = format!("{prefix}h.{}.ln_1.weight", config.n_layer - 1);
+    if r.st.tensor(&last).is_err() {
+        return Err(Error::WeightMissing {
+            key: last,
+            expected: format!("config.json has n_layer = {}", config.n_layer),
+        });
+    }
     let wte = r.tensor("wte.weight", [config.vocab_size, d], "[vocab_size, n_embd]")?;
     let wpe = r.tensor(
         "wpe.weight",
         [config.n_positions, d],
         "[n_positions, n_embd]",
     )?;
-    let mut h = Vec::with_capacity(config.n_layer);
+    let mut h = Vec::new();
     for i in 0..config.n_layer {
         h.push(Block {
             ln_1: r.layer_norm(&format!("h.{i}.ln_1"), d, eps)?,

@@ -226,6 +226,69 @@ fn config_that_does_not_fit_the_weights() {
 }
 
 #[test]
+fn config_with_a_huge_layer_count_is_named_before_allocating() {
+    let e = load_err(
+        "tiny-a",
+        Some(&config_with("tiny-a", "n_layer", 1_000_000_000.into())),
+        None,
+        None,
+    );
+    assert!(
+        matches!(&e, Error::WeightMissing { key, expected } if key == "h.999999999.ln_1.weight" && expected.contains("n_layer = 1000000000")),
+        "{e}"
+    );
+}
+
+/// A NaN or infinity in any weight is named with its tensor and count (f32 and f16 files).
+#[test]
+fn weights_with_non_finite_values() {
+    for (value, dtype) in [(f32::NAN, Dtype::F32), (f32::INFINITY, Dtype::F16)] {
+        let mut t = tensors("tiny-a");
+        let wte = t.iter_mut().find(|(k, ..)| k == "wte.weight").unwrap();
+        if dtype == Dtype::F16 {
+            let n = wte.3.len() / 4;
+            wte.1 = Dtype::F16;
+            wte.3 = (0..n)
+                .flat_map(|_| half::f16::from_f32(0.5).to_le_bytes())
+                .collect();
+            wte.3[2..4].copy_from_slice(&half::f16::from_f32(value).to_le_bytes());
+        } else {
+            wte.3[8..12].copy_from_slice(&value.to_le_bytes());
+            wte.3[12..16].copy_from_slice(&value.to_le_bytes());
+        }
+        let e = load_err("tiny-a", None, Some(&serialize(&t)), None);
+        let want = if dtype == Dtype::F16 { 1 } else { 2 };
+        assert!(
+            matches!(&e, Error::WeightNotFinite { key, count, .. } if key == "wte.weight" && *count == want),
+            "{e}"
+        );
+        assert!(e.to_string().contains("non-finite"), "{e}");
+    }
+}
+
+#[test]
+fn adapter_with_non_finite_values() {
+    let lm = load("tiny-a");
+    let mut files = adapter_files("tiny-a");
+    let st = SafeTensors::deserialize(&files.safetensors).unwrap();
+    let view = st.tensor("prompt_embeddings").unwrap();
+    let mut data = view.data().to_vec();
+    data[0..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let t: Tensors = vec![(
+        "prompt_embeddings".into(),
+        Dtype::F32,
+        view.shape().to_vec(),
+        data,
+    )];
+    files.safetensors = serialize(&t);
+    let e = adapter::load(&files, &lm.model).unwrap_err();
+    assert!(
+        matches!(&e, Error::AdapterInvalid { detail } if detail.contains("1 non-finite")),
+        "{e}"
+    );
+}
+
+#[test]
 fn tokenizer_that_is_not_valid() {
     let e = load_err("tiny-a", None, None, Some(b"{\"model\": 3}"));
     assert!(matches!(e, Error::TokenizerInvalid { .. }), "{e}");
