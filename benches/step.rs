@@ -219,9 +219,114 @@ fn bundled() -> LoadedModel {
     LoadedModel::from_dir(&root().join("www/models/wordnet-gpt"), &backend::cpu()).unwrap()
 }
 
+/// A random GPT-2 in Hugging Face layout with the given shape (the fixture tokenizer, whose
+/// vocabulary fits any of these), on `device`.
+#[cfg(feature = "gpu")]
+fn synthetic(
+    d: usize,
+    layers: usize,
+    heads: usize,
+    vocab: usize,
+    device: &burn::tensor::Device,
+) -> LoadedModel {
+    let tokenizer =
+        std::fs::read(root().join("tests/reference/fixtures/tiny-a/tokenizer.json")).unwrap();
+    let config = format!(
+        r#"{{"model_type":"gpt2","vocab_size":{vocab},"n_positions":1024,"n_embd":{d},"n_layer":{layers},"n_head":{heads},"eos_token_id":0}}"#
+    );
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        ("wte.weight".into(), vec![vocab, d]),
+        ("wpe.weight".into(), vec![1024, d]),
+        ("ln_f.weight".into(), vec![d]),
+        ("ln_f.bias".into(), vec![d]),
+    ];
+    for i in 0..layers {
+        for (name, shape) in [
+            ("ln_1.weight", vec![d]),
+            ("ln_1.bias", vec![d]),
+            ("ln_2.weight", vec![d]),
+            ("ln_2.bias", vec![d]),
+            ("attn.c_attn.weight", vec![d, 3 * d]),
+            ("attn.c_attn.bias", vec![3 * d]),
+            ("attn.c_proj.weight", vec![d, d]),
+            ("attn.c_proj.bias", vec![d]),
+            ("mlp.c_fc.weight", vec![d, 4 * d]),
+            ("mlp.c_fc.bias", vec![4 * d]),
+            ("mlp.c_proj.weight", vec![4 * d, d]),
+            ("mlp.c_proj.bias", vec![d]),
+        ] {
+            shapes.push((format!("h.{i}.{name}"), shape));
+        }
+    }
+    let mut seed = 1u32;
+    let bytes: Vec<Vec<u8>> = shapes
+        .iter()
+        .map(|(_, s)| {
+            (0..s.iter().product::<usize>())
+                .flat_map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    ((seed >> 8) as f32 / (1u32 << 24) as f32 * 0.04 - 0.02).to_le_bytes()
+                })
+                .collect()
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = shapes
+        .iter()
+        .zip(&bytes)
+        .map(|((k, s), b)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
+            (k.clone(), view.unwrap())
+        })
+        .collect();
+    let st = safetensors::serialize(views, None).unwrap();
+    let files = soft_prompt_lab::loader::ModelFiles {
+        config_json: config.as_bytes(),
+        safetensors: &st,
+        tokenizer_json: &tokenizer,
+    };
+    LoadedModel::from_bytes(files, device).unwrap()
+}
+
+/// The step on the native WebGPU backend (Vulkan on Linux): the bundled model and a
+/// GPT-2-small-shaped random one, same batches (antonyms, batch 16, 8 virtual tokens).
+#[cfg(feature = "gpu")]
+fn gpu_round() {
+    let device = burn::tensor::Device::wgpu_options()
+        .init()
+        .expect("a GPU adapter")
+        .autodiff();
+    let cpu = bundled();
+    let batches = batches(&cpu);
+    let dir = root().join("www/models/wordnet-gpt");
+    let small = LoadedModel::from_dir(&dir, &device).unwrap();
+    println!(
+        "### Native WebGPU (wgpu) training step, {}\n",
+        std::env::var("GPU_NAME").unwrap_or_default()
+    );
+    println!("| model | ms / step | GFLOP/s |");
+    println!("| --- | --- | --- |");
+    let ms = our_step_ms(&small, &batches);
+    let flops = step_flops(&small.model.config, &batches[0], N_VIRTUAL);
+    println!(
+        "| bundled (2.6 M parameters) | {ms:.1} | {:.1} |",
+        flops / ms / 1e6
+    );
+    let gpt2 = synthetic(768, 12, 12, 50257, &device);
+    let ms = our_step_ms(&gpt2, &batches);
+    let flops = step_flops(&gpt2.model.config, &batches[0], N_VIRTUAL);
+    println!(
+        "| GPT-2-small-shaped, random weights (124 M) | {ms:.1} | {:.1} |",
+        flops / ms / 1e6
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--ours") {
         return ours_round();
+    }
+    #[cfg(feature = "gpu")]
+    if std::env::args().any(|a| a == "--gpu") {
+        return gpu_round();
     }
     let python = arg("--python").unwrap_or_else(|| "python3".into());
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
