@@ -84,7 +84,7 @@ struct PromptArgs {
     #[arg(long, default_value_t = settings::MAX_GRAD_NORM)]
     max_grad_norm: f32,
     /// Held-out accuracy every N steps (0: only at the end); by default whenever evaluating
-    /// keeps within 15% of the training time.
+    /// keeps within a share of the run's time (schedule::OVERHEAD_SHARE).
     #[arg(long)]
     eval_every: Option<usize>,
     #[arg(long, default_value_t = SEED.default as u64)]

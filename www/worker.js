@@ -99,8 +99,10 @@ const handlers = {
     const [config, weights, tokenizer] = await modelFiles(source);
     const fetchMs = performance.now() - fetchStarted;
     playing = false;
+    const loadStarted = performance.now();
     const loaded = await lab.load(config, weights, tokenizer);
-    return { ...loaded, timings: { wasmMs, fetchMs, ...loaded.timings } };
+    const engineMs = performance.now() - loadStarted;
+    return { ...loaded, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings } };
   },
   async 'set-task'({ builtin, base, custom }) {
     playing = false;
