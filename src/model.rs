@@ -99,13 +99,16 @@ pub struct Attention {
 
 /// Keys and values `[rows, n_head, seq, head_dim]` of earlier positions that later queries also
 /// attend to (the soft prompt's `[1, ...]`, shared by every row of a batch).
-pub type KeysValues = (Tensor<4>, Tensor<4>);
+pub type Kv = (Tensor<4>, Tensor<4>);
+
+/// `[rows, 1, queries, keys]`, true where a query must not see a key.
+pub type Mask = Tensor<4, Bool>;
 
 /// What decoding needs of the positions read so far: per layer their keys and values
 /// `[rows, n_head, keys, head_dim]`, which keys each row may see (not its padding), and each
 /// row's next position.
 pub struct KvCache {
-    layers: Vec<KeysValues>,
+    layers: Vec<Kv>,
     visible: Vec<Vec<bool>>,
     next_position: Vec<usize>,
 }
@@ -114,12 +117,7 @@ impl Attention {
     /// `x`: `[b, s, d]` at the positions after `past`'s (which every query sees). `masked`:
     /// `[b, 1, s, past + s]`, true where a query must not see a key. Returns the output and this
     /// call's own keys and values.
-    fn forward(
-        &self,
-        x: Tensor<3>,
-        past: Option<&KeysValues>,
-        masked: Tensor<4, Bool>,
-    ) -> (Tensor<3>, KeysValues) {
+    fn forward(&self, x: Tensor<3>, past: Option<&Kv>, masked: Mask) -> (Tensor<3>, Kv) {
         let [b, s, d] = x.dims();
         let (h, hd) = (self.n_head, d / self.n_head);
         let qkv = self.c_attn.forward(x); // [b, s, 3d]
@@ -186,12 +184,7 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(
-        &self,
-        x: Tensor<3>,
-        past: Option<&KeysValues>,
-        masked: Tensor<4, Bool>,
-    ) -> (Tensor<3>, KeysValues) {
+    fn forward(&self, x: Tensor<3>, past: Option<&Kv>, masked: Mask) -> (Tensor<3>, Kv) {
         let (a, kv) = self
             .attn
             .forward(self.ln_1.forward(x.clone()), past, masked);
@@ -273,7 +266,7 @@ impl Gpt {
         tokens: Tensor<3>,
         lengths: &[usize],
         keep: bool,
-    ) -> Result<(Tensor<3>, Option<Vec<KeysValues>>)> {
+    ) -> Result<(Tensor<3>, Option<Vec<Kv>>)> {
         let [b, s, d] = tokens.dims();
         let n = prefix.as_ref().map_or(0, |p| p.dims()[0]);
         if n + s > self.config.n_positions {
@@ -438,7 +431,7 @@ fn gather_rows(hidden: Tensor<3>, positions: &[usize]) -> Tensor<2> {
 /// Causal mask plus key padding for `seq` queries after `past` shared positions:
 /// `[batch, 1, seq, past + seq]`, true where query `i` (position `past + i`) must not see key `j`.
 /// Every query sees the shared positions; padding (`i >= len`) is never seen.
-fn attention_mask(past: usize, lengths: &[usize], seq: usize, device: &Device) -> Tensor<4, Bool> {
+fn attention_mask(past: usize, lengths: &[usize], seq: usize, device: &Device) -> Mask {
     let keys = past + seq;
     let mut m = Vec::with_capacity(lengths.len() * seq * keys);
     for &len in lengths {
