@@ -90,6 +90,9 @@ bench() {
     cargo bench --profile dev --bench step -- --python "$venv/bin/python"
     echo
     node tests/e2e/measure.mjs
+    echo
+    # The GPU figures come from a machine with a GPU (see the file); this one may have none.
+    cat tools/bench/gpu.md
   } | tee BENCHMARKS.md
 }
 
