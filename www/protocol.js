@@ -12,8 +12,9 @@
 //                 source = {kind: 'url', base} | {kind: 'files', config, weights, tokenizer} (ArrayBuffers)
 //   set-task      {builtin: name, base} | {custom: {name, text}} -> task summary
 //   reset         {settings}                                  -> prompt view (a new prompt; stops training)
-//   play          {steps}                                     -> {started} (trains to `steps`: progress events;
-//                                                                 started is false when the run is already there)
+//   play          {steps}                                     -> {started, finished} (trains to `steps`: progress
+//                                                                 events; not started when a pause came after it, or
+//                                                                 when the run is already there: finished)
 //   pause         {}                                          -> undefined (the loop stops after the current step)
 //   step          {steps}                                     -> undefined (one step: one progress event)
 //   compare       {}                                          -> {noPrompt, textPrompt, softPrompt} eval views

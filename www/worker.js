@@ -118,14 +118,14 @@ const handlers = {
     return lab.reset(settings);
   },
   async play({ steps, pausesSeen }) {
-    if (pausesSeen !== pauses) return { started: false };
+    if (pausesSeen !== pauses) return { started: false, finished: false };
     lab.setSteps(steps);
-    if (lab.finished()) return { started: false };
+    if (lab.finished()) return { started: false, finished: true };
     if (!playing) {
       playing = true;
       setTimeout(tick, 0);
     }
-    return { started: true };
+    return { started: true, finished: false };
   },
   async step({ steps }) {
     lab.setSteps(steps);

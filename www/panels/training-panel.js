@@ -126,12 +126,18 @@ export function trainingPanel(ctx) {
     showError($('train-error'), e);
   }
 
+  /** Trains to the step count; a run already there (or past a lowered count) starts over. */
   async function play() {
     if (!rt.hasPrompt) return;
     if (rt.finished) await reset();
     rt.set({ training: true });
-    const { started } = await rt.client.request('play', { steps: state.steps });
-    if (!started) rt.set({ training: false });
+    let reply = await rt.client.request('play', { steps: state.steps });
+    if (reply.finished) {
+      await reset();
+      rt.set({ training: true });
+      reply = await rt.client.request('play', { steps: state.steps });
+    }
+    if (!reply.started) rt.set({ training: false });
   }
 
   function wire() {
