@@ -346,3 +346,59 @@ test('no panel scrolls sideways at 1366, 1024 and 390 px wide, the outputs table
     await page.screenshot({ path: join(ARTIFACTS, 'outputs-1366.png'), fullPage: true });
   });
 });
+
+test('a restless user: 150 seeded random actions, then Train still trains to a correct result', async () => {
+  await withPage('?backend=cpu&task=sentiment&steps=15', async (page, t) => {
+    await page.evaluate(async () => {
+      let seed = 7; // mulberry32: the same burst on every run
+      const random = () => {
+        seed = (seed + 0x6d2b79f5) | 0;
+        let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+        x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+        return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+      };
+      const pick = (list) => list[Math.floor(random() * list.length)];
+      const $ = (id) => document.getElementById(id);
+      const set = (id, value) => {
+        $(id).value = value;
+        $(id).dispatchEvent(new Event('change'));
+      };
+      const actions = [
+        () => $('play').click(),
+        () => { $('play').click(); $('play').click(); }, // a double click
+        () => $('step').click(),
+        () => $('reset').click(),
+        () => set('task-select', pick(['sentiment', 'antonyms', 'category', 'part-of-speech'])),
+        () => set('s-seed', String(Math.floor(random() * 100))),
+        () => set('s-lr', pick(['0.03', '0.1', 'abc', '-5'])),
+        () => set('s-virtualTokens', pick(['2', '8', '99'])),
+        () => set('s-steps', pick(['5', '15', '0'])),
+        () => $('evaluate').click(),
+        () => $('panel-toggles').querySelectorAll('input')[Math.floor(random() * 4)].click(),
+      ];
+      for (let i = 0; i < 150; i++) {
+        pick(actions)();
+        await new Promise((r) => { setTimeout(r, random() * 40); });
+      }
+    });
+    // Let the page's action queue drain, stop any run, then one Train press: a whole run.
+    await page.waitForFunction(() => document.querySelector('#train-status').textContent === '', null, { timeout: 300_000 });
+    if (await text(page, '#play') === 'Pause') await page.click('#play');
+    await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train');
+    // The settings the burst changed are set back, so the run's result is a known one.
+    await page.selectOption('#task-select', 'sentiment');
+    for (const [id, value] of [['#s-virtualTokens', '8'], ['#s-lr', '0.1'], ['#s-steps', '15']]) {
+      await page.fill(id, value);
+      await page.locator(id).dispatchEvent('change');
+    }
+    await page.click('#reset');
+    // The task text above the controls may still change length (and move them) until the switch is done.
+    await page.waitForFunction(() => document.querySelector('#train-status').textContent === '');
+    await page.click('#play');
+    await page.waitForFunction(() => /sentiment: \d+ virtual tokens, 15 steps/.test(document.querySelector('#shelf-list').textContent), null, { timeout: 300_000 });
+    assert.equal(await page.locator('#f-fp-after').getAttribute('data-equal'), 'true');
+    assert.match(await text(page, '#f-step'), /^15 \/ 15$/);
+    assert.equal(await page.locator('#train-error').isHidden(), true, await text(page, '#train-error'));
+    assert.deepEqual(t.errors, []);
+  });
+});

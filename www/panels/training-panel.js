@@ -163,7 +163,7 @@ export function trainingPanel(ctx) {
     $('play').textContent = rt.training ? 'Pause' : 'Train';
     $('play').disabled = !rt.training && !ready;
     for (const id of ['step', 'reset', 'evaluate', 'try-go', 'export', 'export-files']) $(id).disabled = rt.training || !ready;
-    $('train-status').textContent = rt.pending > 0 && !rt.training ? 'Working…' : '';
+    $('train-status').textContent = rt.pending > 0 ? 'Working…' : '';
   }
 
   buildSettings();
