@@ -196,6 +196,9 @@ struct Run {
     settings: Settings,
     init: PromptInit,
     schedule: Schedule,
+    /// The schedule's last evaluation of the soft prompt, with its step: `compare` at that step
+    /// reuses it.
+    evaluated: Option<(usize, EvalView)>,
 }
 
 pub struct Session {
@@ -336,6 +339,7 @@ impl Session {
             schedule: Schedule::new(settings.steps, self.cadence),
             settings,
             init,
+            evaluated: None,
         });
         Ok(())
     }
@@ -398,8 +402,11 @@ impl Session {
         };
         let accuracy = if schedule.eval_due(step) {
             let t = Instant::now();
-            let accuracy = self.evaluate(Conditioning::SoftPrompt).await?.accuracy();
-            self.schedule_mut()?.record_eval(t.elapsed());
+            let view = EvalView::from(self.evaluate(Conditioning::SoftPrompt).await?);
+            let accuracy = view.accuracy;
+            let run = self.run.as_mut().ok_or_else(no_prompt)?;
+            run.schedule.record_eval(t.elapsed());
+            run.evaluated = Some((step, view));
             Some(accuracy)
         } else {
             None
@@ -464,9 +471,13 @@ impl Session {
     }
 
     /// No prompt, the text prompt and the soft prompt on the held-out set (the first two are
-    /// computed once per task).
+    /// computed once per task; the soft prompt's is the schedule's when it evaluated this step).
     pub async fn compare(&mut self) -> Result<Comparison> {
-        let soft_prompt = self.evaluate(Conditioning::SoftPrompt).await?.into();
+        let run = self.run()?;
+        let soft_prompt = match &run.evaluated {
+            Some((step, view)) if *step == run.trainer.step => view.clone(),
+            _ => self.evaluate(Conditioning::SoftPrompt).await?.into(),
+        };
         let (no_prompt, text_prompt) = match self.baselines.clone() {
             Some(b) => b,
             None => {

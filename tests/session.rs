@@ -318,6 +318,10 @@ fn the_schedule_advances_snapshots_evaluates_and_ends() {
         first.soft_prompt.predictions.len()
     );
     assert_eq!(first.soft_prompt, again.soft_prompt);
+    // The soft prompt's column is the schedule's evaluation of this step, reused: the same as a
+    // fresh one.
+    let fresh = block_on(s.evaluate(Conditioning::SoftPrompt)).unwrap();
+    assert_eq!(first.soft_prompt.predictions, fresh.predictions);
 }
 
 /// Settings arrive from the page as JSON: unknown names are refused, missing optional fields
