@@ -258,10 +258,6 @@ impl Session {
         })
     }
 
-    pub fn model(&self) -> &LoadedModel {
-        &self.lm
-    }
-
     /// How often later runs evaluate on the held-out set (the default: a share of the time).
     pub fn set_eval_cadence(&mut self, cadence: EvalCadence) {
         self.cadence = cadence;
@@ -352,14 +348,8 @@ impl Session {
     /// Changes where the current run ends (the other settings need a new prompt).
     pub fn set_steps(&mut self, steps: usize) -> Result<()> {
         crate::settings::STEPS.check(steps as f64)?;
-        let run = self.run.as_mut().ok_or_else(no_prompt)?;
-        run.settings.steps = steps;
-        run.schedule.target = steps;
+        self.schedule_mut()?.target = steps;
         Ok(())
-    }
-
-    pub fn steps_done(&self) -> usize {
-        self.run.as_ref().map_or(0, |r| r.trainer.step)
     }
 
     /// The run has reached its step count (a further `advance` goes one step past it).
