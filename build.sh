@@ -3,6 +3,7 @@
 #   ./build.sh serve   set up, build the page (release wasm + JS libraries) into www/, serve it
 #   ./build.sh         set up, build the page and the native command line
 #   ./build.sh test    set up, run every test: native (cargo test) and the page in headless Chromium
+#   ./build.sh dist    set up, build the page, and make dist/: the site for any static host (tools/dist.mjs)
 #   ./build.sh bench   the speed figures, ours against PyTorch + PEFT and the page's: BENCHMARKS.md
 # Set CARGO_TARGET_DIR to share build outputs between checkouts (CI does); PORT picks the port.
 set -euo pipefail
@@ -100,7 +101,8 @@ setup
 case "${1:-build}" in
   build) build_page; build_cli ;;
   serve) build_page; exec node tools/serve.mjs www "${PORT:-8080}" ;;
+  dist) build_page; node tools/dist.mjs www dist ;;
   test) run_tests ;;
   bench) bench ;;
-  *) echo "usage: ./build.sh [build|serve|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh [build|serve|dist|test|bench]" >&2; exit 2 ;;
 esac

@@ -1,11 +1,12 @@
-// Serves a folder on 127.0.0.1 with the headers that make the page cross-origin isolated
-// (COOP/COEP: SharedArrayBuffer, so wasm threads, become possible) and the right MIME types.
+// Serves a folder on 127.0.0.1 with the page's headers (tools/headers.mjs: cross-origin isolation
+// and the Content-Security-Policy) and the right MIME types.
 // Usage: node tools/serve.mjs [folder=www] [port=8080]; port 0 picks a free one.
 // Also imported by the browser tests (`serve(folder, port)` resolves to the server's URL).
 import { createServer } from 'node:http';
 import { createReadStream, promises as fs } from 'node:fs';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SECURITY_HEADERS } from './headers.mjs';
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
@@ -30,9 +31,7 @@ export function serve(folder, port = 0) {
         'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
         'Content-Length': size,
         'Last-Modified': mtime.toUTCString(),
-        'Cross-Origin-Opener-Policy': 'same-origin',
-        'Cross-Origin-Embedder-Policy': 'require-corp',
-        'Cross-Origin-Resource-Policy': 'same-origin',
+        ...SECURITY_HEADERS,
         'Cache-Control': 'no-cache',
       });
       if (req.method === 'HEAD') res.end();

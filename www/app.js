@@ -15,6 +15,8 @@ import { taskPanel } from './panels/task-panel.js';
 import { trainingPanel } from './panels/training-panel.js';
 import { outputsPanel } from './panels/outputs-panel.js';
 import { adapters } from './panels/adapters.js';
+import { hostLink } from './host-link.js';
+import { offline } from './offline.js';
 
 /** How long a restart waits for the old worker to hand over its prompt. */
 const CARRY_TIMEOUT_MS = 3000;
@@ -43,10 +45,14 @@ ctx.tasks = taskPanel(ctx);
 ctx.training = trainingPanel(ctx);
 ctx.outputs = outputsPanel(ctx);
 ctx.adapters = adapters(ctx);
+const host = hostLink(ctx);
 
 function onEvent(msg) {
   if (msg.type === 'load-progress') ctx.model.onLoadProgress(msg);
-  else if (msg.type === 'progress') ctx.training.onProgress(msg);
+  else if (msg.type === 'progress') {
+    ctx.training.onProgress(msg);
+    host.onProgress(msg);
+  }
   else if (msg.type === 'error') ctx.training.onError(msg);
 }
 
@@ -131,7 +137,9 @@ function panelToggles() {
 
 async function copyEmbed() {
   const src = `${location.origin}${location.pathname}${toQuery({ ...state, embed: true })}`;
-  const code = `<iframe src="${src.replace(/"/g, '&quot;')}" title="Soft Prompt Lab" width="100%" height="760" style="border:0"></iframe>`;
+  // The attributes of README's snippet ("Embedding in course material").
+  const code = `<iframe src="${src.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}" title="Soft Prompt Lab" `
+    + 'width="100%" height="760" style="border:0" allow="clipboard-write"></iframe>';
   try {
     await navigator.clipboard.writeText(code);
     $('copy-status').textContent = 'Embed code copied.';
@@ -140,6 +148,7 @@ async function copyEmbed() {
   }
 }
 
+offline();
 applyLayout();
 panelToggles();
 $('copy-embed').addEventListener('click', copyEmbed);

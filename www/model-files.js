@@ -41,7 +41,8 @@ async function changed(url, cachedResponse) {
  */
 export async function fetchBytes(url, onProgress) {
   const cache = await openCache();
-  let response = cache ? await cache.match(url) : undefined;
+  // Any cache: the offline service worker's copy of the bundled files (www/sw.js) counts too.
+  let response = cache ? await caches.match(url) : undefined;
   if (response && (await changed(url, response))) response = undefined;
   const cached = Boolean(response);
   if (!response) {

@@ -12,6 +12,18 @@ const float = (min, max) => ({ parse: (s) => clampFloat(s, min, max), show: Stri
 const oneOf = (values) => ({ parse: (s) => (values.includes(s) ? s : undefined), show: String });
 const text = { parse: (s) => s, show: String };
 const flag = { parse: (s) => s === '1' || s === 'true', show: (v) => (v ? '1' : '0') };
+function httpUrl(s) {
+  try {
+    const u = new URL(s);
+    return /^https?:$/.test(u.protocol) ? u : undefined;
+  } catch {
+    return undefined;
+  }
+}
+/** An http(s) address (a model folder): anything else (javascript:, data:, garbage) is ignored. */
+const webAddress = { parse: (s) => (httpUrl(s) ? s : undefined), show: String };
+/** A web origin (scheme://host[:port]) exactly. */
+const origin = { parse: (s) => (httpUrl(s)?.origin === s ? s : undefined), show: String };
 const list = (values) => ({
   parse: (s) => s.split(',').filter((v) => values.includes(v)),
   show: (v) => v.join(','),
@@ -45,9 +57,10 @@ export const FIELDS = {
   batch: number('batch'),
   seed: number('seed'),
   backend: ['backend', oneOf(['auto', 'webgpu', 'cpu']), 'auto'],
-  model: ['model', text, ''],
+  model: ['model', webAddress, ''],
   panels: ['panels', list(PANELS), PANELS],
   embed: ['embed', flag, false],
+  host: ['host', origin, ''], // the embedding page's origin, for the postMessage API (host-link.js)
 };
 
 /** The fields the engine reads as its settings (src/settings.rs `Settings`). */

@@ -11,10 +11,9 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ARTIFACTS = join(ROOT, 'tests', 'e2e', 'artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
 
-/** A served page and a browser (with WebGPU unless `webgpu` is false); `close()` stops both. */
-export async function start({ webgpu = true } = {}) {
-  const { url, server } = await serve(join(ROOT, 'www'), 0);
-  const browser = await chromium.launch({
+/** Debian's Chromium, with WebGPU (a software adapter) unless `webgpu` is false. */
+export function launch({ webgpu = true } = {}) {
+  return chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: [
       '--no-sandbox', '--disable-gpu-sandbox', '--disable-quic', '--no-first-run',
@@ -22,6 +21,12 @@ export async function start({ webgpu = true } = {}) {
       ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
     ],
   });
+}
+
+/** A served page and a browser (with WebGPU unless `webgpu` is false); `close()` stops both. */
+export async function start({ webgpu = true } = {}) {
+  const { url, server } = await serve(join(ROOT, 'www'), 0);
+  const browser = await launch({ webgpu });
   return {
     url,
     browser,
@@ -34,7 +39,8 @@ export async function start({ webgpu = true } = {}) {
 
 /**
  * Opens the page with `query` in a fresh context. `requests` records every request, `foreign`
- * those to other origins (the page must make none), `errors` uncaught page errors (none allowed).
+ * those to other origins (the page must make none), `errors` uncaught page errors and
+ * Content-Security-Policy refusals (none allowed).
  */
 export async function open(env, query, { acceptDownloads = false, viewport = { width: 1400, height: 1000 } } = {}) {
   const context = await env.browser.newContext({ acceptDownloads, viewport });
@@ -49,6 +55,10 @@ export async function open(env, query, { acceptDownloads = false, viewport = { w
     if (!u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:')) foreign.push(u);
   });
   page.on('pageerror', (e) => errors.push(e.message));
+  // The Content-Security-Policy must block nothing the page itself does (Chromium logs each refusal).
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/.test(m.text())) errors.push(m.text());
+  });
   page.setDefaultTimeout(120_000);
   await page.goto(`${env.url}${query}`);
   return { page, context, foreign, errors, requests };

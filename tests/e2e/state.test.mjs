@@ -9,6 +9,7 @@ test('defaults give an empty query, and every field survives a round trip throug
     ...defaults(), task: 'custom', custom: 'hot => cold\nbig => small', virtualTokens: 4, init: 'text',
     initText: 'opposite of', lr: 0.005, steps: 50, batch: 8, seed: 123, backend: 'cpu',
     model: 'https://example.org/m/resolve/main/', panels: ['training', 'shelf'], embed: true,
+    host: 'https://course.example.org:8443',
   };
   assert.deepEqual(fromUrl(toQuery(s)), s);
 });
@@ -27,4 +28,15 @@ test('out-of-range numbers are clamped and unknown values fall back to the defau
 test('the engine gets exactly the training settings', () => {
   assert.deepEqual(Object.keys(trainSettings(defaults())).sort(),
     ['batch', 'init', 'initText', 'lr', 'seed', 'steps', 'virtualTokens']);
+});
+
+test('addresses must be http(s): a model folder and the embedding host', () => {
+  for (const bad of ['javascript:alert(1)', 'data:text/html,<b>x</b>', '<img src=x onerror=alert(1)>', 'ftp://a/b', '']) {
+    const s = fromUrl(`?${new URLSearchParams({ model: bad, host: bad })}`);
+    assert.equal(s.model, '', bad);
+    assert.equal(s.host, '', bad);
+  }
+  // A host is an origin only: no path, no trailing slash.
+  assert.equal(fromUrl('?host=https://a.example/course').host, '');
+  assert.equal(fromUrl('?host=http://127.0.0.1:9000').host, 'http://127.0.0.1:9000');
 });

@@ -2,6 +2,7 @@
 // (checked and sized before it loads), and its status.
 import { $, fmtCount, showError } from '../dom.js';
 import { MODEL_FILES } from '../protocol.js';
+import { parseField } from '../state.js';
 
 export function modelPanel(ctx) {
   const { state, rt, ui } = ctx;
@@ -44,8 +45,13 @@ export function modelPanel(ctx) {
     try {
       const s = await rt.client.request('inspect', { source });
       pending = source;
+      // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
+      const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
+      const tooBig = s.estimatedBytes > device / 2;
       $('model-summary').textContent = `${fmtCount(s.params)} parameters (${s.nLayer} layers, d ${s.nEmbd}, vocabulary `
-        + `${s.vocabSize.toLocaleString('en')}); needs about ${(s.estimatedBytes / 2 ** 20).toFixed(0)} MB of memory.`;
+        + `${s.vocabSize.toLocaleString('en')}); needs about ${(s.estimatedBytes / 2 ** 20).toFixed(0)} MB of memory`
+        + (tooBig ? `, more than half of what this device reports (${navigator.deviceMemory} GB): the tab may run out of memory.` : '.');
+      $('model-load').textContent = tooBig ? 'Load it anyway' : 'Load this model';
       $('model-check').hidden = false;
     } catch (e) {
       showError($('model-error'), e);
@@ -73,7 +79,12 @@ export function modelPanel(ctx) {
 
   $('model-url-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    inspect({ kind: 'url', base: $('model-url').value });
+    const base = $('model-url').value.trim();
+    if (parseField('model', base) === undefined) {
+      showError($('model-error'), { message: `“${base}” is not a web address: give the model folder's http:// or https:// URL` });
+      return;
+    }
+    inspect({ kind: 'url', base });
   });
   $('model-files').addEventListener('change', (e) => useFiles(e.target.files));
   const drop = $('model-drop');
