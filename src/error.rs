@@ -83,6 +83,11 @@ pub enum Error {
         max: usize,
     },
 
+    #[error(
+        "a text of {bytes} bytes is longer than this model can read ({max} tokens at most, n_positions). Use shorter examples."
+    )]
+    TextTooLong { bytes: usize, max: usize },
+
     #[error("adapter: {detail}")]
     AdapterInvalid { detail: String },
 
@@ -160,7 +165,7 @@ impl Error {
             | WeightNotFinite { .. }
             | WeightDtype { .. } => ErrorKind::Weights,
             TokenizerInvalid { .. } | TokenizerMismatch { .. } => ErrorKind::Tokenizer,
-            Tokenize { .. } | SequenceTooLong { .. } => ErrorKind::Input,
+            Tokenize { .. } | SequenceTooLong { .. } | TextTooLong { .. } => ErrorKind::Input,
             AdapterInvalid { .. } | AdapterMismatch { .. } => ErrorKind::Adapter,
             TaskLine { .. } | TaskInvalid { .. } => ErrorKind::Task,
             Setting { .. } => ErrorKind::Setting,

@@ -65,7 +65,7 @@ fn config_error(detail: impl Into<String>) -> Error {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigSummary {
-    pub params: usize,
+    pub params: u64,
     pub n_layer: usize,
     pub n_embd: usize,
     pub vocab_size: usize,
@@ -85,17 +85,35 @@ pub fn inspect_config(bytes: &[u8], weights_file_bytes: u64) -> Result<ConfigSum
     })
 }
 
+/// Upper bounds for the sizes in `config.json`, far above any GPT-2-family checkpoint (GPT-2 XL:
+/// 48 layers, d 1600, vocabulary 50,257, 1,024 positions) yet small enough that no size computed
+/// from them overflows, even in the browser's 32-bit `usize`. The weights file is checked against
+/// the config before anything is allocated; these only keep that arithmetic sound.
+fn field_limit(name: &str) -> u64 {
+    match name {
+        "n_layer" | "n_head" => 1 << 10,
+        "n_embd" => 1 << 14,
+        "n_inner" => 1 << 16,
+        "n_positions" => 1 << 16,
+        "vocab_size" => 1 << 20,
+        _ => u64::from(u32::MAX),
+    }
+}
+
 /// Parses and checks the GPT-2 fields of `config.json`.
 pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| config_error(e.to_string()))?;
     let usize_field = |name: &'static str| -> Result<usize> {
+        let max = field_limit(name);
         match v.get(name) {
             Some(x) => x
                 .as_u64()
-                .filter(|&n| n > 0)
+                .filter(|&n| n > 0 && n <= max)
                 .map(|n| n as usize)
                 .ok_or_else(|| {
-                    config_error(format!("`{name}` must be a positive integer, found {x}"))
+                    config_error(format!(
+                        "`{name}` must be an integer from 1 to {max}, found {x}"
+                    ))
                 }),
             None => Err(config_error(format!("missing field `{name}`"))),
         }

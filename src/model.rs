@@ -32,21 +32,29 @@ impl GptConfig {
     }
 
     /// Parameter count of the model as it computes (the tied head counted once).
-    pub fn num_params(&self) -> usize {
-        let (d, f) = (self.n_embd, self.n_inner);
+    /// In u64: a large model's count does not fit the browser's 32-bit `usize`.
+    pub fn num_params(&self) -> u64 {
+        let [d, f, v, p, l] = [
+            self.n_embd,
+            self.n_inner,
+            self.vocab_size,
+            self.n_positions,
+            self.n_layer,
+        ]
+        .map(|n| n as u64);
         let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
-        self.vocab_size * d + self.n_positions * d + self.n_layer * block + 2 * d
+        v * d + p * d + l * block + 2 * d
     }
 
     /// The token embedding in f32: the largest tensor of a GPT-2 model.
     pub fn embedding_bytes(&self) -> u64 {
-        (self.vocab_size * self.n_embd * 4) as u64
+        self.vocab_size as u64 * self.n_embd as u64 * 4
     }
 
     /// Memory a loaded model needs, before it is fetched: the weights on the device in f32, the
     /// host copy of the embedding for the vocabulary map, and the file itself while it is parsed.
     pub fn memory_estimate(&self, weights_file_bytes: u64) -> u64 {
-        self.num_params() as u64 * 4 + self.embedding_bytes() + weights_file_bytes
+        self.num_params() * 4 + self.embedding_bytes() + weights_file_bytes
     }
 }
 

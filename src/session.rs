@@ -72,7 +72,7 @@ impl Task {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelInfo {
-    pub params: usize,
+    pub params: u64,
     pub n_layer: usize,
     pub n_head: usize,
     pub n_embd: usize,

@@ -13,10 +13,23 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     /// End of text: generation stops at it.
     pub eos_id: Option<u32>,
+    /// The most text bytes one token stands for (the longest vocabulary entry), when the tokenizer
+    /// does not normalise text first. A text longer than this times `max_tokens` cannot fit the
+    /// model, and is refused before tokenizing it (megabytes take the tokenizer many seconds).
+    bytes_per_token: Option<usize>,
+    /// The model's `n_positions`.
+    max_tokens: usize,
 }
 
 impl TextTokenizer {
     pub fn from_bytes(bytes: &[u8], config: &GptConfig) -> Result<Self> {
+        // `tokenizers` panics on some syntax errors (inside components it parses in two passes)
+        // instead of returning an error, and a panic kills the page's worker: check syntax first.
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
+            Error::TokenizerInvalid {
+                detail: format!("not valid JSON ({e})"),
+            }
+        })?;
         let inner = Tokenizer::from_bytes(bytes).map_err(|e| Error::TokenizerInvalid {
             detail: e.to_string(),
         })?;
@@ -30,7 +43,16 @@ impl TextTokenizer {
         let eos_id = config
             .eos_token_id
             .or_else(|| inner.token_to_id("<|endoftext|>"));
-        Ok(Self { inner, eos_id })
+        let bytes_per_token = inner.get_normalizer().is_none().then(|| {
+            let longest = inner.get_vocab(true).keys().map(String::len).max();
+            longest.unwrap_or(1).max(1)
+        });
+        Ok(Self {
+            inner,
+            eos_id,
+            bytes_per_token,
+            max_tokens: config.n_positions,
+        })
     }
 
     /// The id used to pad rows on the right. Padding is never attended to, so any id works; EOS is
@@ -41,6 +63,14 @@ impl TextTokenizer {
 
     /// Token ids of `text`, without special tokens added around it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        if let Some(per_token) = self.bytes_per_token
+            && text.len() > per_token * self.max_tokens
+        {
+            return Err(Error::TextTooLong {
+                bytes: text.len(),
+                max: self.max_tokens,
+            });
+        }
         let enc = self
             .inner
             .encode(text, false)

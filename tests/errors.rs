@@ -227,6 +227,7 @@ fn config_that_does_not_fit_the_weights() {
 
 #[test]
 fn config_with_a_huge_layer_count_is_named_before_allocating() {
+    // Beyond any GPT-2-family model: refused by the config's own bounds.
     let e = load_err(
         "tiny-a",
         Some(&config_with("tiny-a", "n_layer", 1_000_000_000.into())),
@@ -234,7 +235,18 @@ fn config_with_a_huge_layer_count_is_named_before_allocating() {
         None,
     );
     assert!(
-        matches!(&e, Error::WeightMissing { key, expected } if key == "h.999999999.ln_1.weight" && expected.contains("n_layer = 1000000000")),
+        matches!(&e, Error::ConfigInvalid { detail } if detail.contains("`n_layer` must be an integer from 1 to 1024")),
+        "{e}"
+    );
+    // Plausible, but more layers than the weights file holds: named by the first missing one.
+    let e = load_err(
+        "tiny-a",
+        Some(&config_with("tiny-a", "n_layer", 1000.into())),
+        None,
+        None,
+    );
+    assert!(
+        matches!(&e, Error::WeightMissing { key, expected } if key == "h.999.ln_1.weight" && expected.contains("n_layer = 1000")),
         "{e}"
     );
 }

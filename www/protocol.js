@@ -25,9 +25,10 @@
 //
 // Events
 //   load-progress {file, loaded, total}     bytes of a model file received (total 0 when unknown)
-//   progress      {step, loss, gradNorm, target, msPerStep, prompt?, accuracy?, done?}
+//   progress      {step, loss, gradNorm, target, msPerStep, prompt?, accuracy?, done?, wasmBytes}
 //                 one turn of the session's schedule (src/session.rs `Progress`): the prompt view and
-//                 held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end
+//                 held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end;
+//                 wasmBytes: the size of the wasm instance's memory after the step
 //   error         {id?, kind, message, line?, fatal}
 //                 kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (a lost GPU or a
 //                 wasm panic); the page restarts it on the CPU.

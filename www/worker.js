@@ -12,7 +12,11 @@ let pauses = 0;
 let queue = Promise.resolve();
 // Fetching and compiling the wasm (streaming: compiled while it downloads), timed for the page.
 const started = performance.now();
-const ready = init().then(() => performance.now() - started);
+let memory = null; // the wasm instance's linear memory: its size is reported with each step
+const ready = init().then((exports) => {
+  memory = exports.memory;
+  return performance.now() - started;
+});
 
 const post = (type, value = {}) => self.postMessage({ type, ...value });
 
@@ -53,7 +57,7 @@ async function configBytes(source) {
 
 async function trainStep() {
   const progress = await lab.advance();
-  post('progress', progress);
+  post('progress', { ...progress, wasmBytes: memory.buffer.byteLength });
   if (progress.done) playing = false;
 }
 

@@ -1,6 +1,6 @@
 // The page's own figures for `./build.sh bench` (not a test: it prints, it does not judge), as a
 // Markdown section: time to ready and where it went, ms per training step, a whole default run,
-// and the time antonyms takes to reach 80% held-out, on the CPU path.
+// the time antonyms takes to reach 80% held-out, and memory over a 1,000-step soak, on the CPU path.
 //   node tests/e2e/measure.mjs            CPU path
 //   node tests/e2e/measure.mjs webgpu     adds the WebGPU path (SwiftShader here: a software adapter)
 // Needs the built page (./build.sh) and Debian's Chromium.
@@ -54,6 +54,34 @@ async function cpu() {
   await t.context.close();
 }
 
+/** Memory at a step: the wasm heap the worker reports, and the browser's own measurement. */
+async function memoryAt(page, step, target) {
+  await page.waitForFunction(([s, n]) => document.querySelector('#f-step').textContent === `${s} / ${n}`, [step, target], { timeout: 1_800_000, polling: 20 });
+  const wasm = Number(await page.locator('#f-memory').getAttribute('data-bytes'));
+  // Cross-origin isolated (tools/serve.mjs), so available; it waits for a garbage collection.
+  const agent = await page.evaluate(() => Promise.race([
+    performance.measureUserAgentSpecificMemory?.().then((m) => m.bytes),
+    new Promise((r) => { setTimeout(() => r(null), 60_000); }),
+  ]));
+  return { wasm, agent };
+}
+
+/** 1,000 steps on the CPU path: memory at step 10 and at step 1,000 (the target: < 5% growth). */
+async function soak() {
+  const steps = 1000;
+  const t = await open(env, `?backend=cpu&task=antonyms&steps=${steps}`);
+  await ready(t.page);
+  await t.page.click('#play');
+  const early = await memoryAt(t.page, 10, steps);
+  const late = await memoryAt(t.page, steps, steps);
+  const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MB`;
+  const growth = (a, b) => `${(((b - a) / a) * 100).toFixed(1)}%`;
+  row('CPU soak: wasm heap at step 10 → 1,000', `${mb(early.wasm)} → ${mb(late.wasm)} (${growth(early.wasm, late.wasm)})`);
+  row('CPU soak: measureUserAgentSpecificMemory at step 10 → 1,000', early.agent && late.agent
+    ? `${mb(early.agent)} → ${mb(late.agent)} (${growth(early.agent, late.agent)})` : 'not available');
+  await t.context.close();
+}
+
 async function webgpu() {
   const t0 = performance.now();
   const t = await open(env, '?backend=webgpu&task=antonyms&steps=5');
@@ -68,6 +96,7 @@ async function webgpu() {
 
 try {
   await cpu();
+  await soak();
   if (process.argv.includes('webgpu')) await webgpu();
   console.log('### The page (headless Chromium, bundled model, antonyms, default settings)\n');
   console.log('| what | figure |\n| --- | --- |');

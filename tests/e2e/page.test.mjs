@@ -347,7 +347,41 @@ test('no panel scrolls sideways at 1366, 1024 and 390 px wide, the outputs table
   });
 });
 
-test('a restless user: 150 seeded random actions, then Train still trains to a correct result', async () => {
+test('URL garbage, huge numbers, unicode and markup are clamped or ignored, and never reach the page as markup', async () => {
+  const markup = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script><b>bold</b>';
+  const garbage = new URLSearchParams({
+    task: markup, vt: '1e999', lr: 'NaN', steps: '-1', batch: '99999999999999999999', seed: '\u{1D7D8}',
+    init: markup, backend: '\u0000', model: 'javascript:window.pwned=3', panels: markup, embed: '\u{1F600}',
+    host: 'javascript:window.pwned=4', unknown: markup,
+  });
+  await withPage(`?${garbage}`, async (page) => {
+    assert.equal(await page.locator('#task-select').inputValue(), 'antonyms');
+    for (const input of await page.locator('#settings-fields input[type=number]').all()) {
+      const [v, min, max] = await Promise.all(['value', 'min', 'max'].map((a) => input.evaluate((el, k) => Number(el[k]), a)));
+      assert.ok(v >= min && v <= max, `${await input.getAttribute('id')} = ${v} within [${min}, ${max}]`);
+    }
+    assert.match(await text(page, '#model-status'), /wordnet-gpt \(bundled\)/);
+  });
+  // Your own examples with markup in them: shown as text everywhere, run as data.
+  const examples = ['<b>hot</b> => <i>cold</i>', '<img src=x onerror="window.pwned=5"> => yes', 'up => <script>window.pwned=6</script>',
+    'wet => dry', 'old => new', 'big => small'].join('\n');
+  await withPage(`?backend=cpu&task=custom&steps=2&${new URLSearchParams({ examples })}`, async (page) => {
+    assert.equal(await page.locator('#custom-text').inputValue(), examples);
+    await page.click('#play');
+    await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    await page.fill('#try-input', '<b>x</b> =>');
+    await page.click('#try-go');
+    await page.waitForFunction(() => document.querySelector('#try-tokens').textContent.includes('<b>'));
+    assert.match(await text(page, '#outputs-table'), /<b>hot<\/b>|<img src=x|<script>/);
+    const injected = await page.evaluate(() => ({
+      pwned: window.pwned,
+      elements: document.querySelectorAll('main b, main i, main img, main script, #outputs-table b').length,
+    }));
+    assert.deepEqual(injected, { pwned: undefined, elements: 0 });
+  });
+});
+
+test('a restless user: 200 seeded random actions, then Train still trains to a correct result', async () => {
   await withPage('?backend=cpu&task=sentiment&steps=15', async (page, t) => {
     await page.evaluate(async () => {
       let seed = 7; // mulberry32: the same burst on every run
@@ -375,8 +409,29 @@ test('a restless user: 150 seeded random actions, then Train still trains to a c
         () => set('s-steps', pick(['5', '15', '0'])),
         () => $('evaluate').click(),
         () => $('panel-toggles').querySelectorAll('input')[Math.floor(random() * 4)].click(),
+        // A backend switch restarts the worker ("auto" is the CPU here: the GPU is a software one).
+        () => set('backend-select', pick(['cpu', 'auto'])),
+        () => $('model-bundled').click(),
+        () => {
+          $('model-url').value = pick(['javascript:alert(1)', 'not a url', 'ftp://x/y', '<b>x</b>']);
+          $('model-url-form').requestSubmit();
+        },
+        () => {
+          // A garbage adapter "uploaded": the same path as the file picker.
+          const files = new DataTransfer();
+          files.items.add(new File([pick(['{}', '<b>', '\u0000'])], 'adapter_config.json'));
+          files.items.add(new File([new Uint8Array(Math.floor(random() * 64))], 'adapter_model.safetensors'));
+          $('import-files').files = files.files;
+          $('import-files').dispatchEvent(new Event('change'));
+        },
+        () => $('export').click(),
+        () => {
+          $('custom-text').value = pick(['<b>a</b> => b\nc => d\ne => f\ng => h\ni => j', '', 'garbage']);
+          $('custom-text').dispatchEvent(new Event('input'));
+          $('custom-apply').click();
+        },
       ];
-      for (let i = 0; i < 150; i++) {
+      for (let i = 0; i < 200; i++) {
         pick(actions)();
         await new Promise((r) => { setTimeout(r, random() * 40); });
       }
@@ -400,5 +455,6 @@ test('a restless user: 150 seeded random actions, then Train still trains to a c
     assert.match(await text(page, '#f-step'), /^15 \/ 15$/);
     assert.equal(await page.locator('#train-error').isHidden(), true, await text(page, '#train-error'));
     assert.deepEqual(t.errors, []);
-  });
+    assert.equal(await page.evaluate(() => document.querySelectorAll('main b').length), 0, 'no markup from the burst');
+  }, { acceptDownloads: true });
 });

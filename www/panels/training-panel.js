@@ -54,7 +54,7 @@ export function trainingPanel(ctx) {
     ui.outputs.clear();
     stepTimes = [];
     $('train-progress').value = 0;
-    for (const id of ['f-step', 'f-loss', 'f-acc', 'f-speed', 'f-grad']) $(id).textContent = '–';
+    for (const id of ['f-step', 'f-loss', 'f-acc', 'f-speed', 'f-grad', 'f-memory']) $(id).textContent = '–';
     $('f-fp-after').firstChild.textContent = '–';
     delete $('f-fp-after').dataset.equal;
     rt.set({ step: 0, target: state.steps, finished: false, accuracy: undefined });
@@ -95,6 +95,8 @@ export function trainingPanel(ctx) {
     $('f-step').textContent = `${p.step} / ${p.target}`;
     $('f-loss').textContent = p.loss.toFixed(4);
     $('f-grad').textContent = p.gradNorm.toFixed(4);
+    $('f-memory').textContent = `${(p.wasmBytes / 2 ** 20).toFixed(0)} MB`;
+    $('f-memory').dataset.bytes = p.wasmBytes;
     $('f-speed').title = `the last step took ${p.msPerStep.toFixed(0)} ms`;
     if (stepTimes.length > 1) {
       $('f-speed').textContent = ((stepTimes.length - 1) / ((now - stepTimes[0]) / 1000)).toFixed(1);
