@@ -24,10 +24,11 @@ pub struct AdapterConfig {
     pub num_virtual_tokens: usize,
     pub token_dim: usize,
     pub num_transformer_submodules: usize,
+    // Informational (PEFT writes them); u64, so a value read natively also reads in 32-bit wasm.
     #[serde(default)]
-    pub num_attention_heads: Option<usize>,
+    pub num_attention_heads: Option<u64>,
     #[serde(default)]
-    pub num_layers: Option<usize>,
+    pub num_layers: Option<u64>,
     #[serde(default)]
     pub prompt_tuning_init: Option<String>,
     #[serde(default)]
@@ -53,8 +54,8 @@ impl AdapterConfig {
             num_virtual_tokens: n_virtual,
             token_dim: model.config.n_embd,
             num_transformer_submodules: 1,
-            num_attention_heads: Some(model.config.n_head),
-            num_layers: Some(model.config.n_layer),
+            num_attention_heads: Some(model.config.n_head as u64),
+            num_layers: Some(model.config.n_layer as u64),
             prompt_tuning_init: Some(init.peft_name().into()),
             prompt_tuning_init_text: init.text(),
             tokenizer_name_or_path: base_model.clone(),

@@ -30,7 +30,7 @@ use soft_prompt_lab::text::TextTokenizer;
 /// well under a second natively).
 const HANG: Duration = Duration::from_secs(10);
 /// Every how many cases one goes into the corpus for the page test.
-const CORPUS_EVERY: usize = 97;
+const CORPUS_EVERY: usize = 29;
 
 /// SplitMix64: a seeded, dependency-free generator, so the cases never change with a crate update.
 struct Rng(u64);

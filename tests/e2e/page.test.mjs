@@ -363,8 +363,9 @@ test('URL garbage, huge numbers, unicode and markup are clamped or ignored, and 
     assert.match(await text(page, '#model-status'), /wordnet-gpt \(bundled\)/);
   });
   // Your own examples with markup in them: shown as text everywhere, run as data.
-  const examples = ['<b>hot</b> => <i>cold</i>', '<img src=x onerror="window.pwned=5"> => yes', 'up => <script>window.pwned=6</script>',
-    'wet => dry', 'old => new', 'big => small'].join('\n');
+  // Every fifth example is held out: the fifth, with markup, shows in the outputs table.
+  const examples = ['old => new', '<img src=x onerror="window.pwned=5"> => yes', 'up => <script>window.pwned=6</script>',
+    'wet => dry', '<b>hot</b> => <i>cold</i>', 'big => small'].join('\n');
   await withPage(`?backend=cpu&task=custom&steps=2&${new URLSearchParams({ examples })}`, async (page) => {
     assert.equal(await page.locator('#custom-text').inputValue(), examples);
     await page.click('#play');
@@ -372,7 +373,7 @@ test('URL garbage, huge numbers, unicode and markup are clamped or ignored, and 
     await page.fill('#try-input', '<b>x</b> =>');
     await page.click('#try-go');
     await page.waitForFunction(() => document.querySelector('#try-tokens').textContent.includes('<b>'));
-    assert.match(await text(page, '#outputs-table'), /<b>hot<\/b>|<img src=x|<script>/);
+    assert.match(await text(page, '#outputs-table'), /<b>hot<\/b> ->\t<i>cold<\/i>/);
     const injected = await page.evaluate(() => ({
       pwned: window.pwned,
       elements: document.querySelectorAll('main b, main i, main img, main script, #outputs-table b').length,
