@@ -82,7 +82,16 @@ fn invalid(detail: impl Into<String>) -> Error {
 pub async fn save(prompt: &SoftPrompt, config: &AdapterConfig) -> Result<AdapterFiles> {
     let values = prompt.values();
     let shape = values.dims();
-    let floats = read_f32(values).await?;
+    save_values(&read_f32(values).await?, shape, config)
+}
+
+/// Serialises prompt values `[n_virtual, d_model]` already on the host (a lost GPU leaves only
+/// those) with their config.
+pub fn save_values(
+    floats: &[f32],
+    shape: [usize; 2],
+    config: &AdapterConfig,
+) -> Result<AdapterFiles> {
     let bytes: Vec<u8> = floats.iter().flat_map(|f| f.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.to_vec(), &bytes)
         .map_err(|e| invalid(e.to_string()))?;

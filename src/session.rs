@@ -168,6 +168,19 @@ pub struct Progress {
     /// Held-out accuracy of the soft prompt at this step.
     pub accuracy: Option<f32>,
     pub done: Option<Done>,
+    /// What the device's allocator holds after the step (GPU backends; the CPU reports none).
+    pub device_memory: Option<DeviceMemory>,
+}
+
+/// burn's device allocator after a step: a leak shows as growth from one step to the next.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceMemory {
+    /// Live allocations (buffers' slices).
+    pub allocs: u64,
+    pub bytes_in_use: u64,
+    /// Reserved on the device, pages held for reuse included.
+    pub bytes_reserved: u64,
 }
 
 /// The end of a run: the base weights' fingerprint after training.
@@ -199,6 +212,8 @@ struct Run {
     /// The schedule's last evaluation of the soft prompt, with its step: `compare` at that step
     /// reuses it.
     evaluated: Option<(usize, EvalView)>,
+    /// The prompt's values at its last view, on the host: what survives a lost GPU.
+    snapshot: Option<Vec<f32>>,
 }
 
 pub struct Session {
@@ -336,6 +351,7 @@ impl Session {
             settings,
             init,
             evaluated: None,
+            snapshot: None,
         });
         Ok(())
     }
@@ -411,6 +427,7 @@ impl Session {
         } else {
             None
         };
+        let device_memory = self.lm.model.wte.val().device().memory_pool_usage();
         Ok(Progress {
             stats,
             target: schedule.target,
@@ -418,6 +435,11 @@ impl Session {
             prompt,
             accuracy,
             done,
+            device_memory: device_memory.map(|m| DeviceMemory {
+                allocs: m.number_allocs,
+                bytes_in_use: m.bytes_in_use,
+                bytes_reserved: m.bytes_reserved,
+            }),
         })
     }
 
@@ -426,14 +448,19 @@ impl Session {
     }
 
     /// The prompt's values, its place on the vocabulary map and its nearest tokens.
-    pub async fn prompt_view(&self) -> Result<PromptView> {
+    pub async fn prompt_view(&mut self) -> Result<PromptView> {
         let run = self.run()?;
         let prompt = &run.trainer.prompt;
         let values = crate::backend::read_f32(prompt.values()).await?;
+        let n_virtual = prompt.n_virtual();
+        let step = run.trainer.step;
+        if let Some(run) = self.run.as_mut() {
+            run.snapshot = Some(values.clone());
+        }
         let tok = &self.lm.tokenizer;
         Ok(PromptView {
-            step: run.trainer.step,
-            n_virtual: prompt.n_virtual(),
+            step,
+            n_virtual,
             d_model: self.lm.model.config.n_embd,
             points: self.map.project(&values),
             nearest: self
@@ -516,13 +543,25 @@ impl Session {
     /// The current prompt as a PEFT adapter.
     pub async fn export(&self, base_model: &str) -> Result<AdapterFiles> {
         let run = self.run()?;
-        let config = AdapterConfig::new(
+        adapter::save(&run.trainer.prompt, &self.adapter_config(run, base_model)).await
+    }
+
+    /// The prompt as it was at its last view (every few steps), from the host copy: what the
+    /// page carries to the CPU when the GPU is lost and the device holds nothing readable.
+    pub fn export_snapshot(&self, base_model: &str) -> Result<AdapterFiles> {
+        let run = self.run()?;
+        let values = run.snapshot.as_ref().ok_or_else(no_prompt)?;
+        let shape = [run.trainer.prompt.n_virtual(), self.lm.model.config.n_embd];
+        adapter::save_values(values, shape, &self.adapter_config(run, base_model))
+    }
+
+    fn adapter_config(&self, run: &Run, base_model: &str) -> AdapterConfig {
+        AdapterConfig::new(
             &self.lm.model,
             run.trainer.prompt.n_virtual(),
             &run.init,
             Some(base_model.to_string()).filter(|s| !s.is_empty()),
-        );
-        adapter::save(&run.trainer.prompt, &config).await
+        )
     }
 
     /// Replaces the prompt with an adapter's (checked against this model); training can go on

@@ -54,6 +54,8 @@ pub struct Lab {
     /// The largest buffer the GPU allows (none on the CPU).
     max_buffer: Option<u64>,
     session: Option<Session>,
+    /// Destroys the WebGPU device, as a driver reset would (`simulateGpuLoss`).
+    destroy_gpu: Option<Box<dyn Fn()>>,
 }
 
 impl Lab {
@@ -62,6 +64,7 @@ impl Lab {
             device,
             max_buffer,
             session: None,
+            destroy_gpu: None,
         }
     }
 
@@ -118,7 +121,20 @@ impl Lab {
         let max_buffer = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
-        Ok(Lab::new(device.autodiff(), Some(max_buffer)))
+        let gpu = setup.device.clone();
+        Ok(Lab {
+            destroy_gpu: Some(Box::new(move || gpu.destroy())),
+            ..Lab::new(device.autodiff(), Some(max_buffer))
+        })
+    }
+
+    /// Destroys the WebGPU device, so the recovery path (a named `GpuLost`, the page restarting
+    /// on the CPU with the prompt's last snapshot) can be tested and tried; nothing on the CPU.
+    #[wasm_bindgen(js_name = simulateGpuLoss)]
+    pub fn simulate_gpu_loss(&self) {
+        if let Some(destroy) = &self.destroy_gpu {
+            destroy();
+        }
     }
 
     /// Loads a model from its three files: `{info, mapPoints, mapLabels, explained}`.
@@ -206,11 +222,13 @@ impl Lab {
     /// The prompt as PEFT adapter files: `{config, weights}` (Uint8Arrays).
     #[wasm_bindgen(js_name = exportAdapter)]
     pub async fn export_adapter(&self, base_model: String) -> JsResult {
-        let files = self
-            .session()?
-            .export(&base_model)
-            .await
-            .map_err(js_error)?;
+        let session = self.session.as_ref().ok_or_else(not_loaded)?;
+        // After a lost GPU only the host snapshot of the prompt is left to carry to the CPU.
+        let files = match self.usable() {
+            Ok(()) => session.export(&base_model).await,
+            Err(_) => session.export_snapshot(&base_model),
+        }
+        .map_err(js_error)?;
         let obj = Object::new();
         Reflect::set(
             &obj,

@@ -56,13 +56,15 @@ function onEvent(msg) {
   else if (msg.type === 'error') ctx.training.onError(msg);
 }
 
+let restarting = false;
 function onFatal(err) {
-  // A lost GPU or a broken wasm instance: start again on the CPU, keeping everything the user set.
-  // The dead worker's requests fail now, so the action waiting on one ends and the restart runs.
-  rt.client?.terminate();
+  // A lost GPU or a broken wasm instance: start again on the CPU, keeping everything the user set
+  // and the prompt (start() asks the old worker for it: after a lost GPU, its last snapshot).
+  if (restarting) return;
+  restarting = true;
   $('backend-note').hidden = false;
   $('backend-note').textContent = `${err.message} — switched to the CPU backend.`;
-  rt.serial(() => start('cpu')).catch(ctx.training.onError);
+  rt.serial(() => start('cpu')).catch(ctx.training.onError).finally(() => { restarting = false; });
 }
 
 function showBackend(used) {
@@ -159,6 +161,8 @@ $('backend-select').addEventListener('change', (e) => {
   $('backend-note').hidden = true;
   rt.serial(async () => start(await chosenBackend())).catch(ctx.training.onError);
 });
+// For tests, and for trying the recovery path by hand from the console.
+window.softPromptLab = { simulateGpuLoss: () => rt.client.request('simulate-gpu-loss') };
 await ctx.tasks.fillList();
 rt.serial(async () => start(await chosenBackend())).catch((e) => {
   $('model-status').textContent = 'The lab could not start.';

@@ -20,14 +20,17 @@
 //   compare       {}                                          -> {noPrompt, textPrompt, softPrompt} eval views
 //   tokenize      {text}                                      -> [{id, text}] (what the model reads)
 //   generate      {text}                                      -> continuation text
-//   export        {baseModel}                                 -> {config, weights} (Uint8Array)
+//   export        {baseModel}                                 -> {config, weights} (Uint8Array); after a lost
+//                                                                 GPU, the prompt's last snapshot (every 5 steps)
+//   simulate-gpu-loss {}                                      -> undefined (destroys the WebGPU device: tests)
 //   import        {config, weights, settings}                 -> {nVirtual, prompt}
 //
 // Events
 //   load-progress {file, loaded, total}     bytes of a model file received (total 0 when unknown)
-//   progress      {step, loss, gradNorm, target, msPerStep, prompt?, accuracy?, done?, wasmBytes}
+//   progress      {step, loss, gradNorm, target, msPerStep, prompt?, accuracy?, done?, deviceMemory?, wasmBytes}
 //                 one turn of the session's schedule (src/session.rs `Progress`): the prompt view and
 //                 held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end;
+//                 deviceMemory = {allocs, bytesInUse, bytesReserved} of burn's GPU allocator;
 //                 wasmBytes: the size of the wasm instance's memory after the step
 //   error         {id?, kind, message, line?, fatal}
 //                 kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (a lost GPU or a

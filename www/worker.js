@@ -139,6 +139,7 @@ const handlers = {
   tokenize: ({ text }) => lab.tokenize(text),
   generate: ({ text }) => lab.generate(text, 16),
   export: ({ baseModel }) => lab.exportAdapter(baseModel),
+  'simulate-gpu-loss': () => lab.simulateGpuLoss(),
   async import({ config, weights, settings }) {
     playing = false;
     return lab.importAdapter(new Uint8Array(config), new Uint8Array(weights), settings);

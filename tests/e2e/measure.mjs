@@ -66,19 +66,23 @@ async function memoryAt(page, step, target) {
   return { wasm, agent };
 }
 
-/** 1,000 steps on the CPU path: memory at step 10 and at step 1,000 (the target: < 5% growth). */
+/**
+ * 1,000 steps on the CPU path: memory at steps 10, 500 and 1,000 (the target: < 5% growth; the
+ * middle sample tells a leak, which keeps growing, from the run's own history filling up).
+ */
 async function soak() {
   const steps = 1000;
   const t = await open(env, `?backend=cpu&task=antonyms&steps=${steps}`);
   await ready(t.page);
   await t.page.click('#play');
-  const early = await memoryAt(t.page, 10, steps);
-  const late = await memoryAt(t.page, steps, steps);
+  const at = [];
+  for (const step of [10, 500, steps]) at.push(await memoryAt(t.page, step, steps));
   const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MB`;
   const growth = (a, b) => `${(((b - a) / a) * 100).toFixed(1)}%`;
-  row('CPU soak: wasm heap at step 10 → 1,000', `${mb(early.wasm)} → ${mb(late.wasm)} (${growth(early.wasm, late.wasm)})`);
-  row('CPU soak: measureUserAgentSpecificMemory at step 10 → 1,000', early.agent && late.agent
-    ? `${mb(early.agent)} → ${mb(late.agent)} (${growth(early.agent, late.agent)})` : 'not available');
+  const series = (key) => `${at.map((m) => mb(m[key])).join(' → ')} (${growth(at[0][key], at[2][key])} from 10 to 1,000)`;
+  row('CPU soak: wasm heap at step 10 → 500 → 1,000', series('wasm'));
+  row('CPU soak: measureUserAgentSpecificMemory (the page) at step 10 → 500 → 1,000',
+    at.every((m) => m.agent) ? series('agent') : 'not available');
   await t.context.close();
 }
 
@@ -92,6 +96,20 @@ async function webgpu() {
   await t.page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('2 '), null, { timeout: 900_000 });
   row('WebGPU: ms per training step (median of 3 after the first)', (await msPerStep(t.page, 3)).toFixed(0));
   await t.context.close();
+
+  // burn's GPU allocator over 50 steps (SwiftShader is slow): buffers and bytes after warm-up.
+  const g = await open(env, '?backend=webgpu&task=antonyms&steps=50');
+  await ready(g.page, 600_000);
+  await g.page.click('#play');
+  const gpuAt = async (step) => {
+    await g.page.waitForFunction((s) => document.querySelector('#f-step').textContent === `${s} / 50`, step, { timeout: 1_800_000, polling: 20 });
+    return JSON.parse(await g.page.locator('#f-memory').getAttribute('data-gpu'));
+  };
+  const [early, late] = [await gpuAt(10), await gpuAt(50)];
+  const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MB`;
+  row('WebGPU soak: burn allocator at step 10 → 50', `${early.allocs} → ${late.allocs} allocations, `
+    + `${mb(early.bytesInUse)} → ${mb(late.bytesInUse)} in use, ${mb(early.bytesReserved)} → ${mb(late.bytesReserved)} reserved`);
+  await g.context.close();
 }
 
 try {

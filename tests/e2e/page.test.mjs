@@ -98,6 +98,30 @@ test('WebGPU path: the bundled model loads on the GPU adapter and takes a traini
   }, { readyTimeout: 300_000 });
 });
 
+test('a lost GPU: the page restarts on the CPU with a note, keeping the settings and the prompt as last drawn', async () => {
+  await withPage('?backend=webgpu&task=sentiment&steps=30&seed=5&vt=4&batch=4', async (page) => {
+    assert.match(await text(page, '#backend-badge'), /^WebGPU/);
+    await page.click('#play');
+    await page.waitForFunction(() => Number.parseInt(document.querySelector('#f-step').textContent, 10) >= 5, null, { timeout: 600_000 });
+    await page.click('#play'); // pause
+    await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train', null, { timeout: 600_000 });
+    const drawn = await text(page, '#nearest'); // the prompt's last snapshot (every 5 steps)
+    await page.evaluate(() => window.softPromptLab.simulateGpuLoss());
+    await page.waitForTimeout(500); // the device-lost callback runs asynchronously
+    await page.click('#step');
+    await page.waitForFunction(() => document.querySelector('#backend-badge').dataset.backend === 'cpu', null, { timeout: 120_000 });
+    await ready(page);
+    assert.match(await text(page, '#backend-note'), /the GPU was lost .* switched to the CPU backend/);
+    assert.equal(await text(page, '#nearest'), drawn, 'the same prompt, carried from the host snapshot');
+    assert.equal(await page.locator('#s-virtualTokens').inputValue(), '4');
+    assert.equal(await page.locator('#s-seed').inputValue(), '5');
+    assert.equal(await page.locator('#task-select').inputValue(), 'sentiment');
+    // Training goes on, on the CPU.
+    await page.click('#step');
+    await page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('1 /'));
+  }, { readyTimeout: 600_000 });
+});
+
 test('settings in the URL are restored, and changes are written back', async () => {
   await withPage('?backend=cpu&task=antonyms&vt=4&init=random&lr=0.05&steps=7&batch=3&seed=42&panels=training,outputs', async (page) => {
     const values = await page.evaluate(() => Object.fromEntries(

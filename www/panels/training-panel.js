@@ -95,8 +95,11 @@ export function trainingPanel(ctx) {
     $('f-step').textContent = `${p.step} / ${p.target}`;
     $('f-loss').textContent = p.loss.toFixed(4);
     $('f-grad').textContent = p.gradNorm.toFixed(4);
-    $('f-memory').textContent = `${(p.wasmBytes / 2 ** 20).toFixed(0)} MB`;
+    const gpu = p.deviceMemory;
+    $('f-memory').textContent = `${(p.wasmBytes / 2 ** 20).toFixed(0)} MB`
+      + (gpu ? `; GPU ${(gpu.bytesReserved / 2 ** 20).toFixed(0)} MB in ${gpu.allocs} buffers` : '');
     $('f-memory').dataset.bytes = p.wasmBytes;
+    if (gpu) $('f-memory').dataset.gpu = JSON.stringify(gpu);
     $('f-speed').title = `the last step took ${p.msPerStep.toFixed(0)} ms`;
     if (stepTimes.length > 1) {
       $('f-speed').textContent = ((stepTimes.length - 1) / ((now - stepTimes[0]) / 1000)).toFixed(1);
