@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::error::{read_file, write_file};
 use soft_prompt_lab::eval::evaluate;
+use soft_prompt_lab::experiments::{self, ExperimentConfig, ExperimentName};
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, Sampling, generate};
 use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::schedule::EvalCadence;
@@ -41,6 +42,9 @@ enum Command {
     Eval(EvalArgs),
     /// Continue a text, printing only the continuation.
     Generate(GenerateArgs),
+    /// The method's findings on one task of a folder: several seeded trainings per setting
+    /// (prompt length, init, transfer, text against soft, ensemble), held-out accuracy as tables.
+    Sweep(SweepArgs),
 }
 
 fn init_arg(s: &str) -> std::result::Result<InitName, String> {
@@ -159,6 +163,33 @@ struct EvalArgs {
 }
 
 #[derive(clap::Args)]
+struct SweepArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// A folder of tasks (index.json, <task>/task.json, train and test splits).
+    #[arg(long)]
+    tasks: PathBuf,
+    /// The task the experiments run on.
+    #[arg(long)]
+    task: String,
+    /// prompt-length, init, transfer, text-vs-soft, ensemble, or all.
+    #[arg(long, default_value = "all")]
+    experiment: String,
+    /// The task transfer starts from (default: the folder's first other task).
+    #[arg(long)]
+    source: Option<String>,
+    /// Training steps per run (the page's default, so both give the same tables).
+    #[arg(long, default_value_t = experiments::DEFAULT_STEPS)]
+    steps: usize,
+    /// Seeds per setting.
+    #[arg(long, default_value_t = experiments::DEFAULT_SEEDS)]
+    seeds: usize,
+    /// The first seed (the others follow it).
+    #[arg(long, default_value_t = SEED.default as u64)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
 struct GenerateArgs {
     #[arg(long)]
     model: PathBuf,
@@ -200,6 +231,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) if a.tasks.is_some() => eval_tasks(a),
         Command::Eval(a) => eval(a),
         Command::Generate(a) => generate_cmd(a),
+        Command::Sweep(a) => sweep(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -348,10 +380,8 @@ fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The task folder's table: chance, no prompt, text prompt, trained soft prompt, on each held-out split.
-fn eval_tasks(a: EvalArgs) -> Result<()> {
-    let dir = a.tasks.as_deref().expect("checked by the caller");
-    let lm = load_model(&a.model)?;
+/// Every task of a folder (index.json, <task>/task.json, train and test splits), in its order.
+fn load_task_folder(dir: &Path) -> Result<Vec<Task>> {
     let index: serde_json::Value = serde_json::from_slice(&read_file(&dir.join("index.json"))?)
         .map_err(|e| Error::TaskInvalid {
             detail: format!("index.json: {e}"),
@@ -367,21 +397,34 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
             detail: format!("{}/index.json lists no tasks", dir.display()),
         });
     }
+    names
+        .into_iter()
+        .map(|name| {
+            let task_dir = dir.join(&name);
+            let spec = TaskSpec::parse(&read_file(&task_dir.join("task.json"))?)?;
+            Ok(Task {
+                name,
+                kind: spec.kind()?,
+                train: load_examples(&task_dir.join(&spec.train))?,
+                test: load_examples(&task_dir.join(&spec.test))?,
+                text_prompt: spec.text_prompt,
+            })
+        })
+        .collect()
+}
+
+/// The task folder's table: chance, no prompt, text prompt, trained soft prompt, on each held-out split.
+fn eval_tasks(a: EvalArgs) -> Result<()> {
+    let dir = a.tasks.as_deref().expect("checked by the caller");
+    let lm = load_model(&a.model)?;
+    let tasks = load_task_folder(dir)?;
     let mut session = pollster::block_on(Session::new(lm))?;
     let mut rows = Vec::new();
-    for name in &names {
-        let task_dir = dir.join(name);
-        let spec = TaskSpec::parse(&read_file(&task_dir.join("task.json"))?)?;
-        let test = load_examples(&task_dir.join(&spec.test))?;
-        let chance = chance_level(&test);
-        session.set_task(Task {
-            name: name.clone(),
-            kind: spec.kind()?,
-            train: load_examples(&task_dir.join(&spec.train))?,
-            test,
-            text_prompt: spec.text_prompt,
-        });
-        let fitted = fit(&mut session, &a.prompt, name)?;
+    for task in tasks {
+        let name = task.name.clone();
+        let chance = chance_level(&task.test);
+        session.set_task(task);
+        let fitted = fit(&mut session, &a.prompt, &name)?;
         let c = pollster::block_on(session.compare())?;
         rows.push(format!(
             "| {name} | {} | {} | {} | {} | {} | {:.1} s |",
@@ -401,6 +444,126 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for row in rows {
         println!("{row}");
+    }
+    Ok(())
+}
+
+fn sweep(a: SweepArgs) -> Result<()> {
+    let names: Vec<ExperimentName> = match a.experiment.as_str() {
+        "all" => ExperimentName::ALL.to_vec(),
+        name => vec![ExperimentName::from_name(name).ok_or_else(|| {
+            let all: Vec<&str> = ExperimentName::ALL.iter().map(|e| e.name()).collect();
+            Error::setting(format!(
+                "--experiment {name:?} is not one of {}, all",
+                all.join(", ")
+            ))
+        })?],
+    };
+    let lm = load_model(&a.model)?;
+    let tasks = load_task_folder(&a.tasks)?;
+    let find = |name: &str| {
+        tasks
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+            .ok_or_else(|| Error::setting(format!("{} has no task {name:?}", a.tasks.display())))
+    };
+    let task = find(&a.task)?;
+    let source = match &a.source {
+        Some(name) => find(name)?,
+        None => tasks
+            .iter()
+            .find(|t| t.name != a.task)
+            .cloned()
+            .ok_or_else(|| Error::setting("transfer needs a second task in the folder"))?,
+    };
+    let mut session = pollster::block_on(Session::new(lm))?;
+    session.set_task(task);
+    for name in names {
+        let config = ExperimentConfig {
+            steps: a.steps,
+            seeds: a.seeds,
+            ..ExperimentConfig::new(
+                name,
+                Settings {
+                    seed: a.seed,
+                    ..Settings::default()
+                },
+            )
+        };
+        let mut experiment = session.experiment(config, Some(source.clone()))?;
+        let started = std::time::Instant::now();
+        let bar = ProgressBar::new(0);
+        let summary = loop {
+            let p = pollster::block_on(session.experiment_step(&mut experiment))?;
+            bar.set_length(p.steps_total as u64);
+            bar.set_position(p.steps_done as u64);
+            bar.set_message(format!("{} seed {}", p.arm, p.seed));
+            if let Some(done) = p.done {
+                break done;
+            }
+        };
+        bar.finish_and_clear();
+        println!(
+            "\n### {} — {} ({} steps, {} seeds, {:.0} s)\n\n{}\n",
+            summary.title,
+            summary.task,
+            summary.steps,
+            summary.seeds,
+            started.elapsed().as_secs_f64(),
+            summary.finding
+        );
+        println!(
+            "| setting | held-out accuracy, mean | min | max | runs |\n| --- | --- | --- | --- | --- |"
+        );
+        for arm in &summary.arms {
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                arm.label,
+                percent(arm.mean),
+                percent(arm.min),
+                percent(arm.max),
+                arm.runs
+            );
+        }
+        let curved: Vec<_> = summary
+            .runs
+            .iter()
+            .filter(|r| !r.curve.is_empty())
+            .collect();
+        if let Some(first) = curved.first() {
+            // Transfer: mean accuracy by step for each arm that has a curve.
+            let arms: Vec<usize> = summary
+                .arms
+                .iter()
+                .enumerate()
+                .map(|(i, _)| i)
+                .filter(|i| curved.iter().any(|r| r.arm == *i))
+                .collect();
+            let header: Vec<&str> = arms
+                .iter()
+                .map(|&i| summary.arms[i].label.as_str())
+                .collect();
+            println!(
+                "\n| step | {} |\n| --- |{}",
+                header.join(" | "),
+                " --- |".repeat(arms.len())
+            );
+            for (k, (step, _)) in first.curve.iter().enumerate() {
+                let cells: Vec<String> = arms
+                    .iter()
+                    .map(|&i| {
+                        let acc: Vec<f32> = curved
+                            .iter()
+                            .filter(|r| r.arm == i)
+                            .map(|r| r.curve[k].1)
+                            .collect();
+                        percent(acc.iter().sum::<f32>() / acc.len() as f32)
+                    })
+                    .collect();
+                println!("| {step} | {} |", cells.join(" | "));
+            }
+        }
     }
     Ok(())
 }

@@ -197,7 +197,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn setting(detail: impl Into<String>) -> Self {
+    pub fn setting(detail: impl Into<String>) -> Self {
         Error::Setting {
             detail: detail.into(),
         }

@@ -23,6 +23,7 @@ pub mod backend;
 pub mod batch;
 pub mod error;
 pub mod eval;
+pub mod experiments;
 pub mod generate;
 pub mod loader;
 pub mod model;

@@ -9,6 +9,7 @@ use crate::adapter::{self, AdapterConfig, AdapterFiles};
 use crate::batch::Sampler;
 use crate::error::{Error, Result};
 use crate::eval::{EvalReport, evaluate};
+use crate::experiments::{Experiment, ExperimentConfig, ExperimentProgress};
 use crate::generate::{GenerateOptions, Prompting, generate};
 use crate::loader::{LoadedModel, ModelFiles};
 use crate::schedule::{EvalCadence, Schedule};
@@ -538,6 +539,17 @@ impl Session {
                 text: tok.token_text(id),
             })
             .collect())
+    }
+
+    /// Plans an experiment on the current task (`source`: the task transfer starts from). It
+    /// trains its own prompts: the session's prompt and run are left as they are.
+    pub fn experiment(&self, config: ExperimentConfig, source: Option<Task>) -> Result<Experiment> {
+        Experiment::new(config, self.task()?.clone(), source)
+    }
+
+    /// One step of `experiment` on this session's model.
+    pub async fn experiment_step(&self, experiment: &mut Experiment) -> Result<ExperimentProgress> {
+        experiment.step(&self.lm).await
     }
 
     /// The current prompt as a PEFT adapter.

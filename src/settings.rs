@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::experiments::ExperimentName;
 use crate::soft_prompt::PromptInit;
 use crate::tasks::TaskKind;
 use crate::train::{OptimizerKind, TrainConfig};
@@ -324,6 +325,16 @@ struct Table {
     numbers: [NumberSetting; 5],
     inits: Vec<InitEntry>,
     init_default: InitName,
+    experiments: Vec<ExperimentEntry>,
+    experiment_steps: usize,
+    experiment_seeds: usize,
+}
+
+#[derive(Serialize)]
+struct ExperimentEntry {
+    name: &'static str,
+    title: &'static str,
+    finding: &'static str,
 }
 
 /// The table as the page's ES module (`www/settings.js`).
@@ -338,11 +349,21 @@ pub fn page_module() -> String {
             })
             .collect(),
         init_default: InitName::default(),
+        experiments: ExperimentName::ALL
+            .iter()
+            .map(|e| ExperimentEntry {
+                name: e.name(),
+                title: e.title(),
+                finding: e.finding(),
+            })
+            .collect(),
+        experiment_steps: crate::experiments::DEFAULT_STEPS,
+        experiment_seeds: crate::experiments::DEFAULT_SEEDS,
     };
     let json = serde_json::to_string_pretty(&table).expect("the table serialises");
     format!(
         "// Generated from src/settings.rs by `cargo test --test settings` (UPDATE=1 rewrites it):\n\
-         // the training settings' names, bounds, defaults and help, declared once in Rust.\n\
+         // the training settings' names, bounds, defaults and help, and the experiments, declared once in Rust.\n\
          export default {json};\n"
     )
 }

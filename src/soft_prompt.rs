@@ -75,6 +75,24 @@ impl SoftPrompt {
         }
     }
 
+    /// A trainable prompt from values on the host, `[n_virtual, d_model]` row-major, on the
+    /// model's device.
+    pub fn from_values(lm: &LoadedModel, values: &[f32], n_virtual: usize) -> Result<Self> {
+        let d = lm.model.config.n_embd;
+        if values.len() != n_virtual * d {
+            return Err(Error::setting(format!(
+                "a prompt of {n_virtual} virtual tokens needs {} values, got {}",
+                n_virtual * d,
+                values.len()
+            )));
+        }
+        let data = TensorData::new(values.to_vec(), [n_virtual, d]);
+        Ok(Self::from_tensor(Tensor::from_data(
+            data,
+            &lm.model.device(),
+        )))
+    }
+
     /// A new prompt, deterministic for a given seed.
     pub fn init(lm: &LoadedModel, n_virtual: usize, init: &PromptInit, seed: u64) -> Result<Self> {
         if n_virtual == 0 {

@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::adapter::AdapterFiles;
 use crate::error::{Error, ErrorView};
+use crate::experiments::{Experiment, ExperimentConfig};
 use crate::loader::{ModelFiles, inspect_config, parse_config};
 use crate::session::{Session, Settings, Task};
 
@@ -56,6 +57,8 @@ pub struct Lab {
     session: Option<Session>,
     /// Destroys the WebGPU device, as a driver reset would (`simulateGpuLoss`).
     destroy_gpu: Option<Box<dyn Fn()>>,
+    /// The experiment in progress (it trains its own prompts, not the session's).
+    experiment: Option<Experiment>,
 }
 
 impl Lab {
@@ -65,6 +68,7 @@ impl Lab {
             max_buffer,
             session: None,
             destroy_gpu: None,
+            experiment: None,
         }
     }
 
@@ -180,6 +184,50 @@ impl Lab {
         let session = self.session_mut()?;
         session.reset(settings).map_err(js_error)?;
         to_js(&session.prompt_view().await.map_err(js_error)?)
+    }
+
+    /// Plans an experiment (`{name, steps, seeds, base}`) on the current task; transfer starts
+    /// from the built-in task given by its `task.json` and splits.
+    #[wasm_bindgen(js_name = startExperiment)]
+    pub fn start_experiment(
+        &mut self,
+        config: JsValue,
+        source_spec: Option<Vec<u8>>,
+        source_train: Option<String>,
+        source_test: Option<String>,
+    ) -> Result<(), JsValue> {
+        let config: ExperimentConfig = from_js(config, "experiment")?;
+        let source = match (source_spec, source_train, source_test) {
+            (Some(spec), Some(train), Some(test)) => {
+                Some(Task::builtin(&spec, &train, &test).map_err(js_error)?)
+            }
+            _ => None,
+        };
+        self.experiment = Some(
+            self.session()?
+                .experiment(config, source)
+                .map_err(js_error)?,
+        );
+        Ok(())
+    }
+
+    /// One step of the experiment: `ExperimentProgress` (`done` holds the summary at the end).
+    #[wasm_bindgen(js_name = experimentStep)]
+    pub async fn experiment_step(&mut self) -> JsResult {
+        self.usable()?;
+        let session = self.session.as_ref().ok_or_else(not_loaded)?;
+        let experiment = self.experiment.as_mut().ok_or_else(|| {
+            js_error(Error::NotReady {
+                what: "the experiment",
+                todo: "start it first",
+            })
+        })?;
+        to_js(
+            &session
+                .experiment_step(experiment)
+                .await
+                .map_err(js_error)?,
+        )
     }
 
     /// Where the current run ends.

@@ -10,11 +10,14 @@ import { PromptHeatmap } from './components/prompt-heatmap.js';
 import { NearestTokens } from './components/nearest-tokens.js';
 import { OutputsTable } from './components/outputs-table.js';
 import { PromptShelf } from './components/prompt-shelf.js';
+import { ExperimentChart } from './components/experiment-chart.js';
+import { Tour } from './components/tour.js';
 import { modelPanel } from './panels/model-panel.js';
 import { taskPanel } from './panels/task-panel.js';
 import { trainingPanel } from './panels/training-panel.js';
 import { outputsPanel } from './panels/outputs-panel.js';
 import { adapters } from './panels/adapters.js';
+import { experimentsPanel } from './panels/experiments-panel.js';
 import { hostLink } from './host-link.js';
 import { offline } from './offline.js';
 
@@ -38,6 +41,7 @@ const ctx = {
     nearest: new NearestTokens($('nearest')),
     outputs: new OutputsTable($('outputs-table'), $('accuracies')),
     shelf: new PromptShelf($('shelf-list'), (task) => ctx.tasks.selectQueued(task)),
+    experiment: new ExperimentChart($('exp-chart')),
   },
 };
 ctx.model = modelPanel(ctx);
@@ -45,6 +49,7 @@ ctx.tasks = taskPanel(ctx);
 ctx.training = trainingPanel(ctx);
 ctx.outputs = outputsPanel(ctx);
 ctx.adapters = adapters(ctx);
+ctx.experiments = experimentsPanel(ctx);
 const host = hostLink(ctx);
 
 function onEvent(msg) {
@@ -53,6 +58,8 @@ function onEvent(msg) {
     ctx.training.onProgress(msg);
     host.onProgress(msg);
   }
+  else if (msg.type === 'experiment-progress') ctx.experiments.onProgress(msg);
+  else if (msg.type === 'error' && msg.experiment) ctx.experiments.onError(msg);
   else if (msg.type === 'error') ctx.training.onError(msg);
 }
 
@@ -81,7 +88,7 @@ async function start(backend, carriedIn) {
     ])
     : undefined);
   rt.client?.terminate();
-  rt.set({ client: new LabClient({ onEvent, onFatal }), training: false, hasPrompt: false });
+  rt.set({ client: new LabClient({ onEvent, onFatal }), training: false, experimenting: false, hasPrompt: false });
   let used;
   try {
     used = await rt.client.request('init', { backend });
@@ -153,6 +160,13 @@ async function copyEmbed() {
 offline();
 applyLayout();
 panelToggles();
+const tour = new Tour($('tour'), (step) => {
+  state.tour = step;
+  ctx.saveUrl();
+  host.onTour(step);
+});
+$('tour-start').addEventListener('click', () => tour.show(1));
+if (state.tour) tour.show(state.tour);
 $('copy-embed').addEventListener('click', copyEmbed);
 $('backend-select').value = state.backend;
 $('backend-select').addEventListener('change', (e) => {

@@ -5,6 +5,7 @@
 //   to the host    ready {task, steps}                  the lab can train (after start-up, a task or model change)
 //                  step  {task, step, target, loss, accuracy?}  one training step (accuracy when measured)
 //                  done  {task, step, accuracy, unchanged}      a run reached its step count
+//                  tour-step {step}                    the guided tour moved to a step (0: closed)
 //   from the host  set   {task?, settings?: {virtualTokens, init, initText, lr, steps, batch, seed}}
 //                  train {}    pause {}
 // Commands act as the user's own input would (the same controls, the same queue and checks).
@@ -32,7 +33,7 @@ function change(el, value) {
 export function hostLink(ctx) {
   const { state, rt } = ctx;
   const origin = hostOrigin(state);
-  if (!origin) return { onProgress() {} };
+  if (!origin) return { onProgress() {}, onTour() {} };
   const post = (type, body) => window.parent.postMessage({ source: SOURCE, type, ...body }, origin);
 
   let wasReady = false;
@@ -57,6 +58,9 @@ export function hostLink(ctx) {
   });
 
   return {
+    onTour(step) {
+      post('tour-step', { step });
+    },
     onProgress(p) {
       const task = rt.task?.name;
       post('step', { task, step: p.step, target: p.target, loss: p.loss, accuracy: p.accuracy ?? undefined });

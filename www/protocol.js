@@ -22,6 +22,10 @@
 //   generate      {text}                                      -> continuation text
 //   export        {baseModel}                                 -> {config, weights} (Uint8Array); after a lost
 //                                                                 GPU, the prompt's last snapshot (every 5 steps)
+//   experiment    {config: {name, steps, seeds, base}, source?, base?}
+//                                                             -> undefined (runs the experiment on the current task:
+//                                                                 experiment-progress events; `pause` cancels it;
+//                                                                 source: the built-in task transfer starts from)
 //   simulate-gpu-loss {}                                      -> undefined (destroys the WebGPU device: tests)
 //   import        {config, weights, settings}                 -> {nVirtual, prompt}
 //
@@ -32,7 +36,9 @@
 //                 held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end;
 //                 deviceMemory = {allocs, bytesInUse, bytesReserved} of burn's GPU allocator;
 //                 wasmBytes: the size of the wasm instance's memory after the step
-//   error         {id?, kind, message, line?, fatal}
+//   experiment-progress {runsDone, runs, stepsDone, stepsTotal, arm, seed, finished?, done?}
+//                 one step of an experiment (src/experiments.rs `ExperimentProgress`); done = the summary
+//   error         {id?, kind, message, line?, fatal, experiment?}
 //                 kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (a lost GPU or a
 //                 wasm panic); the page restarts it on the CPU.
 

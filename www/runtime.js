@@ -9,6 +9,7 @@ export class Runtime {
     this.task = null; // the worker's task summary
     this.hasPrompt = false; // a prompt exists for the task: Train can start
     this.training = false;
+    this.experimenting = false; // an experiment runs in the worker
     this.step = 0;
     this.target = 0;
     this.finished = false; // the run reached its step count

@@ -1,5 +1,5 @@
 // Generated from src/settings.rs by `cargo test --test settings` (UPDATE=1 rewrites it):
-// the training settings' names, bounds, defaults and help, declared once in Rust.
+// the training settings' names, bounds, defaults and help, and the experiments, declared once in Rust.
 export default {
   "numbers": [
     {
@@ -75,5 +75,34 @@ export default {
       "label": "text"
     }
   ],
-  "initDefault": "class-labels"
+  "initDefault": "class-labels",
+  "experiments": [
+    {
+      "name": "prompt-length",
+      "title": "Prompt length",
+      "finding": "Lester et al. (2021, Fig. 3a): more than one token matters for small models; returns shrink past about 20."
+    },
+    {
+      "name": "init",
+      "title": "Initialisation",
+      "finding": "Lester et al. (2021, Fig. 3b): class-label init is best at small scale, random uniform worst; the gap closes with scale."
+    },
+    {
+      "name": "transfer",
+      "title": "Transfer from another task",
+      "finding": "Vu et al. (2022, SPoT): starting from a prompt trained on a related task beats starting from scratch, most early in training."
+    },
+    {
+      "name": "text-vs-soft",
+      "title": "Text prompt against soft prompt",
+      "finding": "A fixed text prompt cannot learn from examples; a soft prompt can."
+    },
+    {
+      "name": "ensemble",
+      "title": "Prompt ensemble",
+      "finding": "Lester et al. (2021, §6): a majority vote of several prompts on one frozen model beats the average prompt alone."
+    }
+  ],
+  "experimentSteps": 60,
+  "experimentSeeds": 3
 };

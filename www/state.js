@@ -2,8 +2,10 @@
 // (or a teacher's iframe) reproduces the same task, settings, seed and panels. The training
 // settings' bounds and defaults come from the engine's table (settings.js, made from Rust).
 import SETTINGS from './settings.js';
+import { STEPS } from './components/tour.js';
 
-export const PANELS = ['training', 'embedding', 'outputs', 'shelf'];
+export const PANELS = ['training', 'embedding', 'outputs', 'shelf', 'experiments'];
+export const EXPERIMENTS = SETTINGS.experiments.map((e) => e.name);
 export const INITS = SETTINGS.inits.map((i) => i.name);
 export const CUSTOM_TASK = 'custom';
 
@@ -59,6 +61,9 @@ export const FIELDS = {
   backend: ['backend', oneOf(['auto', 'webgpu', 'cpu']), 'auto'],
   model: ['model', webAddress, ''],
   panels: ['panels', list(PANELS), PANELS],
+  experiment: ['exp', oneOf(EXPERIMENTS), EXPERIMENTS[0]],
+  expSource: ['exp_source', text, ''],
+  tour: ['tour', int(0, STEPS.length), 0], // the guided tour's step; 0: closed
   embed: ['embed', flag, false],
   host: ['host', origin, ''], // the embedding page's origin, for the postMessage API (host-link.js)
 };

@@ -6,6 +6,8 @@ import { MODEL_FILES } from './protocol.js';
 
 let lab = null;
 let playing = false;
+/** An experiment is running (its steps loop like training's; a pause cancels it). */
+let experimenting = false;
 /** Bumped by every pause: a play still waiting in the queue when the user paused does not start. */
 let pauses = 0;
 // One call into the wasm session at a time: requests and training steps queue here.
@@ -72,6 +74,31 @@ function tick() {
   });
 }
 
+async function experimentStep() {
+  const progress = await lab.experimentStep();
+  post('experiment-progress', progress);
+  if (progress.done) experimenting = false;
+}
+
+function experimentTick() {
+  if (!experimenting) return;
+  enqueue(experimentStep).catch((e) => {
+    experimenting = false;
+    post('error', { ...errorFields(e), experiment: true });
+  }).then(() => {
+    if (experimenting) setTimeout(experimentTick, 0);
+  });
+}
+
+/** A built-in task's files: its task.json and the two splits' text. */
+async function builtinTask(base, name) {
+  const folder = fileUrl(base, name);
+  const spec = await fetchBytes(fileUrl(folder, 'task.json'), () => {});
+  const parsed = JSON.parse(new TextDecoder().decode(spec));
+  const text = async (file) => new TextDecoder().decode(await fetchBytes(fileUrl(folder, file), () => {}));
+  return [spec, await text(parsed.train), await text(parsed.test)];
+}
+
 function enqueue(fn) {
   const run = queue.then(fn);
   queue = run.catch(() => {});
@@ -103,6 +130,7 @@ const handlers = {
     const [config, weights, tokenizer] = await modelFiles(source);
     const fetchMs = performance.now() - fetchStarted;
     playing = false;
+    experimenting = false;
     const loadStarted = performance.now();
     const loaded = await lab.load(config, weights, tokenizer);
     const engineMs = performance.now() - loadStarted;
@@ -110,12 +138,16 @@ const handlers = {
   },
   async 'set-task'({ builtin, base, custom }) {
     playing = false;
+    experimenting = false;
     if (custom) return lab.setCustomTask(custom.name, custom.text);
-    const folder = fileUrl(base, builtin);
-    const spec = await fetchBytes(fileUrl(folder, 'task.json'), () => {});
-    const parsed = JSON.parse(new TextDecoder().decode(spec));
-    const text = async (name) => new TextDecoder().decode(await fetchBytes(fileUrl(folder, name), () => {}));
-    return lab.setBuiltinTask(spec, await text(parsed.train), await text(parsed.test));
+    return lab.setBuiltinTask(...(await builtinTask(base, builtin)));
+  },
+  async experiment({ config, source, base }) {
+    playing = false;
+    const files = source ? await builtinTask(base, source) : [];
+    lab.startExperiment(config, ...files);
+    experimenting = true;
+    setTimeout(experimentTick, 0);
   },
   async reset({ settings }) {
     playing = false;
@@ -123,6 +155,7 @@ const handlers = {
   },
   async play({ steps, pausesSeen }) {
     if (pausesSeen !== pauses) return { started: false, finished: false };
+    experimenting = false;
     lab.setSteps(steps);
     if (lab.finished()) return { started: false, finished: true };
     if (!playing) {
@@ -151,6 +184,7 @@ self.onmessage = async ({ data }) => {
   if (type === 'pause') {
     // Ahead of the queue: a pause must not wait behind the step in progress.
     playing = false;
+    experimenting = false;
     pauses += 1;
     post('reply', { id });
     return;

@@ -122,6 +122,87 @@ test('a lost GPU: the page restarts on the CPU with a note, keeping the settings
   }, { readyTimeout: 600_000 });
 });
 
+test('experiments: text against soft runs with progress, a chart, a table and downloads; a run can be cancelled; the user\'s prompt is untouched', async () => {
+  await withPage('?backend=cpu&task=sentiment&exp=text-vs-soft', async (page) => {
+    const prompt = await text(page, '#nearest');
+    assert.match(await text(page, '#exp-finding'), /cannot learn/);
+    await page.click('#exp-run');
+    await page.waitForSelector('#exp-status[data-done="text-vs-soft"]', { timeout: 300_000 });
+    const rows = await page.locator('#exp-table tbody tr').allInnerTexts();
+    assert.equal(rows.length, 4, rows.join('\n'));
+    assert.match(rows[3], /^soft prompt\t[\d.]+%\t[\d.]+%\t[\d.]+%\t3$/);
+    assert.match(await page.locator('#exp-chart').getAttribute('aria-label'), /soft prompt \d/);
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.click('#exp-csv')]);
+    const lines = readFileSync(await csv.path(), 'utf8').trim().split('\n');
+    assert.equal(lines[0], 'experiment,task,setting,seed,step,accuracy,final_loss');
+    assert.equal(lines.length, 1 + 3 + 3, 'three text prompts and three seeds');
+    const [png] = await Promise.all([page.waitForEvent('download'), page.click('#exp-png')]);
+    assert.deepEqual([...readFileSync(await png.path()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+    assert.equal(await text(page, '#nearest'), prompt, 'the experiment trained its own prompts');
+
+    // Another experiment, cancelled after a few steps: the controls come back and training works.
+    await page.selectOption('#exp-select', 'prompt-length');
+    assert.ok(!page.url().includes('exp='), 'prompt length is the default experiment: the URL drops it');
+    await page.click('#exp-run');
+    await page.waitForFunction(() => Number(document.querySelector('#exp-progress').value) >= 3);
+    assert.equal(await page.locator('#play').isDisabled(), true, 'no training during an experiment');
+    await page.click('#exp-run'); // Cancel
+    await page.waitForFunction(() => document.querySelector('#exp-status').textContent === 'Cancelled.');
+    await page.click('#step');
+    await page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('1 /'));
+  }, { acceptDownloads: true });
+});
+
+test('the guided tour: ?tour=N opens a step, Next, Back and Esc work from the keyboard, and every step\'s view shows live values', async () => {
+  await withPage('?backend=cpu&task=sentiment&steps=10&tour=1', async (page) => {
+    const step = async () => ({
+      title: await text(page, '#tour-title'),
+      target: await page.locator('#tour').getAttribute('data-target'),
+      highlighted: await page.evaluate(() => document.querySelector('.tour-target')?.id),
+    });
+    assert.equal(await page.locator('#tour .tour-text').getAttribute('aria-live'), 'polite');
+    let s = await step();
+    assert.match(s.title, /few vectors/);
+    assert.equal(s.highlighted, 'embedding');
+    // The learner does what step 1 asks: train. A 10-step run ends with the comparison.
+    await page.click('#play');
+    await page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    const live = {
+      embedding: async () => {
+        assert.match(await text(page, '#nearest'), /0\.\d/);
+        assert.match(await page.locator('#map-chart').getAttribute('aria-label'), /path of [2-9]\d* positions/);
+      },
+      training: async () => {
+        assert.equal(await page.locator('#f-fp-after').getAttribute('data-equal'), 'true');
+        assert.match(await text(page, '#f-trainable'), /^8 × \d+ = /);
+        assert.match(await text(page, '#f-grad'), /^\d+\.\d{4}$/);
+      },
+      shelf: async () => assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 10 steps/),
+      outputs: async () => assert.match(await text(page, '#accuracies'), /Soft prompt/i),
+      experiments: async () => assert.match(await text(page, '#exp-finding'), /seeds per setting/),
+    };
+    const seen = [];
+    for (let n = 1; n <= 6; n++) {
+      s = await step();
+      assert.equal(s.highlighted, s.target, `step ${n}`);
+      assert.ok(new URL(page.url()).searchParams.get('tour') === String(n), `step ${n} in the URL`);
+      await live[s.target]();
+      seen.push(s.title);
+      if (n < 6) {
+        await page.focus('#tour .tour-next');
+        await page.keyboard.press('Enter');
+      }
+    }
+    assert.equal(new Set(seen).size, 6, 'six different steps');
+    await page.focus('#tour .tour-back');
+    await page.keyboard.press('Enter');
+    assert.equal((await step()).title, seen[4]);
+    await page.keyboard.press('Escape');
+    assert.equal(await page.locator('#tour').isHidden(), true);
+    assert.equal(new URL(page.url()).searchParams.get('tour'), null);
+  });
+});
+
 test('settings in the URL are restored, and changes are written back', async () => {
   await withPage('?backend=cpu&task=antonyms&vt=4&init=random&lr=0.05&steps=7&batch=3&seed=42&panels=training,outputs', async (page) => {
     const values = await page.evaluate(() => Object.fromEntries(

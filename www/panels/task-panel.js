@@ -11,6 +11,7 @@ export function taskPanel(ctx) {
     for (const name of [...index.tasks, CUSTOM_TASK]) {
       select.append(new Option(name === CUSTOM_TASK ? 'your own examples…' : name, name));
     }
+    ctx.experiments.fillSources(index.tasks);
     // A task name from the URL that is not one of them (a typo, garbage): the first task.
     if (![...index.tasks, CUSTOM_TASK].includes(state.task)) state.task = index.tasks[0];
     select.value = state.task;

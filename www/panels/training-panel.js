@@ -164,7 +164,8 @@ export function trainingPanel(ctx) {
 
   /** The controls' state, from the runtime only. */
   function render() {
-    const ready = Boolean(rt.modelInfo && rt.task && rt.hasPrompt);
+    // The worker runs one thing at a time: no training while an experiment runs.
+    const ready = Boolean(rt.modelInfo && rt.task && rt.hasPrompt) && !rt.experimenting;
     $('play').textContent = rt.training ? 'Pause' : 'Train';
     $('play').disabled = !rt.training && !ready;
     for (const id of ['step', 'reset', 'evaluate', 'try-go', 'export', 'export-files']) $(id).disabled = rt.training || !ready;

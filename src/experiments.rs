@@ -1,0 +1,594 @@
+//! The method's findings, reproduced on the loaded model: each experiment is a list of seeded
+//! trainings ("runs") on the session's task, taken one step at a time so the page can show
+//! progress and cancel between steps; each run ends in held-out accuracy. The command line's
+//! `sweep` and the page's worker run the same plans (`Session::experiment_step`).
+//!
+//! - prompt length: 1, 2, 4, 8, 16 virtual tokens (Lester et al. 2021, Fig. 3a)
+//! - initialisation: random N(0,1) (PEFT's RANDOM), uniform [-0.5, 0.5] (Lester), sampled
+//!   vocabulary, class labels, text (Lester Fig. 3b)
+//! - transfer: the task from another task's trained prompt against from scratch, accuracy by step
+//!   (Vu et al. 2022, SPoT)
+//! - text against soft: the best of a few hand-written text prompts against a trained soft prompt
+//! - ensemble: several prompts on the one frozen model, majority vote against each alone
+//!   (Lester §6; here each prompt is scored in its own pass, then the votes are counted)
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::read_f32;
+use crate::batch::Sampler;
+use crate::error::{Error, Result};
+use crate::eval::evaluate;
+use crate::generate::Prompting;
+use crate::loader::LoadedModel;
+use crate::session::Task;
+use crate::settings::{InitName, Settings};
+use crate::soft_prompt::SoftPrompt;
+use crate::tasks::TaskKind;
+use crate::train::Trainer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExperimentName {
+    PromptLength,
+    Init,
+    Transfer,
+    TextVsSoft,
+    Ensemble,
+}
+
+impl ExperimentName {
+    pub const ALL: [ExperimentName; 5] = [
+        Self::PromptLength,
+        Self::Init,
+        Self::Transfer,
+        Self::TextVsSoft,
+        Self::Ensemble,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PromptLength => "prompt-length",
+            Self::Init => "init",
+            Self::Transfer => "transfer",
+            Self::TextVsSoft => "text-vs-soft",
+            Self::Ensemble => "ensemble",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::PromptLength => "Prompt length",
+            Self::Init => "Initialisation",
+            Self::Transfer => "Transfer from another task",
+            Self::TextVsSoft => "Text prompt against soft prompt",
+            Self::Ensemble => "Prompt ensemble",
+        }
+    }
+
+    /// What the literature found, for the page and the model card to compare with.
+    pub fn finding(self) -> &'static str {
+        match self {
+            Self::PromptLength => {
+                "Lester et al. (2021, Fig. 3a): more than one token matters for small models; returns shrink past about 20."
+            }
+            Self::Init => {
+                "Lester et al. (2021, Fig. 3b): class-label init is best at small scale, random uniform worst; the gap closes with scale."
+            }
+            Self::Transfer => {
+                "Vu et al. (2022, SPoT): starting from a prompt trained on a related task beats starting from scratch, most early in training."
+            }
+            Self::TextVsSoft => {
+                "A fixed text prompt cannot learn from examples; a soft prompt can."
+            }
+            Self::Ensemble => {
+                "Lester et al. (2021, §6): a majority vote of several prompts on one frozen model beats the average prompt alone."
+            }
+        }
+    }
+}
+
+/// An experiment's size: steps per training, seeds per arm, and the settings every run starts
+/// from (the arm changes one of them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentConfig {
+    pub name: ExperimentName,
+    pub steps: usize,
+    pub seeds: usize,
+    pub base: Settings,
+}
+
+/// Steps per training and seeds per arm that keep each experiment on the bundled model under
+/// two minutes on the page's CPU path (~80 ms a step; about 900 steps for the largest).
+pub const DEFAULT_STEPS: usize = 60;
+pub const DEFAULT_SEEDS: usize = 3;
+/// Held-out accuracy is measured this many times along a transfer run (the curves).
+const CURVE_POINTS: usize = 6;
+/// Prompts in the ensemble.
+const ENSEMBLE_SIZE: usize = 3;
+
+impl ExperimentConfig {
+    pub fn new(name: ExperimentName, base: Settings) -> Self {
+        Self {
+            name,
+            steps: DEFAULT_STEPS,
+            seeds: DEFAULT_SEEDS,
+            base,
+        }
+    }
+}
+
+/// How a run starts and ends.
+#[derive(Debug, Clone)]
+enum RunKind {
+    /// Train from a fresh prompt (`from_source`: from the source task's prompt of the same seed).
+    Train {
+        settings: Settings,
+        from_source: bool,
+        on_source: bool,
+    },
+    /// Evaluate a text prompt: nothing to train.
+    Text(String),
+    /// Count the votes of the ensemble's runs.
+    Vote,
+}
+
+#[derive(Debug, Clone)]
+struct RunSpec {
+    arm: usize,
+    seed: u64,
+    kind: RunKind,
+}
+
+/// One finished run: its arm, seed, held-out accuracy and final loss; for transfer, accuracy by
+/// step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    pub arm: usize,
+    pub seed: u64,
+    pub accuracy: f32,
+    pub loss: Option<f32>,
+    pub curve: Vec<(usize, f32)>,
+    #[serde(skip)]
+    predictions: Vec<String>,
+}
+
+/// An arm across its seeds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmSummary {
+    pub label: String,
+    pub mean: f32,
+    pub min: f32,
+    pub max: f32,
+    pub runs: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentSummary {
+    pub name: ExperimentName,
+    pub title: &'static str,
+    pub finding: &'static str,
+    pub task: String,
+    pub steps: usize,
+    pub seeds: usize,
+    pub arms: Vec<ArmSummary>,
+    pub runs: Vec<RunResult>,
+}
+
+/// What one `experiment_step` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentProgress {
+    /// Runs finished so far, and in all.
+    pub runs_done: usize,
+    pub runs: usize,
+    /// Training steps taken so far, and in all (for the progress bar and its ETA).
+    pub steps_done: usize,
+    pub steps_total: usize,
+    pub arm: String,
+    pub seed: u64,
+    pub finished: Option<RunResult>,
+    pub done: Option<ExperimentSummary>,
+}
+
+struct Current {
+    trainer: Trainer,
+    sampler: Sampler,
+    settings: Settings,
+    on_source: bool,
+    curve: Vec<(usize, f32)>,
+    loss: f32,
+}
+
+/// An experiment in progress on a session's model and task.
+pub struct Experiment {
+    config: ExperimentConfig,
+    task: Task,
+    source: Option<Task>,
+    arms: Vec<String>,
+    plan: Vec<RunSpec>,
+    next: usize,
+    current: Option<Current>,
+    /// The source task's trained prompt by seed (transfer).
+    source_prompts: BTreeMap<u64, Vec<f32>>,
+    results: Vec<RunResult>,
+    steps_done: usize,
+}
+
+/// A few hand-written text prompts for a task: its own, a bare question, and for classification
+/// the labels spelled out.
+fn text_prompts(task: &Task) -> Vec<String> {
+    let mut out = vec![task.text_prompt.clone(), "Answer: ".to_string()];
+    if let TaskKind::Classify { labels } = &task.kind {
+        let names: Vec<&str> = labels.iter().map(|l| l.trim()).collect();
+        out.push(format!("Answer {}. ", names.join(" or ")));
+    }
+    out.retain(|p| !p.trim().is_empty());
+    out.dedup();
+    out
+}
+
+impl Experiment {
+    /// Plans `config` on `task`; transfer needs `source`, the task whose prompt it starts from.
+    pub fn new(config: ExperimentConfig, task: Task, source: Option<Task>) -> Result<Self> {
+        config.base.check()?;
+        crate::settings::STEPS.check(config.steps as f64)?;
+        if !(1..=10).contains(&config.seeds) {
+            return Err(Error::setting("an experiment runs 1 to 10 seeds per arm"));
+        }
+        let seeds: Vec<u64> = (0..config.seeds as u64)
+            .map(|s| config.base.seed + s)
+            .collect();
+        let train = |settings: Settings| RunKind::Train {
+            settings,
+            from_source: false,
+            on_source: false,
+        };
+        let with = |f: &dyn Fn(&mut Settings)| {
+            let mut s = config.base.clone();
+            s.steps = config.steps;
+            f(&mut s);
+            s
+        };
+        let mut arms = Vec::new();
+        let mut plan = Vec::new();
+        let mut add_arm = |label: String, kinds: Vec<(u64, RunKind)>| {
+            let arm = arms.len();
+            arms.push(label);
+            plan.extend(
+                kinds
+                    .into_iter()
+                    .map(|(seed, kind)| RunSpec { arm, seed, kind }),
+            );
+        };
+        let seeded = |f: &dyn Fn(u64) -> RunKind| seeds.iter().map(|&s| (s, f(s))).collect();
+        match config.name {
+            ExperimentName::PromptLength => {
+                for n in [1, 2, 4, 8, 16] {
+                    let label = format!("{n} virtual token{}", if n == 1 { "" } else { "s" });
+                    add_arm(
+                        label,
+                        seeded(&|seed| {
+                            train(with(&|s| {
+                                s.virtual_tokens = n;
+                                s.seed = seed;
+                            }))
+                        }),
+                    );
+                }
+            }
+            ExperimentName::Init => {
+                for init in [
+                    InitName::Random,
+                    InitName::Uniform,
+                    InitName::SampleVocab,
+                    InitName::ClassLabels,
+                    InitName::Text,
+                ] {
+                    let init_text = task.text_prompt.clone();
+                    let label = match (init, &task.kind) {
+                        (InitName::ClassLabels, TaskKind::Generate) => {
+                            "class labels (no labels here: sampled vocabulary)".to_string()
+                        }
+                        _ => init.label().to_string(),
+                    };
+                    add_arm(
+                        label,
+                        seeded(&|seed| {
+                            train(with(&|s| {
+                                s.init = init;
+                                s.init_text = init_text.clone();
+                                s.seed = seed;
+                            }))
+                        }),
+                    );
+                }
+            }
+            ExperimentName::Transfer => {
+                let source_name = source
+                    .as_ref()
+                    .ok_or_else(|| Error::setting("transfer needs a source task"))?
+                    .name
+                    .clone();
+                if source_name == task.name {
+                    return Err(Error::setting(
+                        "transfer needs a source task other than the task itself",
+                    ));
+                }
+                let kind = |from_source, on_source| {
+                    move |seed| RunKind::Train {
+                        settings: with(&|s| s.seed = seed),
+                        from_source,
+                        on_source,
+                    }
+                };
+                add_arm(
+                    format!("{source_name} (source)"),
+                    seeded(&kind(false, true)),
+                );
+                add_arm(
+                    format!("from {source_name}'s prompt"),
+                    seeded(&kind(true, false)),
+                );
+                add_arm("from scratch".into(), seeded(&kind(false, false)));
+            }
+            ExperimentName::TextVsSoft => {
+                for text in text_prompts(&task) {
+                    add_arm(format!("text: {text:?}"), vec![(0, RunKind::Text(text))]);
+                }
+                add_arm(
+                    "soft prompt".into(),
+                    seeded(&|seed| train(with(&|s| s.seed = seed))),
+                );
+            }
+            ExperimentName::Ensemble => {
+                for seed in seeds.iter().take(ENSEMBLE_SIZE) {
+                    add_arm(
+                        format!("prompt {}", seed + 1),
+                        vec![(*seed, train(with(&|s| s.seed = *seed)))],
+                    );
+                }
+                add_arm("majority vote".into(), vec![(0, RunKind::Vote)]);
+            }
+        }
+        Ok(Self {
+            config,
+            task,
+            source,
+            arms,
+            plan,
+            next: 0,
+            current: None,
+            source_prompts: BTreeMap::new(),
+            results: Vec::new(),
+            steps_done: 0,
+        })
+    }
+
+    fn steps_total(&self) -> usize {
+        self.plan
+            .iter()
+            .filter(|r| matches!(r.kind, RunKind::Train { .. }))
+            .count()
+            * self.config.steps
+    }
+
+    pub fn finished(&self) -> bool {
+        self.next == self.plan.len()
+    }
+
+    /// One training step of the current run, or the evaluation that ends it.
+    pub async fn step(&mut self, lm: &LoadedModel) -> Result<ExperimentProgress> {
+        let spec = self.plan.get(self.next).cloned().ok_or(Error::NotReady {
+            what: "the experiment",
+            todo: "start it again",
+        })?;
+        let finished = match &spec.kind {
+            RunKind::Text(text) => {
+                let report = evaluate(
+                    lm,
+                    &Prompting::text(text.clone()),
+                    &self.task.test,
+                    &self.task.kind,
+                )
+                .await?;
+                Some(self.result(&spec, report.accuracy(), None, Vec::new(), &report))
+            }
+            RunKind::Vote => Some(self.vote(&spec)),
+            RunKind::Train {
+                settings,
+                from_source,
+                on_source,
+            } => {
+                self.train_step(lm, &spec, settings, *from_source, *on_source)
+                    .await?
+            }
+        };
+        if let Some(result) = &finished {
+            self.results.push(result.clone());
+            self.next += 1;
+        }
+        let done = self.finished().then(|| self.summary());
+        Ok(ExperimentProgress {
+            runs_done: self.next,
+            runs: self.plan.len(),
+            steps_done: self.steps_done,
+            steps_total: self.steps_total(),
+            arm: self.arms[spec.arm].clone(),
+            seed: spec.seed,
+            finished,
+            done,
+        })
+    }
+
+    async fn train_step(
+        &mut self,
+        lm: &LoadedModel,
+        spec: &RunSpec,
+        settings: &Settings,
+        from_source: bool,
+        on_source: bool,
+    ) -> Result<Option<RunResult>> {
+        let task = if on_source {
+            self.source
+                .as_ref()
+                .ok_or_else(|| Error::setting("no source task"))?
+        } else {
+            &self.task
+        };
+        if self.current.is_none() {
+            let prompt = match self.source_prompts.get(&spec.seed).filter(|_| from_source) {
+                Some(values) => SoftPrompt::from_values(lm, values, settings.virtual_tokens)?,
+                None => SoftPrompt::init(
+                    lm,
+                    settings.virtual_tokens,
+                    &settings.prompt_init(&task.kind)?,
+                    settings.seed,
+                )?,
+            };
+            self.current = Some(Current {
+                trainer: Trainer::new(prompt, settings.train_config())?,
+                sampler: Sampler::for_examples(&lm.tokenizer, &task.train, settings.seed)?,
+                settings: settings.clone(),
+                on_source,
+                curve: Vec::new(),
+                loss: f32::NAN,
+            });
+        }
+        let cur = self.current.as_mut().expect("set above");
+        let n = cur.trainer.prompt.n_virtual();
+        let batch = cur
+            .sampler
+            .next_batch(cur.settings.batch, n, lm.tokenizer.pad_id())?;
+        let stats = cur.trainer.step(&lm.model, &batch)?.read().await?;
+        cur.loss = stats.loss;
+        self.steps_done += 1;
+        let steps = self.config.steps;
+        let curve_due = self.config.name == ExperimentName::Transfer
+            && !cur.on_source
+            && (stats.step % steps.div_ceil(CURVE_POINTS) == 0 || stats.step == steps);
+        if !curve_due && stats.step < steps {
+            return Ok(None);
+        }
+        let prompting = Prompting::soft(cur.trainer.prompt.values());
+        let report = evaluate(lm, &prompting, &task.test, &task.kind).await?;
+        let accuracy = report.accuracy();
+        if curve_due {
+            cur.curve.push((stats.step, accuracy));
+        }
+        if stats.step < steps {
+            return Ok(None);
+        }
+        let cur = self.current.take().expect("set above");
+        if cur.on_source {
+            let values = read_f32(cur.trainer.prompt.values()).await?;
+            self.source_prompts.insert(spec.seed, values);
+        }
+        Ok(Some(self.result(
+            spec,
+            accuracy,
+            Some(cur.loss),
+            cur.curve,
+            &report,
+        )))
+    }
+
+    fn result(
+        &self,
+        spec: &RunSpec,
+        accuracy: f32,
+        loss: Option<f32>,
+        curve: Vec<(usize, f32)>,
+        report: &crate::eval::EvalReport,
+    ) -> RunResult {
+        RunResult {
+            arm: spec.arm,
+            seed: spec.seed,
+            accuracy,
+            loss,
+            curve,
+            predictions: report
+                .predictions
+                .iter()
+                .map(|p| p.predicted.clone())
+                .collect(),
+        }
+    }
+
+    /// The ensemble's majority vote over the runs before it (ties: the earliest prompt's answer).
+    fn vote(&self, spec: &RunSpec) -> RunResult {
+        let members: Vec<&RunResult> = self.results.iter().filter(|r| r.arm < spec.arm).collect();
+        let expected: Vec<&str> = self.task.test.iter().map(|e| e.output.trim()).collect();
+        let mut predictions = Vec::with_capacity(expected.len());
+        let mut correct = 0;
+        for (i, want) in expected.iter().enumerate() {
+            let mut counts: Vec<(&str, usize)> = Vec::new();
+            for m in &members {
+                let p = m.predictions.get(i).map_or("", |p| p.trim());
+                match counts.iter_mut().find(|(q, _)| *q == p) {
+                    Some((_, c)) => *c += 1,
+                    None => counts.push((p, 1)),
+                }
+            }
+            // max_by_key keeps the last of equals: reversed, the earliest prompt wins a tie.
+            let winner = counts
+                .iter()
+                .rev()
+                .max_by_key(|(_, c)| *c)
+                .map_or("", |(p, _)| *p);
+            correct += usize::from(winner == *want);
+            predictions.push(winner.to_string());
+        }
+        RunResult {
+            arm: spec.arm,
+            seed: spec.seed,
+            accuracy: correct as f32 / expected.len().max(1) as f32,
+            loss: None,
+            curve: Vec::new(),
+            predictions,
+        }
+    }
+
+    pub fn summary(&self) -> ExperimentSummary {
+        let arms = self
+            .arms
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                let acc: Vec<f32> = self
+                    .results
+                    .iter()
+                    .filter(|r| r.arm == i)
+                    .map(|r| r.accuracy)
+                    .collect();
+                let n = acc.len().max(1) as f32;
+                ArmSummary {
+                    label: label.clone(),
+                    mean: acc.iter().sum::<f32>() / n,
+                    min: acc.iter().copied().fold(f32::INFINITY, f32::min),
+                    max: acc.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                    runs: acc.len(),
+                }
+            })
+            .collect();
+        ExperimentSummary {
+            name: self.config.name,
+            title: self.config.name.title(),
+            finding: self.config.name.finding(),
+            task: self.task.name.clone(),
+            steps: self.config.steps,
+            seeds: self.config.seeds,
+            arms,
+            runs: self.results.clone(),
+        }
+    }
+}
