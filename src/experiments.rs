@@ -592,3 +592,47 @@ impl Experiment {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::Example;
+
+    #[test]
+    fn the_majority_vote_counts_answers_and_breaks_ties_by_the_first_prompt() {
+        let ex = |o: &str| Example {
+            input: "x ->".into(),
+            output: o.into(),
+        };
+        let task = Task {
+            name: "t".into(),
+            kind: TaskKind::Generate,
+            train: vec![ex(" a")],
+            test: vec![ex(" a"), ex(" b"), ex(" c")],
+            text_prompt: String::new(),
+        };
+        let config = ExperimentConfig::new(ExperimentName::Ensemble, Settings::default());
+        let mut e = Experiment::new(config, task, None).unwrap();
+        for (arm, answers) in [["a", "b", "x"], ["a", "y", "c"], ["z", "b", "q"]]
+            .iter()
+            .enumerate()
+        {
+            e.results.push(RunResult {
+                arm,
+                seed: arm as u64,
+                accuracy: 0.0,
+                loss: None,
+                curve: Vec::new(),
+                predictions: answers.iter().map(|s| s.to_string()).collect(),
+            });
+        }
+        let vote = e.vote(&RunSpec {
+            arm: 3,
+            seed: 0,
+            kind: RunKind::Vote,
+        });
+        // a a z -> a (right); b y b -> b (right); x c q, all different -> the first prompt's x (wrong).
+        assert_eq!(vote.predictions, ["a", "b", "x"]);
+        assert!((vote.accuracy - 2.0 / 3.0).abs() < 1e-6);
+    }
+}

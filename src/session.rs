@@ -217,6 +217,9 @@ struct Run {
     snapshot: Option<Vec<f32>>,
 }
 
+/// Training examples the no-prompt reference loss is measured on (one batch).
+const BASELINE_EXAMPLES: usize = 64;
+
 pub struct Session {
     lm: LoadedModel,
     map: VocabMap,
@@ -328,6 +331,18 @@ impl Session {
         self.run = None;
         self.baselines = None;
         summary
+    }
+
+    /// Cross-entropy of the answers with no prompt at all, over the first
+    /// `BASELINE_EXAMPLES` training examples: the reference a prompt's training loss starts from
+    /// and should fall below (the page draws it as a line in the loss chart).
+    pub async fn loss_without_prompt(&self) -> Result<f32> {
+        let task = self.task()?;
+        let n = task.train.len().min(BASELINE_EXAMPLES);
+        let mut sampler = Sampler::for_examples(&self.lm.tokenizer, &task.train[..n], 0)?;
+        let batch = sampler.next_batch(n, 0, self.lm.tokenizer.pad_id())?;
+        let loss = crate::train::loss(&self.lm.model, None, &batch)?;
+        Ok(crate::backend::read_f32(loss).await?[0])
     }
 
     /// A fresh prompt from `settings` (or the given one, e.g. an imported adapter), ready to train.

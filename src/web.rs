@@ -171,6 +171,15 @@ impl Lab {
         to_js(&self.session_mut()?.set_task(task))
     }
 
+    /// The loss of the answers with no prompt (the loss chart's reference line).
+    #[wasm_bindgen(js_name = lossWithoutPrompt)]
+    pub async fn loss_without_prompt(&self) -> Result<f32, JsValue> {
+        self.session()?
+            .loss_without_prompt()
+            .await
+            .map_err(js_error)
+    }
+
     /// Examples typed or uploaded by the user (JSONL, `input => output` lines, or CSV).
     #[wasm_bindgen(js_name = setCustomTask)]
     pub fn set_custom_task(&mut self, name: &str, text: &str) -> JsResult {

@@ -10,7 +10,7 @@
 //   load-model    {source}                                    -> {info, mapPoints, mapLabels, explained, timings}
 //                 timings (ms): wasmMs (worker start to wasm compiled), fetchMs, parseMs, fingerprintMs, mapMs
 //                 source = {kind: 'url', base} | {kind: 'files', config, weights, tokenizer} (ArrayBuffers)
-//   set-task      {builtin: name, base} | {custom: {name, text}} -> task summary
+//   set-task      {builtin: name, base} | {custom: {name, text}} -> task summary and lossWithoutPrompt
 //   reset         {settings}                                  -> prompt view (a new prompt; stops training)
 //   play          {steps}                                     -> {started, finished} (trains to `steps`: progress
 //                                                                 events; not started when a pause came after it, or

@@ -139,8 +139,8 @@ const handlers = {
   async 'set-task'({ builtin, base, custom }) {
     playing = false;
     experimenting = false;
-    if (custom) return lab.setCustomTask(custom.name, custom.text);
-    return lab.setBuiltinTask(...(await builtinTask(base, builtin)));
+    const summary = custom ? lab.setCustomTask(custom.name, custom.text) : lab.setBuiltinTask(...(await builtinTask(base, builtin)));
+    return { ...summary, lossWithoutPrompt: await lab.lossWithoutPrompt() };
   },
   async experiment({ config, source, base }) {
     playing = false;

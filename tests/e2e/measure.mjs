@@ -1,8 +1,10 @@
 // The page's own figures for `./build.sh bench` (not a test: it prints, it does not judge), as a
 // Markdown section: time to ready and where it went, ms per training step, a whole default run,
-// the time antonyms takes to reach 80% held-out, and memory over a 1,000-step soak, on the CPU path.
+// the time antonyms takes to reach 80% held-out, memory over a 1,000-step soak, and each
+// experiment's wall time, on the CPU path.
 //   node tests/e2e/measure.mjs            CPU path
 //   node tests/e2e/measure.mjs webgpu     adds the WebGPU path (SwiftShader here: a software adapter)
+//   node tests/e2e/measure.mjs quick      leaves out the experiments (about 10 minutes)
 // Needs the built page (./build.sh) and Debian's Chromium.
 import { open, ready, start, text } from './harness.mjs';
 
@@ -86,6 +88,24 @@ async function soak() {
   await t.context.close();
 }
 
+/** Each experiment on the CPU path, on `task`: wall time (the budget: under 2 minutes each). */
+async function experiments(task) {
+  const t = await open(env, `?backend=cpu&task=${task}`);
+  await ready(t.page);
+  const names = await t.page.evaluate(() => [...document.querySelectorAll('#exp-select option')].map((o) => o.value));
+  for (const name of names) {
+    await t.page.selectOption('#exp-select', name);
+    const started = performance.now();
+    await t.page.click('#exp-run');
+    await t.page.waitForSelector(`#exp-status[data-done="${name}"]`, { timeout: 1_800_000 });
+    const rows = await t.page.locator('#exp-table tbody tr').allInnerTexts();
+    const means = rows.map((r) => r.split('\t').slice(0, 2).join(' ')).join('; ');
+    row(`CPU experiment on ${task}: ${name}`, `${((performance.now() - started) / 1000).toFixed(0)} s (${means})`);
+    await t.page.evaluate(() => { delete document.querySelector('#exp-status').dataset.done; });
+  }
+  await t.context.close();
+}
+
 async function webgpu() {
   const t0 = performance.now();
   const t = await open(env, '?backend=webgpu&task=antonyms&steps=5');
@@ -115,6 +135,7 @@ async function webgpu() {
 try {
   await cpu();
   await soak();
+  if (!process.argv.includes('quick')) for (const task of ['sentiment', 'antonyms']) await experiments(task);
   if (process.argv.includes('webgpu')) await webgpu();
   console.log('### The page (headless Chromium, bundled model, antonyms, default settings)\n');
   console.log('| what | figure |\n| --- | --- |');

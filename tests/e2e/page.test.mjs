@@ -176,6 +176,8 @@ test('the guided tour: ?tour=N opens a step, Next, Back and Esc work from the ke
         assert.equal(await page.locator('#f-fp-after').getAttribute('data-equal'), 'true');
         assert.match(await text(page, '#f-trainable'), /^8 × \d+ = /);
         assert.match(await text(page, '#f-grad'), /^\d+\.\d{4}$/);
+        // The reference line: the frozen model's loss with no prompt, where training started.
+        assert.match(await page.locator('#loss-chart').getAttribute('aria-label'), /With no prompt the loss is 1\d\.\d{4}\./);
       },
       shelf: async () => assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 10 steps/),
       outputs: async () => assert.match(await text(page, '#accuracies'), /Soft prompt/i),

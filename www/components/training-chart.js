@@ -1,4 +1,5 @@
-// Loss and held-out accuracy by step (ECharts line chart, two axes).
+// Loss and held-out accuracy by step (ECharts line chart, two axes), with the frozen model's loss
+// with no prompt as a reference line: training starts near it and should fall far below it.
 import { chartIn } from './chart.js';
 
 export class TrainingChart {
@@ -7,6 +8,7 @@ export class TrainingChart {
     this.chart = chartIn(el);
     this.loss = [];
     this.acc = [];
+    this.reference = null;
     this.chart.setOption({
       animation: false,
       grid: { left: 48, right: 48, top: 30, bottom: 36 },
@@ -23,6 +25,12 @@ export class TrainingChart {
         { name: 'held-out accuracy', type: 'line', yAxisIndex: 1, data: [] },
       ],
     });
+  }
+
+  /** The loss with no prompt on this task (null: none). */
+  setReference(loss) {
+    this.reference = loss;
+    this.draw();
   }
 
   clear() {
@@ -42,7 +50,12 @@ export class TrainingChart {
   }
 
   draw() {
-    this.chart.setOption({ series: [{ data: this.loss }, { data: this.acc }] });
+    const markLine = this.reference == null ? { data: [] } : {
+      silent: true, symbol: 'none', lineStyle: { type: 'dashed', color: '#888' },
+      label: { formatter: `no prompt ${this.reference.toFixed(2)}`, position: 'insideEndTop', color: '#555' },
+      data: [{ yAxis: this.reference }],
+    };
+    this.chart.setOption({ series: [{ data: this.loss, markLine }, { data: this.acc }] });
     this.el.setAttribute('aria-label', this.summary());
   }
 
@@ -51,6 +64,7 @@ export class TrainingChart {
     if (!this.loss.length) return 'Loss and held-out accuracy by step: no steps yet.';
     const [first, last] = [this.loss[0], this.loss[this.loss.length - 1]];
     const acc = this.acc.length ? ` Held-out accuracy ${this.acc[this.acc.length - 1][1]}% at step ${this.acc[this.acc.length - 1][0]}.` : '';
-    return `Training loss went from ${first[1].toFixed(4)} at step ${first[0]} to ${last[1].toFixed(4)} at step ${last[0]}.${acc}`;
+    const ref = this.reference == null ? '' : ` With no prompt the loss is ${this.reference.toFixed(4)}.`;
+    return `Training loss went from ${first[1].toFixed(4)} at step ${first[0]} to ${last[1].toFixed(4)} at step ${last[0]}.${acc}${ref}`;
   }
 }

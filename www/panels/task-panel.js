@@ -50,6 +50,7 @@ export function taskPanel(ctx) {
     }
     rt.set({ task, hasPrompt: false, training: false });
     $('task-about').textContent = describe(task);
+    ui.chart.setReference(task.lossWithoutPrompt);
     const shelved = ui.shelf.get(name);
     if (shelved) {
       await ctx.adapters.use(shelved).catch((e) => showError($('shelf-error'), e));
