@@ -8,7 +8,7 @@ import { cpSync, mkdtempSync, readFileSync, appendFileSync, writeFileSync, mkdir
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, launch, ready } from './harness.mjs';
+import { ROOT, launch, pageErrors, ready } from './harness.mjs';
 import { makeDist } from '../../tools/dist.mjs';
 
 const work = mkdtempSync(join(tmpdir(), 'spl-dist-'));
@@ -54,11 +54,7 @@ async function plainServer(dir, port) {
 async function visit(url) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy/.test(m.text())) errors.push(m.text());
-  });
+  const errors = pageErrors(page);
   page.setDefaultTimeout(120_000);
   await page.goto(url);
   return { context, page, errors };

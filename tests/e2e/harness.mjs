@@ -47,21 +47,29 @@ export async function open(env, query, { acceptDownloads = false, viewport = { w
   const page = await context.newPage();
   const origin = new URL(env.url).origin;
   const foreign = [];
-  const errors = [];
   const requests = [];
   context.on('request', (r) => {
     const u = r.url();
     requests.push({ url: u, method: r.method() });
     if (!u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:')) foreign.push(u);
   });
-  page.on('pageerror', (e) => errors.push(e.message));
-  // The Content-Security-Policy must block nothing the page itself does (Chromium logs each refusal).
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy/.test(m.text())) errors.push(m.text());
-  });
+  const errors = pageErrors(page);
   page.setDefaultTimeout(120_000);
   await page.goto(`${env.url}${query}`);
   return { page, context, foreign, errors, requests };
+}
+
+/**
+ * Uncaught errors of `page`, and Content-Security-Policy refusals: the policy must block nothing
+ * the page itself does (Chromium logs each refusal).
+ */
+export function pageErrors(page) {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/.test(m.text())) errors.push(m.text());
+  });
+  return errors;
 }
 
 /** Waits for the model to be loaded and a prompt to be ready to train. */
