@@ -533,6 +533,8 @@ test('a restless user: 200 seeded random actions, then Train still trains to a c
           $('import-files').dispatchEvent(new Event('change'));
         },
         () => $('export').click(),
+        () => $('exp-run').click(), // an experiment, or cancelling one
+        () => set('exp-select', pick(['prompt-length', 'text-vs-soft', 'transfer'])),
         () => {
           $('custom-text').value = pick(['<b>a</b> => b\nc => d\ne => f\ng => h\ni => j', '', 'garbage']);
           $('custom-text').dispatchEvent(new Event('input'));
@@ -547,7 +549,9 @@ test('a restless user: 200 seeded random actions, then Train still trains to a c
     // Let the page's action queue drain, stop any run, then one Train press: a whole run.
     await page.waitForFunction(() => document.querySelector('#train-status').textContent === '', null, { timeout: 300_000 });
     if (await text(page, '#play') === 'Pause') await page.click('#play');
-    await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train');
+    if (await text(page, '#exp-run') === 'Cancel') await page.click('#exp-run');
+    await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train'
+      && document.querySelector('#exp-run').textContent === 'Run');
     // The settings the burst changed are set back, so the run's result is a known one.
     await page.selectOption('#task-select', 'sentiment');
     for (const [id, value] of [['#s-virtualTokens', '8'], ['#s-lr', '0.1'], ['#s-steps', '15']]) {
