@@ -287,13 +287,17 @@ impl Experiment {
                 }
             }
             ExperimentName::Init => {
-                for init in [
+                let mut inits = vec![
                     InitName::Random,
                     InitName::Uniform,
                     InitName::SampleVocab,
                     InitName::ClassLabels,
-                    InitName::Text,
-                ] {
+                ];
+                // Text init starts from the task's own text prompt; your own examples have none.
+                if !task.text_prompt.trim().is_empty() {
+                    inits.push(InitName::Text);
+                }
+                for init in inits {
                     let init_text = task.text_prompt.clone();
                     let label = match (init, &task.kind) {
                         (InitName::ClassLabels, TaskKind::Generate) => {

@@ -12,7 +12,7 @@
 import { $ } from './dom.js';
 import { TRAIN_FIELDS } from './state.js';
 
-export const SOURCE = 'soft-prompt-lab';
+const SOURCE = 'soft-prompt-lab';
 
 function hostOrigin(state) {
   if (window.parent === window) return null;

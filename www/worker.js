@@ -146,8 +146,10 @@ const handlers = {
     playing = false;
     const files = source ? await builtinTask(base, source) : [];
     lab.startExperiment(config, ...files);
-    experimenting = true;
-    setTimeout(experimentTick, 0);
+    if (!experimenting) {
+      experimenting = true;
+      setTimeout(experimentTick, 0);
+    }
   },
   async reset({ settings }) {
     playing = false;
