@@ -298,6 +298,21 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
         Some(builtin("sentiment")),
     );
     assert!(matches!(same_task, Err(Error::Setting { .. })));
+    // Your own examples have no text prompt: the init experiment leaves text init out.
+    let examples = "hot => cold\nbig => small\nup => down\nwet => dry\nold => new\n";
+    s.set_task(Task::custom("custom", examples).unwrap());
+    let config = ExperimentConfig {
+        steps: 1,
+        seeds: 1,
+        ..ExperimentConfig::new(ExperimentName::Init, Settings::default())
+    };
+    let mut e = s.experiment(config, None).unwrap();
+    let summary = loop {
+        if let Some(done) = block_on(s.experiment_step(&mut e)).unwrap().done {
+            break done;
+        }
+    };
+    assert_eq!(summary.arms.len(), 4, "{:?}", summary.arms);
 }
 
 #[test]
