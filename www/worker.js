@@ -63,32 +63,30 @@ async function trainStep() {
   if (progress.done) playing = false;
 }
 
-function tick() {
-  if (!playing) return;
-  enqueue(trainStep).catch((e) => {
-    playing = false;
-    post('error', errorFields(e));
-  }).then(() => {
-    // setTimeout yields to the message loop, so a pause or a request gets in between steps.
-    if (playing) setTimeout(tick, 0);
-  });
-}
-
 async function experimentStep() {
   const progress = await lab.experimentStep();
   post('experiment-progress', progress);
   if (progress.done) experimenting = false;
 }
 
-function experimentTick() {
-  if (!experimenting) return;
-  enqueue(experimentStep).catch((e) => {
-    experimenting = false;
-    post('error', { ...errorFields(e), experiment: true });
-  }).then(() => {
-    if (experimenting) setTimeout(experimentTick, 0);
+/** Runs `step` through the queue again and again while `going()`; an error stops it via `fail`. */
+function repeat(step, going, fail) {
+  if (!going()) return;
+  enqueue(step).catch(fail).then(() => {
+    // setTimeout yields to the message loop, so a pause or a request gets in between steps.
+    if (going()) setTimeout(() => repeat(step, going, fail), 0);
   });
 }
+
+const tick = () => repeat(trainStep, () => playing, (e) => {
+  playing = false;
+  post('error', errorFields(e));
+});
+
+const experimentTick = () => repeat(experimentStep, () => experimenting, (e) => {
+  experimenting = false;
+  post('error', { ...errorFields(e), experiment: true });
+});
 
 /** A built-in task's files: its task.json and the two splits' text. */
 async function builtinTask(base, name) {
