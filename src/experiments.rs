@@ -469,11 +469,10 @@ impl Experiment {
             });
         }
         let cur = self.current.as_mut().expect("set above");
-        let n = cur.trainer.prompt.n_virtual();
-        let batch = cur
-            .sampler
-            .next_batch(cur.settings.batch, n, lm.tokenizer.pad_id())?;
-        let stats = cur.trainer.step(&lm.model, &batch)?.read().await?;
+        let stats = cur
+            .trainer
+            .step_next(lm, &mut cur.sampler, cur.settings.batch)
+            .await?;
         cur.loss = stats.loss;
         self.steps_done += 1;
         let steps = self.config.steps;

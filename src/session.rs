@@ -393,11 +393,11 @@ impl Session {
 
     /// One training step on the next batch, without the schedule's views.
     pub async fn step(&mut self) -> Result<StepStats> {
-        let pad = self.lm.tokenizer.pad_id();
         let run = self.run.as_mut().ok_or_else(no_prompt)?;
-        let n = run.trainer.prompt.n_virtual();
-        let batch = run.sampler.next_batch(run.settings.batch, n, pad)?;
-        run.trainer.step(&self.lm.model, &batch)?.read().await
+        let batch = run.settings.batch;
+        run.trainer
+            .step_next(&self.lm, &mut run.sampler, batch)
+            .await
     }
 
     /// Advances the run by one step and does what the schedule says is due: a prompt snapshot,

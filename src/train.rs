@@ -7,8 +7,9 @@ use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, Sgd
 use burn::tensor::Tensor;
 
 use crate::backend::read_f32;
-use crate::batch::ScoredBatch;
+use crate::batch::{Sampler, ScoredBatch};
 use crate::error::{Error, Result};
+use crate::loader::LoadedModel;
 use crate::model::Gpt;
 use crate::soft_prompt::{SoftPrompt, prompted_hidden};
 
@@ -144,6 +145,18 @@ impl Trainer {
 
     pub fn config(&self) -> &TrainConfig {
         &self.config
+    }
+
+    /// One step on the sampler's next `batch_size` examples, its scalars read.
+    pub async fn step_next(
+        &mut self,
+        lm: &LoadedModel,
+        sampler: &mut Sampler,
+        batch_size: usize,
+    ) -> Result<StepStats> {
+        let n = self.prompt.n_virtual();
+        let batch = sampler.next_batch(batch_size, n, lm.tokenizer.pad_id())?;
+        self.step(&lm.model, &batch)?.read().await
     }
 
     /// One optimizer step on `batch`. Only the prompt is in the graph that needs gradients: the
