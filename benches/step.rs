@@ -204,7 +204,7 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-/// One round of ours in this process (its thread count set by RAYON_NUM_THREADS), as JSON.
+/// One round of ours in this process (its thread count set by `backend::THREADS_VAR`), as JSON.
 fn ours_round() {
     let lm = bundled();
     let step_ms = our_step_ms(&lm, &batches(&lm));
@@ -342,7 +342,7 @@ fn main() {
         for (t, threads) in [1usize, 2].into_iter().enumerate() {
             let mut ours = Command::new(&me);
             ours.arg("--ours")
-                .env("RAYON_NUM_THREADS", threads.to_string());
+                .env(backend::THREADS_VAR, threads.to_string());
             runs[t][0].extend(measured(&mut ours));
             let mut torch = Command::new(&python);
             torch
@@ -373,7 +373,7 @@ fn main() {
         "### Native training step (bundled model, antonyms, batch {BATCH}, {N_VIRTUAL} virtual tokens, Adam)\n"
     );
     println!(
-        "Medians of {rounds} alternating rounds of {STEPS} steps (after {WARMUP} warm-up steps each), each round a fresh process. Ours runs on one thread at either count (burn flex without rayon: its threads made the step slower at these sizes). PyTorch's GFLOP/s use our FLOP count, though it computes more (the prompt on every row, logits at every position).\n"
+        "Medians of {rounds} alternating rounds of {STEPS} steps (after {WARMUP} warm-up steps each), each round a fresh process. At 2 threads ours splits each batch's rows in two halves (shortest rows first), one autodiff graph per thread, and adds the halves' prompt gradients (burn flex's own rayon threads made the step slower at these sizes, so they are off). PyTorch's GFLOP/s use our FLOP count, though it computes more (the prompt on every row, logits at every position).\n"
     );
     println!(
         "| threads | ours ms / step | PyTorch + PEFT ms / step | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s |"
@@ -391,7 +391,7 @@ fn main() {
         );
     }
     println!(
-        "\nFLOPs per step (from the shapes, as computed: the prompt once per batch, backward to the inputs only): {:.2} GFLOP. Peak: {peak:.0} GFLOP/s ({how}); gemm's kernels on stable Rust use AVX2 (8 lanes), half of an AVX-512 core's peak.\n",
+        "\nFLOPs per step (from the shapes, as computed at 1 thread: the prompt once per batch, backward to the inputs only; both thread counts' GFLOP/s use it, though at 2 threads each half computes the prompt again and is padded to its own longest row): {:.2} GFLOP. Peak: {peak:.0} GFLOP/s ({how}); gemm's kernels here use AVX2 (8 lanes), half of an AVX-512 core's peak (its AVX-512 kernels, burn-flex's `x86-v4` feature, measured slower on this machine).\n",
         flops / 1e9
     );
     println!("### Forward-only evaluation (sentiment held-out set, 62 examples, 2 labels each)\n");

@@ -12,6 +12,52 @@ pub fn cpu() -> Device {
     Device::flex().autodiff()
 }
 
+/// Threads a training step may use on `device`: on the CPU backend natively, the machine's
+/// cores (or `SOFT_PROMPT_LAB_THREADS`); one elsewhere (a GPU runs the batch as one; the page's
+/// worker is a single thread). burn's own threads (flex's rayon) are off: at these matrix sizes
+/// they cost more than they gave, so the step splits its batch instead (`train.rs`).
+pub fn threads(device: &Device) -> usize {
+    if cfg!(target_arch = "wasm32") || *device != cpu() {
+        return 1;
+    }
+    std::env::var(THREADS_VAR)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The environment variable that sets the CPU backend's thread count natively.
+pub const THREADS_VAR: &str = "SOFT_PROMPT_LAB_THREADS";
+
+/// `f` on every item, the items spread in contiguous groups over `threads(device)` scoped
+/// threads; results in the items' order. On one thread (the page, a GPU) it is a plain map.
+pub fn map_threads<T: Sync, R: Send>(
+    device: &Device,
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads(device).min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let f = &f;
+        let groups: Vec<_> = items
+            .chunks(per)
+            .map(|group| s.spawn(move || group.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        groups
+            .into_iter()
+            .flat_map(|g| {
+                g.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(Error::device)?;
     data.convert::<f32>().try_to_vec().map_err(Error::device)

@@ -71,9 +71,30 @@ pub struct ScoredBatch {
     pub positions: Vec<usize>,
     pub targets: Vec<u32>,
     pub row_of: Vec<usize>,
+    /// What it was made of, so that it can be split.
+    seqs: Vec<Sequence>,
+    n_virtual: usize,
+    pad_id: u32,
 }
 
 impl ScoredBatch {
+    /// The rows in at most `parts` batches of near-equal size, shortest rows first, so that each
+    /// part is padded only to its own longest row. Every target lands in exactly one part.
+    pub fn split(&self, parts: usize) -> Vec<ScoredBatch> {
+        let parts = parts.clamp(1, self.seqs.len().max(1));
+        if parts == 1 {
+            return vec![self.clone()];
+        }
+        let mut seqs = self.seqs.clone();
+        seqs.sort_by_key(|s| s.ids.len());
+        let per = seqs.len().div_ceil(parts);
+        seqs.chunks(per)
+            .map(|chunk| {
+                Self::new(chunk, self.n_virtual, self.pad_id).expect("rows of a valid batch")
+            })
+            .collect()
+    }
+
     pub fn new(seqs: &[Sequence], n_virtual: usize, pad_id: u32) -> Result<Self> {
         let rows: Vec<&[u32]> = seqs.iter().map(|s| s.ids.as_slice()).collect();
         let padded = Padded::new(&rows, pad_id);
@@ -95,6 +116,9 @@ impl ScoredBatch {
             positions,
             targets,
             row_of,
+            seqs: seqs.to_vec(),
+            n_virtual,
+            pad_id,
         })
     }
 }

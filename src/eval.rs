@@ -1,7 +1,7 @@
 //! Held-out accuracy: exact match of the greedy continuation for generation tasks, verbalizer
 //! scoring (the most probable label) for classification tasks.
 
-use crate::backend::read_f32;
+use crate::backend::{map_threads, read_f32};
 use crate::batch::{ScoredBatch, Sequence};
 use crate::error::Result;
 use crate::generate::{GenerateOptions, Prompting, generate};
@@ -108,10 +108,16 @@ async fn classified_answers(
     }
     let mut scores = vec![0.0f32; seqs.len()];
     let rows_per_chunk = (EVAL_ROWS / labels.len()).max(1) * labels.len();
-    for (c, chunk) in seqs.chunks(rows_per_chunk).enumerate() {
-        let batch = ScoredBatch::new(chunk, prompting.n_virtual(), pad)?;
-        let logprobs = target_logprobs(&lm.model, prompting.soft.clone(), &batch)?;
-        for (k, v) in read_f32(logprobs).await?.into_iter().enumerate() {
+    let batches = seqs
+        .chunks(rows_per_chunk)
+        .map(|chunk| ScoredBatch::new(chunk, prompting.n_virtual(), pad))
+        .collect::<Result<Vec<_>>>()?;
+    // The chunks' forward passes spread over the CPU's threads; their values are read after.
+    let logprobs = map_threads(&lm.model.device(), &batches, |batch| {
+        target_logprobs(&lm.model, prompting.soft.clone(), batch)
+    });
+    for (c, (batch, logprobs)) in batches.iter().zip(logprobs).enumerate() {
+        for (k, v) in read_f32(logprobs?).await?.into_iter().enumerate() {
             scores[c * rows_per_chunk + batch.row_of[k]] += v;
         }
     }

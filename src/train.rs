@@ -53,11 +53,15 @@ pub fn target_logprobs(
 /// Mean cross-entropy over the target tokens (as transformers' causal-LM loss with -100 labels).
 pub fn loss(model: &Gpt, prompt: Option<Tensor<2>>, batch: &ScoredBatch) -> Result<Tensor<1>> {
     if batch.targets.is_empty() {
-        return Err(Error::TaskInvalid {
-            detail: "the batch has no target tokens: every example needs an output".into(),
-        });
+        return Err(no_targets());
     }
     Ok(target_logprobs(model, prompt, batch)?.mean().neg())
+}
+
+fn no_targets() -> Error {
+    Error::TaskInvalid {
+        detail: "the batch has no target tokens: every example needs an output".into(),
+    }
 }
 
 /// A step's scalars, still on the device.
@@ -162,14 +166,8 @@ impl Trainer {
     /// One optimizer step on `batch`. Only the prompt is in the graph that needs gradients: the
     /// model's weights do not require grad, so backward computes no weight gradients at all.
     pub fn step(&mut self, model: &Gpt, batch: &ScoredBatch) -> Result<StepHandle> {
-        let loss = loss(model, Some(self.prompt.embeddings.val()), batch)?;
-        let mut grads = loss.backward();
-        let grad = self
-            .prompt
-            .embeddings
-            .val()
-            .grad_remove(&mut grads)
-            .ok_or_else(|| Error::internal("the soft prompt received no gradient"))?;
+        let threads = crate::backend::threads(&model.device());
+        let (loss, grad) = loss_and_grad(model, self.prompt.embeddings.val(), batch, threads)?;
         let grad_norm = grad.clone().square().sum().sqrt(); // [1]
         let grad = match self.config.max_grad_norm {
             // Scale by min(1, max / (norm + eps)) on the device: no read, no branch on a value.
@@ -190,8 +188,45 @@ impl Trainer {
         self.step += 1;
         Ok(StepHandle {
             step: self.step,
-            loss: loss.detach(),
+            loss,
             grad_norm,
         })
     }
+}
+
+/// The batch's mean loss and its gradient with respect to `prompt`, the rows split in up to
+/// `parts` parts that run on the backend's threads (`backend::map_threads`). Each part has its
+/// own autodiff graph from its own copy of the prompt and divides its summed loss by the whole
+/// batch's target count, so the parts' losses and gradients add up to the whole batch's.
+pub fn loss_and_grad(
+    model: &Gpt,
+    prompt: Tensor<2>,
+    batch: &ScoredBatch,
+    parts: usize,
+) -> Result<(Tensor<1>, Tensor<2>)> {
+    if batch.targets.is_empty() {
+        return Err(no_targets());
+    }
+    let total = batch.targets.len() as f64;
+    let part = |part: &ScoredBatch| -> Result<(Tensor<1>, Tensor<2>)> {
+        let leaf = prompt.clone().detach().require_grad();
+        let loss = target_logprobs(model, Some(leaf.clone()), part)?
+            .sum()
+            .div_scalar(-total);
+        let mut grads = loss.backward();
+        let grad = leaf
+            .grad_remove(&mut grads)
+            .ok_or_else(|| Error::internal("the soft prompt received no gradient"))?;
+        Ok((loss.detach(), grad))
+    };
+    let results = crate::backend::map_threads(&model.device(), &batch.split(parts), part);
+    let mut sum: Option<(Tensor<1>, Tensor<2>)> = None;
+    for r in results {
+        let (l, g) = r?;
+        sum = Some(match sum {
+            Some((sl, sg)) => (sl + l, sg + g),
+            None => (l, g),
+        });
+    }
+    Ok(sum.expect("at least one part"))
 }

@@ -8,7 +8,7 @@ use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::{Example, TaskKind};
-use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
+use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer, loss_and_grad};
 
 fn examples() -> Vec<Example> {
     [
@@ -110,4 +110,33 @@ fn a_text_prompt_is_read_before_the_input() {
         plain.ids[plain.n_context..],
         "targets do not depend on the prefix"
     );
+}
+
+/// A batch split over threads gives the whole batch's loss and gradient: its parts (padded each
+/// to its own longest row, each computing the prompt again) sum to the same values. Tolerance
+/// 1e-5 relative: only the order of float additions differs.
+#[test]
+fn a_batch_split_in_parts_has_the_whole_batchs_loss_and_gradient() {
+    let lm = load("tiny-a");
+    let mut train = examples();
+    train.push(Example {
+        input: "a much longer input than the others ->".into(),
+        output: " short".into(),
+    });
+    let batch = Sampler::for_examples(&lm.tokenizer, &train, 0)
+        .unwrap()
+        .next_batch(5, 4, 0)
+        .unwrap();
+    let prompt = SoftPrompt::init(&lm, 4, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
+    let whole = loss_and_grad(&lm.model, prompt.embeddings.val(), &batch, 1).unwrap();
+    for parts in [2, 3, 5, 9] {
+        let split = loss_and_grad(&lm.model, prompt.embeddings.val(), &batch, parts).unwrap();
+        assert!(batch.split(parts).len() == parts.min(5));
+        let loss_err = rel_err(&values(split.0), &values(whole.0.clone()));
+        let grad_err = rel_err(&values(split.1), &values(whole.1.clone()));
+        assert!(
+            loss_err < 1e-5 && grad_err < 1e-5,
+            "{parts} parts: loss {loss_err}, grad {grad_err}"
+        );
+    }
 }
