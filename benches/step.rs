@@ -405,13 +405,16 @@ fn main() {
         );
     }
 
-    // The design's point: with the base frozen, backward computes no weight gradients.
+    // The design's point: with the base frozen, backward computes no weight gradients. Both on
+    // one thread: an unfrozen base never splits its batch (train.rs says why).
+    // SAFETY: no other thread runs here (every round above has finished).
+    unsafe { std::env::set_var(backend::THREADS_VAR, "1") };
     let frozen_ms = our_step_ms(&lm, &batches);
     let mut unfrozen = bundled();
     unfrozen.model = unfrozen.model.set_require_grad(true);
     let unfrozen_ms = our_step_ms(&unfrozen, &batches);
     println!(
-        "\n### Frozen base against the same step with every base weight requiring grad (ours, all cores)\n"
+        "\n### Frozen base against the same step with every base weight requiring grad (ours, one thread)\n"
     );
     println!("| base | ms / step |");
     println!("| --- | --- |");

@@ -411,6 +411,20 @@ impl Gpt {
         Ok(hash)
     }
 
+    /// True when no weight requires a gradient (the loader's `no_grad()`): then a backward pass
+    /// through the model computes gradients only for what is prepended to its input.
+    pub fn is_frozen(&self) -> bool {
+        struct AnyTracked(bool);
+        impl ModuleVisitor for AnyTracked {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                self.0 |= param.val().is_require_grad();
+            }
+        }
+        let mut v = AnyTracked(false);
+        self.visit(&mut v);
+        !v.0
+    }
+
     /// Every parameter tensor, flattened, in module order.
     pub fn parameters(&self) -> Vec<Tensor<1>> {
         struct Collect(Vec<Tensor<1>>);

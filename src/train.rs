@@ -166,7 +166,13 @@ impl Trainer {
     /// One optimizer step on `batch`. Only the prompt is in the graph that needs gradients: the
     /// model's weights do not require grad, so backward computes no weight gradients at all.
     pub fn step(&mut self, model: &Gpt, batch: &ScoredBatch) -> Result<StepHandle> {
-        let threads = crate::backend::threads(&model.device());
+        // Parts in threads only over a frozen base: with weights that require grad, the parts'
+        // graphs share those weights' nodes, and burn 0.22's autodiff then merges them while
+        // another thread's backward holds a graph lock (a lock-order deadlock, seen in the bench).
+        let threads = match model.is_frozen() {
+            true => crate::backend::threads(&model.device()),
+            false => 1,
+        };
         let (loss, grad) = loss_and_grad(model, self.prompt.embeddings.val(), batch, threads)?;
         let grad_norm = grad.clone().square().sum().sqrt(); // [1]
         let grad = match self.config.max_grad_norm {

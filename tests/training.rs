@@ -140,3 +140,22 @@ fn a_batch_split_in_parts_has_the_whole_batchs_loss_and_gradient() {
         );
     }
 }
+
+/// Over a base whose weights require grad the step stays on one thread: split over threads, the
+/// parts' graphs would share the weights' nodes, and burn's autodiff can deadlock merging them
+/// (it did, in the bench's unfrozen comparison). A hang here is that deadlock.
+#[test]
+fn a_step_over_an_unfrozen_base_finishes() {
+    use burn::module::Module;
+    let mut lm = load("tiny-a");
+    assert!(lm.model.is_frozen());
+    lm.model = lm.model.set_require_grad(true);
+    assert!(!lm.model.is_frozen());
+    let mut sampler = Sampler::for_examples(&lm.tokenizer, &examples(), 0).unwrap();
+    let prompt = SoftPrompt::init(&lm, 4, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
+    let mut trainer = Trainer::new(prompt, TrainConfig::default()).unwrap();
+    for _ in 0..20 {
+        let batch = sampler.next_batch(4, 4, 0).unwrap();
+        pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();
+    }
+}
