@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::adapter::{self, AdapterConfig, AdapterFiles};
-use crate::batch::Sampler;
+use crate::batch::{Sampler, Sequence};
 use crate::error::{Error, Result};
 use crate::eval::{EvalReport, evaluate};
 use crate::experiments::{Experiment, ExperimentConfig, ExperimentProgress};
@@ -343,6 +343,39 @@ impl Session {
         let batch = sampler.next_batch(n, 0, self.lm.tokenizer.pad_id())?;
         let loss = crate::train::loss(&self.lm.model, None, &batch)?;
         Ok(crate::backend::read_f32(loss).await?[0])
+    }
+
+    /// Median milliseconds of a default-sized training step on this session's device: `steps`
+    /// timed steps after one warm-up, on a throwaway prompt and fixed rows of token ids (no task
+    /// needed; the user's run is not touched). Backend "auto" compares the backends with it.
+    pub async fn time_steps(&self, steps: usize) -> Result<f64> {
+        let settings = Settings::default();
+        let vocab = self.lm.model.config.vocab_size as u32;
+        // Rows the size of an antonym example: 8 tokens read, 2 scored; fixed pseudo-random ids.
+        let rows = (0..settings.batch as u32)
+            .map(|r| Sequence {
+                ids: (0..10u32)
+                    .map(|t| (r * 7919 + t * 104_729) % vocab)
+                    .collect(),
+                n_context: 8,
+            })
+            .collect();
+        let mut sampler = Sampler::new(rows, 0)?;
+        let init = PromptInit::SampleVocab { first_k: None };
+        let prompt = SoftPrompt::init(&self.lm, settings.virtual_tokens, &init, 0)?;
+        let mut trainer = Trainer::new(prompt, settings.train_config())?;
+        let mut times = Vec::new();
+        for i in 0..=steps.max(1) {
+            let t = Instant::now();
+            trainer
+                .step_next(&self.lm, &mut sampler, settings.batch)
+                .await?;
+            if i > 0 {
+                times.push(ms_since(t));
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
     }
 
     /// A fresh prompt from `settings` (or the given one, e.g. an imported adapter), ready to train.

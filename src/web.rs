@@ -180,6 +180,13 @@ impl Lab {
             .map_err(js_error)
     }
 
+    /// Median ms of a default-sized training step on this backend (`Session::time_steps`):
+    /// backend "auto" times both backends with it.
+    #[wasm_bindgen(js_name = timeSteps)]
+    pub async fn time_steps(&self, steps: usize) -> Result<f64, JsValue> {
+        self.session()?.time_steps(steps).await.map_err(js_error)
+    }
+
     /// Examples typed or uploaded by the user (JSONL, `input => output` lines, or CSV).
     #[wasm_bindgen(js_name = setCustomTask)]
     pub fn set_custom_task(&mut self, name: &str, text: &str) -> JsResult {

@@ -220,6 +220,22 @@ fn a_session_trains_shows_exports_and_imports_on_the_bundled_model() {
     assert_eq!(block_on(s.prompt_view()).unwrap().values, after.values);
 }
 
+/// Backend "auto" times a step on each backend: a positive figure, without a task, and the
+/// user's run is left as it was.
+#[test]
+fn timing_a_step_leaves_the_run_alone() {
+    let mut s = open_bundled();
+    let ms = block_on(s.time_steps(2)).unwrap();
+    assert!(ms.is_finite() && ms > 0.0, "{ms}");
+    s.set_task(builtin("antonyms"));
+    s.reset(Settings::default()).unwrap();
+    block_on(s.step()).unwrap();
+    let before = block_on(s.prompt_view()).unwrap().values;
+    block_on(s.time_steps(1)).unwrap();
+    assert_eq!(block_on(s.prompt_view()).unwrap().values, before);
+    assert_eq!(block_on(s.step()).unwrap().step, 2);
+}
+
 #[test]
 fn training_starts_near_the_no_prompt_loss_and_falls_far_below_it() {
     // The loss near 13 at step 1 is the frozen model's own loss on the task's format (measured:

@@ -69,8 +69,7 @@ function onFatal(err) {
   // and the prompt (start() asks the old worker for it: after a lost GPU, its last snapshot).
   if (restarting) return;
   restarting = true;
-  $('backend-note').hidden = false;
-  $('backend-note').textContent = `${err.message} — switched to the CPU backend.`;
+  note(`${err.message} — switched to the CPU backend.`);
   rt.serial(() => start('cpu')).catch(ctx.training.onError).finally(() => { restarting = false; });
 }
 
@@ -79,7 +78,10 @@ function showBackend(used) {
   $('backend-badge').dataset.backend = used.backend;
 }
 
-/** A new worker on `backend` with the model and the current prompt (`carried`, or the old worker's). */
+/**
+ * A new worker on `backend` with the model and the current prompt (`carried`, or the old
+ * worker's). Returns the backend it runs on (the CPU when WebGPU would not start).
+ */
 async function start(backend, carriedIn) {
   const carried = carriedIn ?? (rt.client && rt.hasPrompt
     ? await Promise.race([
@@ -94,32 +96,73 @@ async function start(backend, carriedIn) {
     used = await rt.client.request('init', { backend });
   } catch (e) {
     if (backend === 'cpu') throw e;
-    $('backend-note').hidden = false;
-    $('backend-note').textContent = `${e.message}.`;
+    note(`${e.message}.`);
     return start('cpu', carried);
   }
   showBackend(used);
   const prompt = carried ?? (rt.task ? ctx.ui.shelf.get(rt.task.name) : undefined);
   await ctx.model.load(rt.modelSource ?? { kind: 'url', base: state.model || ctx.bundled });
   if (prompt && rt.task) await ctx.adapters.use(prompt);
+  return used.backend;
 }
 
 /** Software GPU adapters: far slower than the CPU path (SwiftShader took 30 s for one step here). */
 const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|basic render/i;
+/** Steps "auto" times on each backend (after one warm-up step). */
+const AUTO_TIMED_STEPS = 3;
+// Tests set `softPromptLabOptions.timeSoftwareAdapters` before the page loads (their only adapter
+// is SwiftShader) to run the timing that a hardware adapter gets.
+const TIME_SOFTWARE_ADAPTERS = Boolean(globalThis.softPromptLabOptions?.timeSoftwareAdapters);
 
-/** The backend to start: the user's choice, or for "auto" WebGPU on a hardware adapter only. */
+function note(text) {
+  $('backend-note').hidden = false;
+  $('backend-note').textContent = text;
+}
+
+/** The backend to start: the user's choice; for "auto", WebGPU on a hardware adapter only. */
 async function chosenBackend() {
   if (state.backend !== 'auto') return state.backend;
   const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
   if (!adapter) return 'cpu';
   const info = adapter.info ?? {};
   const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
-  if (info.isFallbackAdapter || SOFTWARE_ADAPTER.test(name)) {
-    $('backend-note').hidden = false;
-    $('backend-note').textContent = `Auto: the GPU adapter is a software one (${name || 'fallback'}); the CPU is faster.`;
+  if ((info.isFallbackAdapter || SOFTWARE_ADAPTER.test(name)) && !TIME_SOFTWARE_ADAPTERS) {
+    note(`Auto: the GPU adapter is a software one (${name || 'fallback'}); the CPU is faster.`);
     return 'cpu';
   }
   return 'webgpu';
+}
+
+/**
+ * "Auto" on a GPU: times a training step there and on the CPU (a second worker with its own copy
+ * of the model, closed after) and keeps the faster backend; both figures go next to the badge.
+ */
+async function keepFaster() {
+  let gpuMs;
+  let cpuMs;
+  const probe = new LabClient({ onEvent: () => {}, onFatal: () => {} });
+  try {
+    gpuMs = await rt.client.request('time-steps', { steps: AUTO_TIMED_STEPS });
+    await probe.request('init', { backend: 'cpu' });
+    await probe.request('load-model', { source: rt.modelSource ?? { kind: 'url', base: state.model || ctx.bundled } });
+    cpuMs = await probe.request('time-steps', { steps: AUTO_TIMED_STEPS });
+  } catch (e) {
+    note(`Auto could not time both backends (${e.message}); kept WebGPU.`);
+    return;
+  } finally {
+    probe.terminate();
+  }
+  const faster = cpuMs < gpuMs ? 'cpu' : 'webgpu';
+  if (faster === 'cpu') await start('cpu');
+  const figures = `WebGPU ${gpuMs.toFixed(0)} ms, CPU ${cpuMs.toFixed(0)} ms per step`;
+  note(`Auto timed both: ${figures}; kept ${faster === 'cpu' ? 'the CPU' : 'WebGPU'}.`);
+  $('backend-note').dataset.timed = JSON.stringify({ webgpu: gpuMs, cpu: cpuMs, kept: faster });
+}
+
+/** Starts the chosen backend; "auto" on a GPU then keeps the faster of GPU and CPU. */
+async function startChosen() {
+  const used = await start(await chosenBackend());
+  if (state.backend === 'auto' && used === 'webgpu') await keepFaster();
 }
 
 function applyLayout() {
@@ -173,12 +216,12 @@ $('backend-select').addEventListener('change', (e) => {
   state.backend = e.target.value;
   ctx.saveUrl();
   $('backend-note').hidden = true;
-  rt.serial(async () => start(await chosenBackend())).catch(ctx.training.onError);
+  rt.serial(startChosen).catch(ctx.training.onError);
 });
 // For tests, and for trying the recovery path by hand from the console.
 window.softPromptLab = { simulateGpuLoss: () => rt.client.request('simulate-gpu-loss') };
 await ctx.tasks.fillList();
-rt.serial(async () => start(await chosenBackend())).catch((e) => {
+rt.serial(startChosen).catch((e) => {
   $('model-status').textContent = 'The lab could not start.';
   ctx.training.onError(e);
 });

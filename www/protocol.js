@@ -27,6 +27,8 @@
 //                                                                 experiment-progress events; `pause` cancels it;
 //                                                                 source: the built-in task transfer starts from)
 //   simulate-gpu-loss {}                                      -> undefined (destroys the WebGPU device: tests)
+//   time-steps    {steps}                                     -> median ms of a default-sized training step on this
+//                                                                 backend (a throwaway prompt; backend "auto")
 //   import        {config, weights, settings}                 -> {nVirtual, prompt}
 //
 // Events

@@ -173,6 +173,7 @@ const handlers = {
   generate: ({ text }) => lab.generate(text, 16),
   export: ({ baseModel }) => lab.exportAdapter(baseModel),
   'simulate-gpu-loss': () => lab.simulateGpuLoss(),
+  'time-steps': ({ steps }) => lab.timeSteps(steps),
   async import({ config, weights, settings }) {
     playing = false;
     return lab.importAdapter(new Uint8Array(config), new Uint8Array(weights), settings);

@@ -38,12 +38,13 @@ export async function start({ webgpu = true } = {}) {
 }
 
 /**
- * Opens the page with `query` in a fresh context. `requests` records every request, `foreign`
+ * Opens the page with `query` in a fresh context (`initScript`: run before the page's own). `requests` records every request, `foreign`
  * those to other origins (the page must make none), `errors` uncaught page errors and
  * Content-Security-Policy refusals (none allowed).
  */
-export async function open(env, query, { acceptDownloads = false, viewport = { width: 1400, height: 1000 } } = {}) {
+export async function open(env, query, { acceptDownloads = false, viewport = { width: 1400, height: 1000 }, initScript } = {}) {
   const context = await env.browser.newContext({ acceptDownloads, viewport });
+  if (initScript) await context.addInitScript(initScript);
   const page = await context.newPage();
   const origin = new URL(env.url).origin;
   const foreign = [];

@@ -57,15 +57,20 @@ async function cpu() {
 }
 
 /** Memory at a step: the wasm heap the worker reports, and the browser's own measurement. */
-async function memoryAt(page, step, target) {
-  await page.waitForFunction(([s, n]) => document.querySelector('#f-step').textContent === `${s} / ${n}`, [step, target], { timeout: 1_800_000, polling: 20 });
+async function memoryAt(page, step) {
+  // The first step at or past `step`: training goes on while the previous sample waited for a GC.
+  const reached = await page.waitForFunction((s) => {
+    const n = Number.parseInt(document.querySelector('#f-step').textContent, 10);
+    return n >= s ? n : false;
+  }, step, { timeout: 1_800_000, polling: 20 });
+  const at = await reached.jsonValue();
   const wasm = Number(await page.locator('#f-memory').getAttribute('data-bytes'));
   // Cross-origin isolated (tools/serve.mjs), so available; it waits for a garbage collection.
   const agent = await page.evaluate(() => Promise.race([
     performance.measureUserAgentSpecificMemory?.().then((m) => m.bytes),
     new Promise((r) => { setTimeout(() => r(null), 60_000); }),
   ]));
-  return { wasm, agent };
+  return { at, wasm, agent };
 }
 
 /**
@@ -78,12 +83,13 @@ async function soak() {
   await ready(t.page);
   await t.page.click('#play');
   const at = [];
-  for (const step of [10, 500, steps]) at.push(await memoryAt(t.page, step, steps));
+  for (const step of [10, 500, steps]) at.push(await memoryAt(t.page, step));
   const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MB`;
   const growth = (a, b) => `${(((b - a) / a) * 100).toFixed(1)}%`;
-  const series = (key) => `${at.map((m) => mb(m[key])).join(' → ')} (${growth(at[0][key], at[2][key])} from 10 to 1,000)`;
-  row('CPU soak: wasm heap at step 10 → 500 → 1,000', series('wasm'));
-  row('CPU soak: measureUserAgentSpecificMemory (the page) at step 10 → 500 → 1,000',
+  const series = (key) => `${at.map((m) => mb(m[key])).join(' → ')} (${growth(at[0][key], at[2][key])} from step ${at[0].at} to ${at[2].at})`;
+  const when = at.map((m) => m.at).join(' → ');
+  row(`CPU soak: wasm heap at step ${when}`, series('wasm'));
+  row(`CPU soak: measureUserAgentSpecificMemory (the page) at step ${when}`,
     at.every((m) => m.agent) ? series('agent') : 'not available');
   await t.context.close();
 }

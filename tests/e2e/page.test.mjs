@@ -362,6 +362,22 @@ test('embed mode: a compact layout at phone width, and the copy-embed button giv
   }, { viewport: { width: 390, height: 844 } });
 });
 
+test('backend "auto" on a GPU times a step on both backends and keeps the faster, with both figures shown', async () => {
+  // SwiftShader stands in for a hardware adapter (the page passes over software adapters otherwise).
+  await withPage('?task=antonyms&vt=6', async (page) => {
+    await page.waitForSelector('#backend-note[data-timed]', { timeout: 600_000 });
+    const timed = JSON.parse(await page.getAttribute('#backend-note', 'data-timed'));
+    assert.ok(timed.webgpu > 0 && timed.cpu > 0, JSON.stringify(timed));
+    assert.equal(timed.kept, timed.cpu < timed.webgpu ? 'cpu' : 'webgpu');
+    assert.match(await text(page, '#backend-note'), /^Auto timed both: WebGPU \d+ ms, CPU \d+ ms per step; kept (the CPU|WebGPU)\.$/);
+    await ready(page);
+    assert.equal(await page.getAttribute('#backend-badge', 'data-backend'), timed.kept);
+    assert.match(await text(page, '#f-trainable'), /^6 × 192/, 'the settings survive the switch');
+    await page.click('#step');
+    await page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('1 '));
+  }, { initScript: () => { window.softPromptLabOptions = { timeSoftwareAdapters: true }; }, readyTimeout: 600_000 });
+});
+
 test('without a WebGPU adapter the page falls back to the CPU with a visible note, keeping the settings', async () => {
   const noGpu = await start({ webgpu: false });
   try {
