@@ -5,7 +5,8 @@
 use pollster::block_on;
 use soft_prompt_lab::backend;
 use soft_prompt_lab::loader::LoadedModel;
-use soft_prompt_lab::session::{Conditioning, Session, Settings, Task};
+use soft_prompt_lab::session::{Conditioning, Session, Settings};
+use soft_prompt_lab::tasks::Task;
 
 fn main() -> soft_prompt_lab::Result<()> {
     let www = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www");

@@ -4,7 +4,6 @@
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{Error, Result};
-use crate::model::GptConfig;
 
 /// The CPU backend (burn's pure-Rust `flex`; measured faster than `ndarray` here), with autodiff
 /// so a soft prompt on it can be trained.
@@ -68,10 +67,10 @@ pub async fn read_ints<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {
     data.convert::<i64>().try_to_vec().map_err(Error::device)
 }
 
-/// A GPU whose buffers are smaller than the model's largest tensor cannot hold it (WebGPU's
-/// default binding limit is 128 MiB; GPT-2 small's embedding alone is 147 MiB in f32).
-pub fn check_buffer_limit(c: &GptConfig, max_buffer: u64) -> Result<()> {
-    let need = c.embedding_bytes();
+/// A GPU whose buffers are smaller than the model's largest tensor (`need` bytes: the token
+/// embedding) cannot hold it (WebGPU's default binding limit is 128 MiB; GPT-2 small's
+/// embedding alone is 147 MiB in f32).
+pub fn check_buffer_limit(need: u64, max_buffer: u64) -> Result<()> {
     if need > max_buffer {
         return Err(Error::Device {
             detail: format!(

@@ -14,12 +14,14 @@ use soft_prompt_lab::experiments::{self, ExperimentConfig, ExperimentName};
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, Sampling, generate};
 use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::schedule::EvalCadence;
-use soft_prompt_lab::session::{Session, Task};
+use soft_prompt_lab::session::Session;
 use soft_prompt_lab::settings::{
     self, BATCH, InitName, LEARNING_RATE, OptimizerName, SEED, STEPS, Settings, VIRTUAL_TOKENS,
 };
 use soft_prompt_lab::soft_prompt::SoftPrompt;
-use soft_prompt_lab::tasks::{Example, TaskKind, TaskSpec, chance_level, parse_jsonl};
+use soft_prompt_lab::tasks::{
+    Example, Task, TaskKind, TaskSpec, chance_level, parse_jsonl, split_held_out,
+};
 use soft_prompt_lab::{Error, Result, backend};
 
 #[derive(Parser)]
@@ -126,7 +128,8 @@ struct TrainArgs {
     /// Training examples, JSONL {"input": ..., "output": ...}.
     #[arg(long)]
     train: PathBuf,
-    /// Held-out examples for the accuracy shown while training (default: the training examples).
+    /// Held-out examples for the accuracy shown while training (default: every fifth example of
+    /// --train, kept out of training, as the page does).
     #[arg(long)]
     eval: Option<PathBuf>,
     /// Comma-separated labels: score as classification (verbalizer) instead of exact-match generation.
@@ -226,14 +229,7 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let result = match cli.command {
-        Command::Train(a) => train(a),
-        Command::Eval(a) if a.tasks.is_some() => eval_tasks(a),
-        Command::Eval(a) => eval(a),
-        Command::Generate(a) => generate_cmd(a),
-        Command::Sweep(a) => sweep(a),
-    };
-    match result {
+    match run_caught(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -242,8 +238,37 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Train(a) => train(a),
+        Command::Eval(a) if a.tasks.is_some() => eval_tasks(a),
+        Command::Eval(a) => eval(a),
+        Command::Generate(a) => generate_cmd(a),
+        Command::Sweep(a) => sweep(a),
+    }
+}
+
+/// Runs a command; a panic (a bug: no input file should cause one) becomes a one-line named
+/// error and a non-zero exit instead of Rust's panic report.
+fn run_caught(command: Command) -> Result<()> {
+    static PANIC: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+    std::panic::set_hook(Box::new(|info| {
+        if let Ok(mut p) = PANIC.lock() {
+            *p = info.to_string().replace('\n', " ");
+        }
+    }));
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(command))).unwrap_or_else(|_| {
+        let detail = PANIC.lock().map(|p| p.clone()).unwrap_or_default();
+        Err(Error::internal(detail))
+    })
+}
+
 fn load_model(dir: &Path) -> Result<LoadedModel> {
-    LoadedModel::from_dir(dir, &backend::cpu())
+    let lm = LoadedModel::from_dir(dir, &backend::cpu())?;
+    for note in &lm.tokenizer.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(lm)
 }
 
 fn load_examples(path: &Path) -> Result<Vec<Example>> {
@@ -281,16 +306,44 @@ fn percent(x: f32) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
-/// A run's last held-out accuracy and its wall time.
+/// What a run measured: its last held-out accuracy, the median training step alone, and the
+/// held-out evaluations apart (they are in the run's wall time, not in the step).
 struct Fitted {
     accuracy: f32,
+    held_out: usize,
+    median_step_ms: f64,
+    evaluations: usize,
+    eval_ms: f64,
     seconds: f64,
+}
+
+impl Fitted {
+    /// The figures, each named for what it measures.
+    fn summary(&self) -> String {
+        format!(
+            "held-out accuracy {} on {} examples; median step {:.1} ms; {} held-out evaluations took {:.1} ms of the run's {:.1} s",
+            percent(self.accuracy),
+            self.held_out,
+            self.median_step_ms,
+            self.evaluations,
+            self.eval_ms,
+            self.seconds
+        )
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
 }
 
 /// Trains a soft prompt on the session's task with a progress bar (loss, gradient norm,
 /// held-out accuracy). The session's schedule decides when to evaluate and checks at the end
 /// that the base weights did not change; this only loops and presents.
-fn fit(session: &mut Session, p: &PromptArgs, title: &str) -> Result<Fitted> {
+fn fit(session: &mut Session, p: &PromptArgs, title: &str, held_out: usize) -> Result<Fitted> {
     session.set_eval_cadence(p.cadence());
     session.reset(p.settings())?;
     let bar = ProgressBar::new(p.steps as u64);
@@ -301,9 +354,12 @@ fn fit(session: &mut Session, p: &PromptArgs, title: &str) -> Result<Fitted> {
     bar.set_prefix(title.to_string());
     let started = Instant::now();
     let mut accuracy = None;
+    let (mut step_ms, mut eval_ms) = (Vec::new(), Vec::new());
     loop {
         let progress = pollster::block_on(session.advance())?;
         accuracy = progress.accuracy.or(accuracy);
+        step_ms.push(progress.ms_per_step);
+        eval_ms.extend(progress.eval_ms);
         bar.set_message(format!(
             "loss {:.4}  |grad| {:.3}  held-out {}",
             progress.stats.loss,
@@ -320,6 +376,10 @@ fn fit(session: &mut Session, p: &PromptArgs, title: &str) -> Result<Fitted> {
             }
             return Ok(Fitted {
                 accuracy: accuracy.unwrap_or(0.0),
+                held_out,
+                median_step_ms: median(step_ms),
+                evaluations: eval_ms.len(),
+                eval_ms: eval_ms.iter().sum(),
                 seconds: started.elapsed().as_secs_f64(),
             });
         }
@@ -328,11 +388,18 @@ fn fit(session: &mut Session, p: &PromptArgs, title: &str) -> Result<Fitted> {
 
 fn train(a: TrainArgs) -> Result<()> {
     let lm = load_model(&a.model)?;
-    let train_set = load_examples(&a.train)?;
-    let test = match &a.eval {
-        Some(p) => load_examples(p)?,
-        None => train_set.clone(),
+    let examples = load_examples(&a.train)?;
+    // Without --eval, a held-out part is split off as the page does (every fifth example), so
+    // the accuracy printed is never measured on examples the prompt was trained on.
+    let (train_set, test, source) = match &a.eval {
+        Some(p) => (examples, load_examples(p)?, p.display().to_string()),
+        None => {
+            let (train, test) = split_held_out(examples)?;
+            let source = format!("every fifth example of {}, not trained on", a.train.display());
+            (train, test, source)
+        }
     };
+    let held_out = test.len();
     let mut session = pollster::block_on(Session::new(lm))?;
     session.set_task(Task {
         name: "train".into(),
@@ -341,7 +408,7 @@ fn train(a: TrainArgs) -> Result<()> {
         test,
         text_prompt: String::new(),
     });
-    let fitted = fit(&mut session, &a.prompt, "train")?;
+    let fitted = fit(&mut session, &a.prompt, "train", held_out)?;
     let files = pollster::block_on(session.export(&a.model.display().to_string()))?;
     std::fs::create_dir_all(&a.out).map_err(|e| Error::FileWrite {
         path: a.out.display().to_string(),
@@ -350,11 +417,9 @@ fn train(a: TrainArgs) -> Result<()> {
     write_file(&a.out.join(adapter::CONFIG_FILE), &files.config_json)?;
     write_file(&a.out.join(adapter::WEIGHTS_FILE), &files.safetensors)?;
     println!(
-        "trained {} steps in {:.1} s ({:.1} ms/step); held-out accuracy {}; base weights unchanged; adapter in {}",
+        "trained {} steps; {} ({source}); base weights unchanged; adapter in {}",
         a.prompt.steps,
-        fitted.seconds,
-        1000.0 * fitted.seconds / a.prompt.steps.max(1) as f64,
-        percent(fitted.accuracy),
+        fitted.summary(),
         a.out.display()
     );
     Ok(())
@@ -423,25 +488,28 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
     for task in tasks {
         let name = task.name.clone();
         let chance = chance_level(&task.test);
+        let held_out = task.test.len();
         session.set_task(task);
-        let fitted = fit(&mut session, &a.prompt, &name)?;
+        let fitted = fit(&mut session, &a.prompt, &name, held_out)?;
         let c = pollster::block_on(session.compare())?;
         rows.push(format!(
-            "| {name} | {} | {} | {} | {} | {} | {:.1} s |",
+            "| {name} | {} | {} | {} | {} | {} | {:.0} ms | {:.1} s |",
             c.soft_prompt.predictions.len(),
             percent(chance),
             percent(c.no_prompt.accuracy),
             percent(c.text_prompt.accuracy),
             percent(c.soft_prompt.accuracy),
+            fitted.median_step_ms,
             fitted.seconds
         ));
     }
     println!(
-        "\nheld-out accuracy; soft prompt: {} virtual tokens, {} steps, batch {}, lr {}, seed {}\n",
+        "\nheld-out accuracy; soft prompt: {} virtual tokens, {} steps, batch {}, lr {}, seed {}; \
+         median step: one training step alone; run: the whole training, held-out evaluations included\n",
         a.prompt.virtual_tokens, a.prompt.steps, a.prompt.batch, a.prompt.lr, a.prompt.seed
     );
-    println!("| task | held-out | chance | no prompt | text prompt | soft prompt | training |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| task | held-out | chance | no prompt | text prompt | soft prompt | median step | run |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for row in rows {
         println!("{row}");
     }

@@ -21,6 +21,15 @@ pub enum Error {
         expected: &'static str,
     },
 
+    #[error(
+        "config.json: `{field}` = {id} lies outside the model's vocabulary ({vocab} tokens), and tokenizer.json has no end-of-text token to use instead. Set `{field}` to the id of the model's end-of-text token in tokenizer.json, or remove it."
+    )]
+    TokenIdOutOfRange {
+        field: &'static str,
+        id: u64,
+        vocab: usize,
+    },
+
     #[error("model.safetensors is corrupt or truncated ({detail}). Download the file again.")]
     WeightsCorrupt { detail: String },
 
@@ -132,6 +141,11 @@ pub enum Error {
 
     #[error("internal error (a bug in Soft Prompt Lab, please report it): {detail}")]
     Internal { detail: String },
+
+    #[error(
+        "the engine crashed on an internal error (a bug in Soft Prompt Lab, please report it: {detail}); it is restarted with your model, task, settings and prompt"
+    )]
+    Panic { detail: String },
 }
 
 /// What kind of failure an error is, for code that reacts to it (the worker, the page). The
@@ -151,13 +165,17 @@ pub enum ErrorKind {
     GpuLost,
     NotReady,
     Internal,
+    /// The engine panicked: its instance cannot be called again.
+    Panic,
 }
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         use Error::*;
         match self {
-            ConfigInvalid { .. } | ConfigUnsupported { .. } => ErrorKind::Config,
+            ConfigInvalid { .. } | ConfigUnsupported { .. } | TokenIdOutOfRange { .. } => {
+                ErrorKind::Config
+            }
             WeightsCorrupt { .. }
             | WeightMissing { .. }
             | WeightUnexpected { .. }
@@ -175,12 +193,13 @@ impl Error {
             GpuLost { .. } => ErrorKind::GpuLost,
             NotReady { .. } => ErrorKind::NotReady,
             Internal { .. } => ErrorKind::Internal,
+            Panic { .. } => ErrorKind::Panic,
         }
     }
 
-    /// The compute device cannot go on: the caller must start again on another backend.
+    /// The engine cannot go on: the caller must start it again (on the CPU after a lost GPU).
     pub fn is_fatal(&self) -> bool {
-        self.kind() == ErrorKind::GpuLost
+        matches!(self.kind(), ErrorKind::GpuLost | ErrorKind::Panic)
     }
 
     /// The line of a task file the error is about, when it names one.

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::generate::{GenerateOptions, Prompting, generate};
 use crate::loader::LoadedModel;
 use crate::tasks::{Example, TaskKind, check_labels};
-use crate::train::target_logprobs;
+use crate::soft_prompt::target_logprobs;
 
 /// Rows per forward pass during evaluation: bounds memory, not results.
 const EVAL_ROWS: usize = 32;

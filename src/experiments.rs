@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::generate::Prompting;
 use crate::loader::LoadedModel;
-use crate::session::Task;
+use crate::tasks::Task;
 use crate::settings::{InitName, Settings};
 use crate::soft_prompt::SoftPrompt;
 use crate::tasks::TaskKind;

@@ -151,7 +151,7 @@ pub async fn generate(
             }
             rows[r].push(token);
             new_ids[r].push(token);
-            let eos = opts.stop_at_eos && Some(token) == lm.tokenizer.eos_id;
+            let eos = opts.stop_at_eos && lm.tokenizer.is_eos(token);
             let newline =
                 opts.stop_at_newline && lm.tokenizer.token_text(token).contains(ANSWER_END);
             done[r] = eos || newline || rows[r].len() + n_virtual >= max_len;
@@ -168,7 +168,7 @@ pub async fn generate(
             let visible: Vec<u32> = ids
                 .iter()
                 .copied()
-                .filter(|&t| !(opts.stop_at_eos && Some(t) == lm.tokenizer.eos_id))
+                .filter(|&t| !(opts.stop_at_eos && lm.tokenizer.is_eos(t)))
                 .collect();
             let mut text = lm.tokenizer.decode(&visible)?;
             if opts.stop_at_newline

@@ -27,6 +27,7 @@ pub mod experiments;
 pub mod generate;
 pub mod loader;
 pub mod model;
+pub mod page_table;
 pub mod schedule;
 pub mod session;
 pub mod settings;

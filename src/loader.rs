@@ -10,7 +10,9 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::{Activation, Attention, Block, Conv1D, Gpt, GptConfig, LayerNorm, Mlp};
+use crate::model::{
+    Activation, Attention, Block, Conv1D, Gpt, GptConfig, LayerNorm, Mlp, SpecialIds,
+};
 use crate::text::TextTokenizer;
 
 /// A frozen model with the tokenizer that belongs to it.
@@ -185,10 +187,11 @@ pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
         .map_or(Some(1e-5), Value::as_f64)
         .filter(|e| *e > 0.0)
         .ok_or_else(|| config_error("`layer_norm_epsilon` must be a positive number"))?;
-    let eos_token_id = v
-        .get("eos_token_id")
-        .and_then(Value::as_u64)
-        .map(|x| x as u32);
+    let special = SpecialIds {
+        bos: token_ids(&v, "bos_token_id")?,
+        eos: token_ids(&v, "eos_token_id")?,
+        pad: token_ids(&v, "pad_token_id")?,
+    };
     Ok(GptConfig {
         vocab_size: usize_field("vocab_size")?,
         n_positions: usize_field("n_positions")?,
@@ -198,8 +201,27 @@ pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
         n_inner,
         layer_norm_epsilon,
         activation,
-        eos_token_id,
+        special,
     })
+}
+
+/// A special-token field: absent or null (none), one id, or a list of ids. Whether they fit the
+/// vocabulary is decided with the tokenizer (`text.rs`), which knows what to use instead.
+fn token_ids(v: &Value, field: &str) -> Result<Vec<u64>> {
+    let bad = |found: &Value| {
+        config_error(format!(
+            "`{field}` must be a token id (an integer from 0), a list of them, or null; found {found}. \
+             Set it to the id of that token in tokenizer.json, or remove it"
+        ))
+    };
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|x| x.as_u64().ok_or_else(|| bad(x)))
+            .collect(),
+        Some(x) => x.as_u64().map(|id| vec![id]).ok_or_else(|| bad(x)),
+    }
 }
 
 /// How many values are NaN or infinite.

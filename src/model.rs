@@ -23,7 +23,18 @@ pub struct GptConfig {
     pub n_inner: usize,
     pub layer_norm_epsilon: f64,
     pub activation: Activation,
-    pub eos_token_id: Option<u32>,
+    /// The token ids `config.json` names, as written (checked against the vocabulary with the
+    /// tokenizer: `text::TextTokenizer`).
+    pub special: SpecialIds,
+}
+
+/// `bos_token_id`, `eos_token_id` and `pad_token_id` of a `config.json`: each absent, one id, or a
+/// list (newer configs list several end tokens).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecialIds {
+    pub bos: Vec<u64>,
+    pub eos: Vec<u64>,
+    pub pad: Vec<u64>,
 }
 
 impl GptConfig {
@@ -480,7 +491,10 @@ mod tests {
             n_inner: 3072,
             layer_norm_epsilon: 1e-5,
             activation: Activation::GeluTanh,
-            eos_token_id: Some(50256),
+            special: SpecialIds {
+                eos: vec![50256],
+                ..SpecialIds::default()
+            },
         };
         assert_eq!(c.num_params(), 124_439_808);
         assert_eq!(c.embedding_bytes(), 50257 * 768 * 4);

@@ -15,59 +15,13 @@ use crate::loader::{LoadedModel, ModelFiles};
 use crate::schedule::{EvalCadence, Schedule};
 pub use crate::settings::Settings;
 use crate::soft_prompt::{PromptInit, SoftPrompt};
-use crate::tasks::{Example, TaskKind, TaskSpec, parse_jsonl};
+use crate::tasks::{Task, TaskSummary};
 use crate::train::{StepStats, Trainer};
 use crate::viz::{Neighbour, VocabMap};
 use burn::tensor::Device;
 
 /// Nearest vocabulary tokens listed per virtual token.
 const NEAREST_K: usize = 5;
-
-/// A task as the session uses it: examples split into training and held-out sets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Task {
-    pub name: String,
-    pub kind: TaskKind,
-    pub train: Vec<Example>,
-    pub test: Vec<Example>,
-    /// The hand-written prompt the soft prompt is compared with.
-    pub text_prompt: String,
-}
-
-impl Task {
-    /// A built-in task: its `task.json` and the two JSONL splits.
-    pub fn builtin(spec_json: &[u8], train_jsonl: &str, test_jsonl: &str) -> Result<Self> {
-        let spec = TaskSpec::parse(spec_json)?;
-        Ok(Self {
-            kind: spec.kind()?,
-            name: spec.name,
-            train: parse_jsonl(train_jsonl)?,
-            test: parse_jsonl(test_jsonl)?,
-            text_prompt: spec.text_prompt,
-        })
-    }
-
-    /// Examples a user pasted or uploaded (any format `tasks::parse_custom` reads).
-    pub fn custom(name: &str, text: &str) -> Result<Self> {
-        let examples = crate::tasks::parse_custom(text)?;
-        let kind = crate::tasks::infer_kind(&examples);
-        let (train, test) = crate::tasks::split_held_out(examples)?;
-        Ok(Self {
-            name: name.into(),
-            kind,
-            train,
-            test,
-            text_prompt: String::new(),
-        })
-    }
-
-    pub fn labels(&self) -> &[String] {
-        match &self.kind {
-            TaskKind::Classify { labels } => labels,
-            TaskKind::Generate => &[],
-        }
-    }
-}
 
 /// Facts about the loaded model, shown before and after training.
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +35,9 @@ pub struct ModelInfo {
     pub n_positions: usize,
     /// FNV-1a of every base weight, hex.
     pub fingerprint: String,
+    /// What loading decided about the files on the user's behalf (special-token ids outside the
+    /// vocabulary), shown with the model.
+    pub notes: Vec<String>,
 }
 
 /// The soft prompt as the page draws it.
@@ -168,6 +125,8 @@ pub struct Progress {
     pub prompt: Option<PromptView>,
     /// Held-out accuracy of the soft prompt at this step.
     pub accuracy: Option<f32>,
+    /// Time of that held-out evaluation, when one ran at this step.
+    pub eval_ms: Option<f64>,
     pub done: Option<Done>,
     /// What the device's allocator holds after the step (GPU backends; the CPU reports none).
     pub device_memory: Option<DeviceMemory>,
@@ -213,8 +172,6 @@ struct Run {
     /// The schedule's last evaluation of the soft prompt, with its step: `compare` at that step
     /// reuses it.
     evaluated: Option<(usize, EvalView)>,
-    /// The prompt's values at its last view, on the host: what survives a lost GPU.
-    snapshot: Option<Vec<f32>>,
 }
 
 /// Training examples the no-prompt reference loss is measured on (one batch).
@@ -295,6 +252,7 @@ impl Session {
             vocab_size: c.vocab_size,
             n_positions: c.n_positions,
             fingerprint: hex(self.base_fingerprint),
+            notes: self.lm.tokenizer.notes.clone(),
         }
     }
 
@@ -341,7 +299,7 @@ impl Session {
         let n = task.train.len().min(BASELINE_EXAMPLES);
         let mut sampler = Sampler::for_examples(&self.lm.tokenizer, &task.train[..n], 0)?;
         let batch = sampler.next_batch(n, 0, self.lm.tokenizer.pad_id())?;
-        let loss = crate::train::loss(&self.lm.model, None, &batch)?;
+        let loss = crate::soft_prompt::loss(&self.lm.model, None, &batch)?;
         Ok(crate::backend::read_f32(loss).await?[0])
     }
 
@@ -400,7 +358,6 @@ impl Session {
             settings,
             init,
             evaluated: None,
-            snapshot: None,
         });
         Ok(())
     }
@@ -455,16 +412,16 @@ impl Session {
         } else {
             None
         };
-        let accuracy = if schedule.eval_due(step) {
+        let (accuracy, eval_ms) = if schedule.eval_due(step) {
             let t = Instant::now();
             let view = EvalView::from(self.evaluate(Conditioning::SoftPrompt).await?);
             let accuracy = view.accuracy;
             let run = self.run.as_mut().ok_or_else(no_prompt)?;
             run.schedule.record_eval(t.elapsed());
             run.evaluated = Some((step, view));
-            Some(accuracy)
+            (Some(accuracy), Some(ms_since(t)))
         } else {
-            None
+            (None, None)
         };
         let done = if schedule.finished(step) {
             let fingerprint = self.lm.model.fingerprint().await?;
@@ -483,6 +440,7 @@ impl Session {
             ms_per_step: took.as_secs_f64() * 1000.0,
             prompt,
             accuracy,
+            eval_ms,
             done,
             device_memory: device_memory.map(|m| DeviceMemory {
                 allocs: m.number_allocs,
@@ -497,15 +455,12 @@ impl Session {
     }
 
     /// The prompt's values, its place on the vocabulary map and its nearest tokens.
-    pub async fn prompt_view(&mut self) -> Result<PromptView> {
+    pub async fn prompt_view(&self) -> Result<PromptView> {
         let run = self.run()?;
         let prompt = &run.trainer.prompt;
         let values = crate::backend::read_f32(prompt.values()).await?;
         let n_virtual = prompt.n_virtual();
         let step = run.trainer.step;
-        if let Some(run) = self.run.as_mut() {
-            run.snapshot = Some(values.clone());
-        }
         let tok = &self.lm.tokenizer;
         Ok(PromptView {
             step,
@@ -606,15 +561,6 @@ impl Session {
         adapter::save(&run.trainer.prompt, &self.adapter_config(run, base_model)).await
     }
 
-    /// The prompt as it was at its last view (every few steps), from the host copy: what the
-    /// page carries to the CPU when the GPU is lost and the device holds nothing readable.
-    pub fn export_snapshot(&self, base_model: &str) -> Result<AdapterFiles> {
-        let run = self.run()?;
-        let values = run.snapshot.as_ref().ok_or_else(no_prompt)?;
-        let shape = [run.trainer.prompt.n_virtual(), self.lm.model.config.n_embd];
-        adapter::save_values(values, shape, &self.adapter_config(run, base_model))
-    }
-
     fn adapter_config(&self, run: &Run, base_model: &str) -> AdapterConfig {
         AdapterConfig::new(
             &self.lm.model,
@@ -622,6 +568,18 @@ impl Session {
             &run.init,
             Some(base_model.to_string()).filter(|s| !s.is_empty()),
         )
+    }
+
+    /// Replaces the prompt with values the page kept on the host (its last view: what survives a
+    /// lost GPU or a crashed engine), initialised as `settings` say for a later export.
+    pub fn restore(&mut self, values: &[f32], n_virtual: usize, settings: Settings) -> Result<()> {
+        let prompt = SoftPrompt::from_values(&self.lm, values, n_virtual)?;
+        let settings = Settings {
+            virtual_tokens: n_virtual,
+            ..settings
+        };
+        let init = settings.prompt_init(&self.task()?.kind)?;
+        self.start(settings, Some((prompt, init)))
     }
 
     /// Replaces the prompt with an adapter's (checked against this model); training can go on
@@ -638,37 +596,6 @@ impl Session {
         };
         self.start(settings, Some((prompt, init)))?;
         Ok(config.num_virtual_tokens)
-    }
-}
-
-/// A task as the page lists it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskSummary {
-    pub name: String,
-    /// `generate` or `classify`.
-    pub kind: &'static str,
-    pub labels: Vec<String>,
-    pub train_size: usize,
-    pub test_size: usize,
-    pub text_prompt: String,
-    pub chance: f32,
-}
-
-impl From<&Task> for TaskSummary {
-    fn from(t: &Task) -> Self {
-        Self {
-            name: t.name.clone(),
-            kind: match t.kind {
-                TaskKind::Generate => "generate",
-                TaskKind::Classify { .. } => "classify",
-            },
-            labels: t.labels().to_vec(),
-            train_size: t.train.len(),
-            test_size: t.test.len(),
-            text_prompt: t.text_prompt.clone(),
-            chance: crate::tasks::chance_level(&t.test),
-        }
     }
 }
 

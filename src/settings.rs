@@ -1,11 +1,11 @@
 //! The training settings, declared once: names, defaults, bounds and help text. The session
 //! checks settings against this table, the command line takes its defaults from it, and the page
-//! reads it from `www/settings.js`, which [`page_module`] writes (a test keeps the file current).
+//! reads it from `www/settings.js`, which `page_table::page_module` writes (a test keeps the file
+//! current).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::experiments::ExperimentName;
 use crate::soft_prompt::PromptInit;
 use crate::tasks::TaskKind;
 use crate::train::{OptimizerKind, TrainConfig};
@@ -310,60 +310,4 @@ impl Settings {
             max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
         }
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InitEntry {
-    name: &'static str,
-    label: &'static str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Table {
-    numbers: [NumberSetting; 5],
-    inits: Vec<InitEntry>,
-    init_default: InitName,
-    experiments: Vec<ExperimentEntry>,
-    experiment_steps: usize,
-    experiment_seeds: usize,
-}
-
-#[derive(Serialize)]
-struct ExperimentEntry {
-    name: &'static str,
-    title: &'static str,
-    finding: &'static str,
-}
-
-/// The table as the page's ES module (`www/settings.js`).
-pub fn page_module() -> String {
-    let table = Table {
-        numbers: NUMBERS,
-        inits: InitName::ALL
-            .iter()
-            .map(|i| InitEntry {
-                name: i.name(),
-                label: i.label(),
-            })
-            .collect(),
-        init_default: InitName::default(),
-        experiments: ExperimentName::ALL
-            .iter()
-            .map(|e| ExperimentEntry {
-                name: e.name(),
-                title: e.title(),
-                finding: e.finding(),
-            })
-            .collect(),
-        experiment_steps: crate::experiments::DEFAULT_STEPS,
-        experiment_seeds: crate::experiments::DEFAULT_SEEDS,
-    };
-    let json = serde_json::to_string_pretty(&table).expect("the table serialises");
-    format!(
-        "// Generated from src/settings.rs by `cargo test --test settings` (UPDATE=1 rewrites it):\n\
-         // the training settings' names, bounds, defaults and help, and the experiments, declared once in Rust.\n\
-         export default {json};\n"
-    )
 }

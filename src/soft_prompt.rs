@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::batch::Padded;
+use crate::batch::{Padded, ScoredBatch};
 use crate::error::{Error, Result};
 use crate::loader::LoadedModel;
 use crate::model::Gpt;
@@ -193,3 +193,30 @@ fn normal(rng: &mut StdRng) -> f32 {
     let u2 = rng.random::<f64>();
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
+
+/// Log-probabilities `[n]` of the batch's target tokens, with an optional soft prompt.
+pub fn target_logprobs(
+    model: &Gpt,
+    prompt: Option<Tensor<2>>,
+    batch: &ScoredBatch,
+) -> Result<Tensor<1>> {
+    let hidden = prompted_hidden(model, prompt, &batch.padded)?;
+    Ok(model.target_logprobs(hidden, &batch.positions, &batch.targets))
+}
+
+/// Mean cross-entropy over the target tokens (as transformers' causal-LM loss with -100 labels).
+pub fn loss(model: &Gpt, prompt: Option<Tensor<2>>, batch: &ScoredBatch) -> Result<Tensor<1>> {
+    require_targets(batch)?;
+    Ok(target_logprobs(model, prompt, batch)?.mean().neg())
+}
+
+/// A loss needs at least one scored token.
+pub(crate) fn require_targets(batch: &ScoredBatch) -> Result<()> {
+    if batch.targets.is_empty() {
+        return Err(Error::TaskInvalid {
+            detail: "the batch has no target tokens: every example needs an output".into(),
+        });
+    }
+    Ok(())
+}
+

@@ -283,3 +283,81 @@ pub fn chance_level(examples: &[Example]) -> f32 {
     }
     counts.values().copied().max().unwrap_or(0) as f32 / examples.len().max(1) as f32
 }
+
+/// A task as the session uses it: examples split into training and held-out sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub name: String,
+    pub kind: TaskKind,
+    pub train: Vec<Example>,
+    pub test: Vec<Example>,
+    /// The hand-written prompt the soft prompt is compared with.
+    pub text_prompt: String,
+}
+
+impl Task {
+    /// A built-in task: its `task.json` and the two JSONL splits.
+    pub fn builtin(spec_json: &[u8], train_jsonl: &str, test_jsonl: &str) -> Result<Self> {
+        let spec = TaskSpec::parse(spec_json)?;
+        Ok(Self {
+            kind: spec.kind()?,
+            name: spec.name,
+            train: parse_jsonl(train_jsonl)?,
+            test: parse_jsonl(test_jsonl)?,
+            text_prompt: spec.text_prompt,
+        })
+    }
+
+    /// Examples a user pasted or uploaded (any format `tasks::parse_custom` reads).
+    pub fn custom(name: &str, text: &str) -> Result<Self> {
+        let examples = parse_custom(text)?;
+        let kind = infer_kind(&examples);
+        let (train, test) = split_held_out(examples)?;
+        Ok(Self {
+            name: name.into(),
+            kind,
+            train,
+            test,
+            text_prompt: String::new(),
+        })
+    }
+
+    pub fn labels(&self) -> &[String] {
+        match &self.kind {
+            TaskKind::Classify { labels } => labels,
+            TaskKind::Generate => &[],
+        }
+    }
+}
+
+/// A task as the page lists it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSummary {
+    pub name: String,
+    /// `generate` or `classify`.
+    pub kind: &'static str,
+    pub labels: Vec<String>,
+    pub train_size: usize,
+    pub test_size: usize,
+    pub text_prompt: String,
+    pub chance: f32,
+}
+
+impl From<&Task> for TaskSummary {
+    fn from(t: &Task) -> Self {
+        Self {
+            name: t.name.clone(),
+            kind: match t.kind {
+                TaskKind::Generate => "generate",
+                TaskKind::Classify { .. } => "classify",
+            },
+            labels: t.labels().to_vec(),
+            train_size: t.train.len(),
+            test_size: t.test.len(),
+            text_prompt: t.text_prompt.clone(),
+            chance: chance_level(&t.test),
+        }
+    }
+}
+

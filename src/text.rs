@@ -8,11 +8,59 @@ use tokenizers::Tokenizer;
 use crate::error::{Error, Result};
 use crate::model::GptConfig;
 
+/// The GPT-2 tokenizers' end-of-text token: the end token when the config names none (or none
+/// that fits the vocabulary).
+const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// The end-of-text ids to use, and notes on what the config named outside the vocabulary.
+/// transformers writes GPT-2's defaults (50256) into a config made without them, so a smaller
+/// vocabulary can come with ids that name no token: the engine never adds BOS and pads with EOS,
+/// so out-of-range BOS and PAD ids are ignored, and an out-of-range EOS is replaced by the
+/// tokenizer's own end token (an error when it has none: generation would never stop at the end).
+fn special_ids(config: &GptConfig, tokenizer_eos: Option<u32>) -> Result<(Vec<u32>, Vec<String>)> {
+    let vocab = config.vocab_size as u64;
+    let special = &config.special;
+    let mut notes = Vec::new();
+    for (field, ids) in [("bos_token_id", &special.bos), ("pad_token_id", &special.pad)] {
+        for id in ids.iter().filter(|&&id| id >= vocab) {
+            notes.push(format!(
+                "config.json's {field} {id} is outside the vocabulary ({vocab} tokens): ignored (not used here)"
+            ));
+        }
+    }
+    let (inside, outside): (Vec<u64>, Vec<u64>) = special.eos.iter().partition(|&&id| id < vocab);
+    let eos: Vec<u32> = inside.into_iter().map(|id| id as u32).collect();
+    if eos.is_empty() && !outside.is_empty() {
+        let id = tokenizer_eos.ok_or(Error::TokenIdOutOfRange {
+            field: "eos_token_id",
+            id: outside[0],
+            vocab: config.vocab_size,
+        })?;
+        notes.push(format!(
+            "config.json's eos_token_id {} is outside the vocabulary ({vocab} tokens): the tokenizer's {END_OF_TEXT} (id {id}) is used instead",
+            outside[0]
+        ));
+        return Ok((vec![id], notes));
+    }
+    for id in outside {
+        notes.push(format!(
+            "config.json's eos_token_id lists {id}, outside the vocabulary ({vocab} tokens): ignored"
+        ));
+    }
+    Ok(match (eos.is_empty(), tokenizer_eos) {
+        (true, Some(id)) => (vec![id], notes),
+        _ => (eos, notes),
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
-    /// End of text: generation stops at it.
-    pub eos_id: Option<u32>,
+    /// End-of-text ids: generation stops at any of them; the first pads rows.
+    pub eos_ids: Vec<u32>,
+    /// What was decided about special-token ids the config names but the vocabulary lacks,
+    /// in words for the page and the command line.
+    pub notes: Vec<String>,
     /// The most text bytes one token stands for (the longest vocabulary entry), when the tokenizer
     /// does not normalise text first. A text longer than this times `max_tokens` cannot fit the
     /// model, and is refused before tokenizing it (megabytes take the tokenizer many seconds).
@@ -40,16 +88,15 @@ impl TextTokenizer {
                 model_vocab: config.vocab_size,
             });
         }
-        let eos_id = config
-            .eos_token_id
-            .or_else(|| inner.token_to_id("<|endoftext|>"));
+        let (eos_ids, notes) = special_ids(config, inner.token_to_id(END_OF_TEXT))?;
         let bytes_per_token = inner.get_normalizer().is_none().then(|| {
             let longest = inner.get_vocab(true).keys().map(String::len).max();
             longest.unwrap_or(1).max(1)
         });
         Ok(Self {
             inner,
-            eos_id,
+            eos_ids,
+            notes,
             bytes_per_token,
             max_tokens: config.n_positions,
         })
@@ -58,7 +105,11 @@ impl TextTokenizer {
     /// The id used to pad rows on the right. Padding is never attended to, so any id works; EOS is
     /// the convention (GPT-2 has no pad token).
     pub fn pad_id(&self) -> u32 {
-        self.eos_id.unwrap_or(0)
+        self.eos_ids.first().copied().unwrap_or(0)
+    }
+
+    pub fn is_eos(&self, id: u32) -> bool {
+        self.eos_ids.contains(&id)
     }
 
     /// Token ids of `text`, without special tokens added around it.

@@ -11,7 +11,7 @@ use crate::batch::{Sampler, ScoredBatch};
 use crate::error::{Error, Result};
 use crate::loader::LoadedModel;
 use crate::model::Gpt;
-use crate::soft_prompt::{SoftPrompt, prompted_hidden};
+use crate::soft_prompt::{SoftPrompt, require_targets, target_logprobs};
 
 /// torch's Adam epsilon (burn's default is 1e-5); the parity test follows torch's trajectory.
 const ADAM_EPSILON: f32 = 1e-8;
@@ -31,37 +31,6 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Clip the prompt's gradient to this L2 norm (none: no clipping).
     pub max_grad_norm: Option<f32>,
-}
-
-impl Default for TrainConfig {
-    /// The settings table's defaults (`settings.rs`).
-    fn default() -> Self {
-        crate::settings::Settings::default().train_config()
-    }
-}
-
-/// Log-probabilities `[n]` of the batch's target tokens, with an optional soft prompt.
-pub fn target_logprobs(
-    model: &Gpt,
-    prompt: Option<Tensor<2>>,
-    batch: &ScoredBatch,
-) -> Result<Tensor<1>> {
-    let hidden = prompted_hidden(model, prompt, &batch.padded)?;
-    Ok(model.target_logprobs(hidden, &batch.positions, &batch.targets))
-}
-
-/// Mean cross-entropy over the target tokens (as transformers' causal-LM loss with -100 labels).
-pub fn loss(model: &Gpt, prompt: Option<Tensor<2>>, batch: &ScoredBatch) -> Result<Tensor<1>> {
-    if batch.targets.is_empty() {
-        return Err(no_targets());
-    }
-    Ok(target_logprobs(model, prompt, batch)?.mean().neg())
-}
-
-fn no_targets() -> Error {
-    Error::TaskInvalid {
-        detail: "the batch has no target tokens: every example needs an output".into(),
-    }
 }
 
 /// A step's scalars, still on the device.
@@ -147,10 +116,6 @@ impl Trainer {
         })
     }
 
-    pub fn config(&self) -> &TrainConfig {
-        &self.config
-    }
-
     /// One step on the sampler's next `batch_size` examples, its scalars read.
     pub async fn step_next(
         &mut self,
@@ -210,9 +175,7 @@ pub fn loss_and_grad(
     batch: &ScoredBatch,
     parts: usize,
 ) -> Result<(Tensor<1>, Tensor<2>)> {
-    if batch.targets.is_empty() {
-        return Err(no_targets());
-    }
+    require_targets(batch)?;
     let total = batch.targets.len() as f64;
     let part = |part: &ScoredBatch| -> Result<(Tensor<1>, Tensor<2>)> {
         let leaf = prompt.clone().detach().require_grad();

@@ -14,16 +14,44 @@ use crate::adapter::AdapterFiles;
 use crate::error::{Error, ErrorView};
 use crate::experiments::{Experiment, ExperimentConfig};
 use crate::loader::{ModelFiles, inspect_config, parse_config};
-use crate::session::{Session, Settings, Task};
+use crate::session::{Session, Settings};
+use crate::tasks::Task;
 
 /// Set by wgpu when the GPU goes away; every later call reports it instead of touching the device.
 static GPU_LOST: Mutex<Option<String>> = Mutex::new(None);
 
 type JsResult = Result<JsValue, JsValue>;
 
+#[wasm_bindgen]
+extern "C" {
+    /// The worker's receiver of a panic's `ErrorView` (JSON): after a panic the instance traps
+    /// and cannot be called again, so the words for the user leave before it does.
+    #[wasm_bindgen(catch, js_namespace = globalThis, js_name = softPromptLabPanic)]
+    fn report_panic(view_json: &str) -> Result<(), JsValue>;
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
-    console_error_panic_hook::set_once();
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        let view = ErrorView::from(&Error::Panic {
+            detail: info.to_string().replace('\n', " "),
+        });
+        if let Ok(json) = serde_json::to_string(&view) {
+            // Absent outside the worker (a test page importing the module): nothing to tell.
+            let _ = report_panic(&json);
+        }
+    }));
+}
+
+/// Where `crashNext` makes the engine panic, to test the page's recovery (as `simulateGpuLoss`
+/// tests a lost GPU).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum CrashPoint {
+    Load,
+    Train,
+    Experiment,
 }
 
 fn js_error(e: Error) -> JsValue {
@@ -59,6 +87,8 @@ pub struct Lab {
     destroy_gpu: Option<Box<dyn Fn()>>,
     /// The experiment in progress (it trains its own prompts, not the session's).
     experiment: Option<Experiment>,
+    /// A panic armed by `crashNext`.
+    crash: Option<CrashPoint>,
 }
 
 impl Lab {
@@ -69,6 +99,15 @@ impl Lab {
             session: None,
             destroy_gpu: None,
             experiment: None,
+            crash: None,
+        }
+    }
+
+    /// Panics when a crash is armed at `point` (tests: `crashNext`).
+    fn crash_at(&mut self, point: CrashPoint) {
+        if self.crash == Some(point) {
+            self.crash = None;
+            panic!("a crash asked for by crashNext({point:?}), to test the page's recovery");
         }
     }
 
@@ -141,6 +180,14 @@ impl Lab {
         }
     }
 
+    /// Makes the next load, training step or experiment step panic (`"load"`, `"train"`,
+    /// `"experiment"`), so the page's recovery from an engine crash can be tested and tried.
+    #[wasm_bindgen(js_name = crashNext)]
+    pub fn crash_next(&mut self, point: JsValue) -> Result<(), JsValue> {
+        self.crash = Some(from_js(point, "crash point")?);
+        Ok(())
+    }
+
     /// Loads a model from its three files: `{info, mapPoints, mapLabels, explained}`.
     pub async fn load(
         &mut self,
@@ -149,9 +196,10 @@ impl Lab {
         tokenizer: Vec<u8>,
     ) -> JsResult {
         self.usable()?;
+        self.crash_at(CrashPoint::Load);
         if let Some(max) = self.max_buffer {
             let cfg = parse_config(&config).map_err(js_error)?;
-            crate::backend::check_buffer_limit(&cfg, max).map_err(js_error)?;
+            crate::backend::check_buffer_limit(cfg.embedding_bytes(), max).map_err(js_error)?;
         }
         let files = ModelFiles {
             config_json: &config,
@@ -231,6 +279,7 @@ impl Lab {
     #[wasm_bindgen(js_name = experimentStep)]
     pub async fn experiment_step(&mut self) -> JsResult {
         self.usable()?;
+        self.crash_at(CrashPoint::Experiment);
         let session = self.session.as_ref().ok_or_else(not_loaded)?;
         let experiment = self.experiment.as_mut().ok_or_else(|| {
             js_error(Error::NotReady {
@@ -259,6 +308,7 @@ impl Lab {
 
     /// One turn of the schedule: `Progress` (step, loss, prompt/accuracy/done when due).
     pub async fn advance(&mut self) -> JsResult {
+        self.crash_at(CrashPoint::Train);
         let progress = self.session_mut()?.advance().await.map_err(js_error)?;
         to_js(&progress)
     }
@@ -286,13 +336,11 @@ impl Lab {
     /// The prompt as PEFT adapter files: `{config, weights}` (Uint8Arrays).
     #[wasm_bindgen(js_name = exportAdapter)]
     pub async fn export_adapter(&self, base_model: String) -> JsResult {
-        let session = self.session.as_ref().ok_or_else(not_loaded)?;
-        // After a lost GPU only the host snapshot of the prompt is left to carry to the CPU.
-        let files = match self.usable() {
-            Ok(()) => session.export(&base_model).await,
-            Err(_) => session.export_snapshot(&base_model),
-        }
-        .map_err(js_error)?;
+        let files = self
+            .session()?
+            .export(&base_model)
+            .await
+            .map_err(js_error)?;
         let obj = Object::new();
         Reflect::set(
             &obj,
@@ -305,6 +353,23 @@ impl Lab {
             &Uint8Array::from(&files.safetensors[..]),
         )?;
         Ok(obj.into())
+    }
+
+    /// Replaces the prompt with values the page kept (`[nVirtual, d_model]` row-major, from its
+    /// last view): how a restarted engine gets the prompt back. Returns the prompt's view.
+    #[wasm_bindgen(js_name = restorePrompt)]
+    pub async fn restore_prompt(
+        &mut self,
+        values: Vec<f32>,
+        n_virtual: usize,
+        settings: JsValue,
+    ) -> JsResult {
+        let settings: Settings = from_js(settings, "settings")?;
+        let session = self.session_mut()?;
+        session
+            .restore(&values, n_virtual, settings)
+            .map_err(js_error)?;
+        to_js(&session.prompt_view().await.map_err(js_error)?)
     }
 
     /// Replaces the prompt with a PEFT adapter's: `{nVirtual, prompt}` (the prompt's view).

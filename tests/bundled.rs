@@ -116,7 +116,7 @@ fn bundled_model_loads_and_a_soft_prompt_lowers_its_loss() {
         .into_iter()
         .find(|(s, ..)| s.name == "antonyms")
         .unwrap();
-    let pad = lm.tokenizer.eos_id.unwrap();
+    let pad = lm.tokenizer.pad_id();
     // A fixed batch, so the losses compare like with like.
     let batch = Sampler::for_examples(&lm.tokenizer, &train, 0)
         .unwrap()
@@ -127,7 +127,7 @@ fn bundled_model_loads_and_a_soft_prompt_lowers_its_loss() {
         prompt,
         TrainConfig {
             lr: 0.03,
-            ..TrainConfig::default()
+            ..soft_prompt_lab::settings::Settings::default().train_config()
         },
     )
     .unwrap();

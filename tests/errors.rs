@@ -464,7 +464,7 @@ fn settings_out_of_range() {
     let prompt = SoftPrompt::init(&lm, 4, &PromptInit::RandomNormal, 0).unwrap();
     let config = TrainConfig {
         lr: -1.0,
-        ..TrainConfig::default()
+        ..soft_prompt_lab::settings::Settings::default().train_config()
     };
     assert!(matches!(
         Trainer::new(prompt, config),
@@ -477,10 +477,10 @@ fn gpu_buffer_limit_smaller_than_the_embedding() {
     // GPT-2 small's shape against WebGPU's default 128 MiB binding limit.
     let mut config = load("tiny-a").model.config.clone();
     (config.vocab_size, config.n_embd) = (50257, 768);
-    let err = soft_prompt_lab::backend::check_buffer_limit(&config, 128 << 20).unwrap_err();
+    let err = soft_prompt_lab::backend::check_buffer_limit(config.embedding_bytes(), 128 << 20).unwrap_err();
     assert!(
         matches!(&err, Error::Device { detail } if detail.contains("at most 128 MiB") && detail.contains("needs 148 MiB") && detail.contains("CPU backend")),
         "{err}"
     );
-    assert!(soft_prompt_lab::backend::check_buffer_limit(&config, 1 << 30).is_ok());
+    assert!(soft_prompt_lab::backend::check_buffer_limit(config.embedding_bytes(), 1 << 30).is_ok());
 }

@@ -23,7 +23,8 @@ use soft_prompt_lab::error::{Error, ErrorKind};
 use soft_prompt_lab::loader::{
     LoadedModel, ModelFiles, inspect_config, load_weights, parse_config,
 };
-use soft_prompt_lab::session::{Session, Settings, Task};
+use soft_prompt_lab::session::{Session, Settings};
+use soft_prompt_lab::tasks::Task;
 use soft_prompt_lab::text::TextTokenizer;
 
 /// A case slower than this counts as a hang (the slowest legitimate one, a 10 MB task line, takes
@@ -61,6 +62,8 @@ struct Tally {
     /// The model the current cases are for (the corpus names it).
     model: &'static str,
     corpus: Vec<Value>,
+    /// Every case goes into the corpus while set (the few that must also run in the page).
+    keep_all: bool,
 }
 
 /// Which file a case replaces, for the corpus.
@@ -119,7 +122,8 @@ impl Tally {
         if took > HANG {
             self.failures.push(format!("{what}: took {took:?}"));
         }
-        if let (0, Some(slot)) = (self.cases % CORPUS_EVERY, slot_name(slot)) {
+        let sampled = self.keep_all || self.cases.is_multiple_of(CORPUS_EVERY);
+        if let (true, Some(slot)) = (sampled, slot_name(slot)) {
             let file = format!("{:05}.bin", self.cases);
             std::fs::write(corpus_dir().join(&file), bytes).unwrap();
             self.corpus.push(json!({"case": what, "model": self.model, "slot": slot, "file": file, "outcome": outcome}));
@@ -383,6 +387,55 @@ fn json_cases(bytes: &[u8], keys: &[&str], rng: &mut Rng, flips: usize) -> Vec<(
     cases
 }
 
+/// Special-token ids as configs give them: transformers' GPT-2 defaults past a small vocabulary,
+/// lists (newer configs list several end tokens), ids at the vocabulary's edge.
+fn special_id_cases(bytes: &[u8], vocab: usize) -> Vec<(String, Vec<u8>)> {
+    let base: Value = serde_json::from_slice(bytes).unwrap();
+    let values = [
+        json!(50256),
+        json!(vocab),
+        json!(vocab - 1),
+        json!([0, 50256]),
+        json!([50256, 50257]),
+        json!([0, -1]),
+        json!([[0]]),
+    ];
+    let mut cases = Vec::new();
+    for key in ["bos_token_id", "eos_token_id", "pad_token_id"] {
+        for v in &values {
+            let mut c = base.clone();
+            c[key] = v.clone();
+            cases.push((format!("{key} = {v}"), serde_json::to_vec(&c).unwrap()));
+        }
+    }
+    let mut c = base;
+    for key in ["bos_token_id", "eos_token_id", "pad_token_id"] {
+        c[key] = json!(50256);
+    }
+    cases.push((
+        "every special token_id = 50256 (transformers' defaults)".into(),
+        serde_json::to_vec(&c).unwrap(),
+    ));
+    cases
+}
+
+/// A loaded model as a user goes on with it: one turn of training (a step and the held-out
+/// evaluation the schedule does at the first step) on a few examples, and a greedy
+/// continuation (which pads with and stops at the end token).
+fn train_and_generate(lm: LoadedModel) -> Result<(), Error> {
+    let mut session = block_on(Session::new(lm))?;
+    let examples = "hot => cold\nbig => small\nup => down\nwet => dry\nold => new\n";
+    session.set_task(Task::custom("custom", examples)?);
+    session.reset(Settings {
+        virtual_tokens: 2,
+        batch: 4,
+        ..Settings::default()
+    })?;
+    block_on(session.advance())?;
+    block_on(session.generate("hot ->", 3))?;
+    Ok(())
+}
+
 /// Task texts as a careless or hostile source could hand them over.
 fn task_texts(rng: &mut Rng) -> Vec<(String, String)> {
     let arrows = "hot => cold\nbig => small\nup => down\nfast => slow\nwet => dry\nold => new\n";
@@ -517,8 +570,18 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
             "activation_function",
             "model_type",
             "tie_word_embeddings",
+            "bos_token_id",
+            "eos_token_id",
+            "pad_token_id",
         ];
-        for (what, bytes) in json_cases(&config, &keys, &mut rng, 60) {
+        let mut config_cases = json_cases(&config, &keys, &mut rng, 60);
+        let generic = config_cases.len();
+        config_cases.extend(special_id_cases(&config, cfg.vocab_size));
+        for (i, (what, bytes)) in config_cases.into_iter().enumerate() {
+            // A config that loads must also train and generate: special-token ids are only used
+            // there (an id outside the vocabulary once loaded, then panicked in a gather). The
+            // special-id cases all go to the page test too.
+            tally.keep_all = i >= generic;
             tally.run(
                 &format!("{name} config: {what}"),
                 Slot::Config,
@@ -530,9 +593,11 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
                         safetensors: &weights,
                         tokenizer_json: &tokenizer,
                     };
-                    LoadedModel::from_bytes(files, &device)
+                    let lm = LoadedModel::from_bytes(files, &device)?;
+                    train_and_generate(lm)
                 },
             );
+            tally.keep_all = false;
         }
         let tok_keys = [
             "model",

@@ -9,8 +9,8 @@ use common::*;
 use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::batch::{Padded, ScoredBatch, Sequence};
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
-use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt, prompted_hidden};
-use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer, loss};
+use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt, loss, prompted_hidden};
+use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
 
 /// Loss, gradient and trajectories, relative to the reference's largest magnitude: f32 rounding
 /// accumulates over 20 steps, but stays ~1e-6 relative.

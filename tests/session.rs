@@ -9,7 +9,8 @@ use soft_prompt_lab::error::Error;
 use soft_prompt_lab::experiments::{ExperimentConfig, ExperimentName};
 use soft_prompt_lab::loader::ModelFiles;
 use soft_prompt_lab::schedule::EvalCadence;
-use soft_prompt_lab::session::{Conditioning, Session, Settings, Task};
+use soft_prompt_lab::session::{Conditioning, Session, Settings};
+use soft_prompt_lab::tasks::Task;
 use soft_prompt_lab::settings::InitName;
 use soft_prompt_lab::tasks::{Example, TaskKind, infer_kind, parse_custom, split_held_out};
 use soft_prompt_lab::viz::VocabMap;
@@ -446,9 +447,4 @@ fn settings_from_the_page_use_the_table() {
     assert_eq!(s.max_grad_norm, Settings::default().max_grad_norm);
     assert!(serde_json::from_str::<Settings>(&page.replace("uniform", "zeros")).is_err());
     assert_eq!(InitName::from_name("auto"), Some(InitName::ClassLabels));
-    assert_eq!(
-        soft_prompt_lab::train::TrainConfig::default().lr,
-        Settings::default().lr,
-        "one default learning rate"
-    );
 }

@@ -1,7 +1,7 @@
 //! The settings table reaches the page unchanged, and errors carry a kind programs can act on.
 
 use soft_prompt_lab::error::{Error, ErrorKind, ErrorView};
-use soft_prompt_lab::settings::page_module;
+use soft_prompt_lab::page_table::page_module;
 
 /// `www/settings.js` is generated from `src/settings.rs`; run with `UPDATE=1` to rewrite it.
 #[test]
@@ -19,12 +19,17 @@ fn the_page_reads_the_settings_table_from_rust() {
 }
 
 #[test]
-fn errors_have_kinds_and_only_a_lost_gpu_is_fatal() {
+fn errors_have_kinds_and_only_a_lost_gpu_or_a_crash_is_fatal() {
     let lost = Error::GpuLost {
         reason: "Destroyed".into(),
     };
     assert_eq!(lost.kind(), ErrorKind::GpuLost);
     assert!(lost.is_fatal());
+    let crash = Error::Panic {
+        detail: "index out of bounds".into(),
+    };
+    assert_eq!(crash.kind(), ErrorKind::Panic);
+    assert!(crash.is_fatal() && crash.to_string().contains("index out of bounds"));
     let line = Error::TaskLine {
         line: 3,
         detail: "no `=>`".into(),

@@ -153,7 +153,7 @@ fn a_step_over_an_unfrozen_base_finishes() {
     assert!(!lm.model.is_frozen());
     let mut sampler = Sampler::for_examples(&lm.tokenizer, &examples(), 0).unwrap();
     let prompt = SoftPrompt::init(&lm, 4, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
-    let mut trainer = Trainer::new(prompt, TrainConfig::default()).unwrap();
+    let mut trainer = Trainer::new(prompt, soft_prompt_lab::settings::Settings::default().train_config()).unwrap();
     for _ in 0..20 {
         let batch = sampler.next_batch(4, 4, 0).unwrap();
         pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();

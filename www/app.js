@@ -63,14 +63,51 @@ function onEvent(msg) {
   else if (msg.type === 'error') ctx.training.onError(msg);
 }
 
-let restarting = false;
+/** A restart in progress: `crashed` holds a fatal error that came during it. */
+let restart = null;
+
+const BACKEND_NAMES = { cpu: 'the CPU backend', webgpu: 'WebGPU' };
+
+/**
+ * The engine stopped for good (a lost GPU, or a crash: a panic in the engine). The activity it
+ * stopped fails visibly in its own panel; the engine starts again with the model, the task, the
+ * settings and the prompt: on the CPU after a lost GPU, on the same backend after a crash.
+ */
 function onFatal(err) {
-  // A lost GPU or a broken wasm instance: start again on the CPU, keeping everything the user set
-  // and the prompt (start() asks the old worker for it: after a lost GPU, its last snapshot).
-  if (restarting) return;
-  restarting = true;
-  note(`${err.message} — switched to the CPU backend.`);
-  rt.serial(() => start('cpu')).catch(ctx.training.onError).finally(() => { restarting = false; });
+  if (rt.training) ctx.training.onError(err);
+  if (rt.experimenting) ctx.experiments.onError(err);
+  if (restart) {
+    restart.crashed = err;
+    return;
+  }
+  const backend = err.kind === 'GpuLost' ? 'cpu' : rt.backend ?? 'cpu';
+  note(err.kind === 'GpuLost' ? `${err.message} — switched to the CPU backend.`
+    : `${err.message} (on ${BACKEND_NAMES[backend]}).`);
+  restartOn(backend, false);
+}
+
+/**
+ * Starts the engine again on `backend`. A crash during the restart itself (a model that crashes
+ * the engine as it loads) starts once more with the bundled model; a third gives up, saying so.
+ */
+function restartOn(backend, bundled) {
+  restart = { crashed: null };
+  if (bundled) {
+    state.model = '';
+    ctx.saveUrl();
+    rt.set({ modelSource: null });
+  }
+  rt.serial(() => start(backend)).catch(ctx.training.onError).finally(() => {
+    const { crashed } = restart;
+    restart = null;
+    if (!crashed) return;
+    if (bundled) {
+      note(`${crashed.message} The engine could not be restarted: reload the page.`);
+    } else {
+      note(`${crashed.message} It happened again while restarting: restarted with the bundled model.`);
+      restartOn(backend, true);
+    }
+  });
 }
 
 function showBackend(used) {
@@ -79,10 +116,12 @@ function showBackend(used) {
 }
 
 /**
- * A new worker on `backend` with the model and the current prompt (`carried`, or the old
- * worker's). Returns the backend it runs on (the CPU when WebGPU would not start).
+ * A new worker on `backend` with the model and the current prompt: `carried` adapter files, else
+ * the old worker's (when it still answers), else the page's host copy of the prompt's last view
+ * (after a crash or a lost GPU). Returns the backend it runs on (the CPU when WebGPU would not start).
  */
 async function start(backend, carriedIn) {
+  const copy = rt.promptCopy;
   const carried = carriedIn ?? (rt.client && rt.hasPrompt
     ? await Promise.race([
       rt.client.request('export', { baseModel: '' }).catch(() => undefined),
@@ -99,10 +138,12 @@ async function start(backend, carriedIn) {
     note(`${e.message}.`);
     return start('cpu', carried);
   }
+  rt.set({ backend: used.backend });
   showBackend(used);
-  const prompt = carried ?? (rt.task ? ctx.ui.shelf.get(rt.task.name) : undefined);
   await ctx.model.load(rt.modelSource ?? { kind: 'url', base: state.model || ctx.bundled });
-  if (prompt && rt.task) await ctx.adapters.use(prompt);
+  if (!rt.task) return used.backend;
+  if (carried) await ctx.adapters.use(carried);
+  else if (copy?.task === rt.task.name && copy.model === rt.modelSource) await ctx.adapters.restore(copy);
   return used.backend;
 }
 
@@ -219,7 +260,11 @@ $('backend-select').addEventListener('change', (e) => {
   rt.serial(startChosen).catch(ctx.training.onError);
 });
 // For tests, and for trying the recovery path by hand from the console.
-window.softPromptLab = { simulateGpuLoss: () => rt.client.request('simulate-gpu-loss') };
+window.softPromptLab = {
+  simulateGpuLoss: () => rt.client.request('simulate-gpu-loss'),
+  /** Makes the engine panic at its next 'load', 'train' or 'experiment' step. */
+  crashNext: (point) => rt.client.request('crash-next', { point }),
+};
 await ctx.tasks.fillList();
 rt.serial(startChosen).catch((e) => {
   $('model-status').textContent = 'The lab could not start.';

@@ -1,15 +1,22 @@
 // The page's side of the worker protocol (protocol.js): requests as promises, events as callbacks.
-// A fatal error (a wasm panic or a lost GPU) is passed to `onFatal`; the page then starts a new
-// client, on the CPU, and replays its state into it.
+// A fatal error (an engine crash or a lost GPU) ends the client once: every request waiting on it
+// fails with that error (no page action waits forever), later ones fail at once, and `onFatal`
+// hears of it one time; the page then starts a new client and replays its state into it.
 
 export class LabClient {
   constructor({ onEvent, onFatal }) {
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.pending = new Map();
     this.nextId = 1;
+    this.onFatal = onFatal;
+    this.ended = null; // the error that ended this client
     this.worker.onmessage = ({ data }) => {
+      if (this.ended) return; // what a broken engine says after it ended is noise
+      if (data.type === 'error' && data.fatal) {
+        this.end(data);
+        return;
+      }
       const waiting = data.id !== undefined && this.pending.get(data.id);
-      if (data.type === 'error' && data.fatal) onFatal(data);
       if (waiting) {
         this.pending.delete(data.id);
         if (data.type === 'error') waiting.reject(data);
@@ -18,11 +25,15 @@ export class LabClient {
         onEvent(data);
       }
     };
-    this.worker.onerror = (e) => onFatal({ kind: 'Internal', message: e.message || 'the worker failed to start' });
+    // The worker script itself failed (it could not load, or an error escaped its handlers).
+    this.worker.onerror = (e) => {
+      e.preventDefault();
+      this.end({ kind: 'Panic', message: `the engine's worker failed (${e.message || 'it could not start'})`, fatal: true });
+    };
   }
 
   request(type, payload = {}, transfer = []) {
-    if (this.terminated) return Promise.reject({ kind: 'Internal', message: 'worker restarted' });
+    if (this.ended) return Promise.reject(this.ended);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -30,10 +41,17 @@ export class LabClient {
     });
   }
 
-  terminate() {
-    this.terminated = true;
-    this.worker.terminate();
-    for (const { reject } of this.pending.values()) reject({ kind: 'Internal', message: 'worker restarted' });
+  /** Fails every waiting request with `error`, once; `onFatal` hears of it unless the page ended it. */
+  end(error, quiet = false) {
+    if (this.ended) return;
+    this.ended = error;
+    for (const { reject } of this.pending.values()) reject(error);
     this.pending.clear();
+    if (!quiet) this.onFatal(error);
+  }
+
+  terminate() {
+    this.end({ kind: 'Internal', message: 'the engine was restarted', fatal: false }, true);
+    this.worker.terminate();
   }
 }

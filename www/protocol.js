@@ -20,20 +20,22 @@
 //   compare       {}                                          -> {noPrompt, textPrompt, softPrompt} eval views
 //   tokenize      {text}                                      -> [{id, text}] (what the model reads)
 //   generate      {text}                                      -> continuation text
-//   export        {baseModel}                                 -> {config, weights} (Uint8Array); after a lost
-//                                                                 GPU, the prompt's last snapshot (every 5 steps)
+//   export        {baseModel}                                 -> {config, weights} (Uint8Array)
+//   restore-prompt {values, nVirtual, settings}               -> prompt view (the prompt the page kept from its last
+//                                                                 view, after a restart)
 //   experiment    {config: {name, steps, seeds, base}, source?, base?}
 //                                                             -> undefined (runs the experiment on the current task:
 //                                                                 experiment-progress events; `pause` cancels it;
 //                                                                 source: the built-in task transfer starts from)
 //   simulate-gpu-loss {}                                      -> undefined (destroys the WebGPU device: tests)
+//   crash-next    {point: 'load' | 'train' | 'experiment'}    -> undefined (the engine panics there next: tests)
 //   time-steps    {steps}                                     -> median ms of a default-sized training step on this
 //                                                                 backend (a throwaway prompt; backend "auto")
 //   import        {config, weights, settings}                 -> {nVirtual, prompt}
 //
 // Events
 //   load-progress {file, loaded, total}     bytes of a model file received (total 0 when unknown)
-//   progress      {step, loss, gradNorm, target, msPerStep, prompt?, accuracy?, done?, deviceMemory?, wasmBytes}
+//   progress      {step, loss, gradNorm, target, msPerStep, prompt?, accuracy?, evalMs?, done?, deviceMemory?, wasmBytes}
 //                 one turn of the session's schedule (src/session.rs `Progress`): the prompt view and
 //                 held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end;
 //                 deviceMemory = {allocs, bytesInUse, bytesReserved} of burn's GPU allocator;
@@ -41,7 +43,8 @@
 //   experiment-progress {runsDone, runs, stepsDone, stepsTotal, arm, seed, finished?, done?}
 //                 one step of an experiment (src/experiments.rs `ExperimentProgress`); done = the summary
 //   error         {id?, kind, message, line?, fatal, experiment?}
-//                 kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (a lost GPU or a
-//                 wasm panic); the page restarts it on the CPU.
+//                 kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (kind GpuLost: the page
+//                 restarts it on the CPU; Panic, an engine crash: on the same backend). Every request
+//                 waiting then fails with this error (www/lab-client.js).
 
 export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];

@@ -4,6 +4,7 @@
 export class Runtime {
   constructor() {
     this.client = null; // the LabClient of the running worker
+    this.backend = null; // 'cpu' or 'webgpu': what the running worker computes on
     this.modelSource = null; // what to (re)load after a worker restart
     this.modelInfo = null;
     this.task = null; // the worker's task summary
@@ -14,6 +15,9 @@ export class Runtime {
     this.target = 0;
     this.finished = false; // the run reached its step count
     this.accuracy = undefined; // the last held-out accuracy of the soft prompt
+    // The prompt's last view on the host, {task, model, values, nVirtual}: what a restart
+    // carries when the engine cannot hand its prompt over (a crash, a lost GPU).
+    this.promptCopy = null;
     this.pending = 0; // page actions queued or running
     this.views = [];
     this.chain = Promise.resolve();

@@ -1,4 +1,4 @@
-// Generated from src/settings.rs by `cargo test --test settings` (UPDATE=1 rewrites it):
+// Generated from src/settings.rs (by src/page_table.rs) in `cargo test --test settings` (UPDATE=1 rewrites it):
 // the training settings' names, bounds, defaults and help, and the experiments, declared once in Rust.
 export default {
   "numbers": [

@@ -22,15 +22,36 @@ const ready = init().then((exports) => {
 
 const post = (type, value = {}) => self.postMessage({ type, ...value });
 
+/** The engine's own words for its panic: src/web.rs sends them just before the instance traps. */
+let crash = null;
+self.softPromptLabPanic = (json) => { crash = JSON.parse(json); };
+
+/** A crashed engine (a trap, or an error that escaped this file): fatal, the page restarts us. */
+function crashError(e) {
+  playing = false;
+  experimenting = false;
+  return crash ?? { kind: 'Panic', message: `the engine crashed (${e?.message ?? e})`, fatal: true };
+}
+
 function errorFields(e) {
   // The engine's errors arrive as {kind, message, line?, fatal} (src/error.rs ErrorView).
   if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
     return { kind: e.kind, message: e.message, line: e.line, fatal: Boolean(e.fatal) };
   }
-  // A JavaScript error or a wasm panic: after a panic the instance is broken, so the page restarts us.
-  const message = e instanceof Error ? e.message : String(e);
-  return { kind: 'Internal', message, fatal: e instanceof WebAssembly.RuntimeError };
+  if (e instanceof WebAssembly.RuntimeError) return crashError(e);
+  return { kind: 'Internal', message: e instanceof Error ? e.message : String(e), fatal: false };
 }
+
+// A panic inside an async engine call traps in wasm-bindgen's task queue, outside any handler
+// here: the call's promise never settles. Report it, so the page restarts us instead of waiting.
+self.addEventListener('error', (ev) => {
+  ev.preventDefault();
+  post('error', crashError(ev.error ?? ev.message));
+});
+self.addEventListener('unhandledrejection', (ev) => {
+  ev.preventDefault();
+  post('error', crashError(ev.reason));
+});
 
 async function modelFiles(source) {
   if (source.kind === 'files') {
@@ -172,7 +193,9 @@ const handlers = {
   tokenize: ({ text }) => lab.tokenize(text),
   generate: ({ text }) => lab.generate(text, 16),
   export: ({ baseModel }) => lab.exportAdapter(baseModel),
+  'restore-prompt': ({ values, nVirtual, settings }) => lab.restorePrompt(Float32Array.from(values), nVirtual, settings),
   'simulate-gpu-loss': () => lab.simulateGpuLoss(),
+  'crash-next': ({ point }) => lab.crashNext(point),
   'time-steps': ({ steps }) => lab.timeSteps(steps),
   async import({ config, weights, settings }) {
     playing = false;

@@ -132,7 +132,7 @@ pub fn logits_max_abs_diff(lm: &LoadedModel, r: &Reference) -> f32 {
         .map(|t| lm.tokenizer.encode(t.as_str().unwrap()).unwrap())
         .collect();
     let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
-    let padded = Padded::new(&refs, lm.tokenizer.eos_id.unwrap());
+    let padded = Padded::new(&refs, lm.tokenizer.pad_id());
     assert_eq!([padded.rows(), padded.width], [shape[0], shape[1]]);
     let hidden = prompted_hidden(&lm.model, None, &padded).unwrap();
     let all: Vec<usize> = (0..padded.rows() * padded.width).collect();

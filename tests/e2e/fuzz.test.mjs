@@ -65,6 +65,13 @@ test('the fuzz corpus ends in the page\'s wasm as it does natively, with no pani
           wasm.inspectConfig(files['config.json'], files['model.safetensors'].length);
           await lab.load(files['config.json'], files['model.safetensors'], files['tokenizer.json']);
           if (c.slot === 'tokenizer.json') for (const t of ['hot -> cold', '', '\u0000é😀 <|endoftext|>']) lab.tokenize(t);
+          if (c.slot === 'config.json') {
+            // As natively (tests/fuzz.rs train_and_generate): a config that loads trains and generates.
+            lab.setCustomTask('custom', examples);
+            await lab.reset(settings);
+            await lab.advance();
+            await lab.generate('hot ->', 3);
+          }
         }
       } catch (e) {
         if (e instanceof WebAssembly.RuntimeError || !e?.kind) {

@@ -122,6 +122,52 @@ test('a lost GPU: the page restarts on the CPU with a note, keeping the settings
   }, { readyTimeout: 600_000 });
 });
 
+test('an engine crash during training, a model load or an experiment: the page says so, restarts on the same backend with the model, task, settings and prompt, and every control works', async () => {
+  await withPage('?backend=cpu&task=sentiment&steps=30&seed=5&vt=4&batch=4', async (page) => {
+    const crash = async (point, trigger) => {
+      await page.evaluate((p) => window.softPromptLab.crashNext(p), point);
+      await page.evaluate(() => { document.querySelector('#model-status').dataset.ready = 'false'; });
+      await trigger();
+      await page.waitForFunction(() => /crashed/.test(document.querySelector('#backend-note').textContent));
+      await ready(page);
+      // The restart is a queued action: when none is left, the prompt is back.
+      await page.waitForFunction(() => document.querySelector('#train-status').textContent === '');
+      assert.match(await text(page, '#backend-note'), /the engine crashed on an internal error .* \(on the CPU backend\)/);
+      assert.match(await text(page, '#backend-badge'), /^CPU/, 'the same backend');
+      assert.equal(await page.locator('#s-virtualTokens').inputValue(), '4');
+      assert.equal(await page.locator('#s-seed').inputValue(), '5');
+      assert.equal(await page.locator('#task-select').inputValue(), 'sentiment');
+      await page.evaluate(() => { document.querySelector('#backend-note').textContent = ''; });
+    };
+
+    // During training: the prompt as last drawn comes back.
+    await page.click('#play');
+    await page.waitForFunction(() => Number.parseInt(document.querySelector('#f-step').textContent, 10) >= 5);
+    await page.click('#play'); // pause
+    await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train');
+    const drawn = await text(page, '#nearest');
+    await crash('train', () => page.click('#step'));
+    assert.equal(await text(page, '#nearest'), drawn, 'the prompt, from the host copy');
+
+    // During a model load (the bundled one again): it loads, the prompt stays.
+    await crash('load', () => page.evaluate(() => document.querySelector('#model-bundled').click()));
+    assert.equal(await text(page, '#nearest'), drawn);
+
+    // During an experiment: its panel says it stopped, and it can run again.
+    await crash('experiment', () => page.click('#exp-run'));
+    assert.match(await text(page, '#exp-error'), /crashed/);
+    assert.equal(await text(page, '#nearest'), drawn);
+    await page.click('#exp-run');
+    await page.waitForFunction(() => Number(document.querySelector('#exp-progress').value) >= 1);
+    await page.click('#exp-run'); // cancel
+    await page.waitForFunction(() => document.querySelector('#exp-run').textContent === 'Run');
+
+    // Training goes on from the kept prompt.
+    await page.click('#step');
+    await page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('1 /'));
+  });
+});
+
 test('experiments: text against soft runs with progress, a chart, a table and downloads; a run can be cancelled; the user\'s prompt is untouched', async () => {
   await withPage('?backend=cpu&task=sentiment&exp=text-vs-soft', async (page) => {
     const prompt = await text(page, '#nearest');

@@ -14,16 +14,28 @@ export function adapters(ctx) {
     return files;
   }
 
-  /** Makes `item` (adapter files) the current prompt. */
-  async function use(item) {
-    ctx.training.clearRun();
-    const { nVirtual, prompt } = await rt.client.request('import', { config: item.config, weights: item.weights, settings: trainSettings(state) });
+  /** The prompt the engine now holds, of `nVirtual` tokens, shown as the current one. */
+  function adopt(nVirtual, prompt, accuracy) {
     state.virtualTokens = nVirtual;
     $('s-virtualTokens').value = nVirtual;
     ctx.saveUrl();
     ctx.training.drawPrompt(prompt);
-    rt.set({ hasPrompt: true, training: false, accuracy: item.accuracy });
-    ctx.training.showAccuracy(item.accuracy);
+    rt.set({ hasPrompt: true, training: false, accuracy });
+    ctx.training.showAccuracy(accuracy);
+  }
+
+  /** Makes `item` (adapter files) the current prompt. */
+  async function use(item) {
+    ctx.training.clearRun();
+    const { nVirtual, prompt } = await rt.client.request('import', { config: item.config, weights: item.weights, settings: trainSettings(state) });
+    adopt(nVirtual, prompt, item.accuracy);
+  }
+
+  /** Makes the host copy of a prompt's last view (`rt.promptCopy`) the current prompt. */
+  async function restore(copy) {
+    ctx.training.clearRun();
+    const { values, nVirtual } = copy;
+    adopt(nVirtual, await rt.client.request('restore-prompt', { values, nVirtual, settings: trainSettings(state) }), undefined);
   }
 
   async function readFiles(files) {
@@ -63,5 +75,5 @@ export function adapters(ctx) {
     const { files } = e.target;
     rt.serial(() => importFiles(files)).catch(onError);
   });
-  return { shelve, use };
+  return { shelve, use, restore };
 }

@@ -29,6 +29,8 @@ export function modelPanel(ctx) {
       $('model-status').title = Object.entries(loaded.timings).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)} ms`).join(', ');
       $('model-progress').value = $('model-progress').max;
       $('f-fp-before').firstChild.textContent = i.fingerprint;
+      $('model-notes').hidden = i.notes.length === 0;
+      $('model-notes').textContent = i.notes.map((n) => `Note: ${n}.`).join(' ');
       ui.map.setVocabulary(loaded.mapPoints, loaded.mapLabels, loaded.explained);
       await ctx.tasks.select(state.task);
     } catch (e) {

@@ -61,6 +61,7 @@ export function trainingPanel(ctx) {
   }
 
   function drawPrompt(view) {
+    rt.promptCopy = { task: rt.task?.name, model: rt.modelSource, values: view.values, nVirtual: view.nVirtual };
     ui.map.addPrompt(view.points);
     ui.nearest.update(view.nearest);
     ui.heatmap.update(view);

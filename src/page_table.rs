@@ -1,0 +1,64 @@
+//! The page's copy of the engine's tables: the training settings (`settings.rs`) and the
+//! experiments (`experiments.rs`), as the ES module `www/settings.js` (a test keeps it current).
+//! Above both, so neither needs the other.
+
+use serde::Serialize;
+
+use crate::experiments::{DEFAULT_SEEDS, DEFAULT_STEPS, ExperimentName};
+use crate::settings::{InitName, NUMBERS, NumberSetting};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InitEntry {
+    name: &'static str,
+    label: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Table {
+    numbers: [NumberSetting; 5],
+    inits: Vec<InitEntry>,
+    init_default: InitName,
+    experiments: Vec<ExperimentEntry>,
+    experiment_steps: usize,
+    experiment_seeds: usize,
+}
+
+#[derive(Serialize)]
+struct ExperimentEntry {
+    name: &'static str,
+    title: &'static str,
+    finding: &'static str,
+}
+
+/// The table as the page's ES module (`www/settings.js`).
+pub fn page_module() -> String {
+    let table = Table {
+        numbers: NUMBERS,
+        inits: InitName::ALL
+            .iter()
+            .map(|i| InitEntry {
+                name: i.name(),
+                label: i.label(),
+            })
+            .collect(),
+        init_default: InitName::default(),
+        experiments: ExperimentName::ALL
+            .iter()
+            .map(|e| ExperimentEntry {
+                name: e.name(),
+                title: e.title(),
+                finding: e.finding(),
+            })
+            .collect(),
+        experiment_steps: DEFAULT_STEPS,
+        experiment_seeds: DEFAULT_SEEDS,
+    };
+    let json = serde_json::to_string_pretty(&table).expect("the table serialises");
+    format!(
+        "// Generated from src/settings.rs (by src/page_table.rs) in `cargo test --test settings` (UPDATE=1 rewrites it):\n\
+         // the training settings' names, bounds, defaults and help, and the experiments, declared once in Rust.\n\
+         export default {json};\n"
+    )
+}
