@@ -18,9 +18,10 @@ use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::model::GptConfig;
+use soft_prompt_lab::settings::Settings;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::{Example, TaskSpec, parse_jsonl};
-use soft_prompt_lab::train::{TrainConfig, Trainer};
+use soft_prompt_lab::train::Trainer;
 
 const BATCH: usize = 16;
 const N_VIRTUAL: usize = 8;
@@ -52,7 +53,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch]) -> f64 {
     let prompt =
         SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
-    let mut trainer = Trainer::new(prompt, TrainConfig::default()).unwrap();
+    let mut trainer = Trainer::new(prompt, Settings::default().train_config());
     let mut times = Vec::new();
     for (i, batch) in batches.iter().cycle().take(WARMUP + STEPS).enumerate() {
         let t = Instant::now();

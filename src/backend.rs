@@ -8,7 +8,12 @@ use crate::error::{Error, Result};
 /// The CPU backend (burn's pure-Rust `flex`; measured faster than `ndarray` here), with autodiff
 /// so a soft prompt on it can be trained.
 pub fn cpu() -> Device {
-    Device::flex().autodiff()
+    host().autodiff()
+}
+
+/// The CPU backend without autodiff: host arithmetic that is never trained (the vocabulary map).
+pub fn host() -> Device {
+    Device::flex()
 }
 
 /// Threads a training step may use on `device`: on the CPU backend natively, the machine's

@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::error::{read_file, write_file};
 use soft_prompt_lab::eval::evaluate;
-use soft_prompt_lab::experiments::{self, ExperimentConfig, ExperimentName};
+use soft_prompt_lab::experiments::{
+    self, ArmSummary, ExperimentConfig, ExperimentName, ExperimentSummary,
+};
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, Sampling, generate};
 use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::schedule::EvalCadence;
@@ -19,9 +21,7 @@ use soft_prompt_lab::settings::{
     self, BATCH, InitName, LEARNING_RATE, OptimizerName, SEED, STEPS, Settings, VIRTUAL_TOKENS,
 };
 use soft_prompt_lab::soft_prompt::SoftPrompt;
-use soft_prompt_lab::tasks::{
-    Example, Task, TaskKind, TaskSpec, chance_level, parse_jsonl, split_held_out,
-};
+use soft_prompt_lab::tasks::{Task, TaskKind, chance_level, read_examples, split_held_out};
 use soft_prompt_lab::{Error, Result, backend};
 
 #[derive(Parser)]
@@ -271,19 +271,6 @@ fn load_model(dir: &Path) -> Result<LoadedModel> {
     Ok(lm)
 }
 
-fn load_examples(path: &Path) -> Result<Vec<Example>> {
-    let bytes = read_file(path)?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::TaskInvalid {
-        detail: format!("{} is not UTF-8 text", path.display()),
-    })?;
-    parse_jsonl(&text).map_err(|e| match e {
-        Error::TaskLine { line, detail } => Error::TaskInvalid {
-            detail: format!("{} line {line}: {detail}", path.display()),
-        },
-        other => other,
-    })
-}
-
 fn load_adapter(dir: &Path, lm: &LoadedModel) -> Result<SoftPrompt> {
     let files = AdapterFiles {
         config_json: read_file(&dir.join(adapter::CONFIG_FILE))?,
@@ -388,14 +375,17 @@ fn fit(session: &mut Session, p: &PromptArgs, title: &str, held_out: usize) -> R
 
 fn train(a: TrainArgs) -> Result<()> {
     let lm = load_model(&a.model)?;
-    let examples = load_examples(&a.train)?;
+    let examples = read_examples(&a.train)?;
     // Without --eval, a held-out part is split off as the page does (every fifth example), so
     // the accuracy printed is never measured on examples the prompt was trained on.
     let (train_set, test, source) = match &a.eval {
-        Some(p) => (examples, load_examples(p)?, p.display().to_string()),
+        Some(p) => (examples, read_examples(p)?, p.display().to_string()),
         None => {
             let (train, test) = split_held_out(examples)?;
-            let source = format!("every fifth example of {}, not trained on", a.train.display());
+            let source = format!(
+                "every fifth example of {}, not trained on",
+                a.train.display()
+            );
             (train, test, source)
         }
     };
@@ -430,7 +420,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     let data = a.data.as_deref().ok_or_else(|| Error::Setting {
         detail: "--data or --tasks is required".into(),
     })?;
-    let examples = load_examples(data)?;
+    let examples = read_examples(data)?;
     let mut prompting = Prompting::text(a.text_prompt.clone().unwrap_or_default());
     if let Some(dir) = &a.adapter {
         prompting.soft = Some(load_adapter(dir, &lm)?.values());
@@ -445,44 +435,11 @@ fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every task of a folder (index.json, <task>/task.json, train and test splits), in its order.
-fn load_task_folder(dir: &Path) -> Result<Vec<Task>> {
-    let index: serde_json::Value = serde_json::from_slice(&read_file(&dir.join("index.json"))?)
-        .map_err(|e| Error::TaskInvalid {
-            detail: format!("index.json: {e}"),
-        })?;
-    let names: Vec<String> = index["tasks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(String::from))
-        .collect();
-    if names.is_empty() {
-        return Err(Error::TaskInvalid {
-            detail: format!("{}/index.json lists no tasks", dir.display()),
-        });
-    }
-    names
-        .into_iter()
-        .map(|name| {
-            let task_dir = dir.join(&name);
-            let spec = TaskSpec::parse(&read_file(&task_dir.join("task.json"))?)?;
-            Ok(Task {
-                name,
-                kind: spec.kind()?,
-                train: load_examples(&task_dir.join(&spec.train))?,
-                test: load_examples(&task_dir.join(&spec.test))?,
-                text_prompt: spec.text_prompt,
-            })
-        })
-        .collect()
-}
-
 /// The task folder's table: chance, no prompt, text prompt, trained soft prompt, on each held-out split.
 fn eval_tasks(a: EvalArgs) -> Result<()> {
     let dir = a.tasks.as_deref().expect("checked by the caller");
     let lm = load_model(&a.model)?;
-    let tasks = load_task_folder(dir)?;
+    let tasks = Task::load_folder(dir)?;
     let mut session = pollster::block_on(Session::new(lm))?;
     let mut rows = Vec::new();
     for task in tasks {
@@ -508,7 +465,9 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
          median step: one training step alone; run: the whole training, held-out evaluations included\n",
         a.prompt.virtual_tokens, a.prompt.steps, a.prompt.batch, a.prompt.lr, a.prompt.seed
     );
-    println!("| task | held-out | chance | no prompt | text prompt | soft prompt | median step | run |");
+    println!(
+        "| task | held-out | chance | no prompt | text prompt | soft prompt | median step | run |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for row in rows {
         println!("{row}");
@@ -528,7 +487,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
         })?],
     };
     let lm = load_model(&a.model)?;
-    let tasks = load_task_folder(&a.tasks)?;
+    let tasks = Task::load_folder(&a.tasks)?;
     let find = |name: &str| {
         tasks
             .iter()
@@ -559,11 +518,11 @@ fn sweep(a: SweepArgs) -> Result<()> {
                 },
             )
         };
-        let mut experiment = session.experiment(config, Some(source.clone()))?;
+        session.start_experiment(config, Some(source.clone()))?;
         let started = std::time::Instant::now();
         let bar = ProgressBar::new(0);
         let summary = loop {
-            let p = pollster::block_on(session.experiment_step(&mut experiment))?;
+            let p = pollster::block_on(session.experiment_step())?;
             bar.set_length(p.steps_total as u64);
             bar.set_position(p.steps_done as u64);
             bar.set_message(format!("{} seed {}", p.arm, p.seed));
@@ -572,68 +531,44 @@ fn sweep(a: SweepArgs) -> Result<()> {
             }
         };
         bar.finish_and_clear();
-        println!(
-            "\n### {} — {} ({} steps, {} seeds, {:.0} s)\n\n{}\n",
-            summary.title,
-            summary.task,
-            summary.steps,
-            summary.seeds,
-            started.elapsed().as_secs_f64(),
-            summary.finding
-        );
-        println!(
-            "| setting | held-out accuracy, mean | min | max | runs |\n| --- | --- | --- | --- | --- |"
-        );
-        for arm in &summary.arms {
-            println!(
-                "| {} | {} | {} | {} | {} |",
-                arm.label,
-                percent(arm.mean),
-                percent(arm.min),
-                percent(arm.max),
-                arm.runs
-            );
-        }
-        let curved: Vec<_> = summary
-            .runs
-            .iter()
-            .filter(|r| !r.curve.is_empty())
-            .collect();
-        if let Some(first) = curved.first() {
-            // Transfer: mean accuracy by step for each arm that has a curve.
-            let arms: Vec<usize> = summary
-                .arms
-                .iter()
-                .enumerate()
-                .map(|(i, _)| i)
-                .filter(|i| curved.iter().any(|r| r.arm == *i))
-                .collect();
-            let header: Vec<&str> = arms
-                .iter()
-                .map(|&i| summary.arms[i].label.as_str())
-                .collect();
-            println!(
-                "\n| step | {} |\n| --- |{}",
-                header.join(" | "),
-                " --- |".repeat(arms.len())
-            );
-            for (k, (step, _)) in first.curve.iter().enumerate() {
-                let cells: Vec<String> = arms
-                    .iter()
-                    .map(|&i| {
-                        let acc: Vec<f32> = curved
-                            .iter()
-                            .filter(|r| r.arm == i)
-                            .map(|r| r.curve[k].1)
-                            .collect();
-                        percent(acc.iter().sum::<f32>() / acc.len() as f32)
-                    })
-                    .collect();
-                println!("| {step} | {} |", cells.join(" | "));
-            }
-        }
+        print!("{}", markdown(&summary, started.elapsed().as_secs_f64()));
     }
     Ok(())
+}
+
+/// An experiment's results as Markdown: a table of its arms, and for transfer the mean accuracy
+/// by step of each arm that has a curve.
+fn markdown(summary: &ExperimentSummary, seconds: f64) -> String {
+    let mut out = format!(
+        "\n### {} — {} ({} steps, {} seeds, {seconds:.0} s)\n\n{}\n\n",
+        summary.title, summary.task, summary.steps, summary.seeds, summary.finding
+    );
+    out += "| setting | held-out accuracy, mean | min | max | runs |\n| --- | --- | --- | --- | --- |\n";
+    for arm in &summary.arms {
+        let (mean, min, max) = (percent(arm.mean), percent(arm.min), percent(arm.max));
+        out += &format!(
+            "| {} | {mean} | {min} | {max} | {} |\n",
+            arm.label, arm.runs
+        );
+    }
+    let curved: Vec<&ArmSummary> = summary
+        .arms
+        .iter()
+        .filter(|a| !a.curve.is_empty())
+        .collect();
+    if let Some(first) = curved.first() {
+        let labels: Vec<&str> = curved.iter().map(|a| a.label.as_str()).collect();
+        out += &format!(
+            "\n| step | {} |\n| --- |{}\n",
+            labels.join(" | "),
+            " --- |".repeat(curved.len())
+        );
+        for (k, (step, _)) in first.curve.iter().enumerate() {
+            let cells: Vec<String> = curved.iter().map(|a| percent(a.curve[k].1)).collect();
+            out += &format!("| {step} | {} |\n", cells.join(" | "));
+        }
+    }
+    out
 }
 
 fn generate_cmd(a: GenerateArgs) -> Result<()> {

@@ -6,8 +6,8 @@ use crate::batch::{ScoredBatch, Sequence};
 use crate::error::Result;
 use crate::generate::{GenerateOptions, Prompting, generate};
 use crate::loader::LoadedModel;
-use crate::tasks::{Example, TaskKind, check_labels};
 use crate::soft_prompt::target_logprobs;
+use crate::tasks::{Example, TaskKind, check_labels};
 
 /// Rows per forward pass during evaluation: bounds memory, not results.
 const EVAL_ROWS: usize = 32;

@@ -17,16 +17,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::read_f32;
-use crate::batch::Sampler;
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::generate::Prompting;
 use crate::loader::LoadedModel;
-use crate::tasks::Task;
+use crate::run::Run;
 use crate::settings::{InitName, Settings};
 use crate::soft_prompt::SoftPrompt;
-use crate::tasks::TaskKind;
-use crate::train::Trainer;
+use crate::tasks::{Task, TaskKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -160,7 +158,7 @@ pub struct RunResult {
     predictions: Vec<String>,
 }
 
-/// An arm across its seeds.
+/// An arm across its seeds (mean, min and max are NaN until a run of it finishes).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArmSummary {
@@ -169,6 +167,38 @@ pub struct ArmSummary {
     pub min: f32,
     pub max: f32,
     pub runs: usize,
+    /// Mean held-out accuracy by step over the arm's runs, for transfer (empty otherwise).
+    pub curve: Vec<(usize, f32)>,
+}
+
+impl ArmSummary {
+    fn of(label: &str, runs: &[&RunResult]) -> Self {
+        let acc: Vec<f32> = runs.iter().map(|r| r.accuracy).collect();
+        let n = acc.len() as f32;
+        let mut curve: Vec<(usize, f32)> = Vec::new();
+        if let Some(first) = runs.first() {
+            for (k, &(step, _)) in first.curve.iter().enumerate() {
+                let sum: f32 = runs
+                    .iter()
+                    .map(|r| r.curve.get(k).map_or(0.0, |c| c.1))
+                    .sum();
+                curve.push((step, sum / n));
+            }
+        }
+        let fold = |f: fn(f32, f32) -> f32| acc.iter().copied().reduce(f).unwrap_or(f32::NAN);
+        Self {
+            label: label.to_string(),
+            mean: if acc.is_empty() {
+                f32::NAN
+            } else {
+                acc.iter().sum::<f32>() / n
+            },
+            min: fold(f32::min),
+            max: fold(f32::max),
+            runs: acc.len(),
+            curve,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -197,13 +227,13 @@ pub struct ExperimentProgress {
     pub arm: String,
     pub seed: u64,
     pub finished: Option<RunResult>,
+    /// Every arm so far, when a run finished (the page's chart draws them as they come).
+    pub arms: Option<Vec<ArmSummary>>,
     pub done: Option<ExperimentSummary>,
 }
 
 struct Current {
-    trainer: Trainer,
-    sampler: Sampler,
-    settings: Settings,
+    run: Run,
     on_source: bool,
     curve: Vec<(usize, f32)>,
     loss: f32,
@@ -237,6 +267,124 @@ fn text_prompts(task: &Task) -> Vec<String> {
     out
 }
 
+/// An experiment's arms and their runs, as its planner adds them.
+#[derive(Default)]
+struct Plan {
+    arms: Vec<String>,
+    runs: Vec<RunSpec>,
+}
+
+impl Plan {
+    fn arm(&mut self, label: impl Into<String>, runs: Vec<(u64, RunKind)>) {
+        let arm = self.arms.len();
+        self.arms.push(label.into());
+        let specs = runs
+            .into_iter()
+            .map(|(seed, kind)| RunSpec { arm, seed, kind });
+        self.runs.extend(specs);
+    }
+}
+
+/// What every planner starts from: the base settings at the experiment's step count, and the
+/// seeds of each arm.
+struct Planning<'a> {
+    config: &'a ExperimentConfig,
+    seeds: Vec<u64>,
+}
+
+impl Planning<'_> {
+    /// The base settings for `seed`, changed by `f` (the arm's one difference).
+    fn settings(&self, seed: u64, f: impl Fn(&mut Settings)) -> Settings {
+        let mut s = self.config.base.clone();
+        s.steps = self.config.steps;
+        s.seed = seed;
+        f(&mut s);
+        s
+    }
+
+    /// One training per seed, each with `f`'s change.
+    fn trainings(&self, f: impl Fn(&mut Settings)) -> Vec<(u64, RunKind)> {
+        let train = |settings| RunKind::Train {
+            settings,
+            from_source: false,
+            on_source: false,
+        };
+        let runs = self
+            .seeds
+            .iter()
+            .map(|&seed| (seed, train(self.settings(seed, &f))));
+        runs.collect()
+    }
+
+    fn prompt_length(&self, plan: &mut Plan) {
+        for n in [1, 2, 4, 8, 16] {
+            let label = format!("{n} virtual token{}", if n == 1 { "" } else { "s" });
+            plan.arm(label, self.trainings(|s| s.virtual_tokens = n));
+        }
+    }
+
+    fn init(&self, task: &Task, plan: &mut Plan) {
+        let mut inits = vec![
+            InitName::Random,
+            InitName::Uniform,
+            InitName::SampleVocab,
+            InitName::ClassLabels,
+        ];
+        // Text init starts from the task's own text prompt; your own examples have none.
+        if !task.text_prompt.trim().is_empty() {
+            inits.push(InitName::Text);
+        }
+        for init in inits {
+            let label = match (init, &task.kind) {
+                (InitName::ClassLabels, TaskKind::Generate) => {
+                    "class labels (no labels here: sampled vocabulary)".to_string()
+                }
+                _ => init.label().to_string(),
+            };
+            let runs = self.trainings(|s| {
+                s.init = init;
+                s.init_text = task.text_prompt.clone();
+            });
+            plan.arm(label, runs);
+        }
+    }
+
+    fn transfer(&self, task: &Task, source: Option<&Task>, plan: &mut Plan) -> Result<()> {
+        let source = source.ok_or_else(|| Error::setting("transfer needs a source task"))?;
+        if source.name == task.name {
+            return Err(Error::setting(
+                "transfer needs a source task other than the task itself",
+            ));
+        }
+        let runs = |from_source, on_source| {
+            let kind = |seed| RunKind::Train {
+                settings: self.settings(seed, |_| {}),
+                from_source,
+                on_source,
+            };
+            self.seeds.iter().map(|&seed| (seed, kind(seed))).collect()
+        };
+        plan.arm(format!("{} (source)", source.name), runs(false, true));
+        plan.arm(format!("from {}'s prompt", source.name), runs(true, false));
+        plan.arm("from scratch", runs(false, false));
+        Ok(())
+    }
+
+    fn text_vs_soft(&self, task: &Task, plan: &mut Plan) {
+        for text in text_prompts(task) {
+            plan.arm(format!("text: {text:?}"), vec![(0, RunKind::Text(text))]);
+        }
+        plan.arm("soft prompt", self.trainings(|_| {}));
+    }
+
+    fn ensemble(&self, plan: &mut Plan) {
+        for (seed, run) in self.trainings(|_| {}).into_iter().take(ENSEMBLE_SIZE) {
+            plan.arm(format!("prompt {}", seed + 1), vec![(seed, run)]);
+        }
+        plan.arm("majority vote", vec![(0, RunKind::Vote)]);
+    }
+}
+
 impl Experiment {
     /// Plans `config` on `task`; transfer needs `source`, the task whose prompt it starts from.
     pub fn new(config: ExperimentConfig, task: Task, source: Option<Task>) -> Result<Self> {
@@ -245,131 +393,26 @@ impl Experiment {
         if !(1..=10).contains(&config.seeds) {
             return Err(Error::setting("an experiment runs 1 to 10 seeds per arm"));
         }
-        let seeds: Vec<u64> = (0..config.seeds as u64)
-            .map(|s| config.base.seed + s)
-            .collect();
-        let train = |settings: Settings| RunKind::Train {
-            settings,
-            from_source: false,
-            on_source: false,
+        let planning = Planning {
+            config: &config,
+            seeds: (0..config.seeds as u64)
+                .map(|s| config.base.seed + s)
+                .collect(),
         };
-        let with = |f: &dyn Fn(&mut Settings)| {
-            let mut s = config.base.clone();
-            s.steps = config.steps;
-            f(&mut s);
-            s
-        };
-        let mut arms = Vec::new();
-        let mut plan = Vec::new();
-        let mut add_arm = |label: String, kinds: Vec<(u64, RunKind)>| {
-            let arm = arms.len();
-            arms.push(label);
-            plan.extend(
-                kinds
-                    .into_iter()
-                    .map(|(seed, kind)| RunSpec { arm, seed, kind }),
-            );
-        };
-        let seeded = |f: &dyn Fn(u64) -> RunKind| seeds.iter().map(|&s| (s, f(s))).collect();
+        let mut plan = Plan::default();
         match config.name {
-            ExperimentName::PromptLength => {
-                for n in [1, 2, 4, 8, 16] {
-                    let label = format!("{n} virtual token{}", if n == 1 { "" } else { "s" });
-                    add_arm(
-                        label,
-                        seeded(&|seed| {
-                            train(with(&|s| {
-                                s.virtual_tokens = n;
-                                s.seed = seed;
-                            }))
-                        }),
-                    );
-                }
-            }
-            ExperimentName::Init => {
-                let mut inits = vec![
-                    InitName::Random,
-                    InitName::Uniform,
-                    InitName::SampleVocab,
-                    InitName::ClassLabels,
-                ];
-                // Text init starts from the task's own text prompt; your own examples have none.
-                if !task.text_prompt.trim().is_empty() {
-                    inits.push(InitName::Text);
-                }
-                for init in inits {
-                    let init_text = task.text_prompt.clone();
-                    let label = match (init, &task.kind) {
-                        (InitName::ClassLabels, TaskKind::Generate) => {
-                            "class labels (no labels here: sampled vocabulary)".to_string()
-                        }
-                        _ => init.label().to_string(),
-                    };
-                    add_arm(
-                        label,
-                        seeded(&|seed| {
-                            train(with(&|s| {
-                                s.init = init;
-                                s.init_text = init_text.clone();
-                                s.seed = seed;
-                            }))
-                        }),
-                    );
-                }
-            }
-            ExperimentName::Transfer => {
-                let source_name = source
-                    .as_ref()
-                    .ok_or_else(|| Error::setting("transfer needs a source task"))?
-                    .name
-                    .clone();
-                if source_name == task.name {
-                    return Err(Error::setting(
-                        "transfer needs a source task other than the task itself",
-                    ));
-                }
-                let kind = |from_source, on_source| {
-                    move |seed| RunKind::Train {
-                        settings: with(&|s| s.seed = seed),
-                        from_source,
-                        on_source,
-                    }
-                };
-                add_arm(
-                    format!("{source_name} (source)"),
-                    seeded(&kind(false, true)),
-                );
-                add_arm(
-                    format!("from {source_name}'s prompt"),
-                    seeded(&kind(true, false)),
-                );
-                add_arm("from scratch".into(), seeded(&kind(false, false)));
-            }
-            ExperimentName::TextVsSoft => {
-                for text in text_prompts(&task) {
-                    add_arm(format!("text: {text:?}"), vec![(0, RunKind::Text(text))]);
-                }
-                add_arm(
-                    "soft prompt".into(),
-                    seeded(&|seed| train(with(&|s| s.seed = seed))),
-                );
-            }
-            ExperimentName::Ensemble => {
-                for seed in seeds.iter().take(ENSEMBLE_SIZE) {
-                    add_arm(
-                        format!("prompt {}", seed + 1),
-                        vec![(*seed, train(with(&|s| s.seed = *seed)))],
-                    );
-                }
-                add_arm("majority vote".into(), vec![(0, RunKind::Vote)]);
-            }
+            ExperimentName::PromptLength => planning.prompt_length(&mut plan),
+            ExperimentName::Init => planning.init(&task, &mut plan),
+            ExperimentName::Transfer => planning.transfer(&task, source.as_ref(), &mut plan)?,
+            ExperimentName::TextVsSoft => planning.text_vs_soft(&task, &mut plan),
+            ExperimentName::Ensemble => planning.ensemble(&mut plan),
         }
         Ok(Self {
             config,
             task,
             source,
-            arms,
-            plan,
+            arms: plan.arms,
+            plan: plan.runs,
             next: 0,
             current: None,
             source_prompts: BTreeMap::new(),
@@ -422,6 +465,7 @@ impl Experiment {
             self.next += 1;
         }
         let done = self.finished().then(|| self.summary());
+        let arms = finished.as_ref().map(|_| self.arm_summaries());
         Ok(ExperimentProgress {
             runs_done: self.next,
             runs: self.plan.len(),
@@ -430,6 +474,7 @@ impl Experiment {
             arm: self.arms[spec.arm].clone(),
             seed: spec.seed,
             finished,
+            arms,
             done,
         })
     }
@@ -450,29 +495,22 @@ impl Experiment {
             &self.task
         };
         if self.current.is_none() {
-            let prompt = match self.source_prompts.get(&spec.seed).filter(|_| from_source) {
-                Some(values) => SoftPrompt::from_values(lm, values, settings.virtual_tokens)?,
-                None => SoftPrompt::init(
-                    lm,
-                    settings.virtual_tokens,
-                    &settings.prompt_init(&task.kind)?,
-                    settings.seed,
-                )?,
+            let given = match self.source_prompts.get(&spec.seed).filter(|_| from_source) {
+                Some(values) => Some((
+                    SoftPrompt::from_values(lm, values, settings.virtual_tokens)?,
+                    settings.prompt_init(&task.kind)?,
+                )),
+                None => None,
             };
             self.current = Some(Current {
-                trainer: Trainer::new(prompt, settings.train_config())?,
-                sampler: Sampler::for_examples(&lm.tokenizer, &task.train, settings.seed)?,
-                settings: settings.clone(),
+                run: Run::start(lm, task, settings.clone(), given)?,
                 on_source,
                 curve: Vec::new(),
                 loss: f32::NAN,
             });
         }
         let cur = self.current.as_mut().expect("set above");
-        let stats = cur
-            .trainer
-            .step_next(lm, &mut cur.sampler, cur.settings.batch)
-            .await?;
+        let stats = cur.run.step(lm).await?;
         cur.loss = stats.loss;
         self.steps_done += 1;
         let steps = self.config.steps;
@@ -482,7 +520,7 @@ impl Experiment {
         if !curve_due && stats.step < steps {
             return Ok(None);
         }
-        let prompting = Prompting::soft(cur.trainer.prompt.values());
+        let prompting = Prompting::soft(cur.run.trainer.prompt.values());
         let report = evaluate(lm, &prompting, &task.test, &task.kind).await?;
         let accuracy = report.accuracy();
         if curve_due {
@@ -493,7 +531,7 @@ impl Experiment {
         }
         let cur = self.current.take().expect("set above");
         if cur.on_source {
-            let values = read_f32(cur.trainer.prompt.values()).await?;
+            let values = read_f32(cur.run.trainer.prompt.values()).await?;
             self.source_prompts.insert(spec.seed, values);
         }
         Ok(Some(self.result(
@@ -561,28 +599,15 @@ impl Experiment {
         }
     }
 
+    fn arm_summaries(&self) -> Vec<ArmSummary> {
+        let arms = self.arms.iter().enumerate().map(|(i, label)| {
+            let runs: Vec<&RunResult> = self.results.iter().filter(|r| r.arm == i).collect();
+            ArmSummary::of(label, &runs)
+        });
+        arms.collect()
+    }
+
     pub fn summary(&self) -> ExperimentSummary {
-        let arms = self
-            .arms
-            .iter()
-            .enumerate()
-            .map(|(i, label)| {
-                let acc: Vec<f32> = self
-                    .results
-                    .iter()
-                    .filter(|r| r.arm == i)
-                    .map(|r| r.accuracy)
-                    .collect();
-                let n = acc.len().max(1) as f32;
-                ArmSummary {
-                    label: label.clone(),
-                    mean: acc.iter().sum::<f32>() / n,
-                    min: acc.iter().copied().fold(f32::INFINITY, f32::min),
-                    max: acc.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-                    runs: acc.len(),
-                }
-            })
-            .collect();
         ExperimentSummary {
             name: self.config.name,
             title: self.config.name.title(),
@@ -590,7 +615,7 @@ impl Experiment {
             task: self.task.name.clone(),
             steps: self.config.steps,
             seeds: self.config.seeds,
-            arms,
+            arms: self.arm_summaries(),
             runs: self.results.clone(),
         }
     }

@@ -85,47 +85,22 @@ pub async fn generate(
     inputs: &[&str],
     opts: &GenerateOptions,
 ) -> Result<Vec<Generation>> {
-    if let Sampling::Sample {
-        temperature, top_k, ..
-    } = &opts.sampling
-        && (!(temperature.is_finite() && *temperature > 0.0) || *top_k == Some(0))
-    {
-        return Err(Error::setting(
-            "sampling needs a positive temperature and top-k of at least 1",
-        ));
-    }
+    check_sampling(&opts.sampling)?;
     let model = &lm.model;
     let n_virtual = prompting.n_virtual();
     let max_len = model.config.n_positions;
-    let mut rows = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let seq = Sequence::context(&lm.tokenizer, &prompting.prefix, input)?;
-        if seq.ids.is_empty() && n_virtual == 0 {
-            return Err(Error::setting(
-                "nothing to continue: the input is empty and there is no prompt",
-            ));
-        }
-        if seq.ids.len() + n_virtual >= max_len {
-            return Err(Error::SequenceTooLong {
-                what: format!("input {input:?}"),
-                found: seq.ids.len() + n_virtual + 1,
-                max: max_len,
-            });
-        }
-        rows.push(seq.ids);
-    }
+    let mut rows = context_rows(lm, prompting, inputs)?;
     let mut new_ids: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
     let mut done = vec![false; rows.len()];
     let mut rng = match &opts.sampling {
         Sampling::Sample { seed, .. } => Some(StdRng::seed_from_u64(*seed)),
         Sampling::Greedy => None,
     };
-    let pad = lm.tokenizer.pad_id();
     let device = model.device();
     // The prompt and the inputs are read once; then each new token reads only itself, with the
     // earlier positions' keys and values from the cache.
     let row_refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
-    let padded = Padded::new(&row_refs, pad);
+    let padded = Padded::new(&row_refs, lm.tokenizer.pad_id());
     let (b, w) = (padded.rows(), padded.width);
     let ids = Tensor::<2, Int>::from_data(TensorData::new(padded.ids.clone(), [b, w]), &device);
     let (hidden, mut cache) =
@@ -136,15 +111,7 @@ pub async fn generate(
         .collect();
     let mut logits = model.logits_at(hidden, &last); // [rows, vocab]
     for step in 0..opts.max_new_tokens {
-        let next = match (&opts.sampling, rng.as_mut()) {
-            (
-                Sampling::Sample {
-                    temperature, top_k, ..
-                },
-                Some(rng),
-            ) => sample(logits, *temperature, *top_k, rng).await?,
-            _ => argmax(logits).await?,
-        };
+        let next = choose(logits, &opts.sampling, rng.as_mut()).await?;
         for (r, &token) in next.iter().enumerate() {
             if done[r] {
                 continue;
@@ -162,23 +129,77 @@ pub async fn generate(
         let next = Tensor::<2, Int>::from_data(TensorData::new(next, [b, 1]), &device);
         logits = model.logits(model.decode(&mut cache, model.embed(next)));
     }
-    new_ids
-        .into_iter()
-        .map(|ids| {
-            let visible: Vec<u32> = ids
-                .iter()
-                .copied()
-                .filter(|&t| !(opts.stop_at_eos && lm.tokenizer.is_eos(t)))
-                .collect();
-            let mut text = lm.tokenizer.decode(&visible)?;
-            if opts.stop_at_newline
-                && let Some(cut) = text.find(ANSWER_END)
-            {
-                text.truncate(cut);
-            }
-            Ok(Generation { ids, text })
-        })
-        .collect()
+    let finish = |ids| finish(lm, opts, ids);
+    new_ids.into_iter().map(finish).collect()
+}
+
+fn check_sampling(sampling: &Sampling) -> Result<()> {
+    if let Sampling::Sample {
+        temperature, top_k, ..
+    } = sampling
+        && (!(temperature.is_finite() && *temperature > 0.0) || *top_k == Some(0))
+    {
+        return Err(Error::setting(
+            "sampling needs a positive temperature and top-k of at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// Each input's ids after the text prompt, checked to leave room for one new token.
+fn context_rows(lm: &LoadedModel, prompting: &Prompting, inputs: &[&str]) -> Result<Vec<Vec<u32>>> {
+    let n_virtual = prompting.n_virtual();
+    let max_len = lm.model.config.n_positions;
+    let row = |input: &&str| {
+        let seq = Sequence::context(&lm.tokenizer, &prompting.prefix, input)?;
+        if seq.ids.is_empty() && n_virtual == 0 {
+            return Err(Error::setting(
+                "nothing to continue: the input is empty and there is no prompt",
+            ));
+        }
+        if seq.ids.len() + n_virtual >= max_len {
+            return Err(Error::SequenceTooLong {
+                what: format!("input {input:?}"),
+                found: seq.ids.len() + n_virtual + 1,
+                max: max_len,
+            });
+        }
+        Ok(seq.ids)
+    };
+    inputs.iter().map(row).collect()
+}
+
+/// The next token of every row: greedy, or sampled with `rng`.
+async fn choose(
+    logits: Tensor<2>,
+    sampling: &Sampling,
+    rng: Option<&mut StdRng>,
+) -> Result<Vec<u32>> {
+    match (sampling, rng) {
+        (
+            Sampling::Sample {
+                temperature, top_k, ..
+            },
+            Some(rng),
+        ) => sample(logits, *temperature, *top_k, rng).await,
+        _ => argmax(logits).await,
+    }
+}
+
+/// A row's new tokens as text: the end token left out, cut at the answer's end.
+fn finish(lm: &LoadedModel, opts: &GenerateOptions, ids: Vec<u32>) -> Result<Generation> {
+    let visible: Vec<u32> = ids
+        .iter()
+        .copied()
+        .filter(|&t| !(opts.stop_at_eos && lm.tokenizer.is_eos(t)))
+        .collect();
+    let mut text = lm.tokenizer.decode(&visible)?;
+    if opts.stop_at_newline
+        && let Some(cut) = text.find(ANSWER_END)
+    {
+        text.truncate(cut);
+    }
+    Ok(Generation { ids, text })
 }
 
 async fn argmax(logits: Tensor<2>) -> Result<Vec<u32>> {

@@ -28,6 +28,7 @@ pub mod generate;
 pub mod loader;
 pub mod model;
 pub mod page_table;
+pub mod run;
 pub mod schedule;
 pub mod session;
 pub mod settings;

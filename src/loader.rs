@@ -102,25 +102,24 @@ fn field_limit(name: &str) -> u64 {
     }
 }
 
-/// Parses and checks the GPT-2 fields of `config.json`.
-pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| config_error(e.to_string()))?;
-    let usize_field = |name: &'static str| -> Result<usize> {
-        let max = field_limit(name);
-        match v.get(name) {
-            Some(x) => x
-                .as_u64()
-                .filter(|&n| n > 0 && n <= max)
-                .map(|n| n as usize)
-                .ok_or_else(|| {
-                    config_error(format!(
-                        "`{name}` must be an integer from 1 to {max}, found {x}"
-                    ))
-                }),
-            None => Err(config_error(format!("missing field `{name}`"))),
-        }
-    };
-    let flag = |name: &str| v.get(name).and_then(Value::as_bool);
+/// A size field of `config.json`: an integer from 1 to its limit.
+fn usize_field(v: &Value, name: &'static str) -> Result<usize> {
+    let max = field_limit(name);
+    let x = v
+        .get(name)
+        .ok_or_else(|| config_error(format!("missing field `{name}`")))?;
+    x.as_u64()
+        .filter(|&n| n > 0 && n <= max)
+        .map(|n| n as usize)
+        .ok_or_else(|| {
+            config_error(format!(
+                "`{name}` must be an integer from 1 to {max}, found {x}"
+            ))
+        })
+}
+
+/// Refuses, by name, the GPT-2 variants this engine does not compute.
+fn check_architecture(v: &Value) -> Result<()> {
     if let Some(t) = v.get("model_type").and_then(Value::as_str)
         && t != "gpt2"
     {
@@ -130,49 +129,50 @@ pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
             expected: "gpt2",
         });
     }
-    let unsupported = |field: &'static str, found: bool, expected: &'static str| {
-        Err(Error::ConfigUnsupported {
-            field,
-            found: found.to_string(),
-            expected,
-        })
-    };
-    if flag("scale_attn_by_inverse_layer_idx") == Some(true) {
-        return unsupported("scale_attn_by_inverse_layer_idx", true, "false");
-    }
-    if flag("reorder_and_upcast_attn") == Some(true) {
-        return unsupported("reorder_and_upcast_attn", true, "false");
-    }
-    if flag("scale_attn_weights") == Some(false) {
-        return unsupported("scale_attn_weights", false, "true");
-    }
-    if flag("add_cross_attention") == Some(true) {
-        return unsupported("add_cross_attention", true, "false");
-    }
-    if flag("tie_word_embeddings") == Some(false) {
-        return unsupported(
+    // (field, the value refused, what is supported)
+    let refused = [
+        ("scale_attn_by_inverse_layer_idx", true, "false"),
+        ("reorder_and_upcast_attn", true, "false"),
+        ("scale_attn_weights", false, "true"),
+        ("add_cross_attention", true, "false"),
+        (
             "tie_word_embeddings",
             false,
             "true: GPT-2's output head is wte",
-        );
-    }
-    let activation = match v
-        .get("activation_function")
-        .and_then(Value::as_str)
-        .unwrap_or("gelu_new")
-    {
-        "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-        "gelu" => Activation::Gelu,
-        other => {
+        ),
+    ];
+    for (field, found, expected) in refused {
+        if v.get(field).and_then(Value::as_bool) == Some(found) {
             return Err(Error::ConfigUnsupported {
-                field: "activation_function",
-                found: other.into(),
-                expected: "gelu_new, gelu_pytorch_tanh or gelu",
+                field,
+                found: found.to_string(),
+                expected,
             });
         }
-    };
-    let n_embd = usize_field("n_embd")?;
-    let n_head = usize_field("n_head")?;
+    }
+    Ok(())
+}
+
+fn activation(v: &Value) -> Result<Activation> {
+    let name = v.get("activation_function").and_then(Value::as_str);
+    match name.unwrap_or("gelu_new") {
+        "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
+        "gelu" => Ok(Activation::Gelu),
+        other => Err(Error::ConfigUnsupported {
+            field: "activation_function",
+            found: other.into(),
+            expected: "gelu_new, gelu_pytorch_tanh or gelu",
+        }),
+    }
+}
+
+/// Parses and checks the GPT-2 fields of `config.json`.
+pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| config_error(e.to_string()))?;
+    check_architecture(&v)?;
+    let activation = activation(&v)?;
+    let n_embd = usize_field(&v, "n_embd")?;
+    let n_head = usize_field(&v, "n_head")?;
     if n_embd % n_head != 0 {
         return Err(config_error(format!(
             "n_embd ({n_embd}) is not divisible by n_head ({n_head})"
@@ -180,7 +180,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
     }
     let n_inner = match v.get("n_inner") {
         None | Some(Value::Null) => 4 * n_embd,
-        Some(_) => usize_field("n_inner")?,
+        Some(_) => usize_field(&v, "n_inner")?,
     };
     let layer_norm_epsilon = v
         .get("layer_norm_epsilon")
@@ -193,10 +193,10 @@ pub fn parse_config(bytes: &[u8]) -> Result<GptConfig> {
         pad: token_ids(&v, "pad_token_id")?,
     };
     Ok(GptConfig {
-        vocab_size: usize_field("vocab_size")?,
-        n_positions: usize_field("n_positions")?,
+        vocab_size: usize_field(&v, "vocab_size")?,
+        n_positions: usize_field(&v, "n_positions")?,
         n_embd,
-        n_layer: usize_field("n_layer")?,
+        n_layer: usize_field(&v, "n_layer")?,
         n_head,
         n_inner,
         layer_norm_epsilon,
@@ -331,85 +331,20 @@ pub fn load_weights(config: &GptConfig, bytes: &[u8], device: &Device) -> Result
         seen: BTreeSet::new(),
         device: device.clone(),
     };
-    let (d, f, eps) = (config.n_embd, config.n_inner, config.layer_norm_epsilon);
-    // The last layer config.json promises must be in the file's header before any layer is
-    // built: a huge n_layer is a named error, not an allocation that aborts.
-    let last = format!("{prefix}h.{}.ln_1.weight", config.n_layer - 1);
-    if r.st.tensor(&last).is_err() {
-        return Err(Error::WeightMissing {
-            key: last,
-            expected: format!("config.json has n_layer = {}", config.n_layer),
-        });
-    }
+    r.require_layers(config.n_layer)?;
+    let d = config.n_embd;
     let wte = r.tensor("wte.weight", [config.vocab_size, d], "[vocab_size, n_embd]")?;
     let wpe = r.tensor(
         "wpe.weight",
         [config.n_positions, d],
         "[n_positions, n_embd]",
     )?;
-    let mut h = Vec::new();
-    for i in 0..config.n_layer {
-        h.push(Block {
-            ln_1: r.layer_norm(&format!("h.{i}.ln_1"), d, eps)?,
-            attn: Attention {
-                c_attn: r.conv1d(
-                    &format!("h.{i}.attn.c_attn"),
-                    d,
-                    3 * d,
-                    "[n_embd, 3 * n_embd]",
-                )?,
-                c_proj: r.conv1d(&format!("h.{i}.attn.c_proj"), d, d, "[n_embd, n_embd]")?,
-                n_head: config.n_head,
-            },
-            ln_2: r.layer_norm(&format!("h.{i}.ln_2"), d, eps)?,
-            mlp: Mlp {
-                c_fc: r.conv1d(&format!("h.{i}.mlp.c_fc"), d, f, "[n_embd, n_inner]")?,
-                c_proj: r.conv1d(&format!("h.{i}.mlp.c_proj"), f, d, "[n_inner, n_embd]")?,
-                activation: config.activation,
-            },
-        });
-    }
-    let ln_f = r.layer_norm("ln_f", d, eps)?;
-    // A tied head may still be stored; it must at least have the embedding's shape.
-    if r.st.names().contains(&"lm_head.weight") {
-        let key = "lm_head.weight";
-        let shape =
-            r.st.tensor(key)
-                .map_err(|e| Error::WeightsCorrupt {
-                    detail: e.to_string(),
-                })?
-                .shape()
-                .to_vec();
-        if shape != [config.vocab_size, d] {
-            return Err(Error::WeightShape {
-                key: key.into(),
-                expected: vec![config.vocab_size, d],
-                found: shape,
-                why: "[vocab_size, n_embd], tied to wte".into(),
-            });
-        }
-        r.seen.insert(key.into());
-    }
-    let unexpected: Vec<String> =
-        r.st.names()
-            .into_iter()
-            .filter(|n| !r.seen.contains(*n) && !is_attention_buffer(n))
-            .map(str::to_string)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-    if !unexpected.is_empty() {
-        let shown: Vec<&str> = unexpected.iter().take(5).map(String::as_str).collect();
-        let more = if unexpected.len() > 5 {
-            format!(" and {} more", unexpected.len() - 5)
-        } else {
-            String::new()
-        };
-        return Err(Error::WeightUnexpected {
-            keys: format!("{}{more}", shown.join(", ")),
-            config: format!("n_layer={}, n_embd={}", config.n_layer, config.n_embd),
-        });
-    }
+    let h = (0..config.n_layer)
+        .map(|i| r.block(config, i))
+        .collect::<Result<Vec<_>>>()?;
+    let ln_f = r.layer_norm("ln_f", d, config.layer_norm_epsilon)?;
+    r.tied_head(config)?;
+    r.no_others(config)?;
     Ok(Gpt {
         wte,
         wpe,
@@ -418,6 +353,90 @@ pub fn load_weights(config: &GptConfig, bytes: &[u8], device: &Device) -> Result
         config: config.clone(),
     }
     .no_grad())
+}
+
+impl WeightReader<'_> {
+    /// The last layer `config.json` promises must be in the file's header before any layer is
+    /// built: a huge `n_layer` is a named error, not an allocation that aborts.
+    fn require_layers(&self, n_layer: usize) -> Result<()> {
+        let last = format!("{}h.{}.ln_1.weight", self.prefix, n_layer - 1);
+        if self.st.tensor(&last).is_err() {
+            return Err(Error::WeightMissing {
+                key: last,
+                expected: format!("config.json has n_layer = {n_layer}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Transformer block `i` (`h.{i}`).
+    fn block(&mut self, config: &GptConfig, i: usize) -> Result<Block> {
+        let (d, f, eps) = (config.n_embd, config.n_inner, config.layer_norm_epsilon);
+        Ok(Block {
+            ln_1: self.layer_norm(&format!("h.{i}.ln_1"), d, eps)?,
+            attn: Attention {
+                c_attn: self.conv1d(
+                    &format!("h.{i}.attn.c_attn"),
+                    d,
+                    3 * d,
+                    "[n_embd, 3 * n_embd]",
+                )?,
+                c_proj: self.conv1d(&format!("h.{i}.attn.c_proj"), d, d, "[n_embd, n_embd]")?,
+                n_head: config.n_head,
+            },
+            ln_2: self.layer_norm(&format!("h.{i}.ln_2"), d, eps)?,
+            mlp: Mlp {
+                c_fc: self.conv1d(&format!("h.{i}.mlp.c_fc"), d, f, "[n_embd, n_inner]")?,
+                c_proj: self.conv1d(&format!("h.{i}.mlp.c_proj"), f, d, "[n_inner, n_embd]")?,
+                activation: config.activation,
+            },
+        })
+    }
+
+    /// A tied head may still be stored; it must at least have the embedding's shape.
+    fn tied_head(&mut self, config: &GptConfig) -> Result<()> {
+        let key = "lm_head.weight";
+        if !self.st.names().contains(&key) {
+            return Ok(());
+        }
+        let view = self.st.tensor(key).map_err(|e| Error::WeightsCorrupt {
+            detail: e.to_string(),
+        })?;
+        let expected = vec![config.vocab_size, config.n_embd];
+        if view.shape() != expected {
+            return Err(Error::WeightShape {
+                key: key.into(),
+                expected,
+                found: view.shape().to_vec(),
+                why: "[vocab_size, n_embd], tied to wte".into(),
+            });
+        }
+        self.seen.insert(key.into());
+        Ok(())
+    }
+
+    /// Every tensor of the file was read (or is a known buffer): anything else means the config
+    /// describes another model.
+    fn no_others(&self, config: &GptConfig) -> Result<()> {
+        let unexpected: BTreeSet<&str> = self
+            .st
+            .names()
+            .into_iter()
+            .filter(|n| !self.seen.contains(*n) && !is_attention_buffer(n))
+            .collect();
+        if unexpected.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = unexpected.iter().take(5).copied().collect();
+        let more = match unexpected.len() {
+            n if n > 5 => format!(" and {} more", n - 5),
+            _ => String::new(),
+        };
+        Err(Error::WeightUnexpected {
+            keys: format!("{}{more}", shown.join(", ")),
+            config: format!("n_layer={}, n_embd={}", config.n_layer, config.n_embd),
+        })
+    }
 }
 
 /// The causal-mask buffers old GPT-2 checkpoints carry (`h.{i}.attn.bias`, `attn.masked_bias`):

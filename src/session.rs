@@ -2,7 +2,7 @@
 //! trained step by step, with everything the page shows about it. Plain Rust (tested natively);
 //! `web.rs` only converts its inputs and outputs for JavaScript.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use web_time::Instant;
 
 use crate::adapter::{self, AdapterConfig, AdapterFiles};
@@ -12,6 +12,7 @@ use crate::eval::{EvalReport, evaluate};
 use crate::experiments::{Experiment, ExperimentConfig, ExperimentProgress};
 use crate::generate::{GenerateOptions, Prompting, generate};
 use crate::loader::{LoadedModel, ModelFiles};
+use crate::run::Run;
 use crate::schedule::{EvalCadence, Schedule};
 pub use crate::settings::Settings;
 use crate::soft_prompt::{PromptInit, SoftPrompt};
@@ -76,8 +77,7 @@ impl From<Neighbour> for NeighbourView {
 }
 
 /// What conditions the model in an evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conditioning {
     NoPrompt,
     TextPrompt,
@@ -163,11 +163,9 @@ pub struct Comparison {
     pub soft_prompt: EvalView,
 }
 
-struct Run {
-    trainer: Trainer,
-    sampler: Sampler,
-    settings: Settings,
-    init: PromptInit,
+/// The session's training run, with its schedule.
+struct Scheduled {
+    run: Run,
     schedule: Schedule,
     /// The schedule's last evaluation of the soft prompt, with its step: `compare` at that step
     /// reuses it.
@@ -182,7 +180,9 @@ pub struct Session {
     map: VocabMap,
     base_fingerprint: u64,
     task: Option<Task>,
-    run: Option<Run>,
+    run: Option<Scheduled>,
+    /// The experiment in progress, on the current task (it trains its own prompts).
+    experiment: Option<Experiment>,
     cadence: EvalCadence,
     /// No-prompt and text-prompt results depend on the model and the task only.
     baselines: Option<(EvalView, EvalView)>,
@@ -224,6 +224,7 @@ impl Session {
             base_fingerprint,
             task: None,
             run: None,
+            experiment: None,
             cadence: EvalCadence::default(),
             baselines: None,
             timings: LoadTimings {
@@ -278,7 +279,7 @@ impl Session {
         })
     }
 
-    fn run(&self) -> Result<&Run> {
+    fn run(&self) -> Result<&Scheduled> {
         self.run.as_ref().ok_or_else(no_prompt)
     }
 
@@ -287,6 +288,7 @@ impl Session {
         let summary = TaskSummary::from(&task);
         self.task = Some(task);
         self.run = None;
+        self.experiment = None;
         self.baselines = None;
         summary
     }
@@ -321,7 +323,7 @@ impl Session {
         let mut sampler = Sampler::new(rows, 0)?;
         let init = PromptInit::SampleVocab { first_k: None };
         let prompt = SoftPrompt::init(&self.lm, settings.virtual_tokens, &init, 0)?;
-        let mut trainer = Trainer::new(prompt, settings.train_config())?;
+        let mut trainer = Trainer::new(prompt, settings.train_config());
         let mut times = Vec::new();
         for i in 0..=steps.max(1) {
             let t = Instant::now();
@@ -338,25 +340,10 @@ impl Session {
 
     /// A fresh prompt from `settings` (or the given one, e.g. an imported adapter), ready to train.
     fn start(&mut self, settings: Settings, given: Option<(SoftPrompt, PromptInit)>) -> Result<()> {
-        settings.check()?;
-        let task = self.task()?;
-        let (prompt, init) = match given {
-            Some(given) => given,
-            None => {
-                let init = settings.prompt_init(&task.kind)?;
-                let prompt =
-                    SoftPrompt::init(&self.lm, settings.virtual_tokens, &init, settings.seed)?;
-                (prompt, init)
-            }
-        };
-        let sampler = Sampler::for_examples(&self.lm.tokenizer, &task.train, settings.seed)?;
-        let trainer = Trainer::new(prompt, settings.train_config())?;
-        self.run = Some(Run {
-            trainer,
-            sampler,
-            schedule: Schedule::new(settings.steps, self.cadence),
-            settings,
-            init,
+        let run = Run::start(&self.lm, self.task()?, settings, given)?;
+        self.run = Some(Scheduled {
+            schedule: Schedule::new(run.settings.steps, self.cadence),
+            run,
             evaluated: None,
         });
         Ok(())
@@ -378,16 +365,13 @@ impl Session {
     pub fn finished(&self) -> bool {
         self.run
             .as_ref()
-            .is_some_and(|r| r.schedule.finished(r.trainer.step))
+            .is_some_and(|r| r.schedule.finished(r.run.trainer.step))
     }
 
     /// One training step on the next batch, without the schedule's views.
     pub async fn step(&mut self) -> Result<StepStats> {
         let run = self.run.as_mut().ok_or_else(no_prompt)?;
-        let batch = run.settings.batch;
-        run.trainer
-            .step_next(&self.lm, &mut run.sampler, batch)
-            .await
+        run.run.step(&self.lm).await
     }
 
     /// Advances the run by one step and does what the schedule says is due: a prompt snapshot,
@@ -457,10 +441,10 @@ impl Session {
     /// The prompt's values, its place on the vocabulary map and its nearest tokens.
     pub async fn prompt_view(&self) -> Result<PromptView> {
         let run = self.run()?;
-        let prompt = &run.trainer.prompt;
+        let prompt = &run.run.trainer.prompt;
         let values = crate::backend::read_f32(prompt.values()).await?;
         let n_virtual = prompt.n_virtual();
-        let step = run.trainer.step;
+        let step = run.run.trainer.step;
         let tok = &self.lm.tokenizer;
         Ok(PromptView {
             step,
@@ -481,7 +465,7 @@ impl Session {
         Ok(match how {
             Conditioning::NoPrompt => Prompting::default(),
             Conditioning::TextPrompt => Prompting::text(self.task()?.text_prompt.clone()),
-            Conditioning::SoftPrompt => Prompting::soft(self.run()?.trainer.prompt.values()),
+            Conditioning::SoftPrompt => Prompting::soft(self.run()?.run.trainer.prompt.values()),
         })
     }
 
@@ -496,7 +480,7 @@ impl Session {
     pub async fn compare(&mut self) -> Result<Comparison> {
         let run = self.run()?;
         let soft_prompt = match &run.evaluated {
-            Some((step, view)) if *step == run.trainer.step => view.clone(),
+            Some((step, view)) if *step == run.run.trainer.step => view.clone(),
             _ => self.evaluate(Conditioning::SoftPrompt).await?.into(),
         };
         let (no_prompt, text_prompt) = match self.baselines.clone() {
@@ -544,28 +528,41 @@ impl Session {
             .collect())
     }
 
-    /// Plans an experiment on the current task (`source`: the task transfer starts from). It
-    /// trains its own prompts: the session's prompt and run are left as they are.
-    pub fn experiment(&self, config: ExperimentConfig, source: Option<Task>) -> Result<Experiment> {
-        Experiment::new(config, self.task()?.clone(), source)
+    /// Plans an experiment on the current task (`source`: the task transfer starts from), in
+    /// place of any other. It trains its own prompts: the session's prompt and run stay as they are.
+    pub fn start_experiment(
+        &mut self,
+        config: ExperimentConfig,
+        source: Option<Task>,
+    ) -> Result<()> {
+        self.experiment = Some(Experiment::new(config, self.task()?.clone(), source)?);
+        Ok(())
     }
 
-    /// One step of `experiment` on this session's model.
-    pub async fn experiment_step(&self, experiment: &mut Experiment) -> Result<ExperimentProgress> {
+    /// One step of the experiment in progress on this session's model.
+    pub async fn experiment_step(&mut self) -> Result<ExperimentProgress> {
+        let experiment = self.experiment.as_mut().ok_or(Error::NotReady {
+            what: "the experiment",
+            todo: "start it first",
+        })?;
         experiment.step(&self.lm).await
     }
 
     /// The current prompt as a PEFT adapter.
     pub async fn export(&self, base_model: &str) -> Result<AdapterFiles> {
         let run = self.run()?;
-        adapter::save(&run.trainer.prompt, &self.adapter_config(run, base_model)).await
+        adapter::save(
+            &run.run.trainer.prompt,
+            &self.adapter_config(run, base_model),
+        )
+        .await
     }
 
-    fn adapter_config(&self, run: &Run, base_model: &str) -> AdapterConfig {
+    fn adapter_config(&self, run: &Scheduled, base_model: &str) -> AdapterConfig {
         AdapterConfig::new(
             &self.lm.model,
-            run.trainer.prompt.n_virtual(),
-            &run.init,
+            run.run.trainer.prompt.n_virtual(),
+            &run.run.init,
             Some(base_model.to_string()).filter(|s| !s.is_empty()),
         )
     }

@@ -219,4 +219,3 @@ pub(crate) fn require_targets(batch: &ScoredBatch) -> Result<()> {
     }
     Ok(())
 }
-

@@ -229,6 +229,21 @@ pub fn check_labels(labels: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A JSONL task file's examples; a bad line is named with the file (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_examples(path: &std::path::Path) -> Result<Vec<Example>> {
+    let bytes = crate::error::read_file(path)?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::TaskInvalid {
+        detail: format!("{} is not UTF-8 text", path.display()),
+    })?;
+    parse_jsonl(&text).map_err(|e| match e {
+        Error::TaskLine { line, detail } => Error::TaskInvalid {
+            detail: format!("{} line {line}: {detail}", path.display()),
+        },
+        other => other,
+    })
+}
+
 /// A task's side file (`task.json`): its name, how it is scored, and the hand-written text prompt
 /// used as the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,8 +252,6 @@ pub struct TaskSpec {
     /// `generate` or `classify`.
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
-    pub description: String,
     #[serde(default)]
     pub labels: Vec<String>,
     #[serde(default)]
@@ -299,13 +312,48 @@ impl Task {
     /// A built-in task: its `task.json` and the two JSONL splits.
     pub fn builtin(spec_json: &[u8], train_jsonl: &str, test_jsonl: &str) -> Result<Self> {
         let spec = TaskSpec::parse(spec_json)?;
+        Self::from_spec(spec, parse_jsonl(train_jsonl)?, parse_jsonl(test_jsonl)?)
+    }
+
+    fn from_spec(spec: TaskSpec, train: Vec<Example>, test: Vec<Example>) -> Result<Self> {
         Ok(Self {
             kind: spec.kind()?,
             name: spec.name,
-            train: parse_jsonl(train_jsonl)?,
-            test: parse_jsonl(test_jsonl)?,
+            train,
+            test,
             text_prompt: spec.text_prompt,
         })
+    }
+
+    /// Every task of a folder, in its order: `index.json` lists them, each `<task>/task.json`
+    /// names its splits (native only: the page fetches the same files by URL).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_folder(dir: &std::path::Path) -> Result<Vec<Self>> {
+        let index: serde_json::Value = serde_json::from_slice(&crate::error::read_file(
+            &dir.join("index.json"),
+        )?)
+        .map_err(|e| Error::TaskInvalid {
+            detail: format!("index.json: {e}"),
+        })?;
+        let names: Vec<&str> = index["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        if names.is_empty() {
+            return Err(Error::TaskInvalid {
+                detail: format!("{}/index.json lists no tasks", dir.display()),
+            });
+        }
+        let load = |name: &str| {
+            let task_dir = dir.join(name);
+            let spec = TaskSpec::parse(&crate::error::read_file(&task_dir.join("task.json"))?)?;
+            let train = read_examples(&task_dir.join(&spec.train))?;
+            let test = read_examples(&task_dir.join(&spec.test))?;
+            Self::from_spec(spec, train, test)
+        };
+        names.into_iter().map(load).collect()
     }
 
     /// Examples a user pasted or uploaded (any format `tasks::parse_custom` reads).
@@ -360,4 +408,3 @@ impl From<&Task> for TaskSummary {
         }
     }
 }
-

@@ -21,7 +21,10 @@ fn special_ids(config: &GptConfig, tokenizer_eos: Option<u32>) -> Result<(Vec<u3
     let vocab = config.vocab_size as u64;
     let special = &config.special;
     let mut notes = Vec::new();
-    for (field, ids) in [("bos_token_id", &special.bos), ("pad_token_id", &special.pad)] {
+    for (field, ids) in [
+        ("bos_token_id", &special.bos),
+        ("pad_token_id", &special.pad),
+    ] {
         for id in ids.iter().filter(|&&id| id >= vocab) {
             notes.push(format!(
                 "config.json's {field} {id} is outside the vocabulary ({vocab} tokens): ignored (not used here)"

@@ -85,21 +85,9 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(prompt: SoftPrompt, config: TrainConfig) -> Result<Self> {
-        if !(config.lr.is_finite() && config.lr > 0.0) {
-            return Err(Error::setting(format!(
-                "learning rate must be a positive number, got {}",
-                config.lr
-            )));
-        }
-        if config
-            .max_grad_norm
-            .is_some_and(|m| !(m.is_finite() && m > 0.0))
-        {
-            return Err(Error::setting(
-                "gradient clipping norm must be a positive number",
-            ));
-        }
+    /// An optimizer over `prompt` alone. The learning rate and clipping norm come checked from
+    /// the settings table (`Settings::check`).
+    pub fn new(prompt: SoftPrompt, config: TrainConfig) -> Self {
         let optim = match config.optimizer {
             OptimizerKind::Adam => AdamConfig::new().with_epsilon(ADAM_EPSILON).init(),
             OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
@@ -108,12 +96,12 @@ impl Trainer {
                 .init(),
             OptimizerKind::Sgd => SgdConfig::new().init(),
         };
-        Ok(Self {
+        Self {
             prompt,
             optim,
             config,
             step: 0,
-        })
+        }
     }
 
     /// One step on the sampler's next `batch_size` examples, its scalars read.

@@ -4,7 +4,7 @@
 //! (the CPU backend for the PCA's one large product): the sizes are small (vocab × d_model) and
 //! it keeps the GPU free for training.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use crate::backend::read_f32;
 use crate::error::Result;
@@ -141,7 +141,7 @@ fn pca2(rows: &[f32], d: usize) -> (Vec<f32>, [Vec<f32>; 2], [f32; 2]) {
         .collect();
     let x = Tensor::<2>::from_data(
         TensorData::new(centred, [rows.len() / d, d]),
-        &Device::flex(),
+        &crate::backend::host(),
     );
     let mut cov: Vec<f64> = x
         .clone()

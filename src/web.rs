@@ -12,10 +12,10 @@ use wasm_bindgen::prelude::*;
 
 use crate::adapter::AdapterFiles;
 use crate::error::{Error, ErrorView};
-use crate::experiments::{Experiment, ExperimentConfig};
+use crate::experiments::ExperimentConfig;
 use crate::loader::{ModelFiles, inspect_config, parse_config};
 use crate::session::{Session, Settings};
-use crate::tasks::Task;
+use crate::tasks::{Task, TaskSpec};
 
 /// Set by wgpu when the GPU goes away; every later call reports it instead of touching the device.
 static GPU_LOST: Mutex<Option<String>> = Mutex::new(None);
@@ -76,6 +76,13 @@ pub fn inspect_config_js(config_json: &[u8], weights_file_bytes: f64) -> JsResul
     to_js(&inspect_config(config_json, weights_file_bytes as u64).map_err(js_error)?)
 }
 
+/// The split files a built-in task's `task.json` names: `[train, test]`.
+#[wasm_bindgen(js_name = taskSplits)]
+pub fn task_splits(spec_json: &[u8]) -> JsResult {
+    let spec = TaskSpec::parse(spec_json).map_err(js_error)?;
+    to_js(&[spec.train, spec.test])
+}
+
 /// A compute device and, once a model is loaded, the session on it.
 #[wasm_bindgen]
 pub struct Lab {
@@ -85,8 +92,6 @@ pub struct Lab {
     session: Option<Session>,
     /// Destroys the WebGPU device, as a driver reset would (`simulateGpuLoss`).
     destroy_gpu: Option<Box<dyn Fn()>>,
-    /// The experiment in progress (it trains its own prompts, not the session's).
-    experiment: Option<Experiment>,
     /// A panic armed by `crashNext`.
     crash: Option<CrashPoint>,
 }
@@ -98,7 +103,6 @@ impl Lab {
             max_buffer,
             session: None,
             destroy_gpu: None,
-            experiment: None,
             crash: None,
         }
     }
@@ -267,32 +271,17 @@ impl Lab {
             }
             _ => None,
         };
-        self.experiment = Some(
-            self.session()?
-                .experiment(config, source)
-                .map_err(js_error)?,
-        );
-        Ok(())
+        self.session_mut()?
+            .start_experiment(config, source)
+            .map_err(js_error)
     }
 
     /// One step of the experiment: `ExperimentProgress` (`done` holds the summary at the end).
     #[wasm_bindgen(js_name = experimentStep)]
     pub async fn experiment_step(&mut self) -> JsResult {
-        self.usable()?;
         self.crash_at(CrashPoint::Experiment);
-        let session = self.session.as_ref().ok_or_else(not_loaded)?;
-        let experiment = self.experiment.as_mut().ok_or_else(|| {
-            js_error(Error::NotReady {
-                what: "the experiment",
-                todo: "start it first",
-            })
-        })?;
-        to_js(
-            &session
-                .experiment_step(experiment)
-                .await
-                .map_err(js_error)?,
-        )
+        let progress = self.session_mut()?.experiment_step().await;
+        to_js(&progress.map_err(js_error)?)
     }
 
     /// Where the current run ends.

@@ -118,9 +118,16 @@ fn train_then_eval_and_generate_with_the_adapter() {
 
 /// The number right after `label` in `text`.
 fn figure(text: &str, label: &str) -> f64 {
-    let rest = &text[text.find(label).unwrap_or_else(|| panic!("no {label:?} in {text}")) + label.len()..];
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-    rest[..end].parse().unwrap_or_else(|_| panic!("no number after {label:?} in {text}"))
+    let rest = &text[text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+        + label.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {label:?} in {text}"))
 }
 
 /// `train` names what each figure measures: held-out accuracy only on examples kept out of
@@ -199,8 +206,19 @@ fn special_token_ids_outside_the_vocabulary() {
     let (model_s, task_s) = (model.to_str().unwrap(), task.to_str().unwrap());
     let out = dir.join("adapter");
     let o = run(&[
-        "train", "--model", model_s, "--train", task_s, "--out", out.to_str().unwrap(),
-        "--steps", "3", "--batch", "2", "--virtual-tokens", "2",
+        "train",
+        "--model",
+        model_s,
+        "--train",
+        task_s,
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+        "--virtual-tokens",
+        "2",
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
@@ -209,7 +227,15 @@ fn special_token_ids_outside_the_vocabulary() {
             && stderr.contains("bos_token_id 50256"),
         "{stderr}"
     );
-    let o = run(&["generate", "--model", model_s, "--text", "hot ->", "--max-new-tokens", "3"]);
+    let o = run(&[
+        "generate",
+        "--model",
+        model_s,
+        "--text",
+        "hot ->",
+        "--max-new-tokens",
+        "3",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // A tokenizer without <|endoftext|> has nothing to stand in for the missing end token.
@@ -224,6 +250,10 @@ fn special_token_ids_outside_the_vocabulary() {
         .remove("<|endoftext|>");
     std::fs::write(model.join("tokenizer.json"), tok.to_string()).unwrap();
     let o = run(&["generate", "--model", model_s, "--text", "hot ->"]);
-    assert_one_line_error(&o, 1, "`eos_token_id` = 50256 lies outside the model's vocabulary");
+    assert_one_line_error(
+        &o,
+        1,
+        "`eos_token_id` = 50256 lies outside the model's vocabulary",
+    );
     std::fs::remove_dir_all(dir).ok();
 }

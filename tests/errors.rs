@@ -435,7 +435,7 @@ fn loss_that_turns_non_finite() {
         lr: 0.1,
         max_grad_norm: None,
     };
-    let mut trainer = Trainer::new(prompt, config).unwrap();
+    let mut trainer = Trainer::new(prompt, config);
     let e = pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap_err();
     assert!(
         matches!(e, Error::LossNotFinite { step: 1, value } if value.is_nan()),
@@ -461,15 +461,11 @@ fn settings_out_of_range() {
         ),
         Err(Error::Setting { .. })
     ));
-    let prompt = SoftPrompt::init(&lm, 4, &PromptInit::RandomNormal, 0).unwrap();
-    let config = TrainConfig {
+    let settings = soft_prompt_lab::settings::Settings {
         lr: -1.0,
-        ..soft_prompt_lab::settings::Settings::default().train_config()
+        ..Default::default()
     };
-    assert!(matches!(
-        Trainer::new(prompt, config),
-        Err(Error::Setting { .. })
-    ));
+    assert!(matches!(settings.check(), Err(Error::Setting { .. })));
 }
 
 #[test]
@@ -477,10 +473,13 @@ fn gpu_buffer_limit_smaller_than_the_embedding() {
     // GPT-2 small's shape against WebGPU's default 128 MiB binding limit.
     let mut config = load("tiny-a").model.config.clone();
     (config.vocab_size, config.n_embd) = (50257, 768);
-    let err = soft_prompt_lab::backend::check_buffer_limit(config.embedding_bytes(), 128 << 20).unwrap_err();
+    let err = soft_prompt_lab::backend::check_buffer_limit(config.embedding_bytes(), 128 << 20)
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Device { detail } if detail.contains("at most 128 MiB") && detail.contains("needs 148 MiB") && detail.contains("CPU backend")),
         "{err}"
     );
-    assert!(soft_prompt_lab::backend::check_buffer_limit(config.embedding_bytes(), 1 << 30).is_ok());
+    assert!(
+        soft_prompt_lab::backend::check_buffer_limit(config.embedding_bytes(), 1 << 30).is_ok()
+    );
 }

@@ -158,7 +158,7 @@ fn twenty_optimizer_steps_follow_torch() {
                 lr: r.json[lr].as_f64().unwrap(),
                 max_grad_norm: None,
             };
-            let mut trainer = Trainer::new(prompt, config).unwrap();
+            let mut trainer = Trainer::new(prompt, config);
             let losses: Vec<f32> = (0..20)
                 .map(|_| {
                     pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read())

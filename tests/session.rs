@@ -10,8 +10,8 @@ use soft_prompt_lab::experiments::{ExperimentConfig, ExperimentName};
 use soft_prompt_lab::loader::ModelFiles;
 use soft_prompt_lab::schedule::EvalCadence;
 use soft_prompt_lab::session::{Conditioning, Session, Settings};
-use soft_prompt_lab::tasks::Task;
 use soft_prompt_lab::settings::InitName;
+use soft_prompt_lab::tasks::Task;
 use soft_prompt_lab::tasks::{Example, TaskKind, infer_kind, parse_custom, split_held_out};
 use soft_prompt_lab::viz::VocabMap;
 
@@ -284,9 +284,10 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
             seeds: 2,
             ..ExperimentConfig::new(name, Settings::default())
         };
-        let mut e = s.experiment(config, Some(builtin("antonyms"))).unwrap();
+        s.start_experiment(config, Some(builtin("antonyms")))
+            .unwrap();
         let summary = loop {
-            let p = block_on(s.experiment_step(&mut e)).unwrap();
+            let p = block_on(s.experiment_step()).unwrap();
             assert!(p.steps_done <= p.steps_total && p.runs_done <= p.runs);
             if let Some(done) = p.done {
                 break done;
@@ -310,7 +311,7 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
         before,
         "the session's prompt is untouched"
     );
-    let same_task = s.experiment(
+    let same_task = s.start_experiment(
         ExperimentConfig::new(ExperimentName::Transfer, Settings::default()),
         Some(builtin("sentiment")),
     );
@@ -323,9 +324,9 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
         seeds: 1,
         ..ExperimentConfig::new(ExperimentName::Init, Settings::default())
     };
-    let mut e = s.experiment(config, None).unwrap();
+    s.start_experiment(config, None).unwrap();
     let summary = loop {
-        if let Some(done) = block_on(s.experiment_step(&mut e)).unwrap().done {
+        if let Some(done) = block_on(s.experiment_step()).unwrap().done {
             break done;
         }
     };

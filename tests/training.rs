@@ -40,7 +40,7 @@ fn prompt_tuning_memorises_a_tiny_task_and_leaves_the_base_untouched() {
         lr: 0.3,
         max_grad_norm: Some(1.0),
     };
-    let mut trainer = Trainer::new(prompt, config).unwrap();
+    let mut trainer = Trainer::new(prompt, config);
     let kind = TaskKind::Generate;
     let acc_before = pollster::block_on(evaluate(
         &lm,
@@ -153,7 +153,10 @@ fn a_step_over_an_unfrozen_base_finishes() {
     assert!(!lm.model.is_frozen());
     let mut sampler = Sampler::for_examples(&lm.tokenizer, &examples(), 0).unwrap();
     let prompt = SoftPrompt::init(&lm, 4, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
-    let mut trainer = Trainer::new(prompt, soft_prompt_lab::settings::Settings::default().train_config()).unwrap();
+    let mut trainer = Trainer::new(
+        prompt,
+        soft_prompt_lab::settings::Settings::default().train_config(),
+    );
     for _ in 0..20 {
         let batch = sampler.next_batch(4, 4, 0).unwrap();
         pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();

@@ -1,6 +1,6 @@
 // The lab worker: all model work happens here (the page only draws). Messages: see protocol.js.
 // The session (src/session.rs) owns the schedule; this file loops and posts what it returns.
-import init, { Lab, inspectConfig } from './pkg/soft_prompt_lab.js';
+import init, { Lab, inspectConfig, taskSplits } from './pkg/soft_prompt_lab.js';
 import { fetchBytes, fileUrl } from './model-files.js';
 import { MODEL_FILES } from './protocol.js';
 
@@ -113,9 +113,9 @@ const experimentTick = () => repeat(experimentStep, () => experimenting, (e) => 
 async function builtinTask(base, name) {
   const folder = fileUrl(base, name);
   const spec = await fetchBytes(fileUrl(folder, 'task.json'), () => {});
-  const parsed = JSON.parse(new TextDecoder().decode(spec));
+  const [train, test] = taskSplits(spec);
   const text = async (file) => new TextDecoder().decode(await fetchBytes(fileUrl(folder, file), () => {}));
-  return [spec, await text(parsed.train), await text(parsed.test)];
+  return [spec, await text(train), await text(test)];
 }
 
 function enqueue(fn) {

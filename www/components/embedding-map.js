@@ -1,6 +1,7 @@
 // The vocabulary's embeddings on their first two principal components (faint points), with the
 // soft prompt's vectors and their paths drawn on top (ECharts scatter + lines).
 import { chartIn } from './chart.js';
+import { percent } from '../dom.js';
 
 const COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 /** Points kept per trajectory: the path stays readable and cheap over long runs. */
@@ -18,7 +19,7 @@ export class EmbeddingMap {
   setVocabulary(points, labels, explained) {
     this.vocab = labels.map((t, i) => [points[2 * i], points[2 * i + 1], t]);
     this.trails = [];
-    const pct = (x) => `${(x * 100).toFixed(1)}% of variance`;
+    const pct = (x) => `${percent(x)} of variance`;
     this.chart.setOption({
       animation: false,
       grid: { left: 40, right: 16, top: 30, bottom: 40 },

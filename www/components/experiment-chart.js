@@ -2,8 +2,7 @@
 // the mean of each setting; for transfer, accuracy by step, one line per setting (its mean) with
 // each seed's run faint behind it.
 import { chartIn } from './chart.js';
-
-const pct = (x) => `${(x * 100).toFixed(1)}%`;
+import { percent as pct } from '../dom.js';
 
 export class ExperimentChart {
   constructor(el) {
@@ -13,13 +12,14 @@ export class ExperimentChart {
   }
 
   clear() {
-    this.arms = []; // label by arm index
+    this.arms = []; // the engine's arm summaries so far: {label, mean, runs, curve}
     this.runs = []; // {arm, seed, accuracy, curve}
     this.draw();
   }
 
-  addRun(label, run) {
-    this.arms[run.arm] = label;
+  /** A finished run, and every arm's summary with it (src/experiments.rs `ArmSummary`). */
+  addRun(run, arms) {
+    this.arms = arms;
     this.runs.push(run);
     this.draw();
   }
@@ -38,11 +38,8 @@ export class ExperimentChart {
   }
 
   armOption() {
-    const labels = this.arms.map((l) => l ?? '');
-    const means = labels.map((_, i) => {
-      const acc = this.runs.filter((r) => r.arm === i).map((r) => r.accuracy);
-      return acc.length ? acc.reduce((a, b) => a + b, 0) / acc.length : null;
-    });
+    const labels = this.arms.map((a) => a.label);
+    const means = this.arms.map((a) => (a.runs ? a.mean : null));
     this.el.setAttribute('aria-label', `Held-out accuracy by setting: ${labels.map((l, i) => `${l} ${means[i] == null ? 'pending' : pct(means[i])}`).join('; ')}.`);
     return {
       xAxis: { type: 'category', data: labels, axisLabel: { interval: 0, rotate: labels.some((l) => l.length > 12) ? 20 : 0 } },
@@ -64,19 +61,17 @@ export class ExperimentChart {
       const runs = curves.filter((r) => r.arm === arm);
       const color = colors[k % colors.length];
       for (const r of runs) {
-        series.push({ name: `${this.arms[arm]} (seed ${r.seed})`, type: 'line', data: r.curve, showSymbol: false,
+        series.push({ name: `${this.arms[arm].label} (seed ${r.seed})`, type: 'line', data: r.curve, showSymbol: false,
           lineStyle: { color, width: 1, opacity: 0.3 }, itemStyle: { color }, silent: true, legendHoverLink: false });
       }
-      const mean = runs[0].curve.map(([step], i) => [step, runs.reduce((a, r) => a + r.curve[i][1], 0) / runs.length]);
-      series.push({ name: this.arms[arm], type: 'line', data: mean, symbolSize: 6, lineStyle: { color, width: 2 }, itemStyle: { color } });
+      series.push({ name: this.arms[arm].label, type: 'line', data: this.arms[arm].curve, symbolSize: 6, lineStyle: { color, width: 2 }, itemStyle: { color } });
     });
     this.el.setAttribute('aria-label', `Held-out accuracy by training step: ${arms.map((a) => {
-      const runs = curves.filter((r) => r.arm === a);
-      const last = runs.reduce((s, r) => s + r.curve[r.curve.length - 1][1], 0) / runs.length;
-      return `${this.arms[a]} ends at ${pct(last)}`;
+      const { label, curve } = this.arms[a];
+      return `${label} ends at ${pct(curve[curve.length - 1][1])}`;
     }).join('; ')}.`);
     return {
-      legend: { top: 0, data: arms.map((a) => this.arms[a]) },
+      legend: { top: 0, data: arms.map((a) => this.arms[a].label) },
       xAxis: { type: 'value', name: 'step', nameLocation: 'middle', nameGap: 28 },
       yAxis: { type: 'value', min: 0, max: 1, name: 'held-out accuracy', axisLabel: { formatter: (v) => `${v * 100}%` } },
       series,

@@ -1,4 +1,5 @@
 // Held-out examples with the predictions of no prompt, the text prompt and the soft prompt.
+import { percent } from '../dom.js';
 
 const COLUMNS = [['noPrompt', 'No prompt'], ['textPrompt', 'Text prompt'], ['softPrompt', 'Soft prompt']];
 /** Rows shown: enough to see the pattern; the accuracies count every held-out example. */
@@ -20,7 +21,7 @@ export class OutputsTable {
       const s = document.createElement('span');
       s.className = 'acc';
       s.dataset.key = key;
-      s.textContent = `${title}: ${(evals[key].accuracy * 100).toFixed(1)}%`;
+      s.textContent = `${title}: ${percent(evals[key].accuracy)}`;
       return s;
     }));
     const table = document.createElement('table');

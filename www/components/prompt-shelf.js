@@ -1,4 +1,5 @@
 // Trained prompts kept by task (as PEFT adapter bytes), for swapping on the same frozen model.
+import { percent } from '../dom.js';
 
 export class PromptShelf {
   constructor(listEl, onUse) {
@@ -24,7 +25,7 @@ export class PromptShelf {
   draw() {
     this.listEl.replaceChildren(...[...this.items].map(([task, it]) => {
       const li = document.createElement('li');
-      const acc = it.accuracy === undefined ? '' : `, held-out ${(it.accuracy * 100).toFixed(1)}%`;
+      const acc = it.accuracy === undefined ? '' : `, held-out ${percent(it.accuracy)}`;
       li.textContent = `${task}: ${it.nVirtual} virtual tokens, ${it.steps} steps${acc} `;
       const use = document.createElement('button');
       use.type = 'button';

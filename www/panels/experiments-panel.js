@@ -77,7 +77,7 @@ export function experimentsPanel(ctx) {
     const left = p.stepsDone ? (elapsed / p.stepsDone) * (p.stepsTotal - p.stepsDone) : 0;
     $('exp-status').textContent = `Run ${Math.min(p.runsDone + 1, p.runs)} of ${p.runs}: ${p.arm}, seed ${p.seed}`
       + (p.stepsDone ? ` · about ${Math.ceil(left)} s left` : '');
-    if (p.finished) ui.experiment.addRun(p.arm, p.finished);
+    if (p.finished) ui.experiment.addRun(p.finished, p.arms);
     if (p.done) {
       summary = p.done;
       rt.set({ experimenting: false });
