@@ -30,7 +30,7 @@ const STEPS: usize = 30;
 const WARMUP: usize = 3;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo"))
 }
 
 fn task(name: &str) -> (Vec<Example>, Vec<Example>, TaskSpec) {

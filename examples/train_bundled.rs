@@ -9,7 +9,10 @@ use soft_prompt_lab::session::{Conditioning, Session, Settings};
 use soft_prompt_lab::tasks::Task;
 
 fn main() -> soft_prompt_lab::Result<()> {
-    let www = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
+    // Run by cargo (`cargo run --example train_bundled`), which tells where the checkout is.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .ok_or_else(|| soft_prompt_lab::Error::setting("run it with cargo"))?;
+    let www = std::path::Path::new(&root).join("www");
     let lm = LoadedModel::from_dir(&www.join("models/wordnet-gpt"), &backend::cpu())?;
     let mut session = block_on(Session::new(lm))?;
 

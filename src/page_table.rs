@@ -1,9 +1,10 @@
-//! The page's copy of the engine's tables: the training settings (`settings.rs`) and the
-//! experiments (`experiments.rs`), as the ES module `www/settings.js` (a test keeps it current).
+//! The page's copy of the engine's tables: the training settings (`settings.rs`), the
+//! experiments (`experiments.rs`) and the adapter's file names (`adapter.rs`), as the ES module `www/settings.js` (a test keeps it current).
 //! Above both, so neither needs the other.
 
 use serde::Serialize;
 
+use crate::adapter;
 use crate::experiments::{DEFAULT_SEEDS, DEFAULT_STEPS, ExperimentName};
 use crate::settings::{InitName, NUMBERS, NumberSetting};
 
@@ -23,6 +24,14 @@ struct Table {
     experiments: Vec<ExperimentEntry>,
     experiment_steps: usize,
     experiment_seeds: usize,
+    /// A PEFT adapter's two files.
+    adapter_files: AdapterFileNames,
+}
+
+#[derive(Serialize)]
+struct AdapterFileNames {
+    config: &'static str,
+    weights: &'static str,
 }
 
 #[derive(Serialize)]
@@ -54,6 +63,10 @@ pub fn page_module() -> String {
             .collect(),
         experiment_steps: DEFAULT_STEPS,
         experiment_seeds: DEFAULT_SEEDS,
+        adapter_files: AdapterFileNames {
+            config: adapter::CONFIG_FILE,
+            weights: adapter::WEIGHTS_FILE,
+        },
     };
     let json = serde_json::to_string_pretty(&table).expect("the table serialises");
     format!(

@@ -2,8 +2,9 @@
 
 mod common;
 
+use common::www;
+
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use soft_prompt_lab::backend;
 use soft_prompt_lab::batch::Sampler;
@@ -11,12 +12,6 @@ use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::{Example, TaskKind, TaskSpec, parse_jsonl};
 use soft_prompt_lab::train::{TrainConfig, Trainer};
-
-fn www(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("www")
-        .join(path)
-}
 
 fn tasks() -> Vec<(TaskSpec, Vec<Example>, Vec<Example>)> {
     let index: serde_json::Value =

@@ -530,7 +530,7 @@ fn model_files(name: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 }
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/artifacts/fuzz-corpus")
+    root().join("tests/e2e/artifacts/fuzz-corpus")
 }
 
 #[test]
@@ -699,10 +699,7 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
     };
     let mut session = block_on(Session::open(files, &device)).unwrap();
     tally.model = "tiny-a";
-    let spec = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/tasks/antonyms/task.json"),
-    )
-    .unwrap();
+    let spec = std::fs::read(www("tasks/antonyms/task.json")).unwrap();
     for (what, text) in task_texts(&mut rng) {
         tally.run(
             &format!("custom task: {what}"),

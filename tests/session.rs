@@ -1,7 +1,9 @@
 //! What the page runs, natively: custom task parsing, the vocabulary map, and a whole session on
 //! the bundled model (train, look, export, import).
 
-use std::path::PathBuf;
+mod common;
+
+use common::www;
 
 use pollster::block_on;
 use soft_prompt_lab::backend;
@@ -14,12 +16,6 @@ use soft_prompt_lab::settings::InitName;
 use soft_prompt_lab::tasks::Task;
 use soft_prompt_lab::tasks::{Example, TaskKind, infer_kind, parse_custom, split_held_out};
 use soft_prompt_lab::viz::VocabMap;
-
-fn www(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("www")
-        .join(path)
-}
 
 fn ex(input: &str, output: &str) -> Example {
     Example {

@@ -1,12 +1,14 @@
 //! The settings table reaches the page unchanged, and errors carry a kind programs can act on.
 
+mod common;
+
 use soft_prompt_lab::error::{Error, ErrorKind, ErrorView};
 use soft_prompt_lab::page_table::page_module;
 
 /// `www/settings.js` is generated from `src/settings.rs`; run with `UPDATE=1` to rewrite it.
 #[test]
 fn the_page_reads_the_settings_table_from_rust() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/settings.js");
+    let path = common::www("settings.js");
     let want = page_module();
     if std::env::var_os("UPDATE").is_some() {
         std::fs::write(&path, &want).unwrap();

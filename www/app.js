@@ -1,6 +1,8 @@
 // The page's main thread: reads the state from the URL, starts the lab worker, and wires the
 // panels (www/panels/) and views (www/components/) to it. All model work runs in the worker.
+import { EVENT, REQUEST } from './protocol.js';
 import { LabClient } from './lab-client.js';
+import { chosenBackend, timeBoth } from './backend-choice.js';
 import { $ } from './dom.js';
 import { Runtime } from './runtime.js';
 import { PANELS, fromUrl, toQuery } from './state.js';
@@ -31,6 +33,10 @@ const ctx = {
   rt,
   bundled: new URL('./models/wordnet-gpt/', import.meta.url).href,
   tasksBase: new URL('./tasks/', import.meta.url).href,
+  /** The model to (re)load: the one loaded, else the URL's, else the bundled one. */
+  modelSource() {
+    return rt.modelSource ?? { kind: 'url', base: state.model || ctx.bundled };
+  },
   saveUrl() {
     history.replaceState(null, '', `${location.pathname}${toQuery(state)}${location.hash}`);
   },
@@ -53,14 +59,14 @@ ctx.experiments = experimentsPanel(ctx);
 const host = hostLink(ctx);
 
 function onEvent(msg) {
-  if (msg.type === 'load-progress') ctx.model.onLoadProgress(msg);
-  else if (msg.type === 'progress') {
+  if (msg.type === EVENT.LOAD_PROGRESS) ctx.model.onLoadProgress(msg);
+  else if (msg.type === EVENT.PROGRESS) {
     ctx.training.onProgress(msg);
     host.onProgress(msg);
   }
-  else if (msg.type === 'experiment-progress') ctx.experiments.onProgress(msg);
-  else if (msg.type === 'error' && msg.experiment) ctx.experiments.onError(msg);
-  else if (msg.type === 'error') ctx.training.onError(msg);
+  else if (msg.type === EVENT.EXPERIMENT_PROGRESS) ctx.experiments.onProgress(msg);
+  else if (msg.type === EVENT.ERROR && msg.experiment) ctx.experiments.onError(msg);
+  else if (msg.type === EVENT.ERROR) ctx.training.onError(msg);
 }
 
 /** A restart in progress: `crashed` holds a fatal error that came during it. */
@@ -124,7 +130,7 @@ async function start(backend, carriedIn) {
   const copy = rt.promptCopy;
   const carried = carriedIn ?? (rt.client && rt.hasPrompt
     ? await Promise.race([
-      rt.client.request('export', { baseModel: '' }).catch(() => undefined),
+      rt.client.request(REQUEST.EXPORT, { baseModel: '' }).catch(() => undefined),
       new Promise((r) => { setTimeout(r, CARRY_TIMEOUT_MS); }),
     ])
     : undefined);
@@ -132,7 +138,7 @@ async function start(backend, carriedIn) {
   rt.set({ client: new LabClient({ onEvent, onFatal }), training: false, experimenting: false, hasPrompt: false });
   let used;
   try {
-    used = await rt.client.request('init', { backend });
+    used = await rt.client.request(REQUEST.INIT, { backend });
   } catch (e) {
     if (backend === 'cpu') throw e;
     note(`${e.message}.`);
@@ -140,69 +146,40 @@ async function start(backend, carriedIn) {
   }
   rt.set({ backend: used.backend });
   showBackend(used);
-  await ctx.model.load(rt.modelSource ?? { kind: 'url', base: state.model || ctx.bundled });
+  await ctx.model.load(ctx.modelSource());
   if (!rt.task) return used.backend;
   if (carried) await ctx.adapters.use(carried);
   else if (copy?.task === rt.task.name && copy.model === rt.modelSource) await ctx.adapters.restore(copy);
   return used.backend;
 }
 
-/** Software GPU adapters: far slower than the CPU path (SwiftShader took 30 s for one step here). */
-const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|basic render/i;
-/** Steps "auto" times on each backend (after one warm-up step). */
-const AUTO_TIMED_STEPS = 3;
-// Tests set `softPromptLabOptions.timeSoftwareAdapters` before the page loads (their only adapter
-// is SwiftShader) to run the timing that a hardware adapter gets.
-const TIME_SOFTWARE_ADAPTERS = Boolean(globalThis.softPromptLabOptions?.timeSoftwareAdapters);
-
 function note(text) {
   $('backend-note').hidden = false;
   $('backend-note').textContent = text;
 }
 
-/** The backend to start: the user's choice; for "auto", WebGPU on a hardware adapter only. */
-async function chosenBackend() {
-  if (state.backend !== 'auto') return state.backend;
-  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-  if (!adapter) return 'cpu';
-  const info = adapter.info ?? {};
-  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
-  if ((info.isFallbackAdapter || SOFTWARE_ADAPTER.test(name)) && !TIME_SOFTWARE_ADAPTERS) {
-    note(`Auto: the GPU adapter is a software one (${name || 'fallback'}); the CPU is faster.`);
-    return 'cpu';
-  }
-  return 'webgpu';
-}
-
 /**
- * "Auto" on a GPU: times a training step there and on the CPU (a second worker with its own copy
- * of the model, closed after) and keeps the faster backend; both figures go next to the badge.
+ * "Auto" on a GPU: times a training step there and on the CPU and keeps the faster backend; both
+ * figures go next to the badge.
  */
 async function keepFaster() {
-  let gpuMs;
-  let cpuMs;
-  const probe = new LabClient({ onEvent: () => {}, onFatal: () => {} });
+  let timed;
   try {
-    gpuMs = await rt.client.request('time-steps', { steps: AUTO_TIMED_STEPS });
-    await probe.request('init', { backend: 'cpu' });
-    await probe.request('load-model', { source: rt.modelSource ?? { kind: 'url', base: state.model || ctx.bundled } });
-    cpuMs = await probe.request('time-steps', { steps: AUTO_TIMED_STEPS });
+    timed = await timeBoth(rt.client, ctx.modelSource());
   } catch (e) {
     note(`Auto could not time both backends (${e.message}); kept WebGPU.`);
     return;
-  } finally {
-    probe.terminate();
   }
-  const faster = cpuMs < gpuMs ? 'cpu' : 'webgpu';
-  if (faster === 'cpu') await start('cpu');
-  const figures = `WebGPU ${gpuMs.toFixed(0)} ms, CPU ${cpuMs.toFixed(0)} ms per step`;
-  note(`Auto timed both: ${figures}; kept ${faster === 'cpu' ? 'the CPU' : 'WebGPU'}.`);
-  $('backend-note').dataset.timed = JSON.stringify({ webgpu: gpuMs, cpu: cpuMs, kept: faster });
+  const kept = timed.cpu < timed.webgpu ? 'cpu' : 'webgpu';
+  if (kept === 'cpu') await start('cpu');
+  const figures = `WebGPU ${timed.webgpu.toFixed(0)} ms, CPU ${timed.cpu.toFixed(0)} ms per step`;
+  note(`Auto timed both: ${figures}; kept ${kept === 'cpu' ? 'the CPU' : 'WebGPU'}.`);
+  $('backend-note').dataset.timed = JSON.stringify({ ...timed, kept });
 }
 
 /** Starts the chosen backend; "auto" on a GPU then keeps the faster of GPU and CPU. */
 async function startChosen() {
-  const used = await start(await chosenBackend());
+  const used = await start(await chosenBackend(state.backend, note));
   if (state.backend === 'auto' && used === 'webgpu') await keepFaster();
 }
 
@@ -261,9 +238,9 @@ $('backend-select').addEventListener('change', (e) => {
 });
 // For tests, and for trying the recovery path by hand from the console.
 window.softPromptLab = {
-  simulateGpuLoss: () => rt.client.request('simulate-gpu-loss'),
+  simulateGpuLoss: () => rt.client.request(REQUEST.SIMULATE_GPU_LOSS),
   /** Makes the engine panic at its next 'load', 'train' or 'experiment' step. */
-  crashNext: (point) => rt.client.request('crash-next', { point }),
+  crashNext: (point) => rt.client.request(REQUEST.CRASH_NEXT, { point }),
 };
 await ctx.tasks.fillList();
 rt.serial(startChosen).catch((e) => {

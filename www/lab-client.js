@@ -2,6 +2,7 @@
 // A fatal error (an engine crash or a lost GPU) ends the client once: every request waiting on it
 // fails with that error (no page action waits forever), later ones fail at once, and `onFatal`
 // hears of it one time; the page then starts a new client and replays its state into it.
+import { EVENT } from './protocol.js';
 
 export class LabClient {
   constructor({ onEvent, onFatal }) {
@@ -12,14 +13,14 @@ export class LabClient {
     this.ended = null; // the error that ended this client
     this.worker.onmessage = ({ data }) => {
       if (this.ended) return; // what a broken engine says after it ended is noise
-      if (data.type === 'error' && data.fatal) {
+      if (data.type === EVENT.ERROR && data.fatal) {
         this.end(data);
         return;
       }
       const waiting = data.id !== undefined && this.pending.get(data.id);
       if (waiting) {
         this.pending.delete(data.id);
-        if (data.type === 'error') waiting.reject(data);
+        if (data.type === EVENT.ERROR) waiting.reject(data);
         else waiting.resolve(data.value);
       } else {
         onEvent(data);

@@ -48,3 +48,34 @@
 //                 waiting then fails with this error (www/lab-client.js).
 
 export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
+
+/** Request types (page -> worker), as listed above. */
+export const REQUEST = Object.freeze({
+  INIT: 'init',
+  INSPECT: 'inspect',
+  LOAD_MODEL: 'load-model',
+  SET_TASK: 'set-task',
+  RESET: 'reset',
+  PLAY: 'play',
+  PAUSE: 'pause',
+  STEP: 'step',
+  COMPARE: 'compare',
+  TOKENIZE: 'tokenize',
+  GENERATE: 'generate',
+  EXPORT: 'export',
+  RESTORE_PROMPT: 'restore-prompt',
+  EXPERIMENT: 'experiment',
+  SIMULATE_GPU_LOSS: 'simulate-gpu-loss',
+  CRASH_NEXT: 'crash-next',
+  TIME_STEPS: 'time-steps',
+  IMPORT: 'import',
+});
+
+/** Event and answer types (worker -> page). */
+export const EVENT = Object.freeze({
+  LOAD_PROGRESS: 'load-progress',
+  PROGRESS: 'progress',
+  EXPERIMENT_PROGRESS: 'experiment-progress',
+  ERROR: 'error',
+  REPLY: 'reply',
+});

@@ -23,6 +23,22 @@ export class Runtime {
     this.chain = Promise.resolve();
   }
 
+  /**
+   * What the user can do now, from the state alone: each panel enables its own controls from it.
+   * The worker runs one thing at a time, so nothing trains while an experiment runs, and the
+   * model and task stay put under an experiment.
+   */
+  can() {
+    const loaded = Boolean(this.modelInfo && this.task);
+    const ready = loaded && this.hasPrompt && !this.experimenting;
+    return {
+      trainOrPause: this.training || ready,
+      usePrompt: ready && !this.training, // step, reset, compare, try, export
+      runExperiment: this.experimenting || (loaded && !this.training),
+      switchTaskOrModel: !this.experimenting,
+    };
+  }
+
   /** `render(runtime)` runs after every change. */
   onChange(render) {
     this.views.push(render);

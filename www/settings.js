@@ -104,5 +104,9 @@ export default {
     }
   ],
   "experimentSteps": 60,
-  "experimentSeeds": 3
+  "experimentSeeds": 3,
+  "adapterFiles": {
+    "config": "adapter_config.json",
+    "weights": "adapter_model.safetensors"
+  }
 };

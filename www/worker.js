@@ -2,7 +2,8 @@
 // The session (src/session.rs) owns the schedule; this file loops and posts what it returns.
 import init, { Lab, inspectConfig, taskSplits } from './pkg/soft_prompt_lab.js';
 import { fetchBytes, fileUrl } from './model-files.js';
-import { MODEL_FILES } from './protocol.js';
+import { adapterName } from './backend-choice.js';
+import { EVENT, MODEL_FILES, REQUEST } from './protocol.js';
 
 let lab = null;
 let playing = false;
@@ -22,14 +23,19 @@ const ready = init().then((exports) => {
 
 const post = (type, value = {}) => self.postMessage({ type, ...value });
 
+/** Stops the training and the experiment loops after the step in progress. */
+function stopLoops() {
+  playing = false;
+  experimenting = false;
+}
+
 /** The engine's own words for its panic: src/web.rs sends them just before the instance traps. */
 let crash = null;
 self.softPromptLabPanic = (json) => { crash = JSON.parse(json); };
 
 /** A crashed engine (a trap, or an error that escaped this file): fatal, the page restarts us. */
 function crashError(e) {
-  playing = false;
-  experimenting = false;
+  stopLoops();
   return crash ?? { kind: 'Panic', message: `the engine crashed (${e?.message ?? e})`, fatal: true };
 }
 
@@ -46,11 +52,11 @@ function errorFields(e) {
 // here: the call's promise never settles. Report it, so the page restarts us instead of waiting.
 self.addEventListener('error', (ev) => {
   ev.preventDefault();
-  post('error', crashError(ev.error ?? ev.message));
+  post(EVENT.ERROR, crashError(ev.error ?? ev.message));
 });
 self.addEventListener('unhandledrejection', (ev) => {
   ev.preventDefault();
-  post('error', crashError(ev.reason));
+  post(EVENT.ERROR, crashError(ev.reason));
 });
 
 async function modelFiles(source) {
@@ -60,7 +66,7 @@ async function modelFiles(source) {
   const out = [];
   for (const name of MODEL_FILES) {
     out.push(await fetchBytes(fileUrl(source.base, name), (loaded, total) =>
-      post('load-progress', { file: name, loaded, total })));
+      post(EVENT.LOAD_PROGRESS, { file: name, loaded, total })));
   }
   return out;
 }
@@ -80,13 +86,13 @@ async function configBytes(source) {
 
 async function trainStep() {
   const progress = await lab.advance();
-  post('progress', { ...progress, wasmBytes: memory.buffer.byteLength });
+  post(EVENT.PROGRESS, { ...progress, wasmBytes: memory.buffer.byteLength });
   if (progress.done) playing = false;
 }
 
 async function experimentStep() {
   const progress = await lab.experimentStep();
-  post('experiment-progress', progress);
+  post(EVENT.EXPERIMENT_PROGRESS, progress);
   if (progress.done) experimenting = false;
 }
 
@@ -101,12 +107,12 @@ function repeat(step, going, fail) {
 
 const tick = () => repeat(trainStep, () => playing, (e) => {
   playing = false;
-  post('error', errorFields(e));
+  post(EVENT.ERROR, errorFields(e));
 });
 
 const experimentTick = () => repeat(experimentStep, () => experimenting, (e) => {
   experimenting = false;
-  post('error', { ...errorFields(e), experiment: true });
+  post(EVENT.ERROR, { ...errorFields(e), experiment: true });
 });
 
 /** A built-in task's files: its task.json and the two splits' text. */
@@ -125,43 +131,40 @@ function enqueue(fn) {
 }
 
 const handlers = {
-  async init({ backend }) {
+  async [REQUEST.INIT]({ backend }) {
     await ready;
     if (backend === 'webgpu') {
       if (!self.navigator.gpu) throw { kind: 'Device', message: 'this browser has no WebGPU (navigator.gpu is missing); using the CPU backend' };
       const adapter = await self.navigator.gpu.requestAdapter();
       if (!adapter) throw { kind: 'Device', message: 'WebGPU gave no adapter (no usable GPU); using the CPU backend' };
-      const i = adapter.info || {};
       lab = await Lab.webgpu();
-      return { backend: 'webgpu', adapter: [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || 'unnamed adapter' };
+      return { backend: 'webgpu', adapter: adapterName(adapter.info) || 'unnamed adapter' };
     }
     lab = Lab.cpu();
     return { backend: 'cpu', adapter: 'WebAssembly SIMD' };
   },
-  async inspect({ source }) {
+  async [REQUEST.INSPECT]({ source }) {
     await ready;
     const { config, weightsSize } = await configBytes(source);
     return inspectConfig(config, weightsSize);
   },
-  async 'load-model'({ source }) {
+  async [REQUEST.LOAD_MODEL]({ source }) {
     const wasmMs = await ready;
     const fetchStarted = performance.now();
     const [config, weights, tokenizer] = await modelFiles(source);
     const fetchMs = performance.now() - fetchStarted;
-    playing = false;
-    experimenting = false;
+    stopLoops();
     const loadStarted = performance.now();
     const loaded = await lab.load(config, weights, tokenizer);
     const engineMs = performance.now() - loadStarted;
     return { ...loaded, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings } };
   },
-  async 'set-task'({ builtin, base, custom }) {
-    playing = false;
-    experimenting = false;
+  async [REQUEST.SET_TASK]({ builtin, base, custom }) {
+    stopLoops();
     const summary = custom ? lab.setCustomTask(custom.name, custom.text) : lab.setBuiltinTask(...(await builtinTask(base, builtin)));
     return { ...summary, lossWithoutPrompt: await lab.lossWithoutPrompt() };
   },
-  async experiment({ config, source, base }) {
+  async [REQUEST.EXPERIMENT]({ config, source, base }) {
     playing = false;
     const files = source ? await builtinTask(base, source) : [];
     lab.startExperiment(config, ...files);
@@ -170,11 +173,11 @@ const handlers = {
       setTimeout(experimentTick, 0);
     }
   },
-  async reset({ settings }) {
+  async [REQUEST.RESET]({ settings }) {
     playing = false;
     return lab.reset(settings);
   },
-  async play({ steps, pausesSeen }) {
+  async [REQUEST.PLAY]({ steps, pausesSeen }) {
     if (pausesSeen !== pauses) return { started: false, finished: false };
     experimenting = false;
     lab.setSteps(steps);
@@ -185,19 +188,19 @@ const handlers = {
     }
     return { started: true, finished: false };
   },
-  async step({ steps }) {
+  async [REQUEST.STEP]({ steps }) {
     lab.setSteps(steps);
     await trainStep();
   },
-  compare: () => lab.compare(),
-  tokenize: ({ text }) => lab.tokenize(text),
-  generate: ({ text }) => lab.generate(text, 16),
-  export: ({ baseModel }) => lab.exportAdapter(baseModel),
-  'restore-prompt': ({ values, nVirtual, settings }) => lab.restorePrompt(Float32Array.from(values), nVirtual, settings),
-  'simulate-gpu-loss': () => lab.simulateGpuLoss(),
-  'crash-next': ({ point }) => lab.crashNext(point),
-  'time-steps': ({ steps }) => lab.timeSteps(steps),
-  async import({ config, weights, settings }) {
+  [REQUEST.COMPARE]: () => lab.compare(),
+  [REQUEST.TOKENIZE]: ({ text }) => lab.tokenize(text),
+  [REQUEST.GENERATE]: ({ text }) => lab.generate(text, 16),
+  [REQUEST.EXPORT]: ({ baseModel }) => lab.exportAdapter(baseModel),
+  [REQUEST.RESTORE_PROMPT]: ({ values, nVirtual, settings }) => lab.restorePrompt(Float32Array.from(values), nVirtual, settings),
+  [REQUEST.SIMULATE_GPU_LOSS]: () => lab.simulateGpuLoss(),
+  [REQUEST.CRASH_NEXT]: ({ point }) => lab.crashNext(point),
+  [REQUEST.TIME_STEPS]: ({ steps }) => lab.timeSteps(steps),
+  async [REQUEST.IMPORT]({ config, weights, settings }) {
     playing = false;
     return lab.importAdapter(new Uint8Array(config), new Uint8Array(weights), settings);
   },
@@ -205,25 +208,24 @@ const handlers = {
 
 self.onmessage = async ({ data }) => {
   const { id, type } = data;
-  if (type === 'pause') {
+  if (type === REQUEST.PAUSE) {
     // Ahead of the queue: a pause must not wait behind the step in progress.
-    playing = false;
-    experimenting = false;
+    stopLoops();
     pauses += 1;
-    post('reply', { id });
+    post(EVENT.REPLY, { id });
     return;
   }
   const handler = handlers[type];
   if (!handler) {
-    post('error', { id, kind: 'Internal', message: `unknown request ${type}`, fatal: false });
+    post(EVENT.ERROR, { id, kind: 'Internal', message: `unknown request ${type}`, fatal: false });
     return;
   }
   // A play remembers how many pauses came before it: one that arrives later cancels it.
-  const request = type === 'play' ? { ...data, pausesSeen: pauses } : data;
+  const request = type === REQUEST.PLAY ? { ...data, pausesSeen: pauses } : data;
   try {
     const value = await enqueue(() => handler(request));
-    post('reply', { id, value });
+    post(EVENT.REPLY, { id, value });
   } catch (e) {
-    post('error', { id, ...errorFields(e) });
+    post(EVENT.ERROR, { id, ...errorFields(e) });
   }
 };

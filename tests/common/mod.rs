@@ -19,10 +19,22 @@ pub const MODELS: [&str; 2] = ["tiny-a", "tiny-b"];
 /// logits by > 1e-2).
 pub const LOGITS_ATOL: f32 = 1e-4;
 
+/// The checkout under test, read at run time: with one target folder shared by two checkouts,
+/// cargo may reuse a test binary built in the other, whose compile-time path points there.
+pub fn root() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .expect("run by cargo, which sets CARGO_MANIFEST_DIR"),
+    )
+}
+
+/// A file or folder of the checkout's `www/`.
+pub fn www(path: &str) -> PathBuf {
+    root().join("www").join(path)
+}
+
 pub fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/reference/fixtures")
-        .join(name)
+    root().join("tests/reference/fixtures").join(name)
 }
 
 pub fn read(name: &str, file: &str) -> Vec<u8> {

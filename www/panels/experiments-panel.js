@@ -2,6 +2,7 @@
 // run by the worker one step at a time with their own prompts (the user's prompt is not touched).
 // Progress with an ETA, the chart and a table as runs finish, the finding to compare with, and
 // CSV / PNG downloads. The experiment and its source task are part of the URL.
+import { REQUEST } from '../protocol.js';
 import { $, download, percent, showError } from '../dom.js';
 import { trainSettings } from '../state.js';
 import SETTINGS from '../settings.js';
@@ -42,7 +43,7 @@ export function experimentsPanel(ctx) {
     started = performance.now();
     rt.set({ experimenting: true });
     try {
-      await rt.client.request('experiment', {
+      await rt.client.request(REQUEST.EXPERIMENT, {
         config: { name: state.experiment, steps: SETTINGS.experimentSteps, seeds: SETTINGS.experimentSeeds, base: trainSettings(state) },
         source: state.experiment === 'transfer' ? source() : undefined,
         base: ctx.tasksBase,
@@ -116,7 +117,7 @@ export function experimentsPanel(ctx) {
   });
   $('exp-run').addEventListener('click', () => {
     if (rt.experimenting) {
-      rt.client.request('pause').then(() => {
+      rt.client.request(REQUEST.PAUSE).then(() => {
         rt.set({ experimenting: false });
         $('exp-status').textContent = 'Cancelled.';
       }).catch(onError);
@@ -130,13 +131,10 @@ export function experimentsPanel(ctx) {
     download(`${summary.name}-${summary.task}.png`, Uint8Array.from(data, (c) => c.charCodeAt(0)), 'image/png');
   });
   rt.onChange(() => {
-    const ready = Boolean(rt.modelInfo && rt.task);
     $('exp-run').textContent = rt.experimenting ? 'Cancel' : 'Run';
-    $('exp-run').disabled = !rt.experimenting && (!ready || rt.training);
+    $('exp-run').disabled = !rt.can().runExperiment;
     $('exp-csv').disabled = !summary || rt.experimenting;
     $('exp-png').disabled = !summary || rt.experimenting;
-    // An experiment runs on the loaded model and task: neither changes under it.
-    for (const id of ['task-select', 'model-load', 'model-bundled', 'custom-apply']) $(id).disabled = rt.experimenting;
   });
   describe();
   return { fillSources, onProgress, onError };

@@ -1,7 +1,7 @@
 // The model: the bundled one, another GPT-2 checkpoint by folder URL or from local files
 // (checked and sized before it loads), and its status.
 import { $, fmtCount, showError } from '../dom.js';
-import { MODEL_FILES } from '../protocol.js';
+import { MODEL_FILES, REQUEST } from '../protocol.js';
 import { parseField } from '../state.js';
 
 export function modelPanel(ctx) {
@@ -16,7 +16,7 @@ export function modelPanel(ctx) {
     $('model-error').hidden = true;
     rt.set({ hasPrompt: false });
     try {
-      const loaded = await rt.client.request('load-model', { source });
+      const loaded = await rt.client.request(REQUEST.LOAD_MODEL, { source });
       if (source !== rt.modelSource) {
         ui.shelf.clear(); // prompts belong to the model they were trained on
         rt.set({ task: null });
@@ -28,7 +28,6 @@ export function modelPanel(ctx) {
       $('model-status').dataset.ready = 'true';
       $('model-status').title = Object.entries(loaded.timings).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)} ms`).join(', ');
       $('model-progress').value = $('model-progress').max;
-      $('f-fp-before').firstChild.textContent = i.fingerprint;
       $('model-notes').hidden = i.notes.length === 0;
       $('model-notes').textContent = i.notes.map((n) => `Note: ${n}.`).join(' ');
       ui.map.setVocabulary(loaded.mapPoints, loaded.mapLabels, loaded.explained);
@@ -45,7 +44,7 @@ export function modelPanel(ctx) {
     $('model-error').hidden = true;
     $('model-check').hidden = true;
     try {
-      const s = await rt.client.request('inspect', { source });
+      const s = await rt.client.request(REQUEST.INSPECT, { source });
       pending = source;
       // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
       const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
@@ -79,6 +78,9 @@ export function modelPanel(ctx) {
       + (msg.total ? ` of ${(msg.total / 1e6).toFixed(1)} MB` : ' MB');
   }
 
+  rt.onChange(() => {
+    for (const id of ['model-load', 'model-bundled']) $(id).disabled = !rt.can().switchTaskOrModel;
+  });
   $('model-url-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const base = $('model-url').value.trim();

@@ -1,5 +1,6 @@
 // The outputs view: no prompt, text prompt and soft prompt on the held-out set; the try-it box
 // and what the model reads.
+import { REQUEST } from '../protocol.js';
 import { $, showError } from '../dom.js';
 
 /** Wait after the last keystroke before the try-it input is tokenized again. */
@@ -9,7 +10,7 @@ export function outputsPanel(ctx) {
   const { state, rt, ui } = ctx;
 
   async function compare() {
-    const evals = await rt.client.request('compare');
+    const evals = await rt.client.request(REQUEST.COMPARE);
     ui.outputs.update(evals, rt.task.textPrompt);
   }
 
@@ -25,7 +26,7 @@ export function outputsPanel(ctx) {
     };
     chip(`P1…P${state.virtualTokens}`, 'the soft prompt\'s virtual tokens');
     try {
-      for (const t of await rt.client.request('tokenize', { text: $('try-input').value })) {
+      for (const t of await rt.client.request(REQUEST.TOKENIZE, { text: $('try-input').value })) {
         chip(JSON.stringify(t.text).slice(1, -1), `token ${t.id}`);
       }
     } catch (e) {
@@ -35,12 +36,16 @@ export function outputsPanel(ctx) {
   }
 
   $('evaluate').addEventListener('click', () => {
-    rt.serial(compare).catch((e) => showError($('train-error'), e));
+    showError($('outputs-error'), null);
+    rt.serial(compare).catch((e) => showError($('outputs-error'), e));
+  });
+  rt.onChange(() => {
+    for (const id of ['evaluate', 'try-go']) $(id).disabled = !rt.can().usePrompt;
   });
   $('try-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
-      $('try-output').textContent = await rt.client.request('generate', { text: $('try-input').value });
+      $('try-output').textContent = await rt.client.request(REQUEST.GENERATE, { text: $('try-input').value });
     } catch (err) {
       $('try-output').textContent = err.message;
     }

@@ -1,4 +1,5 @@
 // The task: a built-in task or the user's own examples (typed or uploaded; kept in the URL).
+import { REQUEST } from '../protocol.js';
 import { $, percent, showError } from '../dom.js';
 import { CUSTOM_TASK } from '../state.js';
 
@@ -34,6 +35,7 @@ export function taskPanel(ctx) {
     const custom = name === CUSTOM_TASK;
     $('custom-box').hidden = !custom;
     showError($('custom-error'), null);
+    showError($('task-error'), null);
     if (custom && !state.custom.trim()) {
       rt.set({ task: null, hasPrompt: false, training: false });
       $('task-about').textContent = 'Type or upload examples, then press “Use these examples”.';
@@ -42,10 +44,10 @@ export function taskPanel(ctx) {
     let task;
     try {
       const request = custom ? { custom: { name, text: state.custom } } : { builtin: name, base: ctx.tasksBase };
-      task = await rt.client.request('set-task', request);
+      task = await rt.client.request(REQUEST.SET_TASK, request);
     } catch (e) {
       rt.set({ task: null, hasPrompt: false, training: false });
-      showError(custom ? $('custom-error') : $('train-error'), e);
+      showError(custom ? $('custom-error') : $('task-error'), e);
       return;
     }
     rt.set({ task, hasPrompt: false, training: false });
@@ -53,13 +55,16 @@ export function taskPanel(ctx) {
     ui.chart.setReference(task.lossWithoutPrompt);
     const shelved = ui.shelf.get(name);
     if (shelved) {
-      await ctx.adapters.use(shelved).catch((e) => showError($('shelf-error'), e));
+      await ctx.adapters.use(shelved).catch(ctx.adapters.onError);
     } else {
       await ctx.training.reset();
     }
   }
 
   const selectQueued = (name) => rt.serial(() => select(name));
+  rt.onChange(() => {
+    for (const id of ['task-select', 'custom-apply']) $(id).disabled = !rt.can().switchTaskOrModel;
+  });
   $('task-select').addEventListener('change', (e) => selectQueued(e.target.value));
   $('custom-text').value = state.custom;
   $('custom-text').addEventListener('input', (e) => {

@@ -1,5 +1,6 @@
 // The training controls: the settings (built from the engine's table), Train/Pause, Step, Reset,
 // the run's figures, and the prompt views.
+import { REQUEST } from '../protocol.js';
 import { $, fmtCount, percent, showError } from '../dom.js';
 import { NUMBERS, TRAIN_FIELDS, parseField, trainSettings } from '../state.js';
 import SETTINGS from '../settings.js';
@@ -75,7 +76,7 @@ export function trainingPanel(ctx) {
     showError($('train-error'), null);
     clearRun();
     try {
-      drawPrompt(await rt.client.request('reset', { settings: trainSettings(state) }));
+      drawPrompt(await rt.client.request(REQUEST.RESET, { settings: trainSettings(state) }));
       rt.set({ hasPrompt: true, training: false });
       ctx.outputs.showTokens();
     } catch (e) {
@@ -89,7 +90,7 @@ export function trainingPanel(ctx) {
   }
 
   function onProgress(p) {
-    rt.set({ step: p.step, target: p.target });
+    const patch = { step: p.step, target: p.target };
     ui.chart.addLoss(p.step, p.loss);
     const now = performance.now();
     stepTimes = [...stepTimes.filter((t) => now - t < SPEED_WINDOW_MS), now];
@@ -110,11 +111,12 @@ export function trainingPanel(ctx) {
     if (p.prompt) drawPrompt(p.prompt);
     if (p.accuracy != null) {
       ui.chart.addAccuracy(p.step, p.accuracy);
-      rt.set({ accuracy: p.accuracy });
+      patch.accuracy = p.accuracy;
       showAccuracy(p.accuracy);
     }
+    if (p.done) Object.assign(patch, { training: false, finished: true });
+    rt.set(patch);
     if (p.done) {
-      rt.set({ training: false, finished: true });
       $('f-fp-after').firstChild.textContent = p.done.fingerprint;
       $('f-fp-after').dataset.equal = String(p.done.unchanged);
       $('f-fp-after').title = p.done.unchanged ? 'unchanged' : 'CHANGED';
@@ -137,11 +139,11 @@ export function trainingPanel(ctx) {
     if (!rt.hasPrompt) return;
     if (rt.finished) await reset();
     rt.set({ training: true });
-    let reply = await rt.client.request('play', { steps: state.steps });
+    let reply = await rt.client.request(REQUEST.PLAY, { steps: state.steps });
     if (reply.finished) {
       await reset();
       rt.set({ training: true });
-      reply = await rt.client.request('play', { steps: state.steps });
+      reply = await rt.client.request(REQUEST.PLAY, { steps: state.steps });
     }
     if (!reply.started) rt.set({ training: false });
   }
@@ -151,31 +153,38 @@ export function trainingPanel(ctx) {
       showError($('train-error'), null);
       if (rt.training) {
         // The worker answers after the step in progress has reported: then nothing moves.
-        rt.client.request('pause').then(() => rt.set({ training: false })).catch(onError);
+        rt.client.request(REQUEST.PAUSE).then(() => rt.set({ training: false })).catch(onError);
         return;
       }
       rt.serial(play).catch(onError);
     });
     $('step').addEventListener('click', () => {
       showError($('train-error'), null);
-      rt.serial(() => rt.client.request('step', { steps: state.steps })).catch(onError);
+      rt.serial(() => rt.client.request(REQUEST.STEP, { steps: state.steps })).catch(onError);
     });
     $('reset').addEventListener('click', () => rt.serial(reset).catch(onError));
   }
 
   /** The controls' state, from the runtime only. */
   function render() {
-    // The worker runs one thing at a time: no training while an experiment runs.
-    const ready = Boolean(rt.modelInfo && rt.task && rt.hasPrompt) && !rt.experimenting;
+    const can = rt.can();
     $('play').textContent = rt.training ? 'Pause' : 'Train';
-    $('play').disabled = !rt.training && !ready;
-    for (const id of ['step', 'reset', 'evaluate', 'try-go', 'export', 'export-files']) $(id).disabled = rt.training || !ready;
+    $('play').disabled = !can.trainOrPause;
+    for (const id of ['step', 'reset']) $(id).disabled = !can.usePrompt;
     $('train-status').textContent = rt.pending > 0 ? 'Working…' : '';
+    $('f-fp-before').firstChild.textContent = rt.modelInfo?.fingerprint ?? '–';
+  }
+
+  /** The prompt length the engine settled on (an imported or restored prompt's). */
+  function showVirtualTokens(n) {
+    state.virtualTokens = n;
+    $('s-virtualTokens').value = n;
+    ctx.saveUrl();
   }
 
   buildSettings();
   bindSettings();
   wire();
   rt.onChange(render);
-  return { reset, clearRun, drawPrompt, showAccuracy, onProgress, onError };
+  return { reset, clearRun, drawPrompt, showAccuracy, showVirtualTokens, onProgress, onError };
 }
