@@ -17,7 +17,7 @@ use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::loader::LoadedModel;
-use soft_prompt_lab::model::GptConfig;
+use soft_prompt_lab::model::ModelConfig;
 use soft_prompt_lab::settings::Settings;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::{Example, TaskSpec, parse_jsonl};
@@ -70,13 +70,13 @@ fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch]) -> f64 {
 /// 24·rows·d² for the four projections (QKV, output, two MLP) and 4·queries·keys·d for
 /// attention; the tied head at the scored rows only; backward to the inputs (no weight
 /// gradients) costs about as much as forward.
-fn step_flops(c: &GptConfig, batch: &ScoredBatch, n: usize) -> f64 {
+fn step_flops(c: &ModelConfig, batch: &ScoredBatch, n: usize) -> f64 {
     let (b, w, n) = (
         batch.padded.rows() as f64,
         batch.padded.width as f64,
         n as f64,
     );
-    let d = c.n_embd as f64;
+    let d = c.d_model as f64;
     let rows = n + b * w;
     let layer = 24.0 * rows * d * d + 4.0 * (n * n + b * w * (n + w)) * d;
     let head = 2.0 * batch.targets.len() as f64 * d * c.vocab_size as f64;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::read_f32;
 use crate::error::{Error, Result};
-use crate::model::Gpt;
+use crate::model::Model;
 use crate::soft_prompt::{PromptInit, SoftPrompt};
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
@@ -43,7 +43,7 @@ pub struct AdapterConfig {
 
 impl AdapterConfig {
     pub fn new(
-        model: &Gpt,
+        model: &Model,
         n_virtual: usize,
         init: &PromptInit,
         base_model: Option<String>,
@@ -52,7 +52,7 @@ impl AdapterConfig {
             peft_type: "PROMPT_TUNING".into(),
             task_type: "CAUSAL_LM".into(),
             num_virtual_tokens: n_virtual,
-            token_dim: model.config.n_embd,
+            token_dim: model.config.d_model,
             num_transformer_submodules: 1,
             num_attention_heads: Some(model.config.n_head as u64),
             num_layers: Some(model.config.n_layer as u64),
@@ -106,7 +106,7 @@ pub fn save_values(
 }
 
 /// Reads an adapter and checks it against the model it will run on.
-pub fn load(files: &AdapterFiles, model: &Gpt) -> Result<(SoftPrompt, AdapterConfig)> {
+pub fn load(files: &AdapterFiles, model: &Model) -> Result<(SoftPrompt, AdapterConfig)> {
     let config: AdapterConfig = serde_json::from_slice(&files.config_json)
         .map_err(|e| invalid(format!("{CONFIG_FILE} is not a PEFT adapter config ({e})")))?;
     if config.peft_type != "PROMPT_TUNING" {
@@ -127,10 +127,10 @@ pub fn load(files: &AdapterFiles, model: &Gpt) -> Result<(SoftPrompt, AdapterCon
             config.num_transformer_submodules
         )));
     }
-    if config.token_dim != model.config.n_embd {
+    if config.token_dim != model.config.d_model {
         return Err(Error::AdapterMismatch {
             adapter: config.token_dim,
-            model: model.config.n_embd,
+            model: model.config.d_model,
         });
     }
     let st = SafeTensors::deserialize(&files.safetensors)
@@ -148,13 +148,13 @@ pub fn load(files: &AdapterFiles, model: &Gpt) -> Result<(SoftPrompt, AdapterCon
             view.shape()
         )));
     }
-    let values = crate::loader::to_f32(TENSOR_KEY, &view).map_err(|_| {
+    let values = crate::model::to_f32(TENSOR_KEY, &view).map_err(|_| {
         invalid(format!(
             "`{TENSOR_KEY}` is {:?}; expected F32, F16 or BF16",
             view.dtype()
         ))
     })?;
-    let bad = crate::loader::non_finite(&values);
+    let bad = crate::model::non_finite(&values);
     if bad > 0 {
         return Err(invalid(format!(
             "`{TENSOR_KEY}` holds {bad} non-finite values (NaN or infinity) among {}: the prompt was saved from a diverged run; train it again with a lower learning rate",

@@ -13,7 +13,7 @@ pub enum Error {
     ConfigInvalid { detail: String },
 
     #[error(
-        "config.json: {field} = {found} is not supported ({expected}). Soft Prompt Lab runs GPT-2-family models only."
+        "config.json: {field} = {found} is not supported ({expected}). Soft Prompt Lab runs GPT-2 and Llama-family (Llama, SmolLM2, Qwen2) models."
     )]
     ConfigUnsupported {
         field: &'static str,
@@ -34,7 +34,7 @@ pub enum Error {
     WeightsCorrupt { detail: String },
 
     #[error(
-        "model.safetensors lacks tensor `{key}` ({expected}). The file is not a GPT-2 checkpoint, or config.json describes a different model."
+        "model.safetensors lacks tensor `{key}` ({expected}). The file is not a checkpoint of the model config.json describes."
     )]
     WeightMissing { key: String, expected: String },
 

@@ -5,7 +5,8 @@
 //! the native conveniences marked `cfg(not(target_arch = "wasm32"))`.
 //!
 //! The data path, in reading order:
-//! - [`loader`] turns `config.json` + `model.safetensors` bytes into a frozen [`model::Gpt`]
+//! - [`loader`] turns `config.json` + `model.safetensors` bytes into a frozen [`model::Model`]
+//!   (GPT-2 or the Llama family)
 //!   (every key, shape and dtype checked), [`text`] checks `tokenizer.json` against it;
 //! - [`tasks`] reads examples, [`batch`] tokenizes them into right-padded rows with the
 //!   positions whose next token is scored (only the answer's tokens: PEFT's `-100` labels);

@@ -31,7 +31,10 @@ pub struct ModelInfo {
     pub params: u64,
     pub n_layer: usize,
     pub n_head: usize,
-    pub n_embd: usize,
+    pub d_model: usize,
+    pub n_kv_head: usize,
+    /// `gpt2`, `llama` or `qwen2`.
+    pub family: &'static str,
     pub vocab_size: usize,
     pub n_positions: usize,
     /// FNV-1a of every base weight, hex.
@@ -249,7 +252,9 @@ impl Session {
             params: c.num_params(),
             n_layer: c.n_layer,
             n_head: c.n_head,
-            n_embd: c.n_embd,
+            d_model: c.d_model,
+            n_kv_head: c.n_kv_head,
+            family: c.family(),
             vocab_size: c.vocab_size,
             n_positions: c.n_positions,
             fingerprint: hex(self.base_fingerprint),
@@ -417,7 +422,7 @@ impl Session {
         } else {
             None
         };
-        let device_memory = self.lm.model.wte.val().device().memory_pool_usage();
+        let device_memory = self.lm.model.embedding().device().memory_pool_usage();
         Ok(Progress {
             stats,
             target: schedule.target,
@@ -449,7 +454,7 @@ impl Session {
         Ok(PromptView {
             step,
             n_virtual,
-            d_model: self.lm.model.config.n_embd,
+            d_model: self.lm.model.config.d_model,
             points: self.map.project(&values),
             nearest: self
                 .map

@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 use crate::batch::{Padded, ScoredBatch};
 use crate::error::{Error, Result};
 use crate::loader::LoadedModel;
-use crate::model::Gpt;
+use crate::model::Model;
 
 #[derive(Module, Debug)]
 pub struct SoftPrompt {
@@ -78,7 +78,7 @@ impl SoftPrompt {
     /// A trainable prompt from values on the host, `[n_virtual, d_model]` row-major, on the
     /// model's device.
     pub fn from_values(lm: &LoadedModel, values: &[f32], n_virtual: usize) -> Result<Self> {
-        let d = lm.model.config.n_embd;
+        let d = lm.model.config.d_model;
         if values.len() != n_virtual * d {
             return Err(Error::setting(format!(
                 "a prompt of {n_virtual} virtual tokens needs {} values, got {}",
@@ -101,7 +101,7 @@ impl SoftPrompt {
             ));
         }
         let model = &lm.model;
-        let (vocab, d) = (model.config.vocab_size, model.config.n_embd);
+        let (vocab, d) = (model.config.vocab_size, model.config.d_model);
         let mut rng = StdRng::seed_from_u64(seed);
         let mut sample_ids = |n: usize, first_k: Option<usize>| -> Result<Vec<u32>> {
             let k = first_k.unwrap_or(vocab);
@@ -173,7 +173,7 @@ impl SoftPrompt {
 /// optional prompt `[n_virtual, d_model]` prepended to every row, as PEFT does for causal LMs:
 /// the prompt positions are always attended to, and positions run 0.. over prompt and tokens.
 pub fn prompted_hidden(
-    model: &Gpt,
+    model: &Model,
     prompt: Option<Tensor<2>>,
     padded: &Padded,
 ) -> Result<Tensor<3>> {
@@ -183,7 +183,7 @@ pub fn prompted_hidden(
     model.forward_prefixed(prompt, model.embed(ids), &padded.lengths) // [b, w, d] tokens
 }
 
-fn host_tensor(model: &Gpt, values: Vec<f32>, n: usize, d: usize) -> Tensor<2> {
+fn host_tensor(model: &Model, values: Vec<f32>, n: usize, d: usize) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, [n, d]), &model.device())
 }
 
@@ -196,7 +196,7 @@ fn normal(rng: &mut StdRng) -> f32 {
 
 /// Log-probabilities `[n]` of the batch's target tokens, with an optional soft prompt.
 pub fn target_logprobs(
-    model: &Gpt,
+    model: &Model,
     prompt: Option<Tensor<2>>,
     batch: &ScoredBatch,
 ) -> Result<Tensor<1>> {
@@ -205,7 +205,7 @@ pub fn target_logprobs(
 }
 
 /// Mean cross-entropy over the target tokens (as transformers' causal-LM loss with -100 labels).
-pub fn loss(model: &Gpt, prompt: Option<Tensor<2>>, batch: &ScoredBatch) -> Result<Tensor<1>> {
+pub fn loss(model: &Model, prompt: Option<Tensor<2>>, batch: &ScoredBatch) -> Result<Tensor<1>> {
     require_targets(batch)?;
     Ok(target_logprobs(model, prompt, batch)?.mean().neg())
 }

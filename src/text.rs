@@ -6,7 +6,7 @@
 use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
-use crate::model::GptConfig;
+use crate::model::ModelConfig;
 
 /// The GPT-2 tokenizers' end-of-text token: the end token when the config names none (or none
 /// that fits the vocabulary).
@@ -17,7 +17,10 @@ const END_OF_TEXT: &str = "<|endoftext|>";
 /// vocabulary can come with ids that name no token: the engine never adds BOS and pads with EOS,
 /// so out-of-range BOS and PAD ids are ignored, and an out-of-range EOS is replaced by the
 /// tokenizer's own end token (an error when it has none: generation would never stop at the end).
-fn special_ids(config: &GptConfig, tokenizer_eos: Option<u32>) -> Result<(Vec<u32>, Vec<String>)> {
+fn special_ids(
+    config: &ModelConfig,
+    tokenizer_eos: Option<u32>,
+) -> Result<(Vec<u32>, Vec<String>)> {
     let vocab = config.vocab_size as u64;
     let special = &config.special;
     let mut notes = Vec::new();
@@ -73,7 +76,7 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
-    pub fn from_bytes(bytes: &[u8], config: &GptConfig) -> Result<Self> {
+    pub fn from_bytes(bytes: &[u8], config: &ModelConfig) -> Result<Self> {
         // `tokenizers` panics on some syntax errors (inside components it parses in two passes)
         // instead of returning an error, and a panic kills the page's worker: check syntax first.
         serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {

@@ -10,7 +10,7 @@ use crate::backend::read_f32;
 use crate::batch::{Sampler, ScoredBatch};
 use crate::error::{Error, Result};
 use crate::loader::LoadedModel;
-use crate::model::Gpt;
+use crate::model::Model;
 use crate::soft_prompt::{SoftPrompt, require_targets, target_logprobs};
 
 /// torch's Adam epsilon (burn's default is 1e-5); the parity test follows torch's trajectory.
@@ -118,7 +118,7 @@ impl Trainer {
 
     /// One optimizer step on `batch`. Only the prompt is in the graph that needs gradients: the
     /// model's weights do not require grad, so backward computes no weight gradients at all.
-    pub fn step(&mut self, model: &Gpt, batch: &ScoredBatch) -> Result<StepHandle> {
+    pub fn step(&mut self, model: &Model, batch: &ScoredBatch) -> Result<StepHandle> {
         // Parts in threads only over a frozen base: with weights that require grad, the parts'
         // graphs share those weights' nodes, and burn 0.22's autodiff then merges them while
         // another thread's backward holds a graph lock (a lock-order deadlock, seen in the bench).
@@ -158,7 +158,7 @@ impl Trainer {
 /// own autodiff graph from its own copy of the prompt and divides its summed loss by the whole
 /// batch's target count, so the parts' losses and gradients add up to the whole batch's.
 pub fn loss_and_grad(
-    model: &Gpt,
+    model: &Model,
     prompt: Tensor<2>,
     batch: &ScoredBatch,
     parts: usize,

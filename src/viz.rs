@@ -42,8 +42,8 @@ pub struct Neighbour {
 
 impl VocabMap {
     pub async fn new(lm: &LoadedModel) -> Result<Self> {
-        let d = lm.model.config.n_embd;
-        let wte = read_f32(lm.model.wte.val()).await?;
+        let d = lm.model.config.d_model;
+        let wte = read_f32(lm.model.embedding()).await?;
         Ok(Self::from_rows(&wte, d, |id| lm.tokenizer.token_text(id)))
     }
 

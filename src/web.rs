@@ -13,7 +13,8 @@ use wasm_bindgen::prelude::*;
 use crate::adapter::AdapterFiles;
 use crate::error::{Error, ErrorView};
 use crate::experiments::ExperimentConfig;
-use crate::loader::{ModelFiles, inspect_config, parse_config};
+use crate::loader::{ModelFiles, inspect_config};
+use crate::model::parse_config;
 use crate::session::{Session, Settings};
 use crate::tasks::{Task, TaskSpec};
 

@@ -89,7 +89,7 @@ fn config_of_another_architecture() {
     );
     let e = load_err(
         "tiny-a",
-        Some(&config_with("tiny-a", "model_type", "llama".into())),
+        Some(&config_with("tiny-a", "model_type", "gpt_neox".into())),
         None,
         None,
     );
@@ -181,8 +181,8 @@ fn bf16_weights_load_and_compute_in_f32() {
         *d = Dtype::BF16;
     }
     let lm = load_with("tiny-a", None, Some(&serialize(&t)), None).expect("bf16 checkpoint loads");
-    let wte = values(lm.model.wte.val());
-    let original = values(load("tiny-a").model.wte.val());
+    let wte = values(lm.model.embedding());
+    let original = values(load("tiny-a").model.embedding());
     // bf16 keeps 8 significant bits: a relative rounding error of at most 2^-8.
     assert!(rel_err(&wte, &original) <= 1.0 / 256.0);
     assert!(
@@ -472,7 +472,7 @@ fn settings_out_of_range() {
 fn gpu_buffer_limit_smaller_than_the_embedding() {
     // GPT-2 small's shape against WebGPU's default 128 MiB binding limit.
     let mut config = load("tiny-a").model.config.clone();
-    (config.vocab_size, config.n_embd) = (50257, 768);
+    (config.vocab_size, config.d_model) = (50257, 768);
     let err = soft_prompt_lab::backend::check_buffer_limit(config.embedding_bytes(), 128 << 20)
         .unwrap_err();
     assert!(

@@ -20,9 +20,8 @@ use serde_json::{Value, json};
 use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::backend;
 use soft_prompt_lab::error::{Error, ErrorKind};
-use soft_prompt_lab::loader::{
-    LoadedModel, ModelFiles, inspect_config, load_weights, parse_config,
-};
+use soft_prompt_lab::loader::{LoadedModel, ModelFiles, inspect_config};
+use soft_prompt_lab::model::{load_weights, parse_config};
 use soft_prompt_lab::session::{Session, Settings};
 use soft_prompt_lab::tasks::Task;
 use soft_prompt_lab::text::TextTokenizer;
@@ -543,7 +542,7 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
     let _ = std::fs::remove_dir_all(corpus_dir());
     std::fs::create_dir_all(corpus_dir()).unwrap();
 
-    for name in MODELS {
+    for name in GPT2_MODELS {
         tally.model = name;
         let (config, weights, tokenizer) = model_files(name);
         let cfg = parse_config(&config).unwrap();

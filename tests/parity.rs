@@ -9,6 +9,7 @@ use common::*;
 use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::batch::{Padded, ScoredBatch, Sequence};
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
+use soft_prompt_lab::model::Arch;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt, loss, prompted_hidden};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
 
@@ -53,6 +54,19 @@ fn reference_batch(
         .collect();
     assert_eq!(batch.padded.ids, ids, "batch ids");
     batch
+}
+
+/// The number of weight tensors a checkpoint of `c` holds (a tied head once).
+fn base_tensors(c: &soft_prompt_lab::model::ModelConfig) -> usize {
+    match &c.arch {
+        // wte, wpe, ln_f (2); per block: 2 layer norms (4), c_attn, c_proj, c_fc, c_proj (8).
+        Arch::Gpt2(_) => 4 + 12 * c.n_layer,
+        // embed_tokens, norm, lm_head when untied; per layer: 2 norms, 7 projections, q/k/v biases.
+        Arch::Llama(l) => {
+            let per_layer = 9 + if l.qkv_bias { 3 } else { 0 };
+            2 + usize::from(!l.tie_word_embeddings) + per_layer * c.n_layer
+        }
+    }
 }
 
 #[test]
@@ -134,7 +148,7 @@ fn prompt_loss_and_gradient_match_peft() {
         lm.model.visit(&mut v);
         assert_eq!(
             v.1,
-            4 + 12 * lm.model.config.n_layer,
+            base_tensors(&lm.model.config),
             "{name}: every base tensor visited"
         );
     }

@@ -62,7 +62,7 @@ fn text_init_repeats_the_text_tokens_to_fill_the_prompt() {
     let ids = lm.tokenizer.encode("opposite").unwrap();
     let n = 2 * ids.len() + 1;
     let got = init(&PromptInit::Text("opposite".into()), n, 0);
-    let d = lm.model.config.n_embd;
+    let d = lm.model.config.d_model;
     for i in 0..n {
         assert_eq!(
             &got[i * d..(i + 1) * d],
@@ -80,7 +80,7 @@ fn text_init_repeats_the_text_tokens_to_fill_the_prompt() {
 #[test]
 fn sample_vocab_rows_are_embedding_rows_from_the_allowed_range() {
     let lm = load("tiny-a");
-    let d = lm.model.config.n_embd;
+    let d = lm.model.config.d_model;
     let allowed: Vec<Vec<f32>> = (0..20).map(wte_row).collect();
     let got = init(&PromptInit::SampleVocab { first_k: Some(20) }, 10, 3);
     for row in got.chunks(d) {
@@ -94,7 +94,7 @@ fn sample_vocab_rows_are_embedding_rows_from_the_allowed_range() {
 #[test]
 fn class_label_init_averages_multi_token_labels() {
     let lm = load("tiny-a");
-    let d = lm.model.config.n_embd;
+    let d = lm.model.config.d_model;
     let labels = vec![" cold".to_string(), " wonderful".to_string()];
     let got = init(
         &PromptInit::ClassLabels {

@@ -6,7 +6,7 @@
 //
 // Requests
 //   init          {backend: 'webgpu' | 'cpu'}                 -> {backend, adapter}
-//   inspect       {source}                                    -> {params, nLayer, nEmbd, vocabSize, estimatedBytes}
+//   inspect       {source}                                    -> {family, params, nLayer, dModel, vocabSize, estimatedBytes}
 //   load-model    {source}                                    -> {info, mapPoints, mapLabels, explained, timings}
 //                 timings (ms): wasmMs (worker start to wasm compiled), fetchMs, parseMs, fingerprintMs, mapMs
 //                 source = {kind: 'url', base} | {kind: 'files', config, weights, tokenizer} (ArrayBuffers)

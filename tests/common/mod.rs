@@ -11,7 +11,12 @@ use soft_prompt_lab::batch::Padded;
 use soft_prompt_lab::loader::{LoadedModel, ModelFiles};
 use soft_prompt_lab::soft_prompt::prompted_hidden;
 
-pub const MODELS: [&str; 2] = ["tiny-a", "tiny-b"];
+/// Every fixture model: two GPT-2 (f32 with old-style keys, f16 with `transformer.` keys and an
+/// odd head size), a Llama (grouped-query attention, llama3 RoPE scaling, untied head, f32) and a
+/// Qwen2 (q/k/v biases, one key/value head, tied head, bf16).
+pub const MODELS: [&str; 4] = ["tiny-a", "tiny-b", "tiny-llama", "tiny-qwen2"];
+/// The GPT-2 fixtures (their config fields are GPT-2's).
+pub const GPT2_MODELS: [&str; 2] = ["tiny-a", "tiny-b"];
 
 /// Logits: both sides compute in f32 with different summation orders (matmul blocking, softmax);
 /// observed differences are ~1e-6 on the tiny models and ~1e-5 on the bundled one, so 1e-4 leaves

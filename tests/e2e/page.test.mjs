@@ -306,7 +306,7 @@ test('a corrupt model file shows a named error and the bundled model stays loade
     await page.click('#model-panel summary');
     await page.setInputFiles('#model-files', [join(dir, 'config.json'), corrupt, join(dir, 'tokenizer.json')]);
     await page.waitForSelector('#model-check:not([hidden])');
-    assert.match(await text(page, '#model-summary'), /2\.6 M parameters \(4 layers, d 192, vocabulary 4,096\); needs about \d+ MB/);
+    assert.match(await text(page, '#model-summary'), /2\.6 M parameters \(gpt2, 4 layers, d 192, vocabulary 4,096\); needs about \d+ MB/);
     await page.click('#model-load');
     await page.waitForSelector('#model-error:not([hidden])');
     assert.match(await text(page, '#model-error'), /model\.safetensors is corrupt or truncated .*Download the file again/);
@@ -335,7 +335,7 @@ test('another GPT-2 checkpoint loads from local files, and its tokenizer gives H
     await page.click('#model-load');
     await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('local files'));
     const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-    assert.match(await text(page, '#model-status'), new RegExp(`${config.n_layer} layers, d ${config.n_embd}, vocabulary ${config.vocab_size}`));
+    assert.match(await text(page, '#model-status'), new RegExp(`gpt2, ${config.n_layer} layers, d ${config.n_embd}, vocabulary ${config.vocab_size}`));
     // The task is set again on the new model with a fresh prompt of its width.
     await page.waitForFunction((d) => document.querySelector('#f-trainable').textContent.startsWith(`8 × ${d} = `), config.n_embd);
     await page.waitForSelector('#play:not([disabled])');

@@ -5,13 +5,15 @@ Run once by hand (the outputs are committed, so tests need no Python and no netw
     python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
     .venv/bin/python make_fixtures.py
 
-For each of two tiny random GPT-2 models it writes, under fixtures/<name>/:
+For each tiny random model (two GPT-2, a Llama with grouped-query attention, llama3 RoPE scaling
+and an untied head, a Qwen2 with q/k/v biases and a tied head) it writes, under fixtures/<name>/:
   config.json, model.safetensors, tokenizer.json   the model in Hugging Face layout
   adapter_init/                                    a PEFT prompt-tuning adapter (the fixed initial prompt)
   reference.safetensors                            tensors: logits, prompt gradient, trained prompt
   reference.json                                   scalars and token ids
 and, under fixtures/bundled/, the logits of the bundled model (www/models/wordnet-gpt).
-Everything is seeded, so a rerun gives the same files.
+Everything is seeded, so a rerun gives the same files. `make_fixtures.py tiny-llama` makes only
+the fixtures named.
 """
 
 import json
@@ -22,7 +24,10 @@ import torch
 from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import GPT2Config, GPT2LMHeadModel
+import sys
+
+from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "fixtures"
@@ -66,6 +71,15 @@ MODELS = {
     # f16, saved by save_pretrained ("transformer." prefix, lm_head tied and absent); head size 9 (odd).
     "tiny-b": dict(n_embd=36, n_head=4, n_layer=3, n_positions=48, vocab_size=300, dtype=torch.float16,
                    prefix=True, seed=1),
+    # Llama: 4 query heads over 2 key/value heads, llama3 RoPE scaling (short original context so
+    # every frequency band is hit), untied lm_head, f32.
+    "tiny-llama": dict(family="llama", d=64, n_head=4, n_kv_head=2, n_layer=2, ffn=96, n_positions=64,
+                       vocab_size=320, dtype=torch.float32, seed=2, tie=False, rope_theta=1000.0,
+                       rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
+    # Qwen2: q/k/v biases, 4 query heads over 1 key/value head (head size 12), tied head, bf16.
+    "tiny-qwen2": dict(family="qwen2", d=48, n_head=4, n_kv_head=1, n_layer=2, ffn=80, n_positions=64,
+                       vocab_size=300, dtype=torch.bfloat16, seed=3, tie=True, rope_theta=1e6, rope_scaling=None),
 }
 
 
@@ -102,7 +116,7 @@ def pad_batch(rows, pad_id):
 
 def save_model(model, spec, d):
     model.config.save_pretrained(d)
-    if spec["prefix"]:
+    if spec.get("family") or spec["prefix"]:
         model.to(spec["dtype"]).save_pretrained(d, safe_serialization=True)
         model.to(torch.float32)
         return
@@ -121,13 +135,40 @@ def greedy_manual(model, prompt, ids):
     out = []
     for _ in range(GEN_TOKENS):
         x = torch.tensor([ids])
-        emb = model.transformer.wte(x)
+        emb = model.get_input_embeddings()(x)
         if prompt is not None:
             emb = torch.cat([prompt.unsqueeze(0), emb], dim=1)
         nxt = int(model(inputs_embeds=emb).logits[0, -1].argmax())
         ids.append(nxt)
         out.append(nxt)
     return out
+
+
+def new_model(spec, eos_id):
+    """A randomly initialised model of the spec's family (weights wide enough to give varied logits)."""
+    if "family" not in spec:
+        return GPT2LMHeadModel(GPT2Config(
+            vocab_size=spec["vocab_size"], n_positions=spec["n_positions"], n_embd=spec["n_embd"],
+            n_layer=spec["n_layer"], n_head=spec["n_head"], activation_function="gelu_new",
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
+            initializer_range=0.1, bos_token_id=eos_id, eos_token_id=eos_id,
+        ))
+    rope = {"rope_type": "default", "rope_theta": spec["rope_theta"]}
+    if spec["rope_scaling"]:
+        rope = {**spec["rope_scaling"], "rope_theta": spec["rope_theta"]}
+    common = dict(vocab_size=spec["vocab_size"], hidden_size=spec["d"], intermediate_size=spec["ffn"],
+                  num_hidden_layers=spec["n_layer"], num_attention_heads=spec["n_head"],
+                  num_key_value_heads=spec["n_kv_head"], max_position_embeddings=spec["n_positions"],
+                  rms_norm_eps=1e-5, rope_parameters=rope, initializer_range=0.1,
+                  tie_word_embeddings=spec["tie"], bos_token_id=eos_id, eos_token_id=eos_id)
+    if spec["family"] == "llama":
+        return LlamaForCausalLM(LlamaConfig(**common))
+    model = Qwen2ForCausalLM(Qwen2Config(**common))
+    with torch.no_grad():  # biases start at zero: make them matter
+        for layer in model.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                proj.bias.normal_(0.0, 0.1)
+    return model
 
 
 def build(name, spec, tok):
@@ -139,16 +180,11 @@ def build(name, spec, tok):
     tok.save(str(d / "tokenizer.json"))
 
     torch.manual_seed(spec["seed"])
-    cfg = GPT2Config(
-        vocab_size=spec["vocab_size"], n_positions=spec["n_positions"], n_embd=spec["n_embd"],
-        n_layer=spec["n_layer"], n_head=spec["n_head"], activation_function="gelu_new",
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
-        initializer_range=0.1, bos_token_id=eos_id, eos_token_id=eos_id,
-    )
-    model = GPT2LMHeadModel(cfg).eval()
+    model = new_model(spec, eos_id).eval()
     save_model(model, spec, d)
-    # The reference computes in f32 from the weights as stored (f16 rounding included).
-    model = GPT2LMHeadModel.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()
+    # The reference computes in f32 from the weights as stored (f16/bf16 rounding included).
+    model = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()
+    hidden = model.get_input_embeddings().weight.shape[1]
 
     ref_json = {"eos_id": eos_id, "n_virtual": N_VIRTUAL, "examples": EXAMPLES,
                 "logit_texts": LOGIT_TEXTS, "gen_prompt": GEN_PROMPT, "adam_lr": ADAM_LR, "sgd_lr": SGD_LR}
@@ -168,7 +204,7 @@ def build(name, spec, tok):
     peft_model = get_peft_model(model, pcfg)
     prompt_param = peft_model.prompt_encoder["default"].embedding.weight
     g = torch.Generator().manual_seed(spec["seed"] + 100)
-    init = torch.randn(N_VIRTUAL, spec["n_embd"], generator=g) * 0.5
+    init = torch.randn(N_VIRTUAL, hidden, generator=g) * 0.5
     with torch.no_grad():
         prompt_param.copy_(init)
     peft_model.save_pretrained(d / "adapter_init")
@@ -247,9 +283,12 @@ def bundled():
 def main():
     torch.use_deterministic_algorithms(True)
     tok = make_tokenizer()
+    only = sys.argv[1:]
     for name, spec in MODELS.items():
-        build(name, spec, tok)
-    bundled()
+        if not only or name in only:
+            build(name, spec, tok)
+    if not only or "bundled" in only:
+        bundled()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ export function modelPanel(ctx) {
       }
       const i = loaded.info;
       rt.set({ modelSource: source, modelInfo: i, step: 0 });
-      $('model-status').textContent = `${label(source)}: ${fmtCount(i.params)} parameters, ${i.nLayer} layers, d ${i.nEmbd}, `
+      $('model-status').textContent = `${label(source)}: ${fmtCount(i.params)} parameters, ${i.family}, ${i.nLayer} layers, d ${i.dModel}, `
         + `vocabulary ${i.vocabSize.toLocaleString('en')} · ready in ${((performance.now() - started) / 1000).toFixed(1)} s`;
       $('model-status').dataset.ready = 'true';
       $('model-status').title = Object.entries(loaded.timings).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)} ms`).join(', ');
@@ -49,7 +49,7 @@ export function modelPanel(ctx) {
       // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
       const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
       const tooBig = s.estimatedBytes > device / 2;
-      $('model-summary').textContent = `${fmtCount(s.params)} parameters (${s.nLayer} layers, d ${s.nEmbd}, vocabulary `
+      $('model-summary').textContent = `${fmtCount(s.params)} parameters (${s.family}, ${s.nLayer} layers, d ${s.dModel}, vocabulary `
         + `${s.vocabSize.toLocaleString('en')}); needs about ${(s.estimatedBytes / 2 ** 20).toFixed(0)} MB of memory`
         + (tooBig ? `, more than half of what this device reports (${navigator.deviceMemory} GB): the tab may run out of memory.` : '.');
       $('model-load').textContent = tooBig ? 'Load it anyway' : 'Load this model';

@@ -1,0 +1,424 @@
+//! The Llama family (Llama, SmolLM2, Qwen2) as transformers computes it, with module and field
+//! names that mirror the checkpoint keys (`model.embed_tokens`, `model.layers.{i}.input_layernorm`,
+//! `self_attn.{q,k,v,o}_proj`, `post_attention_layernorm`, `mlp.{gate,up,down}_proj`,
+//! `model.norm`, `lm_head`): RMSNorm, rotary position embedding in Hugging Face's `rotate_half`
+//! layout, grouped-query attention, a SwiGLU MLP, q/k/v biases for Qwen2, a tied or separate head.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::silu;
+use burn::tensor::module::linear;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::weights::WeightReader;
+use super::{Family, Kv, Mask, ModelConfig, Positions, attend};
+use crate::error::Result;
+
+/// The Llama family's own fields of `config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    /// `llama` or `qwen2`.
+    pub model_type: &'static str,
+    pub intermediate_size: usize,
+    pub rms_norm_eps: f64,
+    pub rope: Rope,
+    /// Qwen2's q, k and v projections have biases (o_proj has none).
+    pub qkv_bias: bool,
+    pub tie_word_embeddings: bool,
+}
+
+/// Rotary position embedding: the base and how its frequencies are scaled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rope {
+    pub theta: f64,
+    pub scaling: RopeScaling,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    None,
+    /// Every frequency divided by `factor`.
+    Linear {
+        factor: f64,
+    },
+    /// Llama 3's: low frequencies divided by `factor`, high ones kept, a smooth blend between.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_positions: f64,
+    },
+}
+
+impl Rope {
+    /// The `head_dim / 2` rotation frequencies, in f32 as transformers computes them.
+    pub fn inv_freq(&self, head_dim: usize) -> Vec<f32> {
+        let base = self.theta as f32;
+        let inv: Vec<f32> = (0..head_dim / 2)
+            .map(|i| 1.0 / base.powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        match self.scaling {
+            RopeScaling::None => inv,
+            RopeScaling::Linear { factor } => inv.iter().map(|f| f / factor as f32).collect(),
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_positions,
+            } => {
+                let [factor, low, high, old] = [
+                    factor,
+                    low_freq_factor,
+                    high_freq_factor,
+                    original_max_positions,
+                ]
+                .map(|x| x as f32);
+                let (low_wavelen, high_wavelen) = (old / low, old / high);
+                let scale = |f: f32| {
+                    let wavelen = 2.0 * std::f32::consts::PI / f;
+                    if wavelen > low_wavelen {
+                        return f / factor;
+                    }
+                    if wavelen < high_wavelen {
+                        return f;
+                    }
+                    let smooth = (old / wavelen - low) / (high - low);
+                    (1.0 - smooth) * f / factor + smooth * f
+                };
+                inv.into_iter().map(scale).collect()
+            }
+        }
+    }
+}
+
+/// `nn.Linear`, its weight loaded transposed to `[in, out]` (the layout burn's `linear` takes).
+#[derive(Module, Debug)]
+pub struct Linear {
+    pub weight: Param<Tensor<2>>,
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+impl Linear {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        linear(x, self.weight.val(), self.bias.as_ref().map(Param::val))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    pub weight: Param<Tensor<1>>,
+    #[module(skip)]
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    /// `w · x / sqrt(mean(x²) + eps)`, in f32.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let rms = x
+            .clone()
+            .powi_scalar(2)
+            .mean_dim(2)
+            .add_scalar(self.eps)
+            .sqrt(); // [b, s, 1]
+        x / rms * self.weight.val().unsqueeze::<3>()
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LlamaAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    #[module(skip)]
+    pub n_head: usize,
+    #[module(skip)]
+    pub n_kv_head: usize,
+    #[module(skip)]
+    pub head_dim: usize,
+}
+
+/// RoPE's `cos` and `sin` `[1|b, 1, s, head_dim]` at one call's positions.
+pub struct Angles(Tensor<4>, Tensor<4>);
+
+/// `x · cos + rotate_half(x) · sin`, with `rotate_half(x) = cat(-x₂, x₁)` over the halves of each
+/// head's dimensions (Hugging Face's layout, not interleaved pairs).
+fn rotate(x: Tensor<4>, a: &Angles) -> Tensor<4> {
+    let hd = x.dims()[3];
+    let (x1, x2) = (
+        x.clone().narrow(3, 0, hd / 2),
+        x.clone().narrow(3, hd / 2, hd / 2),
+    );
+    let half = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * a.0.clone() + half * a.1.clone()
+}
+
+impl LlamaAttention {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        at: &Angles,
+        past: Option<&Kv>,
+        masked: Mask,
+    ) -> (Tensor<3>, Kv) {
+        let [b, s, _] = x.dims();
+        let hd = self.head_dim;
+        // [b, s, heads * hd] -> [b, heads, s, hd]
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
+        let q = rotate(heads(self.q_proj.forward(x.clone()), self.n_head), at);
+        let k = rotate(heads(self.k_proj.forward(x.clone()), self.n_kv_head), at);
+        let v = heads(self.v_proj.forward(x), self.n_kv_head);
+        let y = attend(q, &k, &v, past, masked);
+        (self.o_proj.forward(y), (k, v))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LlamaMlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+impl LlamaMlp {
+    /// SwiGLU: `down(silu(gate(x)) · up(x))`.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let gated = silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x);
+        self.down_proj.forward(gated)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LlamaLayer {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: LlamaAttention,
+    pub post_attention_layernorm: RmsNorm,
+    pub mlp: LlamaMlp,
+}
+
+impl LlamaLayer {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        at: &Angles,
+        past: Option<&Kv>,
+        masked: Mask,
+    ) -> (Tensor<3>, Kv) {
+        let (a, kv) =
+            self.self_attn
+                .forward(self.input_layernorm.forward(x.clone()), at, past, masked);
+        let x = x + a;
+        (
+            x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x)),
+            kv,
+        )
+    }
+}
+
+/// `model.*` and `lm_head` (none when tied to `embed_tokens`).
+#[derive(Module, Debug)]
+pub struct Llama {
+    pub embed_tokens: Param<Tensor<2>>,
+    pub layers: Vec<LlamaLayer>,
+    pub norm: RmsNorm,
+    pub lm_head: Option<Param<Tensor<2>>>,
+    /// RoPE's frequencies `[head_dim / 2]`.
+    #[module(skip)]
+    pub inv_freq: Vec<f32>,
+}
+
+impl Family for Llama {
+    type At = Angles;
+
+    fn at(&self, config: &ModelConfig, positions: &Positions, device: &Device) -> Angles {
+        let hd = config.head_dim;
+        let (pos, shape): (Vec<usize>, [usize; 4]) = match positions {
+            Positions::Run { from, len } => ((*from..from + len).collect(), [1, 1, *len, hd]),
+            Positions::PerRow(rows) => (rows.clone(), [rows.len(), 1, 1, hd]),
+        };
+        let (mut cos, mut sin) = (
+            Vec::with_capacity(pos.len() * hd),
+            Vec::with_capacity(pos.len() * hd),
+        );
+        for p in pos {
+            // The angles, then the same angles again: cat(freqs, freqs), as transformers lays them out.
+            let angles: Vec<f32> = self.inv_freq.iter().map(|f| p as f32 * f).collect();
+            for _ in 0..2 {
+                cos.extend(angles.iter().map(|a| a.cos()));
+                sin.extend(angles.iter().map(|a| a.sin()));
+            }
+        }
+        let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, shape), device);
+        Angles(t(cos), t(sin))
+    }
+
+    fn embedding(&self) -> Tensor<2> {
+        self.embed_tokens.val()
+    }
+
+    fn input(&self, x: Tensor<3>, _: &Positions) -> Tensor<3> {
+        x
+    }
+
+    fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn layer(
+        &self,
+        i: usize,
+        x: Tensor<3>,
+        at: &Angles,
+        past: Option<&Kv>,
+        masked: Mask,
+    ) -> (Tensor<3>, Kv) {
+        self.layers[i].forward(x, at, past, masked)
+    }
+
+    fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        self.norm.forward(x)
+    }
+
+    fn head(&self) -> Tensor<2> {
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens).val()
+    }
+}
+
+impl Llama {
+    /// The modules from `model.safetensors`, every tensor checked against `config`.
+    pub(crate) fn load(
+        r: &mut WeightReader<'_>,
+        config: &ModelConfig,
+        l: &LlamaConfig,
+    ) -> Result<Self> {
+        let (v, d) = (config.vocab_size, config.d_model);
+        let embed_tokens = r.tensor("embed_tokens.weight", [v, d], "[vocab_size, hidden_size]")?;
+        let layers = (0..config.n_layer)
+            .map(|i| LlamaLayer::load(r, config, l, i))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = RmsNorm::load(r, "norm", d, l.rms_norm_eps)?;
+        let lm_head = match l.tie_word_embeddings {
+            true => None,
+            false => Some(r.tensor_at(
+                "lm_head.weight".into(),
+                [v, d],
+                "[vocab_size, hidden_size]: tie_word_embeddings is false",
+            )?),
+        };
+        Ok(Self {
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            inv_freq: l.rope.inv_freq(config.head_dim),
+        })
+    }
+}
+
+impl LlamaLayer {
+    /// Layer `i` (`layers.{i}`).
+    fn load(
+        r: &mut WeightReader<'_>,
+        config: &ModelConfig,
+        l: &LlamaConfig,
+        i: usize,
+    ) -> Result<Self> {
+        let d = config.d_model;
+        let (q, kv, f) = (
+            config.n_head * config.head_dim,
+            config.n_kv_head * config.head_dim,
+            l.intermediate_size,
+        );
+        let mut lin =
+            |name: &str, d_in: usize, d_out: usize, bias: bool, why: &str| -> Result<Linear> {
+                let key = r.key(&format!("layers.{i}.{name}"));
+                Ok(Linear {
+                    weight: r.linear_weight(format!("{key}.weight"), d_in, d_out, why)?,
+                    bias: match bias {
+                        true => Some(r.tensor_at(format!("{key}.bias"), [d_out], why)?),
+                        false => None,
+                    },
+                })
+            };
+        let self_attn = LlamaAttention {
+            q_proj: lin(
+                "self_attn.q_proj",
+                d,
+                q,
+                l.qkv_bias,
+                "[heads · head_dim, hidden_size]",
+            )?,
+            k_proj: lin(
+                "self_attn.k_proj",
+                d,
+                kv,
+                l.qkv_bias,
+                "[kv_heads · head_dim, hidden_size]",
+            )?,
+            v_proj: lin(
+                "self_attn.v_proj",
+                d,
+                kv,
+                l.qkv_bias,
+                "[kv_heads · head_dim, hidden_size]",
+            )?,
+            o_proj: lin(
+                "self_attn.o_proj",
+                q,
+                d,
+                false,
+                "[hidden_size, heads · head_dim]",
+            )?,
+            n_head: config.n_head,
+            n_kv_head: config.n_kv_head,
+            head_dim: config.head_dim,
+        };
+        let mlp = LlamaMlp {
+            gate_proj: lin(
+                "mlp.gate_proj",
+                d,
+                f,
+                false,
+                "[intermediate_size, hidden_size]",
+            )?,
+            up_proj: lin(
+                "mlp.up_proj",
+                d,
+                f,
+                false,
+                "[intermediate_size, hidden_size]",
+            )?,
+            down_proj: lin(
+                "mlp.down_proj",
+                f,
+                d,
+                false,
+                "[hidden_size, intermediate_size]",
+            )?,
+        };
+        Ok(Self {
+            input_layernorm: RmsNorm::load(
+                r,
+                &format!("layers.{i}.input_layernorm"),
+                d,
+                l.rms_norm_eps,
+            )?,
+            self_attn,
+            post_attention_layernorm: RmsNorm::load(
+                r,
+                &format!("layers.{i}.post_attention_layernorm"),
+                d,
+                l.rms_norm_eps,
+            )?,
+            mlp,
+        })
+    }
+}
+
+impl RmsNorm {
+    fn load(r: &mut WeightReader<'_>, name: &str, d: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: r.tensor(&format!("{name}.weight"), [d], "[hidden_size]")?,
+            eps,
+        })
+    }
+}

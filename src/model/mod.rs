@@ -1,0 +1,461 @@
+//! The frozen language model: one type over two families, GPT-2 (`gpt2.rs`) and the Llama family
+//! (`llama.rs`: Llama, SmolLM2, Qwen2), each with module names that mirror its checkpoint keys.
+//! What the rest of the crate needs is here, written once for both: the dimensions
+//! (`ModelConfig`), the prefix-sharing forward pass, the KV cache, logits at scored positions
+//! only, the fingerprint and the frozen check.
+//!
+//! The model is frozen: the loader builds it with `no_grad()`, so a backward pass through it
+//! computes gradients only for what is prepended to its input (the soft prompt).
+
+mod config;
+pub mod gpt2;
+pub mod llama;
+mod weights;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::module::embedding;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+pub use config::{Arch, ModelConfig, SpecialIds, parse_config};
+pub use weights::{load_weights, non_finite, to_f32};
+
+use crate::error::{Error, Result};
+
+/// The two families, as burn modules (an enum module: one variant per family).
+#[derive(Module, Debug)]
+pub enum Net {
+    Gpt2(gpt2::Gpt2),
+    Llama(llama::Llama),
+}
+
+#[derive(Module, Debug)]
+pub struct Model {
+    pub net: Net,
+    #[module(skip)]
+    pub config: ModelConfig,
+}
+
+/// Keys and values `[rows, kv_heads, seq, head_dim]` of earlier positions that later queries also
+/// attend to (the soft prompt's `[1, ...]`, shared by every row of a batch).
+pub type Kv = (Tensor<4>, Tensor<4>);
+
+/// `[rows, 1, queries, keys]`, true where a query must not see a key.
+pub type Mask = Tensor<4, Bool>;
+
+/// Where one call's queries sit: a run of positions every row shares (the prompt, or the tokens
+/// after it), or one position per row (decoding).
+#[derive(Debug, Clone)]
+pub enum Positions {
+    Run { from: usize, len: usize },
+    PerRow(Vec<usize>),
+}
+
+/// What differs between the families inside the shared forward pass.
+pub(crate) trait Family {
+    /// What every layer needs to know of the positions (RoPE's angles), made once per call.
+    type At;
+    fn at(&self, config: &ModelConfig, positions: &Positions, device: &Device) -> Self::At;
+    /// The token embedding `[vocab, d_model]`.
+    fn embedding(&self) -> Tensor<2>;
+    /// The first layer's input: GPT-2 adds its learned position embeddings; RoPE models rotate
+    /// inside attention instead.
+    fn input(&self, x: Tensor<3>, positions: &Positions) -> Tensor<3>;
+    fn layers(&self) -> usize;
+    /// Layer `i` on `x` `[b, s, d]`, after `past` (seen by every query); returns its output and
+    /// this call's own keys and values.
+    fn layer(
+        &self,
+        i: usize,
+        x: Tensor<3>,
+        at: &Self::At,
+        past: Option<&Kv>,
+        masked: Mask,
+    ) -> (Tensor<3>, Kv);
+    fn final_norm(&self, x: Tensor<3>) -> Tensor<3>;
+    /// The output head `[vocab, d_model]` (the embedding when tied).
+    fn head(&self) -> Tensor<2>;
+}
+
+/// What decoding needs of the positions read so far: per layer their keys and values, which keys
+/// each row may see (not its padding), and each row's next position.
+pub struct KvCache {
+    layers: Vec<Kv>,
+    visible: Vec<Vec<bool>>,
+    next_position: Vec<usize>,
+}
+
+/// Runs `$body` with `$f` bound to the family's network.
+macro_rules! family {
+    ($self:expr, $f:ident => $body:expr) => {
+        match &$self.net {
+            Net::Gpt2($f) => $body,
+            Net::Llama($f) => $body,
+        }
+    };
+}
+
+impl Model {
+    pub fn device(&self) -> Device {
+        self.embedding().device()
+    }
+
+    /// The token embedding `[vocab, d_model]` (`wte` / `embed_tokens`).
+    pub fn embedding(&self) -> Tensor<2> {
+        family!(self, f => f.embedding())
+    }
+
+    /// Token embeddings: ids `[batch, seq]` -> `[batch, seq, d_model]`.
+    pub fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        embedding(self.embedding(), ids)
+    }
+
+    /// Rows of the token embedding for the given ids: `[n, d_model]`.
+    pub fn embedding_rows(&self, ids: &[u32]) -> Tensor<2> {
+        let idx =
+            Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [ids.len()]), &self.device());
+        self.embedding().select(0, idx)
+    }
+
+    /// The transformer on a shared prefix and token embeddings. `prefix`: `[n, d_model]` input
+    /// embeddings at positions `0..n` that every row starts with (the soft prompt; PEFT's all-ones
+    /// mask over it, and its positions: the text starts at `n`); `tokens`: `[batch, seq, d_model]`
+    /// at positions `n..`, right-padded, with `lengths` their real lengths. Returns the final
+    /// hidden states `[batch, n + seq, d_model]`, the prefix's repeated on every row.
+    ///
+    /// Causal attention makes the prefix's states the same on every row, so they are computed
+    /// once (`[1, n, d]`), not per row: equal to running `cat(prefix, tokens)` row by row, with
+    /// the prefix's gradient summed over the rows by the expand's backward.
+    pub fn forward_prefixed(
+        &self,
+        prefix: Option<Tensor<2>>,
+        tokens: Tensor<3>,
+        lengths: &[usize],
+    ) -> Result<Tensor<3>> {
+        Ok(self.run(prefix, tokens, lengths, false)?.0)
+    }
+
+    /// [`Model::forward_prefixed`], also keeping every position's keys and values so that
+    /// [`Model::decode`] can go on one token per row without reading the sequence again.
+    pub fn prefill(
+        &self,
+        prefix: Option<Tensor<2>>,
+        tokens: Tensor<3>,
+        lengths: &[usize],
+    ) -> Result<(Tensor<3>, KvCache)> {
+        let n = prefix.as_ref().map_or(0, |p| p.dims()[0]);
+        let w = tokens.dims()[1];
+        let (hidden, layers) = self.run(prefix, tokens, lengths, true)?;
+        let cache = KvCache {
+            layers: layers.expect("kept when asked"),
+            visible: lengths
+                .iter()
+                .map(|&len| (0..n + w).map(|j| j < n || j - n < len).collect())
+                .collect(),
+            next_position: lengths.iter().map(|len| n + len).collect(),
+        };
+        Ok((hidden, cache))
+    }
+
+    fn run(
+        &self,
+        prefix: Option<Tensor<2>>,
+        tokens: Tensor<3>,
+        lengths: &[usize],
+        keep: bool,
+    ) -> Result<(Tensor<3>, Option<Vec<Kv>>)> {
+        let s = tokens.dims()[1];
+        let n = prefix.as_ref().map_or(0, |p| p.dims()[0]);
+        if n + s > self.config.n_positions {
+            return Err(Error::SequenceTooLong {
+                what: "a batch row".into(),
+                found: n + s,
+                max: self.config.n_positions,
+            });
+        }
+        Ok(family!(self, f => run(f, &self.config, prefix, tokens, lengths, keep)))
+    }
+
+    /// One new token per row after [`Model::prefill`] (or an earlier `decode`): `next` holds
+    /// their embeddings `[rows, 1, d_model]`; returns their final hidden states `[rows, d_model]`.
+    pub fn decode(&self, cache: &mut KvCache, next: Tensor<3>) -> Tensor<2> {
+        family!(self, f => decode(f, &self.config, cache, next))
+    }
+
+    /// The output head on selected hidden states `[n, d_model]` -> logits `[n, vocab]`. Only the
+    /// positions that are scored pay for the vocabulary-sized matmul.
+    pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
+        hidden.matmul(family!(self, f => f.head()).transpose())
+    }
+
+    /// Log-probabilities `[n]` of `targets` at flat hidden positions `positions` (indices into
+    /// `hidden` seen as `[batch * seq, d_model]`).
+    pub fn target_logprobs(
+        &self,
+        hidden: Tensor<3>,
+        positions: &[usize],
+        targets: &[u32],
+    ) -> Tensor<1> {
+        let n = positions.len();
+        let logp = log_softmax(self.logits_at(hidden, positions), 1); // [n, vocab]
+        let device = logp.device();
+        let t = Tensor::<2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
+        logp.gather(1, t).reshape([n]) // [n, 1] -> [n]
+    }
+
+    /// Logits `[n, vocab]` at flat hidden positions.
+    pub fn logits_at(&self, hidden: Tensor<3>, positions: &[usize]) -> Tensor<2> {
+        self.logits(gather_rows(hidden, positions))
+    }
+
+    /// A 64-bit FNV-1a hash of every parameter's bytes, in module order: equal before and after
+    /// training proves the base weights were not touched. Reads asynchronously (WebGPU-safe).
+    pub async fn fingerprint(&self) -> Result<u64> {
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        for tensor in self.parameters() {
+            for value in crate::backend::read_f32(tensor).await? {
+                for byte in value.to_bits().to_le_bytes() {
+                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+        Ok(hash)
+    }
+
+    /// True when no weight requires a gradient (the loader's `no_grad()`): then a backward pass
+    /// through the model computes gradients only for what is prepended to its input.
+    pub fn is_frozen(&self) -> bool {
+        struct AnyTracked(bool);
+        impl ModuleVisitor for AnyTracked {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                self.0 |= param.val().is_require_grad();
+            }
+        }
+        let mut v = AnyTracked(false);
+        self.visit(&mut v);
+        !v.0
+    }
+
+    /// Every parameter tensor, flattened, in module order.
+    pub fn parameters(&self) -> Vec<Tensor<1>> {
+        struct Collect(Vec<Tensor<1>>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let t = param.val();
+                let n = t.shape().num_elements();
+                self.0.push(t.reshape([n]));
+            }
+        }
+        let mut c = Collect(Vec::new());
+        self.visit(&mut c);
+        c.0
+    }
+}
+
+/// The shared-prefix forward pass of [`Model::forward_prefixed`] for one family.
+fn run<F: Family>(
+    f: &F,
+    config: &ModelConfig,
+    prefix: Option<Tensor<2>>,
+    tokens: Tensor<3>,
+    lengths: &[usize],
+    keep: bool,
+) -> (Tensor<3>, Option<Vec<Kv>>) {
+    let [b, s, d] = tokens.dims();
+    let n = prefix.as_ref().map_or(0, |p| p.dims()[0]);
+    let device = tokens.device();
+    let text_at = Positions::Run { from: n, len: s };
+    let mut x = f.input(tokens, &text_at);
+    let at = f.at(config, &text_at, &device);
+    let masked = attention_mask(n, lengths, s, &device);
+    let mut kept = Vec::new();
+    let Some(prefix) = prefix else {
+        for i in 0..f.layers() {
+            let (out, kv) = f.layer(i, x, &at, None, masked.clone());
+            x = out;
+            kept.push(kv);
+        }
+        return (f.final_norm(x), keep.then_some(kept));
+    };
+    let prefix_at = Positions::Run { from: 0, len: n };
+    let mut p = f.input(prefix.unsqueeze::<3>(), &prefix_at); // [n, d] -> [1, n, d]
+    let p_at = f.at(config, &prefix_at, &device);
+    let prefix_masked = attention_mask(0, &[n], n, &device);
+    let rows = |t: Tensor<4>| {
+        let [_, h, n, hd] = t.dims();
+        t.expand([b, h, n, hd]) // [1, h, n, hd] -> [b, h, n, hd]
+    };
+    for i in 0..f.layers() {
+        let (p_next, kv) = f.layer(i, p, &p_at, None, prefix_masked.clone());
+        // No tokens (an empty input after the prompt): the prefix alone.
+        let kv = if s > 0 {
+            let (out, (k, v)) = f.layer(i, x, &at, Some(&kv), masked.clone());
+            x = out;
+            if keep {
+                (
+                    Tensor::cat(vec![rows(kv.0), k], 2),
+                    Tensor::cat(vec![rows(kv.1), v], 2),
+                )
+            } else {
+                kv
+            }
+        } else {
+            (rows(kv.0), rows(kv.1))
+        };
+        if keep {
+            kept.push(kv);
+        }
+        p = p_next;
+    }
+    let p = f.final_norm(p).expand([b, n, d]); // [1, n, d] -> [b, n, d]
+    let hidden = if s > 0 {
+        Tensor::cat(vec![p, f.final_norm(x)], 1) // [b, n + s, d]
+    } else {
+        p
+    };
+    (hidden, keep.then_some(kept))
+}
+
+/// One decoding step of [`Model::decode`] for one family.
+fn decode<F: Family>(
+    f: &F,
+    config: &ModelConfig,
+    cache: &mut KvCache,
+    next: Tensor<3>,
+) -> Tensor<2> {
+    let [b, _, d] = next.dims();
+    let device = next.device();
+    // A row at the end of the context is finished by the caller; it is fed at the last
+    // position and its output is not used.
+    let last = config.n_positions - 1;
+    let pos = cache.next_position.iter().map(|&p| p.min(last)).collect();
+    let at_rows = Positions::PerRow(pos);
+    let mut x = f.input(next, &at_rows);
+    let at = f.at(config, &at_rows, &device);
+    for v in &mut cache.visible {
+        v.push(true);
+    }
+    let keys = cache.visible[0].len();
+    let masked: Vec<bool> = cache.visible.iter().flatten().map(|v| !v).collect();
+    let masked = Tensor::<4, Bool>::from_data(TensorData::new(masked, [b, 1, 1, keys]), &device);
+    for (i, kv) in cache.layers.iter_mut().enumerate() {
+        let (out, (k, v)) = f.layer(i, x, &at, Some(kv), masked.clone());
+        *kv = (
+            Tensor::cat(vec![kv.0.clone(), k], 2),
+            Tensor::cat(vec![kv.1.clone(), v], 2),
+        );
+        x = out;
+    }
+    cache.next_position.iter_mut().for_each(|p| *p += 1);
+    f.final_norm(x).reshape([b, d]) // [b, 1, d] -> [b, d]
+}
+
+/// Scaled dot-product attention of queries `q` `[b, h, s, hd]` over `past` and this call's keys
+/// and values `k`, `v` `[b, kv_heads, s, hd]`: each key/value head serves `h / kv_heads`
+/// consecutive query heads (grouped-query attention; GPT-2 has as many as queries). Returns
+/// `[b, s, h * hd]`.
+pub(crate) fn attend(
+    q: Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    past: Option<&Kv>,
+    masked: Mask,
+) -> Tensor<3> {
+    let [b, h, s, hd] = q.dims();
+    let kv_heads = k.dims()[1];
+    let with_past = |t: &Tensor<4>, p: Option<&Tensor<4>>| match p {
+        Some(p) => {
+            let n = p.dims()[2];
+            // A shared past ([1, ...]: the prompt, computed once) is read by every row.
+            let p = p.clone().expand([b, kv_heads, n, hd]); // [1|b, g, n, hd] -> [b, g, n, hd]
+            Tensor::cat(vec![p, t.clone()], 2)
+        }
+        None => t.clone(),
+    };
+    let k_all = repeat_kv(with_past(k, past.map(|p| &p.0)), h);
+    let v_all = repeat_kv(with_past(v, past.map(|p| &p.1)), h);
+    let keys = k_all.dims()[2];
+    let att = q.matmul(k_all.swap_dims(2, 3)) / (hd as f64).sqrt(); // [b, h, s, keys]
+    // The most negative finite value, as transformers does: a fully masked row stays finite.
+    let att = burn::tensor::activation::softmax(
+        att.mask_fill(masked.expand([b, h, s, keys]), f32::MIN),
+        3,
+    );
+    att.matmul(v_all).swap_dims(1, 2).reshape([b, s, h * hd]) // [b, h, s, hd] -> [b, s, h*hd]
+}
+
+/// `[b, g, n, hd]` -> `[b, h, n, hd]`, key/value head `j` repeated for query heads `j·r .. j·r+r`
+/// (transformers' `repeat_kv`: a repeat-interleave, not a tile).
+fn repeat_kv(t: Tensor<4>, heads: usize) -> Tensor<4> {
+    let [b, g, n, hd] = t.dims();
+    if g == heads {
+        return t;
+    }
+    let r = heads / g;
+    t.unsqueeze_dim::<5>(2) // [b, g, n, hd] -> [b, g, 1, n, hd]
+        .expand([b, g, r, n, hd])
+        .reshape([b, heads, n, hd])
+}
+
+/// `[batch, seq, d]` -> rows `[n, d]` at flat indices `b * seq + s`.
+fn gather_rows(hidden: Tensor<3>, positions: &[usize]) -> Tensor<2> {
+    let [b, s, d] = hidden.dims();
+    let device = hidden.device();
+    let idx: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [positions.len()]), &device);
+    hidden.reshape([b * s, d]).select(0, idx) // [b, s, d] -> [b*s, d]
+}
+
+/// Causal mask plus key padding for `seq` queries after `past` shared positions:
+/// `[batch, 1, seq, past + seq]`, true where query `i` (position `past + i`) must not see key `j`.
+/// Every query sees the shared positions; padding (`i >= len`) is never seen.
+fn attention_mask(past: usize, lengths: &[usize], seq: usize, device: &Device) -> Mask {
+    let keys = past + seq;
+    let mut m = Vec::with_capacity(lengths.len() * seq * keys);
+    for &len in lengths {
+        for i in 0..seq {
+            m.extend((0..keys).map(|j| j >= past && (j - past > i || j - past >= len)));
+        }
+    }
+    Tensor::from_data(TensorData::new(m, [lengths.len(), 1, seq, keys]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mask of the shared-prefix forward: every token query sees the prefix, itself and the
+    /// real tokens before it; never padding.
+    #[test]
+    fn attention_mask_after_a_shared_prefix() {
+        let device = crate::backend::cpu();
+        let m = attention_mask(2, &[3, 1], 3, &device);
+        let v: Vec<bool> = m.into_data().try_to_vec().unwrap();
+        // Row 0 (3 real tokens), keys [p0 p1 t0 t1 t2]; true = hidden.
+        let row0 = [
+            [false, false, false, true, true],
+            [false, false, false, false, true],
+            [false, false, false, false, false],
+        ];
+        // Row 1 (1 real token): t1 and t2 are padding for every query.
+        let row1 = [
+            [false, false, false, true, true],
+            [false, false, false, true, true],
+            [false, false, false, true, true],
+        ];
+        let want: Vec<bool> = row0.iter().chain(&row1).flatten().copied().collect();
+        assert_eq!(v, want);
+    }
+
+    /// SmolLM2-135M's config: 134,515,008 parameters (tied head), as its model card counts.
+    #[test]
+    fn size_of_smollm2_135m() {
+        let config = br#"{"model_type": "llama", "vocab_size": 49152, "hidden_size": 576,
+            "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+            "num_key_value_heads": 3, "max_position_embeddings": 8192, "rms_norm_eps": 1e-5,
+            "rope_theta": 100000.0, "tie_word_embeddings": true, "bos_token_id": 0, "eos_token_id": 0}"#;
+        let c = parse_config(config).unwrap();
+        assert_eq!((c.head_dim, c.n_kv_head, c.family()), (64, 3, "llama"));
+        assert_eq!(c.num_params(), 134_515_008);
+    }
+}

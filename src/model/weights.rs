@@ -1,0 +1,259 @@
+//! `model.safetensors` to a frozen [`Model`]: every key, shape and dtype checked against the
+//! config before anything is built, F32/F16/BF16 decoded to f32, non-finite values refused, and
+//! anything left over named.
+
+use std::collections::BTreeSet;
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use super::gpt2::Gpt2;
+use super::llama::Llama;
+use super::{Arch, Model, ModelConfig, Net};
+use crate::error::{Error, Result};
+
+/// How many values are NaN or infinite.
+pub fn non_finite(values: &[f32]) -> usize {
+    values.iter().filter(|v| !v.is_finite()).count()
+}
+
+/// Decodes a checked tensor to f32, whatever its stored float type.
+pub fn to_f32(key: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>> {
+    let b = view.data();
+    let out: Vec<f32> = match view.dtype() {
+        Dtype::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => b
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => b
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::WeightDtype {
+                key: key.into(),
+                found: format!("{other:?}"),
+            });
+        }
+    };
+    Ok(out)
+}
+
+/// Reads tensors by name (under the file's key prefix), remembering which it read.
+pub(crate) struct WeightReader<'a> {
+    st: SafeTensors<'a>,
+    /// `transformer.` (GPT-2 as `save_pretrained` writes it) or `model.` (Llama family), or none.
+    prefix: &'static str,
+    seen: BTreeSet<String>,
+    device: Device,
+}
+
+impl WeightReader<'_> {
+    /// The tensor `name` (under the prefix), of `shape` (`why`: where the shape comes from).
+    pub(crate) fn tensor<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        why: &str,
+    ) -> Result<Param<Tensor<D>>> {
+        self.tensor_at(self.key(name), shape, why)
+    }
+
+    /// The tensor at the full `key` (outside the prefix: a Llama file's `lm_head.weight`).
+    pub(crate) fn tensor_at<const D: usize>(
+        &mut self,
+        key: String,
+        shape: [usize; D],
+        why: &str,
+    ) -> Result<Param<Tensor<D>>> {
+        let values = self.values(key, shape, why)?;
+        Ok(self.param(values, shape))
+    }
+
+    /// `nn.Linear`'s weight, stored `[out, in]`, as `[in, out]`: the layout burn's `linear` takes.
+    pub(crate) fn linear_weight(
+        &mut self,
+        key: String,
+        d_in: usize,
+        d_out: usize,
+        why: &str,
+    ) -> Result<Param<Tensor<2>>> {
+        let stored = self.values(key, [d_out, d_in], why)?;
+        let mut t = vec![0.0; stored.len()];
+        for (o, row) in stored.chunks_exact(d_in).enumerate() {
+            for (i, x) in row.iter().enumerate() {
+                t[i * d_out + o] = *x;
+            }
+        }
+        Ok(self.param(t, [d_in, d_out]))
+    }
+
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Param<Tensor<D>> {
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        ))
+    }
+
+    fn values<const D: usize>(
+        &mut self,
+        key: String,
+        shape: [usize; D],
+        why: &str,
+    ) -> Result<Vec<f32>> {
+        let view = self.st.tensor(&key).map_err(|_| Error::WeightMissing {
+            key: key.clone(),
+            expected: format!("shape {shape:?}: {why}"),
+        })?;
+        if view.shape() != shape {
+            return Err(Error::WeightShape {
+                key,
+                expected: shape.to_vec(),
+                found: view.shape().to_vec(),
+                why: why.into(),
+            });
+        }
+        let values = to_f32(&key, &view)?;
+        let bad = non_finite(&values);
+        if bad > 0 {
+            return Err(Error::WeightNotFinite {
+                key,
+                count: bad,
+                total: values.len(),
+            });
+        }
+        self.seen.insert(key);
+        Ok(values)
+    }
+
+    /// The last layer `config.json` promises must be in the file's header before any layer is
+    /// built: a huge layer count is a named error, not an allocation that aborts.
+    fn require_layers(&self, config: &ModelConfig) -> Result<()> {
+        let (last, field) = match config.arch {
+            Arch::Gpt2(_) => (format!("h.{}.ln_1.weight", config.n_layer - 1), "n_layer"),
+            Arch::Llama(_) => (
+                format!("layers.{}.input_layernorm.weight", config.n_layer - 1),
+                "num_hidden_layers",
+            ),
+        };
+        let last = self.key(&last);
+        if self.st.tensor(&last).is_err() {
+            return Err(Error::WeightMissing {
+                key: last,
+                expected: format!("config.json has {field} = {}", config.n_layer),
+            });
+        }
+        Ok(())
+    }
+
+    /// A tied head may still be stored; it must at least have the embedding's shape.
+    fn tied_head(&mut self, config: &ModelConfig) -> Result<()> {
+        let key = "lm_head.weight";
+        if !self.st.names().contains(&key) {
+            return Ok(());
+        }
+        let view = self.st.tensor(key).map_err(|e| Error::WeightsCorrupt {
+            detail: e.to_string(),
+        })?;
+        let expected = vec![config.vocab_size, config.d_model];
+        if view.shape() != expected {
+            return Err(Error::WeightShape {
+                key: key.into(),
+                expected,
+                found: view.shape().to_vec(),
+                why: "[vocab_size, d_model], tied to the token embedding".into(),
+            });
+        }
+        self.seen.insert(key.into());
+        Ok(())
+    }
+
+    /// Every tensor of the file was read (or is a known buffer): anything else means the config
+    /// describes another model.
+    fn no_others(&self, config: &ModelConfig) -> Result<()> {
+        let unexpected: BTreeSet<&str> = self
+            .st
+            .names()
+            .into_iter()
+            .filter(|n| !self.seen.contains(*n) && !is_buffer(n))
+            .collect();
+        if unexpected.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = unexpected.iter().take(5).copied().collect();
+        let more = match unexpected.len() {
+            n if n > 5 => format!(" and {} more", n - 5),
+            _ => String::new(),
+        };
+        Err(Error::WeightUnexpected {
+            keys: format!("{}{more}", shown.join(", ")),
+            config: format!(
+                "{}, {} layers, d_model {}",
+                config.family(),
+                config.n_layer,
+                config.d_model
+            ),
+        })
+    }
+}
+
+/// Constants some checkpoints carry beside the weights, skipped: old GPT-2 files' causal-mask
+/// buffers (`h.{i}.attn.bias`, `attn.masked_bias`), and RoPE's `rotary_emb.inv_freq`.
+fn is_buffer(name: &str) -> bool {
+    name.ends_with(".attn.bias")
+        || name.ends_with(".attn.masked_bias")
+        || name.ends_with("rotary_emb.inv_freq")
+}
+
+/// Builds the frozen model from `model.safetensors`. Keys may carry the family's prefix
+/// (`transformer.`, `model.`) as `save_pretrained` writes them, or not (the original GPT-2 files).
+pub fn load_weights(config: &ModelConfig, bytes: &[u8], device: &Device) -> Result<Model> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsCorrupt {
+        detail: e.to_string(),
+    })?;
+    let wanted = match config.arch {
+        Arch::Gpt2(_) => "transformer.",
+        Arch::Llama(_) => "model.",
+    };
+    let prefix = if st.names().iter().any(|n| n.starts_with(wanted)) {
+        wanted
+    } else {
+        ""
+    };
+    let mut r = WeightReader {
+        st,
+        prefix,
+        seen: BTreeSet::new(),
+        device: device.clone(),
+    };
+    r.require_layers(config)?;
+    let net = match &config.arch {
+        Arch::Gpt2(g) => {
+            let net = Gpt2::load(&mut r, config, g)?;
+            r.tied_head(config)?;
+            Net::Gpt2(net)
+        }
+        Arch::Llama(l) => {
+            let net = Llama::load(&mut r, config, l)?;
+            if l.tie_word_embeddings {
+                r.tied_head(config)?;
+            }
+            Net::Llama(net)
+        }
+    };
+    r.no_others(config)?;
+    Ok(Model {
+        net,
+        config: config.clone(),
+    }
+    .no_grad())
+}
