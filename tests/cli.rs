@@ -24,10 +24,17 @@ const TASK: &str = "{\"input\": \"hot ->\", \"output\": \" cold\"}\n{\"input\": 
 
 #[test]
 fn train_then_eval_and_generate_with_the_adapter() {
-    let dir = scratch("train");
+    // A GPT-2 and a Llama-family model (Qwen2: biases, grouped queries, tied head), unchanged commands.
+    for name in ["tiny-a", "tiny-qwen2"] {
+        train_eval_generate(name);
+    }
+}
+
+fn train_eval_generate(name: &str) {
+    let dir = scratch(&format!("train-{name}"));
     let task = dir.join("task.jsonl");
     std::fs::write(&task, TASK).unwrap();
-    let model = fixture_dir("tiny-a");
+    let model = fixture_dir(name);
     let (model, task, out) = (
         model.to_str().unwrap(),
         task.to_str().unwrap(),

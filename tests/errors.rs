@@ -105,6 +105,59 @@ fn config_of_another_architecture() {
     );
 }
 
+/// Llama-family variants the engine does not compute are refused by name, before any weight is
+/// read; a file that does not match its config names the tensor.
+#[test]
+fn llama_family_configs_and_weights_that_do_not_fit() {
+    let refused = [
+        ("use_sliding_window", serde_json::json!(true)),
+        ("hidden_act", serde_json::json!("gelu")),
+        ("mlp_bias", serde_json::json!(true)),
+        ("attention_bias", serde_json::json!(true)),
+        (
+            "rope_parameters",
+            serde_json::json!({"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0}),
+        ),
+    ];
+    for (key, value) in refused {
+        let e = load_err(
+            "tiny-llama",
+            Some(&config_with("tiny-llama", key, value)),
+            None,
+            None,
+        );
+        assert!(matches!(e, Error::ConfigUnsupported { .. }), "{key}: {e}");
+    }
+    let e = load_err(
+        "tiny-llama",
+        Some(&config_with("tiny-llama", "num_key_value_heads", 3.into())),
+        None,
+        None,
+    );
+    assert!(
+        matches!(&e, Error::ConfigInvalid { detail } if detail.contains("num_key_value_heads")),
+        "{e}"
+    );
+    // Untied: lm_head is required.
+    let tied_model_untied_config = config_with("tiny-qwen2", "tie_word_embeddings", false.into());
+    let e = load_err("tiny-qwen2", Some(&tied_model_untied_config), None, None);
+    assert!(
+        matches!(&e, Error::WeightMissing { key, .. } if key == "lm_head.weight"),
+        "{e}"
+    );
+    // Qwen2's biases are expected; a Llama config over Qwen2 weights leaves them over.
+    let e = load_err(
+        "tiny-qwen2",
+        Some(&config_with("tiny-qwen2", "model_type", "llama".into())),
+        None,
+        None,
+    );
+    assert!(
+        matches!(&e, Error::WeightUnexpected { keys, .. } if keys.contains("q_proj.bias")),
+        "{e}"
+    );
+}
+
 #[test]
 fn weights_truncated() {
     let w = read("tiny-a", "model.safetensors");

@@ -386,6 +386,51 @@ fn json_cases(bytes: &[u8], keys: &[&str], rng: &mut Rng, flips: usize) -> Vec<(
     cases
 }
 
+/// The `config.json` fields each family reads (and a few it must ignore or refuse).
+fn config_keys(name: &str) -> Vec<&'static str> {
+    let special = [
+        "model_type",
+        "tie_word_embeddings",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+    ];
+    let own: &[&str] = if GPT2_MODELS.contains(&name) {
+        &[
+            "n_layer",
+            "n_head",
+            "n_embd",
+            "vocab_size",
+            "n_positions",
+            "n_ctx",
+            "n_inner",
+            "layer_norm_epsilon",
+            "activation_function",
+        ]
+    } else {
+        &[
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "hidden_size",
+            "head_dim",
+            "intermediate_size",
+            "vocab_size",
+            "max_position_embeddings",
+            "rms_norm_eps",
+            "rope_parameters",
+            "rope_theta",
+            "rope_scaling",
+            "hidden_act",
+            "use_sliding_window",
+            "layer_types",
+            "attention_bias",
+            "mlp_bias",
+        ]
+    };
+    own.iter().chain(&special).copied().collect()
+}
+
 /// Special-token ids as configs give them: transformers' GPT-2 defaults past a small vocabulary,
 /// lists (newer configs list several end tokens), ids at the vocabulary's edge.
 fn special_id_cases(bytes: &[u8], vocab: usize) -> Vec<(String, Vec<u8>)> {
@@ -542,7 +587,7 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
     let _ = std::fs::remove_dir_all(corpus_dir());
     std::fs::create_dir_all(corpus_dir()).unwrap();
 
-    for name in GPT2_MODELS {
+    for name in MODELS {
         tally.model = name;
         let (config, weights, tokenizer) = model_files(name);
         let cfg = parse_config(&config).unwrap();
@@ -557,22 +602,7 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
                 },
             );
         }
-        let keys = [
-            "n_layer",
-            "n_head",
-            "n_embd",
-            "vocab_size",
-            "n_positions",
-            "n_ctx",
-            "n_inner",
-            "layer_norm_epsilon",
-            "activation_function",
-            "model_type",
-            "tie_word_embeddings",
-            "bos_token_id",
-            "eos_token_id",
-            "pad_token_id",
-        ];
+        let keys = config_keys(name);
         let mut config_cases = json_cases(&config, &keys, &mut rng, 60);
         let generic = config_cases.len();
         config_cases.extend(special_id_cases(&config, cfg.vocab_size));

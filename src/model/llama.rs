@@ -314,6 +314,80 @@ impl Llama {
     }
 }
 
+impl Linear {
+    /// `{key}.weight` (and `{key}.bias` when `bias`), `[d_out, d_in]` in the file.
+    fn load(
+        r: &mut WeightReader<'_>,
+        key: &str,
+        dims: (usize, usize),
+        bias: bool,
+        why: &str,
+    ) -> Result<Self> {
+        let (d_in, d_out) = dims;
+        Ok(Linear {
+            weight: r.linear_weight(format!("{key}.weight"), d_in, d_out, why)?,
+            bias: match bias {
+                true => Some(r.tensor_at(format!("{key}.bias"), [d_out], why)?),
+                false => None,
+            },
+        })
+    }
+}
+
+impl LlamaAttention {
+    /// `layers.{i}.self_attn`.
+    fn load(
+        r: &mut WeightReader<'_>,
+        config: &ModelConfig,
+        l: &LlamaConfig,
+        i: usize,
+    ) -> Result<Self> {
+        let d = config.d_model;
+        let (q, kv) = (
+            config.n_head * config.head_dim,
+            config.n_kv_head * config.head_dim,
+        );
+        let key = |name: &str| r.key(&format!("layers.{i}.self_attn.{name}"));
+        let (kq, kk, kv_key, ko) = (key("q_proj"), key("k_proj"), key("v_proj"), key("o_proj"));
+        let bias = l.qkv_bias;
+        Ok(Self {
+            q_proj: Linear::load(r, &kq, (d, q), bias, "[heads · head_dim, hidden_size]")?,
+            k_proj: Linear::load(r, &kk, (d, kv), bias, "[kv_heads · head_dim, hidden_size]")?,
+            v_proj: Linear::load(
+                r,
+                &kv_key,
+                (d, kv),
+                bias,
+                "[kv_heads · head_dim, hidden_size]",
+            )?,
+            o_proj: Linear::load(r, &ko, (q, d), false, "[hidden_size, heads · head_dim]")?,
+            n_head: config.n_head,
+            n_kv_head: config.n_kv_head,
+            head_dim: config.head_dim,
+        })
+    }
+}
+
+impl LlamaMlp {
+    /// `layers.{i}.mlp`.
+    fn load(
+        r: &mut WeightReader<'_>,
+        config: &ModelConfig,
+        l: &LlamaConfig,
+        i: usize,
+    ) -> Result<Self> {
+        let (d, f) = (config.d_model, l.intermediate_size);
+        let key = |name: &str| r.key(&format!("layers.{i}.mlp.{name}"));
+        let (kg, ku, kd) = (key("gate_proj"), key("up_proj"), key("down_proj"));
+        let why = "[intermediate_size, hidden_size]";
+        Ok(Self {
+            gate_proj: Linear::load(r, &kg, (d, f), false, why)?,
+            up_proj: Linear::load(r, &ku, (d, f), false, why)?,
+            down_proj: Linear::load(r, &kd, (f, d), false, "[hidden_size, intermediate_size]")?,
+        })
+    }
+}
+
 impl LlamaLayer {
     /// Layer `i` (`layers.{i}`).
     fn load(
@@ -322,94 +396,17 @@ impl LlamaLayer {
         l: &LlamaConfig,
         i: usize,
     ) -> Result<Self> {
-        let d = config.d_model;
-        let (q, kv, f) = (
-            config.n_head * config.head_dim,
-            config.n_kv_head * config.head_dim,
-            l.intermediate_size,
-        );
-        let mut lin =
-            |name: &str, d_in: usize, d_out: usize, bias: bool, why: &str| -> Result<Linear> {
-                let key = r.key(&format!("layers.{i}.{name}"));
-                Ok(Linear {
-                    weight: r.linear_weight(format!("{key}.weight"), d_in, d_out, why)?,
-                    bias: match bias {
-                        true => Some(r.tensor_at(format!("{key}.bias"), [d_out], why)?),
-                        false => None,
-                    },
-                })
-            };
-        let self_attn = LlamaAttention {
-            q_proj: lin(
-                "self_attn.q_proj",
-                d,
-                q,
-                l.qkv_bias,
-                "[heads · head_dim, hidden_size]",
-            )?,
-            k_proj: lin(
-                "self_attn.k_proj",
-                d,
-                kv,
-                l.qkv_bias,
-                "[kv_heads · head_dim, hidden_size]",
-            )?,
-            v_proj: lin(
-                "self_attn.v_proj",
-                d,
-                kv,
-                l.qkv_bias,
-                "[kv_heads · head_dim, hidden_size]",
-            )?,
-            o_proj: lin(
-                "self_attn.o_proj",
-                q,
-                d,
-                false,
-                "[hidden_size, heads · head_dim]",
-            )?,
-            n_head: config.n_head,
-            n_kv_head: config.n_kv_head,
-            head_dim: config.head_dim,
-        };
-        let mlp = LlamaMlp {
-            gate_proj: lin(
-                "mlp.gate_proj",
-                d,
-                f,
-                false,
-                "[intermediate_size, hidden_size]",
-            )?,
-            up_proj: lin(
-                "mlp.up_proj",
-                d,
-                f,
-                false,
-                "[intermediate_size, hidden_size]",
-            )?,
-            down_proj: lin(
-                "mlp.down_proj",
-                f,
-                d,
-                false,
-                "[hidden_size, intermediate_size]",
-            )?,
-        };
+        let (d, eps) = (config.d_model, l.rms_norm_eps);
         Ok(Self {
-            input_layernorm: RmsNorm::load(
-                r,
-                &format!("layers.{i}.input_layernorm"),
-                d,
-                l.rms_norm_eps,
-            )?,
-            self_attn,
+            input_layernorm: RmsNorm::load(r, &format!("layers.{i}.input_layernorm"), d, eps)?,
+            self_attn: LlamaAttention::load(r, config, l, i)?,
             post_attention_layernorm: RmsNorm::load(
                 r,
                 &format!("layers.{i}.post_attention_layernorm"),
                 d,
-                l.rms_norm_eps,
+                eps,
             )?,
-            mlp,
+            mlp: LlamaMlp::load(r, config, l, i)?,
         })
     }
 }
