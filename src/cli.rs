@@ -28,7 +28,7 @@ use soft_prompt_lab::{Error, Result, backend};
 #[command(
     name = "soft-prompt-lab",
     version,
-    about = "Train and use soft prompts on a frozen GPT-2-family model"
+    about = "Train and use soft prompts on a frozen GPT-2 or Llama-family (Llama, SmolLM2, Qwen2) model"
 )]
 struct Cli {
     #[command(subcommand)]
