@@ -359,6 +359,23 @@ test('another GPT-2 checkpoint loads from local files, and its tokenizer gives H
   });
 });
 
+test('a Llama-family checkpoint (grouped-query attention, llama3 RoPE, untied head) loads from local files and trains a step', async () => {
+  await withPage('?backend=cpu&task=antonyms&vt=2&batch=4', async (page) => {
+    const dir = join(ROOT, 'tests', 'reference', 'fixtures', 'tiny-llama');
+    await page.click('#model-panel summary');
+    await page.setInputFiles('#model-files', ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => join(dir, f)));
+    await page.waitForSelector('#model-check:not([hidden])');
+    assert.match(await text(page, '#model-summary'), /\(llama, 2 layers, d 64, vocabulary 320\)/);
+    await page.click('#model-load');
+    await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('local files'));
+    await page.waitForFunction(() => document.querySelector('#f-trainable').textContent.startsWith('2 × 64 = '));
+    await page.waitForSelector('#step:not([disabled])');
+    await page.click('#step');
+    await page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('1 /'));
+    assert.match(await text(page, '#f-loss'), /^\d+\.\d{4}$/);
+  });
+});
+
 test('pause and play; the prompt shelf swaps prompts between tasks on the same loaded model', async () => {
   await withPage('?backend=cpu&task=sentiment&steps=40&lr=0.1', async (page) => {
     const loadedAs = await text(page, '#model-status');
