@@ -18,7 +18,7 @@ use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::schedule::EvalCadence;
 use soft_prompt_lab::session::Session;
 use soft_prompt_lab::settings::{
-    self, BATCH, InitName, LEARNING_RATE, OptimizerName, SEED, STEPS, Settings, VIRTUAL_TOKENS,
+    self, InitName, NUMBERS, NumberSetting, OptimizerName, SEED, STEPS, Settings,
 };
 use soft_prompt_lab::soft_prompt::SoftPrompt;
 use soft_prompt_lab::tasks::{Task, TaskKind, chance_level, read_examples, split_held_out};
@@ -60,12 +60,69 @@ fn optimizer_arg(s: &str) -> std::result::Result<OptimizerName, String> {
     OptimizerName::from_name(s).ok_or_else(|| format!("{s:?} is not one of adam, adamw, sgd"))
 }
 
+/// The settings table's numbers (`settings::NUMBERS`: virtual tokens, learning rate, steps,
+/// batch, seed) as flags, each named, defaulted and explained by its row, so a new number in the
+/// table needs no code here. Values are checked against the table's bounds by the session.
+#[derive(Debug, Clone)]
+struct TableNumbers(Vec<(&'static str, f64)>);
+
+/// `virtualTokens` -> `virtual-tokens`.
+fn flag_name(name: &str) -> String {
+    name.chars()
+        .flat_map(|c| match c.is_ascii_uppercase() {
+            true => vec!['-', c.to_ascii_lowercase()],
+            false => vec![c],
+        })
+        .collect()
+}
+
+impl clap::Args for TableNumbers {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(NUMBERS.iter().map(|s| {
+            clap::Arg::new(s.name)
+                .long(flag_name(s.name))
+                .value_name(flag_name(s.name).to_uppercase().replace('-', "_"))
+                .help(format!("{} ({} to {})", s.help, s.min, s.max))
+                .default_value(s.default.to_string())
+                .value_parser(clap::value_parser!(f64))
+        }))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for TableNumbers {
+    fn from_arg_matches(m: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let value = |s: &NumberSetting| m.get_one::<f64>(s.name).copied().unwrap_or(s.default);
+        Ok(Self(NUMBERS.iter().map(|s| (s.name, value(s))).collect()))
+    }
+
+    fn update_from_arg_matches(
+        &mut self,
+        m: &clap::ArgMatches,
+    ) -> std::result::Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl TableNumbers {
+    fn get(&self, name: &str) -> f64 {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(f64::NAN, |(_, v)| *v)
+    }
+}
+
 /// How a soft prompt is trained (shared by `train` and `eval --tasks`); defaults and bounds from
 /// the settings table (`settings.rs`), as in the page.
 #[derive(clap::Args)]
 struct PromptArgs {
-    #[arg(long, default_value_t = VIRTUAL_TOKENS.default as usize)]
-    virtual_tokens: usize,
+    #[command(flatten)]
+    numbers: TableNumbers,
     /// class-labels (sample-vocab on a generation task; `auto` is the same), sample-vocab,
     /// random (N(0, 1)), uniform (U[-0.5, 0.5]) or text (needs --init-text).
     #[arg(long, value_parser = init_arg, default_value = InitName::default().name())]
@@ -80,12 +137,6 @@ struct PromptArgs {
     optimizer: OptimizerName,
     #[arg(long, default_value_t = settings::WEIGHT_DECAY)]
     weight_decay: f32,
-    #[arg(long, default_value_t = LEARNING_RATE.default)]
-    lr: f64,
-    #[arg(long, default_value_t = STEPS.default as usize)]
-    steps: usize,
-    #[arg(long, default_value_t = BATCH.default as usize)]
-    batch: usize,
     /// Clip the prompt gradient to this norm; 0 turns clipping off.
     #[arg(long, default_value_t = settings::MAX_GRAD_NORM)]
     max_grad_norm: f32,
@@ -93,25 +144,41 @@ struct PromptArgs {
     /// keeps within a share of the run's time (schedule::OVERHEAD_SHARE).
     #[arg(long)]
     eval_every: Option<usize>,
-    #[arg(long, default_value_t = SEED.default as u64)]
-    seed: u64,
 }
 
 impl PromptArgs {
-    fn settings(&self) -> Settings {
-        Settings {
-            virtual_tokens: self.virtual_tokens,
+    /// The settings: the table's numbers by name (through the settings' own serde form, so no
+    /// field is copied here by hand), then the choices above.
+    fn settings(&self) -> Result<Settings> {
+        let mut v = serde_json::to_value(Settings::default()).map_err(Error::internal)?;
+        for &(name, x) in &self.numbers.0 {
+            let integer = NUMBERS.iter().any(|s| s.name == name && s.integer);
+            v[name] = match integer {
+                true if x.fract() == 0.0 && x >= 0.0 => serde_json::json!(x as u64),
+                true => {
+                    return Err(Error::setting(format!(
+                        "--{} must be a whole number, got {x}",
+                        flag_name(name)
+                    )));
+                }
+                false => serde_json::json!(x),
+            };
+        }
+        let numbers: Settings =
+            serde_json::from_value(v).map_err(|e| Error::setting(e.to_string()))?;
+        Ok(Settings {
             init: self.init,
             init_text: self.init_text.clone(),
-            lr: self.lr,
-            steps: self.steps,
-            batch: self.batch,
-            seed: self.seed,
             optimizer: self.optimizer,
             weight_decay: self.weight_decay,
             max_grad_norm: self.max_grad_norm,
             init_first_k: self.init_first_k,
-        }
+            ..numbers
+        })
+    }
+
+    fn steps(&self) -> usize {
+        self.numbers.get(STEPS.name) as usize
     }
 
     fn cadence(&self) -> EvalCadence {
@@ -332,8 +399,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// that the base weights did not change; this only loops and presents.
 fn fit(session: &mut Session, p: &PromptArgs, title: &str, held_out: usize) -> Result<Fitted> {
     session.set_eval_cadence(p.cadence());
-    session.reset(p.settings())?;
-    let bar = ProgressBar::new(p.steps as u64);
+    let settings = p.settings()?;
+    let bar = ProgressBar::new(settings.steps as u64);
+    session.reset(settings)?;
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed}]")
             .expect("valid template"),
@@ -408,7 +476,7 @@ fn train(a: TrainArgs) -> Result<()> {
     write_file(&a.out.join(adapter::WEIGHTS_FILE), &files.safetensors)?;
     println!(
         "trained {} steps; {} ({source}); base weights unchanged; adapter in {}",
-        a.prompt.steps,
+        a.prompt.steps(),
         fitted.summary(),
         a.out.display()
     );
@@ -440,6 +508,7 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
     let dir = a.tasks.as_deref().expect("checked by the caller");
     let lm = load_model(&a.model)?;
     let tasks = Task::load_folder(dir)?;
+    let s = a.prompt.settings()?;
     let mut session = pollster::block_on(Session::new(lm))?;
     let mut rows = Vec::new();
     for task in tasks {
@@ -463,7 +532,7 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
     println!(
         "\nheld-out accuracy; soft prompt: {} virtual tokens, {} steps, batch {}, lr {}, seed {}; \
          median step: one training step alone; run: the whole training, held-out evaluations included\n",
-        a.prompt.virtual_tokens, a.prompt.steps, a.prompt.batch, a.prompt.lr, a.prompt.seed
+        s.virtual_tokens, s.steps, s.batch, s.lr, s.seed
     );
     println!(
         "| task | held-out | chance | no prompt | text prompt | soft prompt | median step | run |"
