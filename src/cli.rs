@@ -18,7 +18,7 @@ use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::schedule::EvalCadence;
 use soft_prompt_lab::session::Session;
 use soft_prompt_lab::settings::{
-    self, InitName, NUMBERS, NumberSetting, OptimizerName, SEED, STEPS, Settings,
+    self, InitName, NUMBERS, NumberSetting, OptimizerName, SEED, Settings,
 };
 use soft_prompt_lab::soft_prompt::SoftPrompt;
 use soft_prompt_lab::tasks::{Task, TaskKind, chance_level, read_examples, split_held_out};
@@ -108,15 +108,6 @@ impl clap::FromArgMatches for TableNumbers {
     }
 }
 
-impl TableNumbers {
-    fn get(&self, name: &str) -> f64 {
-        self.0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(f64::NAN, |(_, v)| *v)
-    }
-}
-
 /// How a soft prompt is trained (shared by `train` and `eval --tasks`); defaults and bounds from
 /// the settings table (`settings.rs`), as in the page.
 #[derive(clap::Args)]
@@ -175,10 +166,6 @@ impl PromptArgs {
             init_first_k: self.init_first_k,
             ..numbers
         })
-    }
-
-    fn steps(&self) -> usize {
-        self.numbers.get(STEPS.name) as usize
     }
 
     fn cadence(&self) -> EvalCadence {
@@ -397,11 +384,16 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// Trains a soft prompt on the session's task with a progress bar (loss, gradient norm,
 /// held-out accuracy). The session's schedule decides when to evaluate and checks at the end
 /// that the base weights did not change; this only loops and presents.
-fn fit(session: &mut Session, p: &PromptArgs, title: &str, held_out: usize) -> Result<Fitted> {
-    session.set_eval_cadence(p.cadence());
-    let settings = p.settings()?;
+fn fit(
+    session: &mut Session,
+    settings: &Settings,
+    cadence: EvalCadence,
+    title: &str,
+    held_out: usize,
+) -> Result<Fitted> {
+    session.set_eval_cadence(cadence);
+    session.reset(settings.clone())?;
     let bar = ProgressBar::new(settings.steps as u64);
-    session.reset(settings)?;
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed}]")
             .expect("valid template"),
@@ -466,7 +458,14 @@ fn train(a: TrainArgs) -> Result<()> {
         test,
         text_prompt: String::new(),
     });
-    let fitted = fit(&mut session, &a.prompt, "train", held_out)?;
+    let settings = a.prompt.settings()?;
+    let fitted = fit(
+        &mut session,
+        &settings,
+        a.prompt.cadence(),
+        "train",
+        held_out,
+    )?;
     let files = pollster::block_on(session.export(&a.model.display().to_string()))?;
     std::fs::create_dir_all(&a.out).map_err(|e| Error::FileWrite {
         path: a.out.display().to_string(),
@@ -476,7 +475,7 @@ fn train(a: TrainArgs) -> Result<()> {
     write_file(&a.out.join(adapter::WEIGHTS_FILE), &files.safetensors)?;
     println!(
         "trained {} steps; {} ({source}); base weights unchanged; adapter in {}",
-        a.prompt.steps(),
+        settings.steps,
         fitted.summary(),
         a.out.display()
     );
@@ -516,7 +515,7 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
         let chance = chance_level(&task.test);
         let held_out = task.test.len();
         session.set_task(task);
-        let fitted = fit(&mut session, &a.prompt, &name, held_out)?;
+        let fitted = fit(&mut session, &s, a.prompt.cadence(), &name, held_out)?;
         let c = pollster::block_on(session.compare())?;
         rows.push(format!(
             "| {name} | {} | {} | {} | {} | {} | {:.0} ms | {:.1} s |",

@@ -1,7 +1,7 @@
 // Backend "auto": which backend to start, and timing a training step on both. The page's start-up
-// (app.js) acts on the answers; the worker names adapters the same way.
+// (app.js) acts on the answers.
 import { LabClient } from './lab-client.js';
-import { REQUEST } from './protocol.js';
+import { REQUEST, adapterName } from './protocol.js';
 
 /** Software GPU adapters: far slower than the CPU path (SwiftShader took 30 s for one step here). */
 const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|basic render/i;
@@ -10,11 +10,6 @@ const AUTO_TIMED_STEPS = 3;
 // Tests set `softPromptLabOptions.timeSoftwareAdapters` before the page loads (their only adapter
 // is SwiftShader) to run the timing that a hardware adapter gets.
 const TIME_SOFTWARE_ADAPTERS = Boolean(globalThis.softPromptLabOptions?.timeSoftwareAdapters);
-
-/** A GPU adapter's name, from what the browser tells of it. */
-export function adapterName(info = {}) {
-  return [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
-}
 
 /**
  * The backend to start for `choice`: the user's choice; for "auto", WebGPU on a hardware adapter

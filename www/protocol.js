@@ -49,6 +49,11 @@
 
 export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
 
+/** A GPU adapter's name, from what the browser tells of it (the badge and "auto" both show it). */
+export function adapterName(info = {}) {
+  return [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
+}
+
 /** Request types (page -> worker), as listed above. */
 export const REQUEST = Object.freeze({
   INIT: 'init',

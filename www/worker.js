@@ -2,8 +2,7 @@
 // The session (src/session.rs) owns the schedule; this file loops and posts what it returns.
 import init, { Lab, inspectConfig, taskSplits } from './pkg/soft_prompt_lab.js';
 import { fetchBytes, fileUrl } from './model-files.js';
-import { adapterName } from './backend-choice.js';
-import { EVENT, MODEL_FILES, REQUEST } from './protocol.js';
+import { EVENT, MODEL_FILES, REQUEST, adapterName } from './protocol.js';
 
 let lab = null;
 let playing = false;
