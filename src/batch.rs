@@ -16,18 +16,19 @@ pub struct Sequence {
 pub const ANSWER_END: &str = "\n";
 
 impl Sequence {
-    /// `prefix` (a text prompt, may be empty) + `input`, then `output` + newline as the target.
-    /// Input and output are tokenized separately so the target tokens do not depend on the input.
+    /// `prefix` (a text prompt, may be empty) + `input`, then `output` + newline as the target,
+    /// joined as the tokenizer's policy says (`TextTokenizer::encode_pair`).
     pub fn for_example(tok: &TextTokenizer, prefix: &str, ex: &Example) -> Result<Self> {
-        let mut ids = tok.encode(&format!("{prefix}{}", ex.input))?;
-        let n_context = ids.len();
-        ids.extend(tok.encode(&format!("{}{ANSWER_END}", ex.output))?);
+        let (ids, n_context) = tok.encode_pair(
+            &format!("{prefix}{}", ex.input),
+            &format!("{}{ANSWER_END}", ex.output),
+        )?;
         Ok(Self { ids, n_context })
     }
 
     /// Context only (for generation).
     pub fn context(tok: &TextTokenizer, prefix: &str, input: &str) -> Result<Self> {
-        let ids = tok.encode(&format!("{prefix}{input}"))?;
+        let ids = tok.encode_start(&format!("{prefix}{input}"))?;
         Ok(Self {
             n_context: ids.len(),
             ids,

@@ -524,7 +524,7 @@ impl Session {
     pub fn tokens(&self, input: &str) -> Result<Vec<TokenView>> {
         let tok = &self.lm.tokenizer;
         Ok(tok
-            .encode(input)?
+            .encode_start(input)?
             .into_iter()
             .map(|id| TokenView {
                 id,

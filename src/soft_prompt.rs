@@ -131,12 +131,13 @@ impl SoftPrompt {
                 model.embedding_rows(&sample_ids(n_virtual, *first_k)?)
             }
             PromptInit::Text(text) => {
-                let ids = lm.tokenizer.encode(text)?;
-                if ids.is_empty() {
+                if lm.tokenizer.encode(text)?.is_empty() {
                     return Err(Error::setting(
                         "the init text is empty: type a few words that describe the task",
                     ));
                 }
+                // With the start ids (BOS), as PEFT tokenizes the init text.
+                let ids = lm.tokenizer.encode_start(text)?;
                 let ids: Vec<u32> = ids.iter().copied().cycle().take(n_virtual).collect();
                 model.embedding_rows(&ids)
             }

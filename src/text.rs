@@ -59,6 +59,24 @@ fn special_ids(
     })
 }
 
+/// The special ids the post-processor adds before a text (read from what it does to one word, so
+/// any post-processor kind is covered; ids it adds after, such as a pair separator or an EOS, are
+/// not used: an example's end is the answer-end marker).
+fn start_ids(inner: &Tokenizer) -> Result<Vec<u32>> {
+    let enc = inner
+        .encode("a", true)
+        .map_err(|e| Error::TokenizerInvalid {
+            detail: format!("its post-processor fails on a plain word ({e})"),
+        })?;
+    Ok(enc
+        .get_ids()
+        .iter()
+        .zip(enc.get_special_tokens_mask())
+        .take_while(|&(_, &special)| special == 1)
+        .map(|(&id, _)| id)
+        .collect())
+}
+
 #[derive(Debug, Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
@@ -73,6 +91,10 @@ pub struct TextTokenizer {
     bytes_per_token: Option<usize>,
     /// The model's `n_positions`.
     max_tokens: usize,
+    /// The ids the tokenizer's post-processor puts before a text (a BOS for SentencePiece-style
+    /// Llama tokenizers, none for GPT-2's): transformers adds them when it tokenizes an example,
+    /// so every sequence the model reads starts with them, after the virtual tokens (as in PEFT).
+    pub start_ids: Vec<u32>,
 }
 
 impl TextTokenizer {
@@ -99,12 +121,14 @@ impl TextTokenizer {
             let longest = inner.get_vocab(true).keys().map(String::len).max();
             longest.unwrap_or(1).max(1)
         });
+        let start_ids = start_ids(&inner)?;
         Ok(Self {
             inner,
             eos_ids,
             notes,
             bytes_per_token,
             max_tokens: config.n_positions,
+            start_ids,
         })
     }
 
@@ -120,6 +144,35 @@ impl TextTokenizer {
 
     /// Token ids of `text`, without special tokens added around it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.encoding(text)?.get_ids().to_vec())
+    }
+
+    /// Token ids of `text` as the start of what the model reads: the start ids (BOS), then the text.
+    pub fn encode_start(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = self.start_ids.clone();
+        ids.extend(self.encode(text)?);
+        Ok(ids)
+    }
+
+    /// `context` followed by `answer`, tokenized as one text, with the start ids first; returns the
+    /// ids and how many of them are context (the tokens that end inside `context`). Tokenizing the
+    /// answer alone would not give the tail of the joined text for SentencePiece-style tokenizers
+    /// (Metaspace marks a word's start, so `" cold"` alone gains a second `▁`); byte-level BPE gives
+    /// the same ids either way at the space before an answer. A token that spans the boundary is
+    /// predicted, so the scored ids are exactly the tail of the joined text's ids.
+    pub fn encode_pair(&self, context: &str, answer: &str) -> Result<(Vec<u32>, usize)> {
+        let enc = self.encoding(&format!("{context}{answer}"))?;
+        let inside = enc
+            .get_offsets()
+            .iter()
+            .take_while(|&&(_, end)| end <= context.len())
+            .count();
+        let mut ids = self.start_ids.clone();
+        ids.extend_from_slice(enc.get_ids());
+        Ok((ids, self.start_ids.len() + inside))
+    }
+
+    fn encoding(&self, text: &str) -> Result<tokenizers::Encoding> {
         if let Some(per_token) = self.bytes_per_token
             && text.len() > per_token * self.max_tokens
         {
@@ -128,14 +181,10 @@ impl TextTokenizer {
                 max: self.max_tokens,
             });
         }
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| Error::Tokenize {
-                what: format!("{text:?}"),
-                detail: e.to_string(),
-            })?;
-        Ok(enc.get_ids().to_vec())
+        self.inner.encode(text, false).map_err(|e| Error::Tokenize {
+            what: format!("{text:?}"),
+            detail: e.to_string(),
+        })
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {

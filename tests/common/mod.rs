@@ -12,9 +12,10 @@ use soft_prompt_lab::loader::{LoadedModel, ModelFiles};
 use soft_prompt_lab::soft_prompt::prompted_hidden;
 
 /// Every fixture model: two GPT-2 (f32 with old-style keys, f16 with `transformer.` keys and an
-/// odd head size), a Llama (grouped-query attention, llama3 RoPE scaling, untied head, f32) and a
-/// Qwen2 (q/k/v biases, one key/value head, tied head, bf16).
-pub const MODELS: [&str; 4] = ["tiny-a", "tiny-b", "tiny-llama", "tiny-qwen2"];
+/// odd head size), a Llama (grouped-query attention, llama3 RoPE scaling, untied head, f32), a
+/// Qwen2 (q/k/v biases, one key/value head, tied head, bf16), all with a byte-level BPE
+/// tokenizer, and a Llama with a Metaspace (SentencePiece-style) tokenizer that adds `<s>` (f16).
+pub const MODELS: [&str; 5] = ["tiny-a", "tiny-b", "tiny-llama", "tiny-qwen2", "tiny-llama-sp"];
 /// The GPT-2 fixtures (their config fields are GPT-2's).
 pub const GPT2_MODELS: [&str; 2] = ["tiny-a", "tiny-b"];
 
@@ -146,7 +147,7 @@ pub fn logits_max_abs_diff(lm: &LoadedModel, r: &Reference) -> f32 {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| lm.tokenizer.encode(t.as_str().unwrap()).unwrap())
+        .map(|t| lm.tokenizer.encode_start(t.as_str().unwrap()).unwrap())
         .collect();
     let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
     let padded = Padded::new(&refs, lm.tokenizer.pad_id());
@@ -168,7 +169,8 @@ pub fn logits_max_abs_diff(lm: &LoadedModel, r: &Reference) -> f32 {
 }
 
 /// The reference's tokenizer cases: (text, Hugging Face's ids).
-pub fn token_id_cases(reference: &Value) -> Vec<(String, Vec<u32>)> {
+/// `(text, ids, the ids decoded)` as the reference tokenizer gives them.
+pub fn token_id_cases(reference: &Value) -> Vec<(String, Vec<u32>, String)> {
     let cases = reference["token_ids"].as_array().expect("token_ids");
     assert!(cases.len() >= 8, "all tokenizer cases present");
     cases
@@ -180,7 +182,8 @@ pub fn token_id_cases(reference: &Value) -> Vec<(String, Vec<u32>)> {
                 .iter()
                 .map(|v| v.as_u64().expect("id") as u32)
                 .collect();
-            (c["text"].as_str().expect("text").to_string(), ids)
+            let text = |key: &str| c[key].as_str().expect(key).to_string();
+            (text("text"), ids, text("decoded"))
         })
         .collect()
 }

@@ -6,25 +6,30 @@ Run once by hand (the outputs are committed, so tests need no Python and no netw
     .venv/bin/python make_fixtures.py
 
 For each tiny random model (two GPT-2, a Llama with grouped-query attention, llama3 RoPE scaling
-and an untied head, a Qwen2 with q/k/v biases and a tied head) it writes, under fixtures/<name>/:
+and an untied head, a Qwen2 with q/k/v biases and a tied head, all with a byte-level BPE tokenizer,
+and a Llama with a SentencePiece-style Metaspace tokenizer that adds a BOS) it writes, under
+fixtures/<name>/:
   config.json, model.safetensors, tokenizer.json   the model in Hugging Face layout
   adapter_init/                                    a PEFT prompt-tuning adapter (the fixed initial prompt)
   reference.safetensors                            tensors: logits, prompt gradient, trained prompt
   reference.json                                   scalars and token ids
+and, where fixtures/<name>/adapter_ours/ exists (written by the Rust test
+`our_adapters_load_in_peft` with UPDATE=1), the tokens PEFT generates with that adapter.
 and, under fixtures/bundled/, the logits of the bundled model (www/models/wordnet-gpt).
 Everything is seeded, so a rerun gives the same files. `make_fixtures.py tiny-llama` makes only
 the fixtures named.
 """
 
+import itertools
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-import sys
 
 from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
                           Qwen2Config, Qwen2ForCausalLM)
@@ -32,6 +37,8 @@ from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, Lla
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "fixtures"
 EOS = "<|endoftext|>"
+# The SentencePiece-style tokenizer's specials, as Llama's tokenizers name them.
+SP_UNK, SP_BOS, SP_EOS = "<unk>", "<s>", "</s>"
 
 # Text for the byte-level BPE merges: a few plain sentences in the style of the toy tasks.
 CORPUS = [
@@ -54,7 +61,9 @@ ID_STRINGS = [
 ]
 
 # Prompt-tuning batch: (input, output) pairs as the trainer formats them.
-EXAMPLES = [("hot ->", " cold"), ("big ->", " small"), ("up ->", " down"), ("fast ->", " slow")]
+# The second input ends with a space: its token joins the answer's first word, so the scored ids
+# are the tail of the joined text's ids only if input and answer are tokenized as one text.
+EXAMPLES = [("hot ->", " cold"), ("big -> ", "small"), ("up ->", " down"), ("fast ->", " slow")]
 LOGIT_TEXTS = ["hello world", "the cat sat on the mat.\n", "naïve café ☕"]
 GEN_PROMPT = "hot ->"
 N_VIRTUAL = 5
@@ -80,6 +89,11 @@ MODELS = {
     # Qwen2: q/k/v biases, 4 query heads over 1 key/value head (head size 12), tied head, bf16.
     "tiny-qwen2": dict(family="qwen2", d=48, n_head=4, n_kv_head=1, n_layer=2, ffn=80, n_positions=64,
                        vocab_size=300, dtype=torch.bfloat16, seed=3, tie=True, rope_theta=1e6, rope_scaling=None),
+    # Llama with a Metaspace (SentencePiece-style) tokenizer that adds <s>: the joined-text rule
+    # and the BOS; default RoPE, tied head, 2 query heads per key/value head, f16.
+    "tiny-llama-sp": dict(family="llama", d=32, n_head=4, n_kv_head=2, n_layer=2, ffn=64, n_positions=64,
+                          vocab_size=320, dtype=torch.float16, seed=4, tie=True, rope_theta=10000.0,
+                          rope_scaling=None, tokenizer="metaspace"),
 }
 
 
@@ -98,11 +112,34 @@ def make_tokenizer() -> Tokenizer:
     return tok
 
 
+def make_metaspace_tokenizer() -> Tokenizer:
+    """BPE over Metaspace pieces ("▁" marks a word's start), adding <s> like Llama's tokenizers."""
+    tok = Tokenizer(models.BPE(unk_token=SP_UNK))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=[SP_UNK, SP_BOS, SP_EOS], show_progress=False)
+    tok.train_from_iterator(CORPUS + ID_STRINGS, trainer)  # every character of the test strings known
+    bos = tok.token_to_id(SP_BOS)
+    tok.post_processor = processors.TemplateProcessing(single=f"{SP_BOS} $A", pair=f"{SP_BOS} $A {SP_BOS} $B",
+                                                       special_tokens=[(SP_BOS, bos)])
+    return tok
+
+
+def start_ids(tok):
+    """The special ids the post-processor puts before a text (the Rust engine reads them the same way)."""
+    enc = tok.encode("a")
+    return [i for i, _ in itertools.takewhile(lambda p: p[1] == 1, zip(enc.ids, enc.special_tokens_mask))]
+
+
 def encode_example(tok, inp, out):
-    """Same rule as the Rust trainer: ids(input) ++ ids(output + "\\n"); loss only on the output."""
-    a = tok.encode(inp).ids
-    b = tok.encode(out + "\n").ids
-    return a + b, [-100] * len(a) + b
+    """Same rule as the Rust trainer: the start ids, then input + output + "\\n" tokenized as one
+    text; the tokens that end inside the input are read, the rest scored (loss only on those)."""
+    enc = tok.encode(inp + out + "\n", add_special_tokens=False)
+    n_ctx = sum(1 for _ in itertools.takewhile(lambda o: o[1] <= len(inp), enc.offsets))
+    start = start_ids(tok)
+    ids = start + enc.ids
+    n_read = len(start) + n_ctx
+    return ids, [-100] * n_read + ids[n_read:]
 
 
 def pad_batch(rows, pad_id):
@@ -144,14 +181,14 @@ def greedy_manual(model, prompt, ids):
     return out
 
 
-def new_model(spec, eos_id):
+def new_model(spec, bos_id, eos_id):
     """A randomly initialised model of the spec's family (weights wide enough to give varied logits)."""
     if "family" not in spec:
         return GPT2LMHeadModel(GPT2Config(
             vocab_size=spec["vocab_size"], n_positions=spec["n_positions"], n_embd=spec["n_embd"],
             n_layer=spec["n_layer"], n_head=spec["n_head"], activation_function="gelu_new",
             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
-            initializer_range=0.1, bos_token_id=eos_id, eos_token_id=eos_id,
+            initializer_range=0.1, bos_token_id=bos_id, eos_token_id=eos_id,
         ))
     rope = {"rope_type": "default", "rope_theta": spec["rope_theta"]}
     if spec["rope_scaling"]:
@@ -160,7 +197,7 @@ def new_model(spec, eos_id):
                   num_hidden_layers=spec["n_layer"], num_attention_heads=spec["n_head"],
                   num_key_value_heads=spec["n_kv_head"], max_position_embeddings=spec["n_positions"],
                   rms_norm_eps=1e-5, rope_parameters=rope, initializer_range=0.1,
-                  tie_word_embeddings=spec["tie"], bos_token_id=eos_id, eos_token_id=eos_id)
+                  tie_word_embeddings=spec["tie"], bos_token_id=bos_id, eos_token_id=eos_id)
     if spec["family"] == "llama":
         return LlamaForCausalLM(LlamaConfig(**common))
     model = Qwen2ForCausalLM(Qwen2Config(**common))
@@ -173,14 +210,18 @@ def new_model(spec, eos_id):
 
 def build(name, spec, tok):
     d = OUT / name
+    ours = d / "adapter_ours"
+    kept = {f.name: f.read_bytes() for f in ours.iterdir()} if ours.exists() else {}
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
-    eos_id = tok.token_to_id(EOS)
+    metaspace = spec.get("tokenizer") == "metaspace"
+    bos_id = tok.token_to_id(SP_BOS if metaspace else EOS)
+    eos_id = tok.token_to_id(SP_EOS if metaspace else EOS)
     tok.save(str(d / "tokenizer.json"))
 
     torch.manual_seed(spec["seed"])
-    model = new_model(spec, eos_id).eval()
+    model = new_model(spec, bos_id, eos_id).eval()
     save_model(model, spec, d)
     # The reference computes in f32 from the weights as stored (f16/bf16 rounding included).
     model = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()
@@ -190,7 +231,11 @@ def build(name, spec, tok):
                 "logit_texts": LOGIT_TEXTS, "gen_prompt": GEN_PROMPT, "adam_lr": ADAM_LR, "sgd_lr": SGD_LR}
     tensors = {}
 
-    ref_json["token_ids"] = [{"text": s, "ids": tok.encode(s).ids} for s in ID_STRINGS]
+    ref_json["token_ids"] = []
+    for text in ID_STRINGS:
+        ids = tok.encode(text, add_special_tokens=False).ids
+        # Metaspace decoding drops a leading space: the round trip is compared with this.
+        ref_json["token_ids"].append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False)})
 
     ids, _, mask = pad_batch([(tok.encode(t).ids, []) for t in LOGIT_TEXTS], eos_id)
     with torch.no_grad():
@@ -258,9 +303,26 @@ def build(name, spec, tok):
         ref_json[f"{opt_name}_losses"] = losses
         tensors[f"{opt_name}_final_prompt"] = prompt_param.detach().clone()
 
+    if kept:
+        ref_json["peft_greedy_with_ours"] = greedy_with_our_adapter(model, d, ours, kept, gen_ids)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(d / "reference.safetensors"))
     (d / "reference.json").write_text(json.dumps(ref_json, indent=1, ensure_ascii=False) + "\n")
     print(name, "loss", ref_json["loss"], "adam", ref_json["adam_losses"][0], "->", ref_json["adam_losses"][-1])
+
+
+def greedy_with_our_adapter(model, d, ours, kept, gen_ids):
+    """Loads the adapter the Rust engine wrote with PEFT and generates greedily (no cache, as above)."""
+    from peft import PeftModel
+    ours.mkdir()
+    for file_name, data in kept.items():
+        (ours / file_name).write_bytes(data)
+    peft_model = PeftModel.from_pretrained(model, ours)
+    peft_model.generation_config.eos_token_id = None
+    peft_model.generation_config.pad_token_id = model.config.eos_token_id
+    with torch.no_grad():
+        gen = peft_model.generate(input_ids=torch.tensor([gen_ids]), attention_mask=torch.ones(1, len(gen_ids)),
+                                  max_new_tokens=GEN_TOKENS, do_sample=False, use_cache=False)
+    return gen[0, -GEN_TOKENS:].tolist()
 
 
 BUNDLED = HERE.parent.parent / "www" / "models" / "wordnet-gpt"
@@ -282,11 +344,11 @@ def bundled():
 
 def main():
     torch.use_deterministic_algorithms(True)
-    tok = make_tokenizer()
+    tokenizers = {"bytelevel": make_tokenizer(), "metaspace": make_metaspace_tokenizer()}
     only = sys.argv[1:]
     for name, spec in MODELS.items():
         if not only or name in only:
-            build(name, spec, tok)
+            build(name, spec, tokenizers[spec.get("tokenizer", "bytelevel")])
     if not only or "bundled" in only:
         bundled()
 
