@@ -1,8 +1,9 @@
 //! The native figures of `./build.sh bench` (prints them; it asserts nothing about time):
-//! the prompt-tuning step on the bundled model (antonyms, batch 16, 8 virtual tokens, Adam),
-//! ours against PyTorch + PEFT (`tools/bench/reference.py`) at 1 and 2 threads, run in
-//! alternating rounds so the machine's drift falls on both; FLOPs per step from the shapes;
-//! forward-only evaluation throughput; and the step with the base frozen against unfrozen.
+//! the prompt-tuning step (antonyms, batch 16, 8 virtual tokens, Adam) on the bundled model and
+//! on a SmolLM2-135M-shaped Llama with random weights (written by the bench), ours against
+//! PyTorch + PEFT (`tools/bench/reference.py`) at 1 and 2 threads, run in alternating rounds so
+//! the machine's drift falls on both, with each process's peak memory; FLOPs per step from the
+//! shapes; forward-only evaluation throughput; and the step with the base frozen against unfrozen.
 //!
 //! `cargo bench --profile dev --bench step [-- --python PATH] [--rounds N]`. Without a Python
 //! that imports torch and peft, the reference columns say "not measured".
@@ -17,7 +18,9 @@ use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::loader::LoadedModel;
-use soft_prompt_lab::model::ModelConfig;
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
+use soft_prompt_lab::model::{Arch, ModelConfig};
 use soft_prompt_lab::settings::Settings;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::{Example, TaskSpec, parse_jsonl};
@@ -25,9 +28,36 @@ use soft_prompt_lab::train::Trainer;
 
 const BATCH: usize = 16;
 const N_VIRTUAL: usize = 8;
-/// Timed steps per round, after `WARMUP` untimed ones.
-const STEPS: usize = 30;
-const WARMUP: usize = 3;
+
+/// One model the native comparison measures.
+struct Case {
+    title: &'static str,
+    dir: PathBuf,
+    /// Timed steps per round, after `warmup` untimed ones.
+    steps: usize,
+    warmup: usize,
+    rounds: usize,
+    /// Whether forward-only evaluation is measured too.
+    eval: bool,
+}
+
+/// SmolLM2-135M's shape (`HuggingFaceTB/SmolLM2-135M`'s config.json).
+const SMOLLM2_135M: Synthetic = Synthetic::Llama {
+    d: 576,
+    layers: 30,
+    heads: 9,
+    kv_heads: 3,
+    ffn: 1536,
+    vocab: 49152,
+};
+/// GPT-2 small's shape.
+#[cfg(feature = "gpu")]
+const GPT2_SMALL: Synthetic = Synthetic::Gpt2 {
+    d: 768,
+    layers: 12,
+    heads: 12,
+    vocab: 50257,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo"))
@@ -49,16 +79,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Median ms of `STEPS` training steps, cycling over `batches`.
-fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch]) -> f64 {
+/// Median ms of `steps` training steps after `warmup` untimed ones, cycling over `batches`.
+fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch], warmup: usize, steps: usize) -> f64 {
     let prompt =
         SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
     let mut trainer = Trainer::new(prompt, Settings::default().train_config());
     let mut times = Vec::new();
-    for (i, batch) in batches.iter().cycle().take(WARMUP + STEPS).enumerate() {
+    for (i, batch) in batches.iter().cycle().take(warmup + steps).enumerate() {
         let t = Instant::now();
         pollster::block_on(trainer.step(&lm.model, batch).unwrap().read()).unwrap();
-        if i >= WARMUP {
+        if i >= warmup {
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }
@@ -67,9 +97,9 @@ fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch]) -> f64 {
 
 /// FLOPs of one step counted from the shapes, as the engine computes it: the prompt's `n`
 /// positions once, then each row's `w` token positions attending to prompt and tokens. Per layer
-/// 24·rows·d² for the four projections (QKV, output, two MLP) and 4·queries·keys·d for
-/// attention; the tied head at the scored rows only; backward to the inputs (no weight
-/// gradients) costs about as much as forward.
+/// 2·rows·(the projections' weights) and 4·queries·keys·(query width) for attention; the head at
+/// the scored rows only; backward to the inputs (no weight gradients) costs about as much as
+/// forward.
 fn step_flops(c: &ModelConfig, batch: &ScoredBatch, n: usize) -> f64 {
     let (b, w, n) = (
         batch.padded.rows() as f64,
@@ -77,8 +107,15 @@ fn step_flops(c: &ModelConfig, batch: &ScoredBatch, n: usize) -> f64 {
         n as f64,
     );
     let d = c.d_model as f64;
+    let q = (c.n_head * c.head_dim) as f64;
+    let kv = (c.n_kv_head * c.head_dim) as f64;
+    // Weights a row meets per layer: q, k, v and output projections, then the MLP's.
+    let weights = match &c.arch {
+        Arch::Gpt2(g) => 4.0 * d * d + 2.0 * d * g.n_inner as f64,
+        Arch::Llama(l) => 2.0 * d * q + 2.0 * d * kv + 3.0 * d * l.intermediate_size as f64,
+    };
     let rows = n + b * w;
-    let layer = 24.0 * rows * d * d + 4.0 * (n * n + b * w * (n + w)) * d;
+    let layer = 2.0 * rows * weights + 4.0 * (n * n + b * w * (n + w)) * q;
     let head = 2.0 * batch.targets.len() as f64 * d * c.vocab_size as f64;
     2.0 * (c.n_layer as f64 * layer + head)
 }
@@ -136,9 +173,30 @@ fn batches(lm: &LoadedModel) -> Vec<ScoredBatch> {
         .collect()
 }
 
-/// The batches, as token ids with the scored split, and the evaluation rows, for the reference.
-fn write_spec(lm: &LoadedModel, batches: &[ScoredBatch], path: &Path) {
-    let pad = lm.tokenizer.pad_id();
+/// The sentiment held-out rows (each example with each label) as token ids with the scored split.
+fn eval_rows(lm: &LoadedModel) -> Vec<serde_json::Value> {
+    let (_, test, spec) = task("sentiment");
+    let labels = match spec.kind().unwrap() {
+        soft_prompt_lab::tasks::TaskKind::Classify { labels } => labels,
+        _ => unreachable!(),
+    };
+    test.iter()
+        .flat_map(|ex| {
+            labels.iter().map(|l| {
+                let example = Example {
+                    input: ex.input.clone(),
+                    output: l.clone(),
+                };
+                let s = Sequence::for_example(&lm.tokenizer, "", &example).unwrap();
+                serde_json::json!({"ids": s.ids, "n_context": s.n_context})
+            })
+        })
+        .collect()
+}
+
+/// The case's batches, as token ids with the scored split, and its evaluation rows, for the
+/// reference.
+fn write_spec(lm: &LoadedModel, case: &Case, batches: &[ScoredBatch], path: &Path) {
     let mut rows_json = Vec::new();
     for batch in batches {
         let w = batch.padded.width;
@@ -153,39 +211,26 @@ fn write_spec(lm: &LoadedModel, batches: &[ScoredBatch], path: &Path) {
             .collect();
         rows_json.push(rows);
     }
-    let sentiment: Vec<serde_json::Value> = {
-        let (_, test, spec) = task("sentiment");
-        let labels = match spec.kind().unwrap() {
-            soft_prompt_lab::tasks::TaskKind::Classify { labels } => labels,
-            _ => unreachable!(),
-        };
-        test.iter()
-            .flat_map(|ex| {
-                labels.iter().map(|l| {
-                    let s = Sequence::for_example(
-                        &lm.tokenizer,
-                        "",
-                        &Example {
-                            input: ex.input.clone(),
-                            output: l.clone(),
-                        },
-                    )
-                    .unwrap();
-                    serde_json::json!({"ids": s.ids, "n_context": s.n_context})
-                })
-            })
-            .collect()
-    };
+    let eval = if case.eval { eval_rows(lm) } else { Vec::new() };
     let doc = serde_json::json!({
-        "model": root().join("www/models/wordnet-gpt"),
-        "n_virtual": N_VIRTUAL, "steps": STEPS, "warmup": WARMUP, "pad_id": pad,
-        "batches": rows_json, "eval_rows": sentiment, "eval_examples": sentiment.len() / 2,
+        "model": case.dir,
+        "n_virtual": N_VIRTUAL, "steps": case.steps, "warmup": case.warmup,
+        "pad_id": lm.tokenizer.pad_id(),
+        "batches": rows_json, "eval_rows": eval, "eval_examples": eval.len() / 2,
     });
     std::fs::write(path, serde_json::to_vec(&doc).unwrap()).unwrap();
 }
 
-/// `(median step ms, eval examples/s)` printed by a measuring process, or none when it fails.
-fn measured(command: &mut Command) -> Option<(f64, f64)> {
+/// What one measuring process printed.
+#[derive(Clone, Copy)]
+struct Round {
+    step_ms: f64,
+    eval_per_s: Option<f64>,
+    peak_mb: f64,
+}
+
+/// The round a measuring process printed, or none when it fails.
+fn measured(command: &mut Command) -> Option<Round> {
     let out = command.output().ok()?;
     if !out.status.success() {
         eprintln!(
@@ -195,7 +240,11 @@ fn measured(command: &mut Command) -> Option<(f64, f64)> {
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    Some((v["step_ms"].as_f64()?, v["eval_per_s"].as_f64()?))
+    Some(Round {
+        step_ms: v["step_ms"].as_f64()?,
+        eval_per_s: v["eval_per_s"].as_f64(),
+        peak_mb: v["peak_mb"].as_f64()?,
+    })
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -205,87 +254,163 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-/// One round of ours in this process (its thread count set by `backend::THREADS_VAR`), as JSON.
-fn ours_round() {
-    let lm = bundled();
-    let step_ms = our_step_ms(&lm, &batches(&lm));
-    let eval_per_s = our_eval_rate(&lm);
+/// This process's peak resident memory (VmHWM), in MB.
+fn peak_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kb.unwrap_or(f64::NAN) / 1024.0
+}
+
+/// One round of ours in this process (its thread count set by `backend::THREADS_VAR`) on the
+/// spec's model and batches, printed as JSON.
+fn ours_round(spec_path: &str) {
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spec_path).unwrap()).unwrap();
+    let dir = PathBuf::from(spec["model"].as_str().unwrap());
+    let lm = LoadedModel::from_dir(&dir, &backend::cpu()).unwrap();
+    let count = |k: &str| spec[k].as_u64().unwrap() as usize;
+    let step_ms = our_step_ms(&lm, &batches(&lm), count("warmup"), count("steps"));
+    let eval_per_s = (count("eval_examples") > 0).then(|| our_eval_rate(&lm));
     println!(
         "{}",
-        serde_json::json!({"step_ms": step_ms, "eval_per_s": eval_per_s})
+        serde_json::json!({"step_ms": step_ms, "eval_per_s": eval_per_s, "peak_mb": peak_mb()})
     );
 }
 
-fn bundled() -> LoadedModel {
-    LoadedModel::from_dir(&root().join("www/models/wordnet-gpt"), &backend::cpu()).unwrap()
+fn bundled_dir() -> PathBuf {
+    root().join("www/models/wordnet-gpt")
 }
 
-/// A random GPT-2 in Hugging Face layout with the given shape (the fixture tokenizer, whose
-/// vocabulary fits any of these), on `device`.
-#[cfg(feature = "gpu")]
-fn synthetic(
-    d: usize,
-    layers: usize,
-    heads: usize,
-    vocab: usize,
-    device: &burn::tensor::Device,
-) -> LoadedModel {
-    let tokenizer =
-        std::fs::read(root().join("tests/reference/fixtures/tiny-a/tokenizer.json")).unwrap();
-    let config = format!(
-        r#"{{"model_type":"gpt2","vocab_size":{vocab},"n_positions":1024,"n_embd":{d},"n_layer":{layers},"n_head":{heads},"eos_token_id":0}}"#
-    );
-    let mut shapes: Vec<(String, Vec<usize>)> = vec![
-        ("wte.weight".into(), vec![vocab, d]),
-        ("wpe.weight".into(), vec![1024, d]),
-        ("ln_f.weight".into(), vec![d]),
-        ("ln_f.bias".into(), vec![d]),
-    ];
-    for i in 0..layers {
-        for (name, shape) in [
-            ("ln_1.weight", vec![d]),
-            ("ln_1.bias", vec![d]),
-            ("ln_2.weight", vec![d]),
-            ("ln_2.bias", vec![d]),
-            ("attn.c_attn.weight", vec![d, 3 * d]),
-            ("attn.c_attn.bias", vec![3 * d]),
-            ("attn.c_proj.weight", vec![d, d]),
-            ("attn.c_proj.bias", vec![d]),
-            ("mlp.c_fc.weight", vec![d, 4 * d]),
-            ("mlp.c_fc.bias", vec![4 * d]),
-            ("mlp.c_proj.weight", vec![4 * d, d]),
-            ("mlp.c_proj.bias", vec![d]),
-        ] {
-            shapes.push((format!("h.{i}.{name}"), shape));
+/// A model shape for random weights.
+enum Synthetic {
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    Gpt2 {
+        d: usize,
+        layers: usize,
+        heads: usize,
+        vocab: usize,
+    },
+    Llama {
+        d: usize,
+        layers: usize,
+        heads: usize,
+        kv_heads: usize,
+        ffn: usize,
+        vocab: usize,
+    },
+}
+
+impl Synthetic {
+    /// `config.json` and every weight's name and shape (`nn.Linear`'s `[out, in]` for Llama,
+    /// `Conv1D`'s `[in, out]` for GPT-2; Llama's head tied, as SmolLM2's).
+    fn layout(&self) -> (String, Vec<(String, Vec<usize>)>) {
+        match *self {
+            Synthetic::Gpt2 { d, layers, heads, vocab } => {
+                let config = format!(
+                    r#"{{"model_type":"gpt2","vocab_size":{vocab},"n_positions":1024,"n_embd":{d},"n_layer":{layers},"n_head":{heads},"eos_token_id":0}}"#
+                );
+                let mut shapes = vec![
+                    ("wte.weight".into(), vec![vocab, d]),
+                    ("wpe.weight".into(), vec![1024, d]),
+                    ("ln_f.weight".into(), vec![d]),
+                    ("ln_f.bias".into(), vec![d]),
+                ];
+                for i in 0..layers {
+                    for (name, shape) in [
+                        ("ln_1.weight", vec![d]),
+                        ("ln_1.bias", vec![d]),
+                        ("ln_2.weight", vec![d]),
+                        ("ln_2.bias", vec![d]),
+                        ("attn.c_attn.weight", vec![d, 3 * d]),
+                        ("attn.c_attn.bias", vec![3 * d]),
+                        ("attn.c_proj.weight", vec![d, d]),
+                        ("attn.c_proj.bias", vec![d]),
+                        ("mlp.c_fc.weight", vec![d, 4 * d]),
+                        ("mlp.c_fc.bias", vec![4 * d]),
+                        ("mlp.c_proj.weight", vec![4 * d, d]),
+                        ("mlp.c_proj.bias", vec![d]),
+                    ] {
+                        shapes.push((format!("h.{i}.{name}"), shape));
+                    }
+                }
+                (config, shapes)
+            }
+            Synthetic::Llama { d, layers, heads, kv_heads, ffn, vocab } => {
+                let config = format!(
+                    r#"{{"model_type":"llama","architectures":["LlamaForCausalLM"],"vocab_size":{vocab},"max_position_embeddings":8192,"hidden_size":{d},"intermediate_size":{ffn},"num_hidden_layers":{layers},"num_attention_heads":{heads},"num_key_value_heads":{kv_heads},"rms_norm_eps":1e-5,"rope_theta":100000.0,"hidden_act":"silu","tie_word_embeddings":true,"bos_token_id":0,"eos_token_id":0}}"#
+                );
+                let kv = d / heads * kv_heads;
+                let mut shapes = vec![
+                    ("model.embed_tokens.weight".into(), vec![vocab, d]),
+                    ("model.norm.weight".into(), vec![d]),
+                ];
+                for i in 0..layers {
+                    for (name, shape) in [
+                        ("input_layernorm.weight", vec![d]),
+                        ("post_attention_layernorm.weight", vec![d]),
+                        ("self_attn.q_proj.weight", vec![d, d]),
+                        ("self_attn.k_proj.weight", vec![kv, d]),
+                        ("self_attn.v_proj.weight", vec![kv, d]),
+                        ("self_attn.o_proj.weight", vec![d, d]),
+                        ("mlp.gate_proj.weight", vec![ffn, d]),
+                        ("mlp.up_proj.weight", vec![ffn, d]),
+                        ("mlp.down_proj.weight", vec![d, ffn]),
+                    ] {
+                        shapes.push((format!("model.layers.{i}.{name}"), shape));
+                    }
+                }
+                (config, shapes)
+            }
         }
     }
-    let mut seed = 1u32;
-    let bytes: Vec<Vec<u8>> = shapes
-        .iter()
-        .map(|(_, s)| {
-            (0..s.iter().product::<usize>())
-                .flat_map(|_| {
+
+    /// Writes the model in Hugging Face layout under the temp folder (seeded weights, uniform in
+    /// ±0.02, norms' scales 1; BF16 for Llama as the Hub has SmolLM2, F32 for GPT-2) with the
+    /// bundled tokenizer (4,096 tokens, which fits either vocabulary, so the batches are the
+    /// bundled model's).
+    fn write(&self, name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("spl-bench-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (config, shapes) = self.layout();
+        let bf16 = matches!(self, Synthetic::Llama { .. });
+        let mut seed = 1u32;
+        let bytes: Vec<Vec<u8>> = shapes
+            .iter()
+            .map(|(key, shape)| {
+                let n: usize = shape.iter().product();
+                let values = (0..n).map(|_| {
+                    if key.contains("norm") || key.starts_with("ln_") || key.contains(".ln_") {
+                        return 1.0f32;
+                    }
                     seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    ((seed >> 8) as f32 / (1u32 << 24) as f32 * 0.04 - 0.02).to_le_bytes()
-                })
-                .collect()
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = shapes
-        .iter()
-        .zip(&bytes)
-        .map(|((k, s), b)| {
-            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
-            (k.clone(), view.unwrap())
-        })
-        .collect();
-    let st = safetensors::serialize(views, None).unwrap();
-    let files = soft_prompt_lab::loader::ModelFiles {
-        config_json: config.as_bytes(),
-        safetensors: &st,
-        tokenizer_json: &tokenizer,
-    };
-    LoadedModel::from_bytes(files, device).unwrap()
+                    (seed >> 8) as f32 / (1u32 << 24) as f32 * 0.04 - 0.02
+                });
+                if bf16 {
+                    values.flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect()
+                } else {
+                    values.flat_map(f32::to_le_bytes).collect()
+                }
+            })
+            .collect();
+        let dtype = if bf16 { Dtype::BF16 } else { Dtype::F32 };
+        let views: Vec<(String, TensorView<'_>)> = shapes
+            .iter()
+            .zip(&bytes)
+            .map(|((k, s), b)| (k.clone(), TensorView::new(dtype, s.clone(), b).unwrap()))
+            .collect();
+        let metadata = Some(std::collections::HashMap::from([("format".into(), "pt".into())]));
+        safetensors::serialize_to_file(views, metadata, &dir.join("model.safetensors")).unwrap();
+        std::fs::write(dir.join("config.json"), config).unwrap();
+        std::fs::copy(
+            bundled_dir().join("tokenizer.json"),
+            dir.join("tokenizer.json"),
+        )
+        .unwrap();
+        dir
+    }
 }
 
 /// The step on the native WebGPU backend (Vulkan on Linux): the bundled model and a
@@ -296,34 +421,143 @@ fn gpu_round() {
         .init()
         .expect("a GPU adapter")
         .autodiff();
-    let cpu = bundled();
-    let batches = batches(&cpu);
-    let dir = root().join("www/models/wordnet-gpt");
-    let small = LoadedModel::from_dir(&dir, &device).unwrap();
     println!(
         "### Native WebGPU (wgpu) training step, {}\n",
         std::env::var("GPU_NAME").unwrap_or_default()
     );
     println!("| model | ms / step | GFLOP/s |");
     println!("| --- | --- | --- |");
-    let ms = our_step_ms(&small, &batches);
-    let flops = step_flops(&small.model.config, &batches[0], N_VIRTUAL);
+    let gpt2_dir = GPT2_SMALL.write("gpt2-small");
+    for (title, dir) in [
+        ("bundled (2.6 M parameters)", bundled_dir()),
+        ("GPT-2-small-shaped, random weights (124 M)", gpt2_dir.clone()),
+    ] {
+        let lm = LoadedModel::from_dir(&dir, &device).unwrap();
+        let batches = batches(&lm);
+        let ms = our_step_ms(&lm, &batches, 3, 30);
+        let flops = step_flops(&lm.model.config, &batches[0], N_VIRTUAL);
+        println!("| {title} | {ms:.1} | {:.1} |", flops / ms / 1e6);
+    }
+    std::fs::remove_dir_all(gpt2_dir).ok();
+}
+
+fn median_of(rounds: &[Round], f: fn(&Round) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = rounds.iter().filter_map(f).collect();
+    (!v.is_empty()).then(|| median(v))
+}
+
+fn show(x: Option<f64>, digits: usize) -> String {
+    x.map_or("not measured".into(), |x| format!("{x:.digits$}"))
+}
+
+/// Alternating rounds on one case, each in a fresh process: ours and PyTorch at 1 thread, then
+/// at 2. Returns `[threads][ours, torch]` rounds and the mean FLOPs per step.
+fn compare(case: &Case, python: &str) -> ([[Vec<Round>; 2]; 2], f64) {
+    let lm = LoadedModel::from_dir(&case.dir, &backend::cpu()).unwrap();
+    let batches = batches(&lm);
+    let spec = std::env::temp_dir().join(format!("spl-bench-{}.json", std::process::id()));
+    write_spec(&lm, case, &batches, &spec);
+    let flops = batches
+        .iter()
+        .map(|b| step_flops(&lm.model.config, b, N_VIRTUAL))
+        .sum::<f64>()
+        / batches.len() as f64;
+    drop(lm);
+    let me = std::env::current_exe().unwrap();
+    let mut runs: [[Vec<Round>; 2]; 2] = Default::default();
+    for round in 0..case.rounds {
+        for (t, threads) in [1usize, 2].into_iter().enumerate() {
+            let mut ours = Command::new(&me);
+            ours.arg("--ours")
+                .arg(&spec)
+                .env(backend::THREADS_VAR, threads.to_string());
+            runs[t][0].extend(measured(&mut ours));
+            let mut torch = Command::new(python);
+            torch
+                .arg(root().join("tools/bench/reference.py"))
+                .arg(&spec)
+                .arg(threads.to_string());
+            runs[t][1].extend(measured(&mut torch));
+        }
+        eprintln!("{}: round {} of {} done", case.title, round + 1, case.rounds);
+    }
+    std::fs::remove_file(&spec).ok();
+    (runs, flops)
+}
+
+fn print_comparison(case: &Case, python: &str) {
+    let (runs, flops) = compare(case, python);
+    let gflops = |ms: f64| flops / ms / 1e6;
     println!(
-        "| bundled (2.6 M parameters) | {ms:.1} | {:.1} |",
-        flops / ms / 1e6
+        "### Native training step ({}, antonyms, batch {BATCH}, {N_VIRTUAL} virtual tokens, Adam)\n",
+        case.title
     );
-    let gpt2 = synthetic(768, 12, 12, 50257, &device);
-    let ms = our_step_ms(&gpt2, &batches);
-    let flops = step_flops(&gpt2.model.config, &batches[0], N_VIRTUAL);
     println!(
-        "| GPT-2-small-shaped, random weights (124 M) | {ms:.1} | {:.1} |",
-        flops / ms / 1e6
+        "Medians of {} alternating rounds of {} steps (after {} warm-up steps each), each round a fresh process; peak memory is the process's peak resident set (VmHWM; ru_maxrss for Python). At 2 threads ours splits each batch's rows in two halves (shortest rows first), one autodiff graph per thread, and adds the halves' prompt gradients (burn flex's own rayon threads are off). PyTorch's GFLOP/s use our FLOP count, though it computes more (the prompt on every row, logits at every position).\n",
+        case.rounds, case.steps, case.warmup
     );
+    println!(
+        "| threads | ours ms / step | PyTorch + PEFT ms / step | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s | ours peak MB | PyTorch peak MB |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (t, threads) in [1, 2].into_iter().enumerate() {
+        let ms = |k: usize| median_of(&runs[t][k], |r| Some(r.step_ms));
+        let mb = |k: usize| median_of(&runs[t][k], |r| Some(r.peak_mb));
+        let (ours, torch) = (ms(0), ms(1));
+        println!(
+            "| {threads} | {} | {} | {} | {} | {} | {} | {} |",
+            show(ours, 1),
+            show(torch, 1),
+            show(ours.zip(torch).map(|(o, t)| o / t), 2),
+            show(ours.map(gflops), 1),
+            show(torch.map(gflops), 1),
+            show(mb(0), 0),
+            show(mb(1), 0),
+        );
+    }
+    let (peak, how) = peak_gflops();
+    println!(
+        "\nFLOPs per step (from the shapes, as computed at 1 thread: the prompt once per batch, backward to the inputs only; both thread counts' GFLOP/s use it, though at 2 threads each half computes the prompt again and is padded to its own longest row): {:.2} GFLOP. Peak: {peak:.0} GFLOP/s ({how}).\n",
+        flops / 1e9
+    );
+    if case.eval {
+        println!(
+            "### Forward-only evaluation ({}, sentiment held-out set, 62 examples, 2 labels each)\n",
+            case.title
+        );
+        println!("| threads | ours examples / s | PyTorch + PEFT examples / s |");
+        println!("| --- | --- | --- |");
+        for (t, threads) in [1, 2].into_iter().enumerate() {
+            let rate = |k: usize| median_of(&runs[t][k], |r| r.eval_per_s);
+            println!("| {threads} | {} | {} |", show(rate(0), 0), show(rate(1), 0));
+        }
+        println!();
+    }
+}
+
+/// The design's point: with the base frozen, backward computes no weight gradients. Both on one
+/// thread: an unfrozen base never splits its batch (train.rs says why).
+fn print_frozen_against_unfrozen() {
+    // SAFETY: no other thread runs here (every measuring process has finished).
+    unsafe { std::env::set_var(backend::THREADS_VAR, "1") };
+    let lm = LoadedModel::from_dir(&bundled_dir(), &backend::cpu()).unwrap();
+    let batches = batches(&lm);
+    let frozen_ms = our_step_ms(&lm, &batches, 3, 30);
+    let mut unfrozen = lm;
+    unfrozen.model = unfrozen.model.set_require_grad(true);
+    let unfrozen_ms = our_step_ms(&unfrozen, &batches, 3, 30);
+    println!(
+        "### Frozen base against the same step with every base weight requiring grad (bundled model, ours, one thread)\n"
+    );
+    println!("| base | ms / step |");
+    println!("| --- | --- |");
+    println!("| frozen (prompt tuning) | {frozen_ms:.1} |");
+    println!("| requires grad (what full fine-tuning's backward computes) | {unfrozen_ms:.1} |");
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--ours") {
-        return ours_round();
+    if let Some(spec) = arg("--ours") {
+        return ours_round(&spec);
     }
     #[cfg(feature = "gpu")]
     if std::env::args().any(|a| a == "--gpu") {
@@ -331,94 +565,30 @@ fn main() {
     }
     let python = arg("--python").unwrap_or_else(|| "python3".into());
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
-    let lm = bundled();
-    let batches = batches(&lm);
-    let spec = std::env::temp_dir().join(format!("spl-bench-{}.json", std::process::id()));
-    write_spec(&lm, &batches, &spec);
-
-    // Alternating rounds, each in a fresh process: ours and PyTorch at 1 thread, then at 2.
-    let me = std::env::current_exe().unwrap();
-    let mut runs: Vec<[Vec<(f64, f64)>; 2]> = vec![Default::default(), Default::default()];
-    for round in 0..rounds {
-        for (t, threads) in [1usize, 2].into_iter().enumerate() {
-            let mut ours = Command::new(&me);
-            ours.arg("--ours")
-                .env(backend::THREADS_VAR, threads.to_string());
-            runs[t][0].extend(measured(&mut ours));
-            let mut torch = Command::new(&python);
-            torch
-                .arg(root().join("tools/bench/reference.py"))
-                .arg(&spec)
-                .arg(threads.to_string());
-            runs[t][1].extend(measured(&mut torch));
-        }
-        eprintln!("round {} of {rounds} done", round + 1);
-    }
-    std::fs::remove_file(&spec).ok();
-
-    let flops = batches
-        .iter()
-        .map(|b| step_flops(&lm.model.config, b, N_VIRTUAL))
-        .sum::<f64>()
-        / batches.len() as f64;
-    let (peak, how) = peak_gflops();
-    let med = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
-        (!v.is_empty()).then(|| median(v.iter().map(f).collect()))
-    };
-    let show = |x: Option<f64>, digits: usize| {
-        x.map_or("not measured".into(), |x| format!("{x:.digits$}"))
-    };
-    let gflops = |ms: f64| flops / ms / 1e6;
-
-    println!(
-        "### Native training step (bundled model, antonyms, batch {BATCH}, {N_VIRTUAL} virtual tokens, Adam)\n"
+    print_comparison(
+        &Case {
+            title: "bundled model",
+            dir: bundled_dir(),
+            steps: 30,
+            warmup: 3,
+            rounds,
+            eval: true,
+        },
+        &python,
     );
-    println!(
-        "Medians of {rounds} alternating rounds of {STEPS} steps (after {WARMUP} warm-up steps each), each round a fresh process. At 2 threads ours splits each batch's rows in two halves (shortest rows first), one autodiff graph per thread, and adds the halves' prompt gradients (burn flex's own rayon threads made the step slower at these sizes, so they are off). PyTorch's GFLOP/s use our FLOP count, though it computes more (the prompt on every row, logits at every position).\n"
+    // A step is ~40× the bundled model's: fewer steps and rounds keep the bench to minutes.
+    let smollm2 = SMOLLM2_135M.write("smollm2-135m");
+    print_comparison(
+        &Case {
+            title: "SmolLM2-135M-shaped Llama, random BF16 weights (135 M parameters)",
+            dir: smollm2.clone(),
+            steps: 6,
+            warmup: 2,
+            rounds: rounds.min(2),
+            eval: false,
+        },
+        &python,
     );
-    println!(
-        "| threads | ours ms / step | PyTorch + PEFT ms / step | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for (t, threads) in [1, 2].into_iter().enumerate() {
-        let (ours, torch) = (med(&runs[t][0], |r| r.0), med(&runs[t][1], |r| r.0));
-        println!(
-            "| {threads} | {} | {} | {} | {} | {} |",
-            show(ours, 1),
-            show(torch, 1),
-            show(ours.zip(torch).map(|(o, t)| o / t), 2),
-            show(ours.map(gflops), 1),
-            show(torch.map(gflops), 1)
-        );
-    }
-    println!(
-        "\nFLOPs per step (from the shapes, as computed at 1 thread: the prompt once per batch, backward to the inputs only; both thread counts' GFLOP/s use it, though at 2 threads each half computes the prompt again and is padded to its own longest row): {:.2} GFLOP. Peak: {peak:.0} GFLOP/s ({how}); gemm's kernels here use AVX2 (8 lanes), half of an AVX-512 core's peak (its AVX-512 kernels, burn-flex's `x86-v4` feature, measured slower on this machine).\n",
-        flops / 1e9
-    );
-    println!("### Forward-only evaluation (sentiment held-out set, 62 examples, 2 labels each)\n");
-    println!("| threads | ours examples / s | PyTorch + PEFT examples / s |");
-    println!("| --- | --- | --- |");
-    for (t, threads) in [1, 2].into_iter().enumerate() {
-        println!(
-            "| {threads} | {} | {} |",
-            show(med(&runs[t][0], |r| r.1), 0),
-            show(med(&runs[t][1], |r| r.1), 0)
-        );
-    }
-
-    // The design's point: with the base frozen, backward computes no weight gradients. Both on
-    // one thread: an unfrozen base never splits its batch (train.rs says why).
-    // SAFETY: no other thread runs here (every round above has finished).
-    unsafe { std::env::set_var(backend::THREADS_VAR, "1") };
-    let frozen_ms = our_step_ms(&lm, &batches);
-    let mut unfrozen = bundled();
-    unfrozen.model = unfrozen.model.set_require_grad(true);
-    let unfrozen_ms = our_step_ms(&unfrozen, &batches);
-    println!(
-        "\n### Frozen base against the same step with every base weight requiring grad (ours, one thread)\n"
-    );
-    println!("| base | ms / step |");
-    println!("| --- | --- |");
-    println!("| frozen (prompt tuning) | {frozen_ms:.1} |");
-    println!("| requires grad (what full fine-tuning's backward computes) | {unfrozen_ms:.1} |");
+    std::fs::remove_dir_all(smollm2).ok();
+    print_frozen_against_unfrozen();
 }

@@ -30,6 +30,9 @@ pub enum Error {
         vocab: usize,
     },
 
+    #[error("the model is too large for this page: {detail}")]
+    ModelTooLarge { detail: String },
+
     #[error("model.safetensors is corrupt or truncated ({detail}). Download the file again.")]
     WeightsCorrupt { detail: String },
 
@@ -173,9 +176,10 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         use Error::*;
         match self {
-            ConfigInvalid { .. } | ConfigUnsupported { .. } | TokenIdOutOfRange { .. } => {
-                ErrorKind::Config
-            }
+            ConfigInvalid { .. }
+            | ConfigUnsupported { .. }
+            | TokenIdOutOfRange { .. }
+            | ModelTooLarge { .. } => ErrorKind::Config,
             WeightsCorrupt { .. }
             | WeightMissing { .. }
             | WeightUnexpected { .. }

@@ -26,6 +26,7 @@ pub mod error;
 pub mod eval;
 pub mod experiments;
 pub mod generate;
+pub mod inspect;
 pub mod loader;
 pub mod model;
 pub mod page_table;

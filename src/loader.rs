@@ -50,30 +50,3 @@ impl LoadedModel {
         )
     }
 }
-
-/// What a `config.json` promises before the weights are fetched: size and a memory estimate.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConfigSummary {
-    /// `gpt2`, `llama` or `qwen2`.
-    pub family: &'static str,
-    pub params: u64,
-    pub n_layer: usize,
-    pub d_model: usize,
-    pub vocab_size: usize,
-    pub estimated_bytes: u64,
-}
-
-/// Reads `config.json` and estimates the memory the model needs, without loading it
-/// (`weights_file_bytes`: the size of `model.safetensors`, 0 when unknown).
-pub fn inspect_config(bytes: &[u8], weights_file_bytes: u64) -> Result<ConfigSummary> {
-    let c = parse_config(bytes)?;
-    Ok(ConfigSummary {
-        family: c.family(),
-        params: c.num_params(),
-        n_layer: c.n_layer,
-        d_model: c.d_model,
-        vocab_size: c.vocab_size,
-        estimated_bytes: c.memory_estimate(weights_file_bytes),
-    })
-}

@@ -13,7 +13,8 @@ use wasm_bindgen::prelude::*;
 use crate::adapter::AdapterFiles;
 use crate::error::{Error, ErrorView};
 use crate::experiments::ExperimentConfig;
-use crate::loader::{ModelFiles, inspect_config};
+use crate::inspect::{header_length, inspect};
+use crate::loader::ModelFiles;
 use crate::model::parse_config;
 use crate::session::{Session, Settings};
 use crate::tasks::{Task, TaskSpec};
@@ -71,10 +72,11 @@ fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, what: &str) -> Result
         .map_err(|e| js_error(Error::setting(format!("{what}: {e}"))))
 }
 
-/// Reads `config.json` and estimates the memory a model needs, without loading it.
-#[wasm_bindgen(js_name = inspectConfig)]
-pub fn inspect_config_js(config_json: &[u8], weights_file_bytes: f64) -> JsResult {
-    to_js(&inspect_config(config_json, weights_file_bytes as u64).map_err(js_error)?)
+/// The safetensors header's length from the file's first 8 bytes (checked: the page asks for
+/// that many bytes next).
+#[wasm_bindgen(js_name = headerLength)]
+pub fn header_length_js(first: &[u8]) -> Result<f64, JsValue> {
+    Ok(header_length(first).map_err(js_error)? as f64)
 }
 
 /// The split files a built-in task's `task.json` names: `[train, test]`.
@@ -193,6 +195,23 @@ impl Lab {
         Ok(())
     }
 
+    /// What a checkpoint will cost before its weights are fetched (`inspect::inspect`), with this
+    /// backend's largest buffer (`gpuBufferLimit`, none on the CPU) to hold its largest tensor.
+    pub fn inspect(
+        &self,
+        config: &[u8],
+        header: Option<Vec<u8>>,
+        download_bytes: f64,
+        batch: usize,
+        n_virtual: usize,
+    ) -> JsResult {
+        let summary = inspect(config, header.as_deref(), download_bytes as u64, batch, n_virtual)
+            .map_err(js_error)?;
+        let mut view = serde_json::to_value(&summary).map_err(|e| js_error(Error::internal(e)))?;
+        view["gpuBufferLimit"] = self.max_buffer.into();
+        to_js(&view)
+    }
+
     /// Loads a model from its three files: `{info, mapPoints, mapLabels, explained}`.
     pub async fn load(
         &mut self,
@@ -202,6 +221,12 @@ impl Lab {
     ) -> JsResult {
         self.usable()?;
         self.crash_at(CrashPoint::Load);
+        // The page refuses these before fetching; a model that arrives anyway is refused here,
+        // not by an allocation failure that would abort the instance.
+        let summary = inspect(&config, None, weights.len() as u64, 1, 1).map_err(js_error)?;
+        if let Some(detail) = summary.refusal {
+            return Err(js_error(Error::ModelTooLarge { detail }));
+        }
         if let Some(max) = self.max_buffer {
             let cfg = parse_config(&config).map_err(js_error)?;
             crate::backend::check_buffer_limit(cfg.embedding_bytes(), max).map_err(js_error)?;

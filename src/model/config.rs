@@ -87,12 +87,6 @@ impl ModelConfig {
     pub fn embedding_bytes(&self) -> u64 {
         self.vocab_size as u64 * self.d_model as u64 * 4
     }
-
-    /// Memory a loaded model needs, before it is fetched: the weights on the device in f32, the
-    /// host copy of the embedding for the vocabulary map, and the file itself while it is parsed.
-    pub fn memory_estimate(&self, weights_file_bytes: u64) -> u64 {
-        self.num_params() * 4 + self.embedding_bytes() + weights_file_bytes
-    }
 }
 
 pub(crate) fn config_error(detail: impl Into<String>) -> Error {

@@ -1,0 +1,228 @@
+//! What a checkpoint will cost before its weights are fetched. `config.json`, the safetensors
+//! header (the page reads it with Range requests: 8 bytes of length, then the header) and the
+//! file's size give the parameter count, the stored dtype, the download and the memory a session
+//! needs; a model that cannot fit the engine's 32-bit address space is refused here, by name.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::model::{ModelConfig, parse_config};
+
+/// wasm32's linear memory: 4 GiB, everything the engine holds included.
+pub const WASM_MEMORY_LIMIT: u64 = 1 << 32;
+/// The longest safetensors header read before the weights (the format's own bound is 100 MB).
+pub const MAX_HEADER_BYTES: u64 = 100_000_000;
+/// Tokens a row is assumed to hold for the activation estimate (the built-in tasks' rows are
+/// under 20 tokens; the virtual tokens come on top).
+const ESTIMATE_ROW_TOKENS: u64 = 32;
+
+/// The safetensors header: `{name: {dtype, shape, data_offsets}, "__metadata__": {...}}`.
+#[derive(Deserialize)]
+struct HeaderEntry {
+    dtype: String,
+    shape: Vec<u64>,
+}
+
+/// What the header says: the dtype most weights are stored in, and the largest tensor's size.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderSummary {
+    pub dtype: String,
+    pub tensors: usize,
+    /// Elements of the largest tensor (the token embedding in these families).
+    pub largest_elements: u64,
+}
+
+/// The header's length from a safetensors file's first 8 bytes (little-endian u64), checked
+/// against the format's bound before anything that long is requested.
+pub fn header_length(first: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = first
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::WeightsCorrupt {
+            detail: format!("the file is {} bytes long, too short for a header", first.len()),
+        })?;
+    let n = u64::from_le_bytes(bytes);
+    if n == 0 || n > MAX_HEADER_BYTES {
+        return Err(Error::WeightsCorrupt {
+            detail: format!(
+                "its header length reads {n} bytes (at most {MAX_HEADER_BYTES}): this is not a safetensors file"
+            ),
+        });
+    }
+    Ok(n)
+}
+
+/// Reads a safetensors header (the JSON after the 8-byte length).
+pub fn read_header(json: &[u8]) -> Result<HeaderSummary> {
+    let corrupt = |detail: String| Error::WeightsCorrupt {
+        detail: format!("its header {detail}"),
+    };
+    let entries: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(json).map_err(|e| corrupt(format!("is not valid JSON ({e})")))?;
+    let mut by_dtype: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut tensors, mut largest) = (0, 0u64);
+    for (name, value) in entries.into_iter().filter(|(k, _)| k != "__metadata__") {
+        let entry: HeaderEntry = serde_json::from_value(value)
+            .map_err(|e| corrupt(format!("describes `{name}` wrongly ({e})")))?;
+        let elements = entry
+            .shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| corrupt(format!("gives `{name}` an impossible shape")))?;
+        *by_dtype.entry(entry.dtype).or_default() += elements;
+        largest = largest.max(elements);
+        tensors += 1;
+    }
+    let dtype = by_dtype
+        .into_iter()
+        .max_by_key(|&(_, n)| n)
+        .map(|(d, _)| d)
+        .ok_or_else(|| corrupt("lists no tensors".into()))?;
+    Ok(HeaderSummary {
+        dtype,
+        tensors,
+        largest_elements: largest,
+    })
+}
+
+/// The memory a session on the model needs, in bytes, by what holds it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryEstimate {
+    /// The weights in f32, as the engine computes.
+    pub weights: u64,
+    /// The downloaded file while it is parsed.
+    pub file: u64,
+    /// The host copy of the token embedding (the map and the nearest tokens read it).
+    pub embedding_copy: u64,
+    /// One training step's activations at the batch size (kept for backward) and its logits.
+    pub activations: u64,
+    /// The prompt, its gradient and Adam's two moments.
+    pub optimizer: u64,
+    pub total: u64,
+}
+
+impl MemoryEstimate {
+    fn new(c: &ModelConfig, file: u64, batch: u64, n_virtual: u64) -> Self {
+        let (d, layers) = (c.d_model as u64, c.n_layer as u64);
+        let tokens = batch * (ESTIMATE_ROW_TOKENS + n_virtual);
+        let ffn = match &c.arch {
+            crate::model::Arch::Gpt2(g) => g.n_inner as u64,
+            crate::model::Arch::Llama(l) => l.intermediate_size as u64,
+        };
+        // Per token and layer: about ten d-wide and three ffn-wide f32 tensors are kept for
+        // backward; per row and layer, the attention weights (heads × keys × queries).
+        let row = ESTIMATE_ROW_TOKENS + n_virtual;
+        let per_layer = tokens * (10 * d + 3 * ffn) * 4 + batch * c.n_head as u64 * row * row * 4;
+        // Logits at the scored positions (a few per row), with their gradient.
+        let logits = batch * 4 * c.vocab_size as u64 * 4 * 2;
+        let activations = layers * per_layer + logits;
+        let weights = c.num_params() * 4;
+        let embedding_copy = c.embedding_bytes();
+        let optimizer = 4 * n_virtual * d * 4;
+        Self {
+            weights,
+            file,
+            embedding_copy,
+            activations,
+            optimizer,
+            total: weights + file + embedding_copy + activations + optimizer,
+        }
+    }
+}
+
+/// A checkpoint's cost, read before its weights are fetched.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointSummary {
+    /// `gpt2`, `llama` or `qwen2`.
+    pub family: &'static str,
+    pub params: u64,
+    pub n_layer: usize,
+    pub d_model: usize,
+    pub vocab_size: usize,
+    /// From the header, when it was read.
+    pub header: Option<HeaderSummary>,
+    /// `model.safetensors`'s size (0 when the server did not say).
+    pub download_bytes: u64,
+    pub memory: MemoryEstimate,
+    /// The largest tensor in f32 (what one GPU buffer must hold).
+    pub largest_tensor_bytes: u64,
+    /// Why the engine cannot run it at all, in words (none when it can).
+    pub refusal: Option<String>,
+}
+
+/// Reads `config.json` (and the header, when given) and estimates what a session on the model
+/// needs at `batch` rows and `n_virtual` virtual tokens.
+pub fn inspect(
+    config_json: &[u8],
+    header_json: Option<&[u8]>,
+    download_bytes: u64,
+    batch: usize,
+    n_virtual: usize,
+) -> Result<CheckpointSummary> {
+    let c = parse_config(config_json)?;
+    let header = header_json.map(read_header).transpose()?;
+    let memory = MemoryEstimate::new(&c, download_bytes, batch as u64, n_virtual as u64);
+    let largest_tensor_bytes = header
+        .as_ref()
+        .map_or(c.embedding_bytes(), |h| h.largest_elements * 4);
+    let refusal = (memory.total >= WASM_MEMORY_LIMIT).then(|| {
+        format!(
+            "it needs about {:.1} GiB, more than the 4 GiB a WebAssembly page can address: choose a model under about 700 M parameters",
+            memory.total as f64 / (1u64 << 30) as f64
+        )
+    });
+    Ok(CheckpointSummary {
+        family: c.family(),
+        params: c.num_params(),
+        n_layer: c.n_layer,
+        d_model: c.d_model,
+        vocab_size: c.vocab_size,
+        header,
+        download_bytes,
+        memory,
+        largest_tensor_bytes,
+        refusal,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SmolLM2-135M's config.json (HuggingFaceTB/SmolLM2-135M), with its header's two dtypes.
+    const SMOLLM2: &str = r#"{"model_type":"llama","vocab_size":49152,"max_position_embeddings":8192,"hidden_size":576,"intermediate_size":1536,"num_hidden_layers":30,"num_attention_heads":9,"num_key_value_heads":3,"rms_norm_eps":1e-5,"rope_theta":100000,"tie_word_embeddings":true,"bos_token_id":0,"eos_token_id":0}"#;
+
+    #[test]
+    fn smollm2_135m_costs_what_its_shapes_say() {
+        let header = br#"{"__metadata__":{"format":"pt"},"model.embed_tokens.weight":{"dtype":"BF16","shape":[49152,576],"data_offsets":[0,56623104]},"model.norm.weight":{"dtype":"F32","shape":[576],"data_offsets":[56623104,56625408]}}"#;
+        let s = inspect(SMOLLM2.as_bytes(), Some(header), 269_060_552, 16, 8).unwrap();
+        // 134,515,008 parameters, as transformers counts SmolLM2-135M.
+        assert_eq!(s.params, 134_515_008);
+        let h = s.header.unwrap();
+        assert_eq!((h.dtype.as_str(), h.tensors), ("BF16", 2));
+        assert_eq!(s.largest_tensor_bytes, 49152 * 576 * 4);
+        assert_eq!(s.memory.weights, 134_515_008 * 4);
+        assert!(s.refusal.is_none());
+        let m = &s.memory;
+        assert_eq!(m.total, m.weights + m.file + m.embedding_copy + m.activations + m.optimizer);
+    }
+
+    #[test]
+    fn a_model_beyond_wasm_memory_is_refused_and_bad_headers_are_named() {
+        // Qwen2.5-7B's shape: 7.6 B parameters, 30 GB in f32.
+        let big = r#"{"model_type":"qwen2","vocab_size":152064,"max_position_embeddings":32768,"hidden_size":3584,"intermediate_size":18944,"num_hidden_layers":28,"num_attention_heads":28,"num_key_value_heads":4,"rope_theta":1000000,"tie_word_embeddings":false}"#;
+        let s = inspect(big.as_bytes(), None, 15_000_000_000, 16, 8).unwrap();
+        assert!(s.refusal.unwrap().contains("4 GiB"));
+        assert!(matches!(header_length(&[1, 2]), Err(Error::WeightsCorrupt { .. })));
+        assert!(matches!(header_length(&u64::MAX.to_le_bytes()), Err(Error::WeightsCorrupt { .. })));
+        assert_eq!(header_length(&100u64.to_le_bytes()).unwrap(), 100);
+        for bad in [&b"[1]"[..], b"{}", br#"{"a":{"dtype":"F32"}}"#, b"not json"] {
+            assert!(matches!(read_header(bad), Err(Error::WeightsCorrupt { .. })), "{bad:?}");
+        }
+    }
+}
