@@ -105,6 +105,23 @@ pub fn save_values(
     })
 }
 
+/// An adapter for another model is refused by name: the same width is not enough (SmolLM2-135M
+/// and SmolLM2-135M-Instruct share theirs, yet a prompt learned on one means nothing to the
+/// other). Names are compared only when both are names (a Hub id, the bundled model's), not
+/// folder addresses or file paths, which change with where the same model is served from.
+pub fn check_base(config: &AdapterConfig, model_name: &str) -> Result<()> {
+    let is_name = |n: &str| !n.is_empty() && !n.contains("://") && !n.starts_with('/');
+    match config.base_model_name_or_path.as_deref() {
+        Some(base) if is_name(base) && is_name(model_name) && base != model_name => {
+            Err(Error::AdapterForAnotherModel {
+                adapter: base.into(),
+                model: model_name.into(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Reads an adapter and checks it against the model it will run on.
 pub fn load(files: &AdapterFiles, model: &Model) -> Result<(SoftPrompt, AdapterConfig)> {
     let config: AdapterConfig = serde_json::from_slice(&files.config_json)

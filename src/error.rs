@@ -108,6 +108,11 @@ pub enum Error {
     )]
     AdapterMismatch { adapter: usize, model: usize },
 
+    #[error(
+        "this adapter was trained on {adapter}, but the loaded model is {model}: a prompt only works on the model it was trained on. Load {adapter} first, then import the adapter."
+    )]
+    AdapterForAnotherModel { adapter: String, model: String },
+
     #[error("task file line {line}: {detail}")]
     TaskLine { line: usize, detail: String },
 
@@ -188,7 +193,9 @@ impl Error {
             | WeightDtype { .. } => ErrorKind::Weights,
             TokenizerInvalid { .. } | TokenizerMismatch { .. } => ErrorKind::Tokenizer,
             Tokenize { .. } | SequenceTooLong { .. } | TextTooLong { .. } => ErrorKind::Input,
-            AdapterInvalid { .. } | AdapterMismatch { .. } => ErrorKind::Adapter,
+            AdapterInvalid { .. } | AdapterMismatch { .. } | AdapterForAnotherModel { .. } => {
+                ErrorKind::Adapter
+            }
             TaskLine { .. } | TaskInvalid { .. } => ErrorKind::Task,
             Setting { .. } => ErrorKind::Setting,
             LossNotFinite { .. } => ErrorKind::Diverged,

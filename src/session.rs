@@ -586,8 +586,16 @@ impl Session {
 
     /// Replaces the prompt with an adapter's (checked against this model); training can go on
     /// from it with `settings`. Returns its number of virtual tokens.
-    pub fn import(&mut self, files: &AdapterFiles, settings: Settings) -> Result<usize> {
+    /// Makes an adapter's prompt the current one; `model_name` is the loaded model's name (a Hub
+    /// id, or empty when it has none), checked against the one the adapter names.
+    pub fn import(
+        &mut self,
+        files: &AdapterFiles,
+        settings: Settings,
+        model_name: &str,
+    ) -> Result<usize> {
         let (prompt, config) = adapter::load(files, &self.lm.model)?;
+        adapter::check_base(&config, model_name)?;
         let init = PromptInit::from_peft(
             config.prompt_tuning_init.as_deref(),
             config.prompt_tuning_init_text.as_deref(),

@@ -394,6 +394,7 @@ impl Lab {
         config: Vec<u8>,
         weights: Vec<u8>,
         settings: JsValue,
+        model_name: String,
     ) -> JsResult {
         let settings: Settings = from_js(settings, "settings")?;
         let files = AdapterFiles {
@@ -401,7 +402,7 @@ impl Lab {
             safetensors: weights,
         };
         let session = self.session_mut()?;
-        let n_virtual = session.import(&files, settings).map_err(js_error)?;
+        let n_virtual = session.import(&files, settings, &model_name).map_err(js_error)?;
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Imported {

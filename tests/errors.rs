@@ -397,6 +397,26 @@ fn adapter_for_another_model() {
     );
 }
 
+/// Same width, another model: refused by the name the adapter gives its base model (tiny-llama's
+/// adapter says "tiny-llama"); folder addresses and unnamed models are not compared.
+#[test]
+fn adapter_named_for_another_model_of_the_same_width() {
+    let lm = load("tiny-llama");
+    let (_, config) = adapter::load(&adapter_files("tiny-llama"), &lm.model).unwrap();
+    let e = adapter::check_base(&config, "HuggingFaceTB/SmolLM2-135M").unwrap_err();
+    assert_eq!(
+        e,
+        Error::AdapterForAnotherModel {
+            adapter: "tiny-llama".into(),
+            model: "HuggingFaceTB/SmolLM2-135M".into()
+        }
+    );
+    assert!(e.to_string().contains("Load tiny-llama first"));
+    for fine in ["tiny-llama", "", "http://127.0.0.1:8080/models/x/"] {
+        adapter::check_base(&config, fine).unwrap();
+    }
+}
+
 #[test]
 fn adapter_of_another_peft_type() {
     let lm = load("tiny-a");

@@ -211,7 +211,7 @@ fn a_session_trains_shows_exports_and_imports_on_the_bundled_model() {
         ..settings.clone()
     })
     .unwrap();
-    assert_eq!(s.import(&files, settings).unwrap(), 8);
+    assert_eq!(s.import(&files, settings, "").unwrap(), 8);
     let again = block_on(s.evaluate(Conditioning::SoftPrompt)).unwrap();
     assert_eq!(again.predictions, soft.predictions);
     assert_eq!(block_on(s.prompt_view()).unwrap().values, after.values);

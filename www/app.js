@@ -1,11 +1,13 @@
 // The page's main thread: reads the state from the URL, starts the lab worker, and wires the
 // panels (www/panels/) and views (www/components/) to it. All model work runs in the worker.
-import { EVENT, REQUEST } from './protocol.js';
+import { EVENT, MODEL_FILES, REQUEST } from './protocol.js';
 import { LabClient } from './lab-client.js';
 import { chosenBackend, timeBoth } from './backend-choice.js';
 import { $ } from './dom.js';
 import { Runtime } from './runtime.js';
 import { PANELS, fromUrl, toQuery } from './state.js';
+import { HUB, sourceFor } from './hub.js';
+import { isStored } from './model-files.js';
 import { TrainingChart } from './components/training-chart.js';
 import { EmbeddingMap } from './components/embedding-map.js';
 import { PromptHeatmap } from './components/prompt-heatmap.js';
@@ -23,6 +25,8 @@ import { experimentsPanel } from './panels/experiments-panel.js';
 import { hostLink } from './host-link.js';
 import { offline } from './offline.js';
 
+/** The bundled model's name in exported adapters (its address changes with where the page is served). */
+const BUNDLED_NAME = 'wordnet-gpt';
 /** How long a restart waits for the old worker to hand over its prompt. */
 const CARRY_TIMEOUT_MS = 3000;
 
@@ -33,10 +37,23 @@ const ctx = {
   rt,
   bundled: new URL('./models/wordnet-gpt/', import.meta.url).href,
   tasksBase: new URL('./tasks/', import.meta.url).href,
+  /** The source a model reference (a Hub id or a folder URL) names, Hub ids under `?hub=`. */
+  sourceFor: (ref) => sourceFor(ref, state.hub || HUB),
   /** The model to (re)load: the one loaded, else the URL's, else the bundled one. */
   modelSource() {
-    return rt.modelSource ?? { kind: 'url', base: state.model || ctx.bundled };
+    return rt.modelSource ?? (state.model ? ctx.sourceFor(state.model) : { kind: 'url', base: ctx.bundled });
   },
+  /**
+   * The loaded model's name for adapters (`base_model_name_or_path`): its Hub id, the bundled
+   * model's name, a folder's address; none for local files.
+   */
+  modelName() {
+    const source = rt.modelSource;
+    if (!source || source.kind === 'files') return '';
+    return source.base === ctx.bundled ? BUNDLED_NAME : source.id ?? source.base;
+  },
+  /** Starts the engine again on `backend` (a model too large for the GPU's buffers). */
+  startOn: (backend) => start(backend),
   saveUrl() {
     history.replaceState(null, '', `${location.pathname}${toQuery(state)}${location.hash}`);
   },
@@ -146,11 +163,32 @@ async function start(backend, carriedIn) {
   }
   rt.set({ backend: used.backend });
   showBackend(used);
-  await ctx.model.load(ctx.modelSource());
+  await loadFirst();
   if (!rt.task) return used.backend;
   if (carried) await ctx.adapters.use(carried);
   else if (copy?.task === rt.task.name && copy.model === rt.modelSource) await ctx.adapters.restore(copy);
   return used.backend;
+}
+
+/**
+ * The model at start: the one loaded before a restart, else the URL's when its files are stored
+ * (nothing to download), else the bundled one, instantly — and the URL's model is checked, its
+ * cost shown, for the visitor to load. A model that fails leaves the bundled one loaded.
+ */
+async function loadFirst() {
+  let source = ctx.modelSource();
+  let deferred = null;
+  if (!rt.modelSource && state.model && !(await isStored(source.base, MODEL_FILES))) {
+    deferred = state.model;
+    source = { kind: 'url', base: ctx.bundled };
+  }
+  if (!(await ctx.model.load(source)) && !rt.modelInfo && source.base !== ctx.bundled) {
+    await ctx.model.load({ kind: 'url', base: ctx.bundled }, { keepError: true });
+  }
+  if (deferred) {
+    $('model-more').open = true;
+    ctx.model.check(deferred);
+  }
 }
 
 function note(text) {

@@ -1,7 +1,13 @@
-// Fetching a model's (and a built-in task's) files with byte progress, kept in the Cache API so a second visit (or a
-// backend switch, which restarts the worker) loads from disk instead of the network.
+// Fetching a model's (and a built-in task's) files: byte progress, Cancel, a dropped connection
+// resumed with Range requests, and a copy kept in the Cache API so a second visit (or a backend
+// switch, which restarts the worker) loads from disk instead of the network. Also the first bytes
+// of a weights file (its header) without the rest, and the list of stored models.
 
 const CACHE = 'soft-prompt-lab-files-v1';
+/** Tries after a connection drops before a download gives up. */
+const RESUME_TRIES = 5;
+/** Above this many bytes the page asks the browser to keep its storage (`storage.persist()`). */
+const PERSIST_ABOVE = 100e6;
 
 /** `base` + name, accepting a folder URL with or without a trailing slash. */
 export function fileUrl(base, name) {
@@ -35,46 +41,195 @@ async function changed(url, cachedResponse) {
   }
 }
 
-/**
- * The bytes of `url`, from the cache when present, reporting `onProgress(loaded, total)`.
- * Errors name the file and say what to do.
- */
-export async function fetchBytes(url, onProgress) {
-  const cache = await openCache();
-  // Any cache: the offline service worker's copy of the bundled files (www/sw.js) counts too.
-  let response = cache ? await caches.match(url) : undefined;
-  if (response && (await changed(url, response))) response = undefined;
-  const cached = Boolean(response);
-  if (!response) {
-    try {
-      response = await fetch(url);
-    } catch (e) {
-      throw new Error(`could not fetch ${url} (${e.message}): check the address and your connection`);
-    }
-    if (!response.ok) {
-      throw new Error(`could not fetch ${url}: the server answered ${response.status} ${response.statusText}`);
-    }
+const mb = (n) => (n / 1e6).toFixed(1);
+const fileName = (url) => String(url).split('/').pop();
+
+/** A failed fetch, of the engine's error kind for files (src/error.rs ErrorKind::File). */
+function fileError(message) {
+  const e = new Error(message);
+  e.kind = 'File';
+  return e;
+}
+
+async function request(url, init) {
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (e) {
+    if (init?.signal?.aborted) throw cancelled();
+    throw fileError(`could not fetch ${url} (${e.message}): check the address and your connection (a server that does not send CORS headers is refused by the browser)`);
   }
-  const total = Number(response.headers.get('content-length')) || 0;
-  const reader = response.clone().body.getReader();
-  const chunks = [];
-  let loaded = 0;
-  for (;;) {
+  if (!response.ok) {
+    const hint = response.status === 404 ? ': the file is not there' : '';
+    throw fileError(`could not fetch ${url}: the server answered ${response.status} ${response.statusText}${hint}`);
+  }
+  return response;
+}
+
+function cancelled() {
+  const e = new Error('the download was cancelled');
+  e.kind = 'Cancelled';
+  return e;
+}
+
+/** The file's whole size from a response: Content-Range's total for a 206, else Content-Length. */
+function totalSize(response) {
+  const range = response.headers.get('content-range');
+  if (response.status === 206 && range) return Number(range.split('/')[1]) || 0;
+  return Number(response.headers.get('content-length')) || 0;
+}
+
+/**
+ * Bytes `start..end` (inclusive) of `url` and the file's size. A server that ignores Range sends
+ * the whole file: it is read only as far as needed, then the rest is cancelled.
+ */
+export async function fetchRange(url, start, end) {
+  const response = await request(url, { headers: { Range: `bytes=${start}-${end}` }, cache: 'no-store' });
+  const size = totalSize(response);
+  const skip = response.status === 206 ? 0 : start;
+  const want = end - start + 1;
+  const reader = response.body.getReader();
+  const out = new Uint8Array(want);
+  let got = 0;
+  let seen = 0;
+  while (got < want) {
     const { done, value } = await reader.read();
     if (done) break;
-    chunks.push(value);
-    loaded += value.byteLength;
-    onProgress(loaded, total);
+    const from = Math.max(0, skip - seen);
+    const part = value.subarray(from, from + want - got);
+    out.set(part, got);
+    got += part.length;
+    seen += value.byteLength;
   }
-  const bytes = new Uint8Array(loaded);
+  reader.cancel().catch(() => {});
+  if (got < want) throw fileError(`${fileName(url)} ended after ${start + got} bytes, before byte ${end}: the file is truncated`);
+  return { bytes: out, size };
+}
+
+function concat(chunks, length) {
+  const bytes = new Uint8Array(length);
   let at = 0;
   for (const c of chunks) {
     bytes.set(c, at);
     at += c.byteLength;
   }
-  if (cache && !cached) {
-    // A failed cache write (quota) only costs the next visit a download.
-    await cache.put(url, response).catch(() => {});
-  }
   return bytes;
+}
+
+/**
+ * Downloads `url` whole. A connection that drops is resumed from the last byte with a Range
+ * request (from the start, said in `notes`, where the server ignores Range); `signal` cancels.
+ */
+async function download(url, onProgress, signal, notes) {
+  const chunks = [];
+  let loaded = 0;
+  let total = 0;
+  let response;
+  for (let tries = 0; ; tries += 1) {
+    const headers = loaded ? { Range: `bytes=${loaded}-` } : {};
+    response = await request(url, { headers, signal, cache: 'no-store' });
+    if (loaded && response.status !== 206) {
+      notes.push(`the server of ${fileName(url)} does not resume downloads (it ignored a Range request): it restarted from the start`);
+      chunks.length = 0;
+      loaded = 0;
+    }
+    total = total || totalSize(response);
+    const started = performance.now();
+    const base = loaded;
+    try {
+      const reader = response.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        loaded += value.byteLength;
+        const rate = (loaded - base) / Math.max(1, performance.now() - started); // bytes per ms
+        onProgress(loaded, total, total ? (total - loaded) / rate / 1000 : undefined);
+      }
+      if (!total || loaded >= total) break;
+    } catch (e) {
+      if (signal?.aborted) throw cancelled();
+      if (tries + 1 >= RESUME_TRIES) {
+        throw fileError(`the download of ${fileName(url)} broke off at ${mb(loaded)} of ${mb(total)} MB ${RESUME_TRIES} times (${e.message}): check your connection and load the model again`);
+      }
+    }
+    if (signal?.aborted) throw cancelled();
+  }
+  return { bytes: concat(chunks, loaded), response };
+}
+
+/**
+ * Keeps a downloaded file in the cache, when there is room: `storage.estimate()` first, and
+ * `storage.persist()` asked for large files; a full store only costs the next visit a download.
+ */
+async function keep(cache, url, bytes, response, notes) {
+  const storage = navigator.storage;
+  const room = await storage?.estimate?.().then((e) => e.quota - e.usage).catch(() => Infinity) ?? Infinity;
+  if (bytes.byteLength > room) {
+    notes.push(`not kept for the next visit: ${mb(bytes.byteLength)} MB do not fit the ${mb(room)} MB of storage left (it runs without keeping a copy)`);
+    return;
+  }
+  if (bytes.byteLength > PERSIST_ABOVE) await storage?.persist?.().catch(() => false);
+  const headers = { 'content-length': String(bytes.byteLength) };
+  for (const h of ['etag', 'last-modified', 'content-type']) {
+    const v = response.headers.get(h);
+    if (v !== null) headers[h] = v;
+  }
+  try {
+    await cache.put(url, new Response(bytes, { headers }));
+  } catch (e) {
+    notes.push(`not kept for the next visit (${e.name === 'QuotaExceededError' ? 'storage is full' : e.message}): it runs without keeping a copy`);
+  }
+}
+
+/**
+ * The bytes of `url`, from the cache when present, reporting `onProgress(loaded, total, secondsLeft)`.
+ * Errors name the file and say what to do; `notes` collects what the page should say (a restart
+ * from the start, a copy not kept).
+ */
+export async function fetchBytes(url, onProgress = () => {}, { signal, notes = [] } = {}) {
+  const cache = await openCache();
+  // Any cache: the offline service worker's copy of the bundled files (www/sw.js) counts too.
+  let cachedResponse = cache ? await caches.match(url) : undefined;
+  if (cachedResponse && (await changed(url, cachedResponse))) cachedResponse = undefined;
+  if (cachedResponse) {
+    const bytes = new Uint8Array(await cachedResponse.arrayBuffer());
+    onProgress(bytes.byteLength, bytes.byteLength, 0);
+    return bytes;
+  }
+  const { bytes, response } = await download(url, onProgress, signal, notes);
+  if (cache) await keep(cache, url, bytes, response, notes);
+  return bytes;
+}
+
+/** Whether every file of the model folder `base` is in the cache (a load then downloads nothing). */
+export async function isStored(base, names) {
+  const cache = await openCache();
+  if (!cache) return false;
+  const found = await Promise.all(names.map((n) => cache.match(fileUrl(base, n).href)));
+  return found.every(Boolean);
+}
+
+/** The model folders in the cache (those holding a weights file) with their sizes: [{base, bytes}]. */
+export async function storedModels() {
+  const cache = await openCache();
+  if (!cache) return [];
+  const sizes = new Map();
+  const models = new Set();
+  for (const req of await cache.keys()) {
+    const base = req.url.slice(0, req.url.lastIndexOf('/') + 1);
+    if (req.url.endsWith('/model.safetensors')) models.add(base);
+    const res = await cache.match(req);
+    sizes.set(base, (sizes.get(base) ?? 0) + (Number(res?.headers.get('content-length')) || 0));
+  }
+  return [...models].map((base) => ({ base, bytes: sizes.get(base) })).sort((a, b) => b.bytes - a.bytes);
+}
+
+/** Removes every cached file of the folder `base`. */
+export async function removeStored(base) {
+  const cache = await openCache();
+  if (!cache) return;
+  for (const req of await cache.keys()) {
+    if (req.url.startsWith(base)) await cache.delete(req);
+  }
 }

@@ -6,10 +6,18 @@
 //
 // Requests
 //   init          {backend: 'webgpu' | 'cpu'}                 -> {backend, adapter}
-//   inspect       {source}                                    -> {family, params, nLayer, dModel, vocabSize, estimatedBytes}
-//   load-model    {source}                                    -> {info, mapPoints, mapLabels, explained, timings}
+//   inspect       {source, batch, nVirtual}                   -> what the model will cost, before its weights are
+//                                                                 fetched (src/inspect.rs CheckpointSummary:
+//                                                                 family, params, header {dtype}, downloadBytes,
+//                                                                 memory {weights, file, ..., total}, refusal?) and
+//                                                                 gpuBufferLimit (null on the CPU)
+//   load-model    {source}                                    -> {info, mapPoints, mapLabels, explained, timings,
+//                                                                 downloadNotes} | {cancelled: true}
 //                 timings (ms): wasmMs (worker start to wasm compiled), fetchMs, parseMs, fingerprintMs, mapMs
-//                 source = {kind: 'url', base} | {kind: 'files', config, weights, tokenizer} (ArrayBuffers)
+//                 source = {kind: 'url', base, id?} (id: a Hub model's owner/name) |
+//                          {kind: 'files', config, weights, tokenizer} (ArrayBuffers)
+//   cancel-load   {}                                          -> undefined (ahead of the queue: stops the download;
+//                                                                 the load answers {cancelled: true})
 //   set-task      {builtin: name, base} | {custom: {name, text}} -> task summary and lossWithoutPrompt
 //   reset         {settings}                                  -> prompt view (a new prompt; stops training)
 //   play          {steps}                                     -> {started, finished} (trains to `steps`: progress
@@ -31,10 +39,11 @@
 //   crash-next    {point: 'load' | 'train' | 'experiment'}    -> undefined (the engine panics there next: tests)
 //   time-steps    {steps}                                     -> median ms of a default-sized training step on this
 //                                                                 backend (a throwaway prompt; backend "auto")
-//   import        {config, weights, settings}                 -> {nVirtual, prompt}
+//   import        {config, weights, settings, modelName}      -> {nVirtual, prompt} (modelName: the loaded model's
+//                                                                 name, checked against the adapter's base model)
 //
 // Events
-//   load-progress {file, loaded, total}     bytes of a model file received (total 0 when unknown)
+//   load-progress {file, loaded, total, secondsLeft?}  bytes of a model file received (total 0 when unknown)
 //   progress      {step, loss, gradNorm, target, msPerStep, prompt?, accuracy?, evalMs?, done?, deviceMemory?, wasmBytes}
 //                 one turn of the session's schedule (src/session.rs `Progress`): the prompt view and
 //                 held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end;
@@ -59,6 +68,7 @@ export const REQUEST = Object.freeze({
   INIT: 'init',
   INSPECT: 'inspect',
   LOAD_MODEL: 'load-model',
+  CANCEL_LOAD: 'cancel-load',
   SET_TASK: 'set-task',
   RESET: 'reset',
   PLAY: 'play',

@@ -3,6 +3,7 @@
 // settings' bounds and defaults come from the engine's table (settings.js, made from Rust).
 import SETTINGS from './settings.js';
 import { STEPS } from './components/tour.js';
+import { isHubId } from './hub.js';
 
 export const PANELS = ['training', 'embedding', 'outputs', 'shelf', 'experiments'];
 export const EXPERIMENTS = SETTINGS.experiments.map((e) => e.name);
@@ -24,6 +25,8 @@ function httpUrl(s) {
 }
 /** An http(s) address (a model folder): anything else (javascript:, data:, garbage) is ignored. */
 const webAddress = { parse: (s) => (httpUrl(s) ? s : undefined), show: String };
+/** A model: a Hugging Face Hub id (owner/name) or a model folder's http(s) address. */
+const modelRef = { parse: (s) => (isHubId(s) || httpUrl(s) ? s : undefined), show: String };
 /** A web origin (scheme://host[:port]) exactly. */
 const origin = { parse: (s) => (httpUrl(s)?.origin === s ? s : undefined), show: String };
 const list = (values) => ({
@@ -59,7 +62,8 @@ export const FIELDS = {
   batch: number('batch'),
   seed: number('seed'),
   backend: ['backend', oneOf(['auto', 'webgpu', 'cpu']), 'auto'],
-  model: ['model', webAddress, ''],
+  model: ['model', modelRef, ''],
+  hub: ['hub', webAddress, ''], // where Hub ids resolve (hub.js HUB when empty); the page tests' local Hub
   panels: ['panels', list(PANELS), PANELS],
   experiment: ['exp', oneOf(EXPERIMENTS), EXPERIMENTS[0]],
   expSource: ['exp_source', text, ''],

@@ -1,11 +1,13 @@
 // The lab worker: all model work happens here (the page only draws). Messages: see protocol.js.
 // The session (src/session.rs) owns the schedule; this file loops and posts what it returns.
-import init, { Lab, inspectConfig, taskSplits } from './pkg/soft_prompt_lab.js';
-import { fetchBytes, fileUrl } from './model-files.js';
+import init, { Lab, headerLength, taskSplits } from './pkg/soft_prompt_lab.js';
+import { fetchBytes, fetchRange, fileUrl } from './model-files.js';
 import { EVENT, MODEL_FILES, REQUEST, adapterName } from './protocol.js';
 
 let lab = null;
 let playing = false;
+/** Cancels the model download in progress (`cancel-load`). */
+let loadAbort = null;
 /** An experiment is running (its steps loop like training's; a pause cancels it). */
 let experimenting = false;
 /** Bumped by every pause: a play still waiting in the queue when the user paused does not start. */
@@ -44,7 +46,8 @@ function errorFields(e) {
     return { kind: e.kind, message: e.message, line: e.line, fatal: Boolean(e.fatal) };
   }
   if (e instanceof WebAssembly.RuntimeError) return crashError(e);
-  return { kind: 'Internal', message: e instanceof Error ? e.message : String(e), fatal: false };
+  // model-files.js names a failed fetch's kind (File) on the Error.
+  return { kind: e?.kind ?? 'Internal', message: e instanceof Error ? e.message : String(e), fatal: false };
 }
 
 // A panic inside an async engine call traps in wasm-bindgen's task queue, outside any handler
@@ -58,29 +61,44 @@ self.addEventListener('unhandledrejection', (ev) => {
   post(EVENT.ERROR, crashError(ev.reason));
 });
 
-async function modelFiles(source) {
+async function modelFiles(source, signal, notes) {
   if (source.kind === 'files') {
     return [source.config, source.weights, source.tokenizer].map((b) => new Uint8Array(b));
   }
   const out = [];
   for (const name of MODEL_FILES) {
-    out.push(await fetchBytes(fileUrl(source.base, name), (loaded, total) =>
-      post(EVENT.LOAD_PROGRESS, { file: name, loaded, total })));
+    out.push(await fetchBytes(fileUrl(source.base, name), (loaded, total, secondsLeft) =>
+      post(EVENT.LOAD_PROGRESS, { file: name, loaded, total, secondsLeft }), { signal, notes }));
   }
   return out;
 }
 
-async function configBytes(source) {
-  if (source.kind === 'files') return { config: new Uint8Array(source.config), weightsSize: source.weights.byteLength };
-  const url = fileUrl(source.base, 'config.json');
-  const config = await fetchBytes(url, () => {});
-  // The weights' size from a HEAD request, when the server tells it.
-  let weightsSize = 0;
-  try {
-    const head = await fetch(fileUrl(source.base, 'model.safetensors'), { method: 'HEAD' });
-    weightsSize = Number(head.headers.get('content-length')) || 0;
-  } catch { /* size unknown: the estimate leaves the file out */ }
-  return { config, weightsSize };
+/** A sharded checkpoint is refused by name (its index is there, one model.safetensors is not). */
+async function refuseSharded(base, error) {
+  const index = await fetch(fileUrl(base, 'model.safetensors.index.json'), { method: 'HEAD' }).catch(() => null);
+  if (!index?.ok) throw error;
+  throw {
+    kind: 'Weights',
+    message: 'this model is split into several weight files (model.safetensors.index.json: a sharded checkpoint), and Soft Prompt Lab reads one model.safetensors. Choose a smaller model, or save this one as a single file (save_pretrained with max_shard_size larger than the model)',
+  };
+}
+
+/**
+ * `config.json`, the weights' safetensors header and the file's size, without the weights: two
+ * Range requests (the 8-byte length, then the header).
+ */
+async function checkpointHead(source) {
+  if (source.kind === 'files') {
+    const weights = new Uint8Array(source.weights);
+    const n = headerLength(weights.subarray(0, 8));
+    return { config: new Uint8Array(source.config), header: weights.slice(8, 8 + n), size: weights.byteLength };
+  }
+  const config = await fetchBytes(fileUrl(source.base, 'config.json'));
+  const url = fileUrl(source.base, 'model.safetensors');
+  const first = await fetchRange(url, 0, 7).catch((e) => refuseSharded(source.base, e));
+  const n = headerLength(first.bytes);
+  const { bytes } = await fetchRange(url, 8, 8 + n - 1);
+  return { config, header: bytes, size: first.size };
 }
 
 async function trainStep() {
@@ -142,21 +160,32 @@ const handlers = {
     lab = Lab.cpu();
     return { backend: 'cpu', adapter: 'WebAssembly SIMD' };
   },
-  async [REQUEST.INSPECT]({ source }) {
+  async [REQUEST.INSPECT]({ source, batch, nVirtual }) {
     await ready;
-    const { config, weightsSize } = await configBytes(source);
-    return inspectConfig(config, weightsSize);
+    const { config, header, size } = await checkpointHead(source);
+    return lab.inspect(config, header, size, batch, nVirtual);
   },
   async [REQUEST.LOAD_MODEL]({ source }) {
     const wasmMs = await ready;
     const fetchStarted = performance.now();
-    const [config, weights, tokenizer] = await modelFiles(source);
+    loadAbort = new AbortController();
+    const notes = [];
+    let files;
+    try {
+      files = await modelFiles(source, loadAbort.signal, notes);
+    } catch (e) {
+      if (e.kind === 'Cancelled') return { cancelled: true };
+      throw e;
+    } finally {
+      loadAbort = null;
+    }
+    const [config, weights, tokenizer] = files;
     const fetchMs = performance.now() - fetchStarted;
     stopLoops();
     const loadStarted = performance.now();
     const loaded = await lab.load(config, weights, tokenizer);
     const engineMs = performance.now() - loadStarted;
-    return { ...loaded, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings } };
+    return { ...loaded, downloadNotes: notes, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings } };
   },
   async [REQUEST.SET_TASK]({ builtin, base, custom }) {
     stopLoops();
@@ -199,9 +228,9 @@ const handlers = {
   [REQUEST.SIMULATE_GPU_LOSS]: () => lab.simulateGpuLoss(),
   [REQUEST.CRASH_NEXT]: ({ point }) => lab.crashNext(point),
   [REQUEST.TIME_STEPS]: ({ steps }) => lab.timeSteps(steps),
-  async [REQUEST.IMPORT]({ config, weights, settings }) {
+  async [REQUEST.IMPORT]({ config, weights, settings, modelName }) {
     playing = false;
-    return lab.importAdapter(new Uint8Array(config), new Uint8Array(weights), settings);
+    return lab.importAdapter(new Uint8Array(config), new Uint8Array(weights), settings, modelName);
   },
 };
 
@@ -211,6 +240,12 @@ self.onmessage = async ({ data }) => {
     // Ahead of the queue: a pause must not wait behind the step in progress.
     stopLoops();
     pauses += 1;
+    post(EVENT.REPLY, { id });
+    return;
+  }
+  if (type === REQUEST.CANCEL_LOAD) {
+    // Ahead of the queue too: the download it cancels is the request in progress.
+    loadAbort?.abort();
     post(EVENT.REPLY, { id });
     return;
   }

@@ -14,7 +14,7 @@ export function adapters(ctx) {
 
   /** The current prompt onto the shelf (and its files, for export). */
   async function shelve() {
-    const files = await rt.client.request(REQUEST.EXPORT, { baseModel: rt.modelSource?.base ?? '' });
+    const files = await rt.client.request(REQUEST.EXPORT, { baseModel: ctx.modelName() });
     ui.shelf.put(rt.task.name, { ...files, nVirtual: state.virtualTokens, steps: rt.step, accuracy: rt.accuracy });
     return files;
   }
@@ -30,7 +30,9 @@ export function adapters(ctx) {
   /** Makes `item` (adapter files) the current prompt. */
   async function use(item) {
     ctx.training.clearRun();
-    const { nVirtual, prompt } = await rt.client.request(REQUEST.IMPORT, { config: item.config, weights: item.weights, settings: trainSettings(state) });
+    const { nVirtual, prompt } = await rt.client.request(REQUEST.IMPORT, {
+      config: item.config, weights: item.weights, settings: trainSettings(state), modelName: ctx.modelName(),
+    });
     adopt(nVirtual, prompt, item.accuracy);
   }
 

@@ -1,22 +1,75 @@
-// The model: the bundled one, another GPT-2 checkpoint by folder URL or from local files
-// (checked and sized before it loads), and its status.
+// The model: the bundled one, a real one from the Hugging Face Hub (presets or any `owner/name`),
+// another checkpoint by folder URL or from local files — each checked and sized before any weight
+// is fetched — its download (progress, time left, Cancel), the stored copies, and its status.
 import { $, fmtCount, showError } from '../dom.js';
+import { BUNDLED_PARAMS, PRESETS } from '../hub.js';
+import { removeStored, storedModels } from '../model-files.js';
 import { MODEL_FILES, REQUEST } from '../protocol.js';
 import { parseField } from '../state.js';
 
+const MB = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
+
+/** "about 40 s left" / "about 3 min left". */
+function timeLeft(seconds) {
+  if (!Number.isFinite(seconds)) return '';
+  return seconds < 90 ? `, about ${Math.ceil(seconds)} s left` : `, about ${Math.ceil(seconds / 60)} min left`;
+}
+
 export function modelPanel(ctx) {
   const { state, rt, ui } = ctx;
-  let pending = null; // a checked model waiting for "Load this model"
+  let pending = null; // a checked model waiting for "Load this model": {source, cpuOnly}
 
-  const label = (source) => (source.base === ctx.bundled ? 'wordnet-gpt (bundled)' : source.base ?? 'local files');
+  const label = (source) => {
+    if (source.base === ctx.bundled) return 'wordnet-gpt (bundled)';
+    return source.id ?? source.base ?? 'local files';
+  };
 
-  /** Loads `source` into the worker, then sets the task again on it. */
-  async function load(source) {
+  function fillPresets() {
+    const select = $('model-preset');
+    const option = (value, text) => select.append(new Option(text, value));
+    option('', 'wordnet-gpt (bundled, 2.6 M parameters, instant)');
+    for (const p of PRESETS) {
+      const step = Math.round(p.params / BUNDLED_PARAMS);
+      option(p.id, `${p.id.split('/')[1]} · ${fmtCount(p.params)} parameters · ${MB(p.download)} download (${p.dtype}) · a step ≈ ${step}× the bundled model's`);
+    }
+    option('other', 'Other: a Hub id or folder URL below');
+  }
+
+  async function showStored() {
+    const list = $('stored-list');
+    list.replaceChildren();
+    const stored = await storedModels();
+    $('stored-empty').hidden = stored.length > 0;
+    for (const { base, bytes } of stored) {
+      const item = document.createElement('li');
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.textContent = 'Remove';
+      remove.addEventListener('click', async () => {
+        await removeStored(base);
+        showStored();
+      });
+      item.append(`${base} · ${MB(bytes)} `, remove);
+      list.append(item);
+    }
+  }
+
+  /**
+   * Loads `source` into the worker, then sets the task again on it. Returns whether it loaded.
+   * `keepError`: the error of the load that failed before this one stays shown.
+   */
+  async function load(source, { keepError = false } = {}) {
     const started = performance.now();
-    $('model-error').hidden = true;
+    if (!keepError) $('model-error').hidden = true;
+    $('model-cancel').hidden = source.kind !== 'url';
     rt.set({ hasPrompt: false });
     try {
       const loaded = await rt.client.request(REQUEST.LOAD_MODEL, { source });
+      if (loaded.cancelled) {
+        $('model-status').textContent = `Download cancelled. ${rt.modelInfo ? 'The previous model is still loaded.' : 'No model loaded.'}`;
+        rt.set({ hasPrompt: Boolean(rt.task) });
+        return false;
+      }
       if (source !== rt.modelSource) {
         ui.shelf.clear(); // prompts belong to the model they were trained on
         rt.set({ task: null });
@@ -28,31 +81,55 @@ export function modelPanel(ctx) {
       $('model-status').dataset.ready = 'true';
       $('model-status').title = Object.entries(loaded.timings).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)} ms`).join(', ');
       $('model-progress').value = $('model-progress').max;
-      $('model-notes').hidden = i.notes.length === 0;
-      $('model-notes').textContent = i.notes.map((n) => `Note: ${n}.`).join(' ');
+      const notes = [...i.notes, ...loaded.downloadNotes];
+      $('model-notes').hidden = notes.length === 0;
+      $('model-notes').textContent = notes.map((n) => `Note: ${n}.`).join(' ');
       ui.map.setVocabulary(loaded.mapPoints, loaded.mapLabels, loaded.explained);
       await ctx.tasks.select(state.task);
+      return true;
     } catch (e) {
       showError($('model-error'), e);
       $('model-status').textContent = rt.modelInfo ? 'The previous model is still loaded.' : 'No model loaded.';
       // The worker keeps the previous model and its prompt when a load fails.
       rt.set({ hasPrompt: Boolean(rt.task) });
+      return false;
+    } finally {
+      $('model-cancel').hidden = true;
     }
+  }
+
+  /** What the checked model will cost, in words, and whether (and where) it can run. */
+  function describe(s) {
+    const m = s.memory;
+    const parts = [`${fmtCount(s.params)} parameters (${s.family}, ${s.nLayer} layers, d ${s.dModel}, vocabulary ${s.vocabSize.toLocaleString('en')})`];
+    if (s.header) parts.push(`${s.header.dtype} weights`);
+    if (s.downloadBytes) parts.push(`${MB(s.downloadBytes)} to download`);
+    const needs = `needs about ${(m.total / 2 ** 20).toFixed(0)} MB of memory (weights in f32 ${MB(m.weights)}, the file while it loads ${MB(m.file)}, `
+      + `activations at batch ${state.batch} ${MB(m.activations)}, embedding copy ${MB(m.embeddingCopy)}, prompt and optimizer ${MB(m.optimizer)})`;
+    // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
+    const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
+    const tooBig = m.total > device / 2;
+    const cpuOnly = rt.backend === 'webgpu' && s.gpuBufferLimit !== null && s.largestTensorBytes > s.gpuBufferLimit;
+    let text = `${parts.join('; ')}; ${needs}`;
+    if (s.refusal) text += `. It cannot load here: ${s.refusal}.`;
+    else if (tooBig) text += `, more than half of what this device reports (${navigator.deviceMemory} GB): the tab may run out of memory.`;
+    else text += '.';
+    if (cpuOnly && !s.refusal) {
+      text += ` Its largest tensor (${MB(s.largestTensorBytes)} in f32) is more than this GPU's buffers hold (${MB(s.gpuBufferLimit)}): it will run on the CPU backend.`;
+    }
+    return { text, tooBig, cpuOnly, refused: Boolean(s.refusal) };
   }
 
   async function inspect(source) {
     $('model-error').hidden = true;
     $('model-check').hidden = true;
     try {
-      const s = await rt.client.request(REQUEST.INSPECT, { source });
-      pending = source;
-      // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
-      const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
-      const tooBig = s.estimatedBytes > device / 2;
-      $('model-summary').textContent = `${fmtCount(s.params)} parameters (${s.family}, ${s.nLayer} layers, d ${s.dModel}, vocabulary `
-        + `${s.vocabSize.toLocaleString('en')}); needs about ${(s.estimatedBytes / 2 ** 20).toFixed(0)} MB of memory`
-        + (tooBig ? `, more than half of what this device reports (${navigator.deviceMemory} GB): the tab may run out of memory.` : '.');
-      $('model-load').textContent = tooBig ? 'Load it anyway' : 'Load this model';
+      const s = await rt.client.request(REQUEST.INSPECT, { source, batch: state.batch, nVirtual: state.virtualTokens });
+      const d = describe(s);
+      pending = d.refused ? null : { source, cpuOnly: d.cpuOnly };
+      $('model-summary').textContent = d.text;
+      $('model-load').hidden = d.refused;
+      $('model-load').textContent = d.tooBig ? 'Load it anyway' : 'Load this model';
       $('model-check').hidden = false;
     } catch (e) {
       showError($('model-error'), e);
@@ -75,20 +152,32 @@ export function modelPanel(ctx) {
     p.max = msg.total || 1;
     p.value = msg.total ? msg.loaded : 0;
     $('model-status').textContent = `Fetching ${msg.file}: ${(msg.loaded / 1e6).toFixed(1)}`
-      + (msg.total ? ` of ${(msg.total / 1e6).toFixed(1)} MB` : ' MB');
+      + (msg.total ? ` of ${(msg.total / 1e6).toFixed(1)} MB${timeLeft(msg.secondsLeft)}` : ' MB');
+  }
+
+  /** Checks a model named in the URL field or the preset list (a Hub id or a folder URL). */
+  function check(ref) {
+    if (parseField('model', ref) === undefined) {
+      showError($('model-error'), { message: `“${ref}” is neither a Hub id (owner/name) nor a web address: give a model such as HuggingFaceTB/SmolLM2-135M, or the model folder's http:// or https:// URL` });
+      return;
+    }
+    inspect(ctx.sourceFor(ref));
   }
 
   rt.onChange(() => {
-    for (const id of ['model-load', 'model-bundled']) $(id).disabled = !rt.can().switchTaskOrModel;
+    for (const id of ['model-load', 'model-bundled', 'model-preset']) $(id).disabled = !rt.can().switchTaskOrModel;
+  });
+  fillPresets();
+  $('model-preset').value = PRESETS.some((p) => p.id === state.model) ? state.model : '';
+  $('model-preset').addEventListener('change', (e) => {
+    const ref = e.target.value;
+    if (ref === 'other') $('model-url').focus();
+    else if (ref === '') $('model-bundled').click();
+    else check(ref);
   });
   $('model-url-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    const base = $('model-url').value.trim();
-    if (parseField('model', base) === undefined) {
-      showError($('model-error'), { message: `“${base}” is not a web address: give the model folder's http:// or https:// URL` });
-      return;
-    }
-    inspect({ kind: 'url', base });
+    check($('model-url').value.trim());
   });
   $('model-files').addEventListener('change', (e) => useFiles(e.target.files));
   const drop = $('model-drop');
@@ -110,17 +199,22 @@ export function modelPanel(ctx) {
   });
   $('model-load').addEventListener('click', () => {
     $('model-check').hidden = true;
-    const source = pending;
+    const { source, cpuOnly } = pending;
     if (source.kind === 'url') {
-      state.model = source.base;
+      state.model = source.id ?? source.base;
       ctx.saveUrl();
     }
-    rt.serial(() => load(source));
+    rt.serial(async () => {
+      if (cpuOnly) await ctx.startOn('cpu');
+      if (await load(source)) showStored();
+    });
   });
+  $('model-cancel').addEventListener('click', () => rt.client.request(REQUEST.CANCEL_LOAD));
   $('model-bundled').addEventListener('click', () => {
     state.model = '';
     ctx.saveUrl();
     rt.serial(() => load({ kind: 'url', base: ctx.bundled }));
   });
-  return { load, onLoadProgress };
+  $('stored-models').addEventListener('toggle', () => showStored());
+  return { load, onLoadProgress, check };
 }
