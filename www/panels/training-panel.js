@@ -89,6 +89,16 @@ export function trainingPanel(ctx) {
     $('f-acc').textContent = accuracy === undefined ? '–' : percent(accuracy);
   }
 
+  /** What the rest of the run will take on this backend, from the last step's time. */
+  function showEstimate(p) {
+    const left = (p.target - p.step) * p.msPerStep / 1000;
+    const el = $('run-estimate');
+    el.hidden = p.done !== undefined || left < 10;
+    const time = left < 90 ? `${Math.round(left)} s` : `${Math.round(left / 60)} min`;
+    const gpu = rt.backend === 'cpu' ? '; WebGPU would be faster if your browser has it (Backend, above)' : '';
+    el.textContent = `The rest of this run (${p.target - p.step} steps at ${(p.msPerStep / 1000).toFixed(1)} s) takes about ${time} on the ${rt.backend === 'cpu' ? 'CPU' : 'GPU'}${gpu}.`;
+  }
+
   function onProgress(p) {
     const patch = { step: p.step, target: p.target };
     ui.chart.addLoss(p.step, p.loss);
@@ -106,6 +116,7 @@ export function trainingPanel(ctx) {
     if (stepTimes.length > 1) {
       $('f-speed').textContent = ((stepTimes.length - 1) / ((now - stepTimes[0]) / 1000)).toFixed(1);
     }
+    showEstimate(p);
     $('train-progress').max = p.target;
     $('train-progress').value = p.step;
     if (p.prompt) drawPrompt(p.prompt);
