@@ -60,9 +60,12 @@ test('the fuzz corpus ends in the page\'s wasm as it does natively, with no pani
         } else if (c.slot.startsWith('adapter')) {
           await lab.load(files['config.json'], files['model.safetensors'], files['tokenizer.json']);
           lab.setCustomTask('custom', examples);
-          await lab.importAdapter(files['adapter_config.json'], files['adapter_model.safetensors'], settings);
+          await lab.importAdapter(files['adapter_config.json'], files['adapter_model.safetensors'], settings, '');
         } else {
-          wasm.inspectConfig(files['config.json'], files['model.safetensors'].length);
+          // As natively: the header read as the page reads it before a download, then the cost.
+          const weights = files['model.safetensors'];
+          const header = c.slot === 'model.safetensors' ? weights.subarray(8, 8 + wasm.headerLength(weights.subarray(0, 8))) : null;
+          lab.inspect(files['config.json'], header, weights.length, 16, 8);
           await lab.load(files['config.json'], files['model.safetensors'], files['tokenizer.json']);
           if (c.slot === 'tokenizer.json') for (const t of ['hot -> cold', '', '\u0000é😀 <|endoftext|>']) lab.tokenize(t);
           if (c.slot === 'config.json') {

@@ -1,12 +1,17 @@
 // The page's own figures for `./build.sh bench` (not a test: it prints, it does not judge), as a
 // Markdown section: time to ready and where it went, ms per training step, a whole default run,
 // the time antonyms takes to reach 80% held-out, memory over a 1,000-step soak, and each
-// experiment's wall time, on the CPU path.
+// experiment's wall time, on the CPU path; and a SmolLM2-135M-shaped model from a local Hub:
+// header to ready, the page's peak memory while it loads, its step.
 //   node tests/e2e/measure.mjs            CPU path
 //   node tests/e2e/measure.mjs webgpu     adds the WebGPU path (SwiftShader here: a software adapter)
 //   node tests/e2e/measure.mjs quick      leaves out the experiments (about 10 minutes)
+//   node tests/e2e/measure.mjs real       only the SmolLM2-135M-shaped model
 // Needs the built page (./build.sh) and Debian's Chromium.
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { open, ready, start, text } from './harness.mjs';
+import { startHub } from './hub-server.mjs';
+import { smollm2Shaped } from './random-models.mjs';
 
 const env = await start();
 const rows = [];
@@ -112,6 +117,52 @@ async function experiments(task) {
   await t.context.close();
 }
 
+/** Chromium's renderer processes (the page's worker runs in its renderer). */
+function renderers() {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--type=renderer');
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A process's memory figure from /proc (VmRSS, VmHWM: the peak), in MB. */
+function procMb(pid, field) {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`${field}:\\s+(\\d+) kB`));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/**
+ * A SmolLM2-135M-shaped Llama (random bf16 weights) from a Hub on this machine, on the CPU path:
+ * header read to ready, the renderer's peak resident memory during the load (its peak is reset
+ * first, through /proc/PID/clear_refs), and the step.
+ */
+async function realModel() {
+  const hub = await startHub({ 'shaped/smollm2-135m': smollm2Shaped() });
+  const t = await open(env, `?backend=cpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=shaped/smollm2-135m&steps=6`);
+  await ready(t.page);
+  await t.page.waitForSelector('#model-check:not([hidden])');
+  const pids = renderers();
+  for (const pid of pids) writeFileSync(`/proc/${pid}/clear_refs`, '5'); // resets VmHWM
+  const before = Math.max(...pids.map((p) => procMb(p, 'VmRSS')));
+  const t0 = performance.now();
+  await t.page.click('#model-load');
+  await t.page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('shaped/'), null, { timeout: 900_000 });
+  const readyS = (performance.now() - t0) / 1000;
+  const peak = Math.max(...pids.map((p) => procMb(p, 'VmHWM')));
+  const f32 = 134_515_008 * 4 / 2 ** 20;
+  row('SmolLM2-135M-shaped (random BF16, 269 MB file, local Hub), CPU: Load to ready', `${readyS.toFixed(1)} s (${await t.page.locator('#model-status').getAttribute('title')})`);
+  row('SmolLM2-135M-shaped, CPU: the renderer\'s peak resident memory during the load', `${peak.toFixed(0)} MB (${before.toFixed(0)} MB before; f32 weights ${f32.toFixed(0)} MB, 2× = ${(2 * f32).toFixed(0)} MB)`);
+  await t.page.waitForSelector('#play:not([disabled])', { timeout: 900_000 });
+  await t.page.click('#play');
+  await t.page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('2 '), null, { timeout: 900_000 });
+  row('SmolLM2-135M-shaped, CPU: ms per training step (batch 16, 8 virtual tokens; median of 3)', (await msPerStep(t.page, 3)).toFixed(0));
+  await t.context.close();
+  await hub.close();
+}
+
 async function webgpu() {
   const t0 = performance.now();
   const t = await open(env, '?backend=webgpu&task=antonyms&steps=5');
@@ -139,9 +190,12 @@ async function webgpu() {
 }
 
 try {
-  await cpu();
-  await soak();
-  if (!process.argv.includes('quick')) for (const task of ['sentiment', 'antonyms']) await experiments(task);
+  if (!process.argv.includes('real')) {
+    await cpu();
+    await soak();
+    if (!process.argv.includes('quick')) for (const task of ['sentiment', 'antonyms']) await experiments(task);
+  }
+  await realModel();
   if (process.argv.includes('webgpu')) await webgpu();
   console.log('### The page (headless Chromium, bundled model, antonyms, default settings)\n');
   console.log('| what | figure |\n| --- | --- |');
