@@ -14,7 +14,6 @@ use crate::adapter::AdapterFiles;
 use crate::error::{Error, ErrorView};
 use crate::experiments::ExperimentConfig;
 use crate::inspect::{header_length, inspect};
-use crate::loader::ModelFiles;
 use crate::model::parse_config;
 use crate::session::{Session, Settings};
 use crate::tasks::{Task, TaskSpec};
@@ -231,12 +230,9 @@ impl Lab {
             let cfg = parse_config(&config).map_err(js_error)?;
             crate::backend::check_buffer_limit(cfg.embedding_bytes(), max).map_err(js_error)?;
         }
-        let files = ModelFiles {
-            config_json: &config,
-            safetensors: &weights,
-            tokenizer_json: &tokenizer,
-        };
-        let session = Session::open(files, &self.device).await.map_err(js_error)?;
+        let session = Session::open(config, weights, tokenizer, &self.device)
+            .await
+            .map_err(js_error)?;
         let out = to_js(&session.loaded_view())?;
         self.session = Some(session);
         Ok(out)

@@ -727,12 +727,7 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
     // Task files, parsed as the page does, and every task that parses is trained one step on
     // tiny-a (tokenizing every example: overlong sequences must be named, not truncated wrongly).
     let (c, w, t) = model_files("tiny-a");
-    let files = ModelFiles {
-        config_json: &c,
-        safetensors: &w,
-        tokenizer_json: &t,
-    };
-    let mut session = block_on(Session::open(files, &device)).unwrap();
+    let mut session = block_on(Session::open(c, w, t, &device)).unwrap();
     tally.model = "tiny-a";
     let spec = std::fs::read(www("tasks/antonyms/task.json")).unwrap();
     for (what, text) in task_texts(&mut rng) {

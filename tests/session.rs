@@ -9,7 +9,6 @@ use pollster::block_on;
 use soft_prompt_lab::backend;
 use soft_prompt_lab::error::Error;
 use soft_prompt_lab::experiments::{ExperimentConfig, ExperimentName};
-use soft_prompt_lab::loader::ModelFiles;
 use soft_prompt_lab::schedule::EvalCadence;
 use soft_prompt_lab::session::{Conditioning, Session, Settings};
 use soft_prompt_lab::settings::InitName;
@@ -131,17 +130,10 @@ fn vocab_map_finds_principal_directions_and_nearest_tokens() {
 
 fn open_bundled() -> Session {
     let read = |f: &str| std::fs::read(www(&format!("models/wordnet-gpt/{f}"))).unwrap();
-    let (c, w, t) = (
+    block_on(Session::open(
         read("config.json"),
         read("model.safetensors"),
         read("tokenizer.json"),
-    );
-    block_on(Session::open(
-        ModelFiles {
-            config_json: &c,
-            safetensors: &w,
-            tokenizer_json: &t,
-        },
         &backend::cpu(),
     ))
     .unwrap()

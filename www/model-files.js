@@ -117,52 +117,99 @@ function concat(chunks, length) {
 }
 
 /**
+ * Reads `response`'s body into `sink`, reporting progress. With the size known, bytes go into one
+ * buffer through a BYOB reader and one reused 1 MB scratch buffer: no chunk is allocated per read
+ * (a 270 MB model's chunks would otherwise wait as garbage beside it). The scratch, not the whole
+ * buffer, is handed to the stream: a dropped connection loses only it, and the download resumes.
+ */
+async function readBody(response, sink, onProgress) {
+  const started = performance.now();
+  const base = sink.loaded;
+  const progress = () => {
+    const rate = (sink.loaded - base) / Math.max(1, performance.now() - started); // bytes per ms
+    onProgress(sink.loaded, sink.total, sink.total ? (sink.total - sink.loaded) / rate / 1000 : undefined);
+  };
+  if (sink.buffer) {
+    const reader = response.body.getReader({ mode: 'byob' });
+    let scratch = new ArrayBuffer(2 ** 20);
+    for (;;) {
+      const { done, value } = await reader.read(new Uint8Array(scratch));
+      if (done) break;
+      scratch = value.buffer; // a BYOB read hands the buffer back, moved
+      if (sink.loaded + value.byteLength > sink.total) throw fileError(`${response.url} is longer than the ${sink.total} bytes its server announced`);
+      sink.buffer.set(value, sink.loaded);
+      sink.loaded += value.byteLength;
+      progress();
+    }
+    return;
+  }
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    sink.chunks.push(value);
+    sink.loaded += value.byteLength;
+    progress();
+  }
+}
+
+/** Where a body's bytes go: one buffer of the announced size, else chunks joined at the end. */
+function newSink(total) {
+  return { loaded: 0, total, buffer: total ? new Uint8Array(total) : null, chunks: [] };
+}
+
+const sinkBytes = (sink) => (sink.buffer ? sink.buffer.subarray(0, sink.loaded) : concat(sink.chunks, sink.loaded));
+
+/**
  * Downloads `url` whole. A connection that drops is resumed from the last byte with a Range
  * request (from the start, said in `notes`, where the server ignores Range); `signal` cancels.
  */
 async function download(url, onProgress, signal, notes) {
-  const chunks = [];
-  let loaded = 0;
-  let total = 0;
+  const sink = newSink(0);
   let response;
-  // With the size known, bytes go straight into one buffer: no second copy to join chunks (a
-  // 270 MB model would otherwise be held twice).
-  let whole = null;
   for (let tries = 0; ; tries += 1) {
-    const headers = loaded ? { Range: `bytes=${loaded}-` } : {};
+    const headers = sink.loaded ? { Range: `bytes=${sink.loaded}-` } : {};
     response = await request(url, { headers, signal, cache: 'no-store' });
-    if (loaded && response.status !== 206) {
+    if (sink.loaded && response.status !== 206) {
       notes.push(`the server of ${fileName(url)} does not resume downloads (it ignored a Range request): it restarted from the start`);
-      chunks.length = 0;
-      loaded = 0;
+      sink.chunks.length = 0;
+      sink.loaded = 0;
     }
-    total = total || totalSize(response);
-    if (total && !whole) whole = new Uint8Array(total);
-    const started = performance.now();
-    const base = loaded;
+    sink.total = sink.total || totalSize(response);
+    if (sink.total && !sink.buffer) sink.buffer = new Uint8Array(sink.total);
     try {
-      const reader = response.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (whole && loaded + value.byteLength > total) throw fileError(`${fileName(url)} is longer than the ${total} bytes its server announced`);
-        if (whole) whole.set(value, loaded);
-        else chunks.push(value);
-        loaded += value.byteLength;
-        const rate = (loaded - base) / Math.max(1, performance.now() - started); // bytes per ms
-        onProgress(loaded, total, total ? (total - loaded) / rate / 1000 : undefined);
-      }
-      if (!total || loaded >= total) break;
+      await readBody(response, sink, onProgress);
+      if (!sink.total || sink.loaded >= sink.total) break;
     } catch (e) {
       if (signal?.aborted) throw cancelled();
       if (e.kind === 'File') throw e; // not a dropped connection: trying again would not help
       if (tries + 1 >= RESUME_TRIES) {
-        throw fileError(`the download of ${fileName(url)} broke off at ${mb(loaded)} of ${mb(total)} MB ${RESUME_TRIES} times (${e.message}): check your connection and load the model again`);
+        throw fileError(`the download of ${fileName(url)} broke off at ${mb(sink.loaded)} of ${mb(sink.total)} MB ${RESUME_TRIES} times (${e.message}): check your connection and load the model again`);
       }
     }
     if (signal?.aborted) throw cancelled();
   }
-  return { bytes: whole ? whole.subarray(0, loaded) : concat(chunks, loaded), response };
+  return { bytes: sinkBytes(sink), response };
+}
+
+/**
+ * `bytes` as a stream of 1 MB copies: a Response made from the bytes themselves would copy all of
+ * them into a blob in this process before the cache takes them, and views of them would let the
+ * browser's side keep the whole buffer alive after the engine has its copy (the worker frees ours
+ * then: a 135M model's 270 MB file is not held twice).
+ */
+function chunked(bytes) {
+  let at = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= bytes.byteLength) {
+        controller.close();
+        return;
+      }
+      controller.enqueue(bytes.slice(at, at + 2 ** 20));
+      at += 2 ** 20;
+    },
+  });
 }
 
 /**
@@ -183,7 +230,7 @@ async function keep(cache, url, bytes, response, notes) {
     if (v !== null) headers[h] = v;
   }
   try {
-    await cache.put(url, new Response(bytes, { headers }));
+    await cache.put(url, new Response(chunked(bytes), { headers }));
   } catch (e) {
     notes.push(`not kept for the next visit (${e.name === 'QuotaExceededError' ? 'storage is full' : e.message}): it runs without keeping a copy`);
   }
@@ -200,9 +247,10 @@ export async function fetchBytes(url, onProgress = () => {}, { signal, notes = [
   let cachedResponse = cache ? await caches.match(url) : undefined;
   if (cachedResponse && (await changed(url, cachedResponse))) cachedResponse = undefined;
   if (cachedResponse) {
-    const bytes = new Uint8Array(await cachedResponse.arrayBuffer());
-    onProgress(bytes.byteLength, bytes.byteLength, 0);
-    return bytes;
+    // Read as a download is (not with arrayBuffer(), whose buffer the browser's side may keep).
+    const sink = newSink(Number(cachedResponse.headers.get('content-length')) || 0);
+    await readBody(cachedResponse, sink, onProgress);
+    return sinkBytes(sink);
   }
   const { bytes, response } = await download(url, onProgress, signal, notes);
   if (cache) await keep(cache, url, bytes, response, notes);

@@ -12,7 +12,8 @@
 //                                                                 memory {weights, file, ..., total}, refusal?) and
 //                                                                 gpuBufferLimit (null on the CPU)
 //   load-model    {source}                                    -> {info, mapPoints, mapLabels, explained, timings,
-//                                                                 downloadNotes} | {cancelled: true}
+//                                                                 downloadNotes, wasmBytes} | {cancelled: true}
+//                 wasmBytes: the engine's memory once loaded (wasm memory never shrinks: its peak)
 //                 timings (ms): wasmMs (worker start to wasm compiled), fetchMs, parseMs, fingerprintMs, mapMs
 //                 source = {kind: 'url', base, id?} (id: a Hub model's owner/name) |
 //                          {kind: 'files', config, weights, tokenizer} (ArrayBuffers)

@@ -179,13 +179,19 @@ const handlers = {
     } finally {
       loadAbort = null;
     }
-    const [config, weights, tokenizer] = files;
     const fetchMs = performance.now() - fetchStarted;
     stopLoops();
     const loadStarted = performance.now();
-    const loaded = await lab.load(config, weights, tokenizer);
+    // The engine copies the files into its memory before the call returns its promise: ours are
+    // then freed at once (transfer(0) detaches a buffer and releases its bytes), not whenever the
+    // collector runs, so a large model is not held twice while it loads.
+    const loading = lab.load(...files);
+    for (const f of files) f.buffer.transfer?.(0);
+    const loaded = await loading;
     const engineMs = performance.now() - loadStarted;
-    return { ...loaded, downloadNotes: notes, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings } };
+    return {
+      ...loaded, downloadNotes: notes, wasmBytes: memory.buffer.byteLength, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings },
+    };
   },
   async [REQUEST.SET_TASK]({ builtin, base, custom }) {
     stopLoops();

@@ -154,7 +154,8 @@ async function realModel() {
   const peak = Math.max(...pids.map((p) => procMb(p, 'VmHWM')));
   const f32 = 134_515_008 * 4 / 2 ** 20;
   row('SmolLM2-135M-shaped (random BF16, 269 MB file, local Hub), CPU: Load to ready', `${readyS.toFixed(1)} s (${await t.page.locator('#model-status').getAttribute('title')})`);
-  row('SmolLM2-135M-shaped, CPU: the renderer\'s peak resident memory during the load', `${peak.toFixed(0)} MB (${before.toFixed(0)} MB before; f32 weights ${f32.toFixed(0)} MB, 2× = ${(2 * f32).toFixed(0)} MB)`);
+  const wasm = Number(await t.page.locator('#model-status').getAttribute('data-wasm-bytes')) / 2 ** 20;
+  row('SmolLM2-135M-shaped, CPU: the renderer\'s peak resident memory during the load', `${peak.toFixed(0)} MB, ${(peak - before).toFixed(0)} MB more than before it (f32 weights ${f32.toFixed(0)} MB, 2× = ${(2 * f32).toFixed(0)} MB); the engine's wasm memory after it ${wasm.toFixed(0)} MB`);
   await t.page.waitForSelector('#play:not([disabled])', { timeout: 900_000 });
   await t.page.click('#play');
   await t.page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('2 '), null, { timeout: 900_000 });
