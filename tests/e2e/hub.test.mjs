@@ -96,18 +96,22 @@ test('a Hub model: its cost before download, a cancelled and a dropped download,
   }
 });
 
-test('a SmolLM2-135M-shaped model (random bf16 weights) loads from the Hub on the CPU path and takes a training step', async () => {
-  hub.log.length = 0;
-  const files = smollm2Shaped();
-  const local = await startHub({ 'shaped/smollm2-135m': files });
-  const t = await open(env, `?backend=cpu&task=antonyms&vt=2&batch=2&hub=${encodeURIComponent(local.url)}&model=shaped/smollm2-135m`);
+test('a SmolLM2-135M-shaped model (random bf16 weights), chosen from the presets, loads from the Hub on the CPU path and takes a training step', async () => {
+  // Served under the preset's own id: the list resolves it under ?hub=, as it would on the Hub.
+  const local = await startHub({ 'HuggingFaceTB/SmolLM2-135M': smollm2Shaped() });
+  const t = await open(env, `?backend=cpu&task=antonyms&vt=2&batch=2&hub=${encodeURIComponent(local.url)}`);
   const { page } = t;
   try {
     await ready(page);
+    await page.click('#model-panel summary');
+    assert.match(await text(page, '#model-preset'), /SmolLM2-135M · 134\.5 M parameters · 269 MB download \(BF16\)/);
+    await page.selectOption('#model-preset', 'HuggingFaceTB/SmolLM2-135M');
     await page.waitForSelector('#model-check:not([hidden])');
+    assert.ok(local.log.every((l) => !l.includes('model.safetensors') || l.includes('bytes=')), 'only the header before Load');
     assert.match(await text(page, '#model-summary'), /134\.5 M parameters \(llama, 30 layers, d 576, vocabulary 49,152\); BF16 weights; 269 MB to download/);
     await page.click('#model-load');
-    await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('shaped/smollm2-135m: '), null, { timeout: 600_000 });
+    await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('HuggingFaceTB/SmolLM2-135M: '), null, { timeout: 600_000 });
+    assert.ok(page.url().includes('model=HuggingFaceTB%2FSmolLM2-135M'));
     await page.waitForSelector('#step:not([disabled])', { timeout: 600_000 });
     await page.click('#step');
     await page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('1 /'), null, { timeout: 600_000 });
