@@ -29,6 +29,7 @@ pub mod generate;
 pub mod inspect;
 pub mod loader;
 pub mod model;
+pub mod model_tuning;
 pub mod page_table;
 pub mod run;
 pub mod schedule;

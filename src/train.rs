@@ -14,9 +14,9 @@ use crate::model::Model;
 use crate::soft_prompt::{SoftPrompt, require_targets, target_logprobs};
 
 /// torch's Adam epsilon (burn's default is 1e-5); the parity test follows torch's trajectory.
-const ADAM_EPSILON: f32 = 1e-8;
+pub(crate) const ADAM_EPSILON: f32 = 1e-8;
 /// torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing.
-const CLIP_EPSILON: f32 = 1e-6;
+pub(crate) const CLIP_EPSILON: f32 = 1e-6;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptimizerKind {
@@ -50,6 +50,14 @@ pub struct StepStats {
 }
 
 impl StepHandle {
+    pub(crate) fn new(step: usize, loss: Tensor<1>, grad_norm: Tensor<1>) -> Self {
+        Self {
+            step,
+            loss,
+            grad_norm,
+        }
+    }
+
     /// Reads the scalars without blocking; a non-finite loss is an error.
     pub async fn read(self) -> Result<StepStats> {
         let loss = read_scalar(self.loss).await?;
@@ -145,11 +153,7 @@ impl Trainer {
         params.register(self.prompt.embeddings.id, grad);
         self.prompt = self.optim.step(self.config.lr, self.prompt.clone(), params);
         self.step += 1;
-        Ok(StepHandle {
-            step: self.step,
-            loss,
-            grad_norm,
-        })
+        Ok(StepHandle::new(self.step, loss, grad_norm))
     }
 }
 

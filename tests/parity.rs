@@ -373,3 +373,70 @@ fn our_adapters_load_in_peft() {
         assert_eq!(ours[0].ids, r.ids("peft_greedy_with_ours"), "{name}");
     }
 }
+
+/// Our weights by checkpoint key: module names mirror the keys (`net.Llama.layers.0.self_attn.
+/// q_proj.weight` is `model.layers.0.self_attn.q_proj.weight`), embeddings gain `.weight`, and
+/// Llama's projections, which we hold `[in, out]`, are compared transposed; GPT-2's `Conv1D` and
+/// both heads (`[vocab, d]`, as the embedding) are stored as we hold them.
+struct Keyed<'a> {
+    path: Vec<String>,
+    grads: &'a burn::tensor::Gradients,
+    out: Vec<(String, Vec<f32>)>,
+}
+
+impl ModuleVisitor for Keyed<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.into());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let (family, rest) = (self.path[1].as_str(), self.path[2..].join("."));
+        let (prefix, linear) = match family {
+            "Gpt2" => ("transformer.", false),
+            _ => ("model.", rest.ends_with("_proj.weight")),
+        };
+        let key = match rest.as_str() {
+            "lm_head" => "lm_head.weight".to_string(),
+            r if !r.ends_with(".weight") && !r.ends_with(".bias") => format!("{prefix}{r}.weight"),
+            r => format!("{prefix}{r}"),
+        };
+        let grad = param.val().grad(self.grads).expect("every weight has a gradient");
+        let grad = match (linear, D) {
+            (true, 2) => values(grad.reshape([0, 0]).transpose()),
+            _ => values(grad),
+        };
+        self.out.push((key, grad));
+    }
+}
+
+/// Model tuning (every weight trained, no prompt): the loss and every weight's gradient against
+/// torch's, by checkpoint key, for one fixture of each family. Relative to each tensor's largest
+/// gradient, at the optimizer tests' tolerance: the same f32 sums in other orders.
+#[test]
+fn model_tuning_loss_and_every_weight_gradient_match_torch() {
+    for name in ["tiny-a", "tiny-llama"] {
+        let lm = load(name);
+        let r = Reference::new(name);
+        let model = lm.model.clone().set_require_grad(true);
+        let batch = reference_batch(&lm, &r, 0);
+        let l = loss(&model, None, &batch).unwrap();
+        let expected = r.json["model_tuning_loss"].as_f64().unwrap() as f32;
+        let got = values(l.clone())[0];
+        assert!(rel_err(&[got], &[expected]) <= REL_TOL, "{name}: loss {got} vs {expected}");
+        let grads = l.backward();
+        let mut keyed = Keyed {
+            path: Vec::new(),
+            grads: &grads,
+            out: Vec::new(),
+        };
+        model.visit(&mut keyed);
+        assert_eq!(keyed.out.len(), base_tensors(&model.config), "{name}: every weight");
+        for (key, grad) in keyed.out {
+            let (_, want) = r.tensor(&format!("model_grad/{key}"));
+            let err = rel_err(&grad, &want);
+            assert!(err <= REL_TOL, "{name}: {key} gradient rel err {err:e}");
+        }
+    }
+}

@@ -3,11 +3,11 @@
 mod common;
 
 use common::*;
-use soft_prompt_lab::batch::{Sampler, Sequence};
+use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
-use soft_prompt_lab::tasks::{Example, TaskKind};
+use soft_prompt_lab::tasks::{Example, TaskKind, parse_jsonl};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer, loss_and_grad};
 
 fn examples() -> Vec<Example> {
@@ -161,4 +161,36 @@ fn a_step_over_an_unfrozen_base_finishes() {
         let batch = sampler.next_batch(4, 4, 0).unwrap();
         pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();
     }
+}
+
+/// Model tuning trains a copy: its fingerprint changes and its loss falls, while the frozen base
+/// the session holds stays bit-identical (the contrast the scale experiment draws).
+#[test]
+fn model_tuning_changes_its_copy_and_leaves_the_base_unchanged() {
+    use soft_prompt_lab::model_tuning::{ModelTuner, ModelTuningConfig};
+    let lm = load("tiny-a");
+    let before = pollster::block_on(lm.model.fingerprint()).unwrap();
+    let examples = parse_jsonl(
+        "{\"input\":\"hot ->\",\"output\":\" cold\"}\n{\"input\":\"big ->\",\"output\":\" small\"}\n",
+    )
+    .unwrap();
+    let seqs: Vec<Sequence> = examples
+        .iter()
+        .map(|ex| Sequence::for_example(&lm.tokenizer, "", ex).unwrap())
+        .collect();
+    let batch = ScoredBatch::new(&seqs, 0, lm.tokenizer.pad_id()).unwrap();
+    let config = ModelTuningConfig {
+        lr: 1e-3,
+        weight_decay: 0.01,
+        max_grad_norm: Some(1.0),
+    };
+    let mut tuner = ModelTuner::new(&lm.model, config);
+    let losses: Vec<f32> = (0..10)
+        .map(|_| pollster::block_on(tuner.step(&batch).unwrap().read()).unwrap().loss)
+        .collect();
+    assert!(losses[9] < losses[0] * 0.9, "loss falls: {losses:?}");
+    let tuned = pollster::block_on(tuner.model.fingerprint()).unwrap();
+    assert_ne!(tuned, before, "the tuned copy changed");
+    assert_eq!(pollster::block_on(lm.model.fingerprint()).unwrap(), before, "the base did not");
+    assert!(lm.model.is_frozen());
 }

@@ -11,7 +11,9 @@ and a Llama with a SentencePiece-style Metaspace tokenizer that adds a BOS) it w
 fixtures/<name>/:
   config.json, model.safetensors, tokenizer.json   the model in Hugging Face layout
   adapter_init/                                    a PEFT prompt-tuning adapter (the fixed initial prompt)
-  reference.safetensors                            tensors: logits, prompt gradient, trained prompt
+  reference.safetensors                            tensors: logits, prompt gradient, trained prompt, and for
+                                                   tiny-a and tiny-llama every weight's gradient under
+                                                   model tuning (model_grad/<key>)
   reference.json                                   scalars and token ids
 and, where fixtures/<name>/adapter_ours/ exists (written by the Rust test
 `our_adapters_load_in_peft` with UPDATE=1), the tokens PEFT generates with that adapter.
@@ -71,6 +73,8 @@ STEPS = 20
 ADAM_LR = 0.05
 SGD_LR = 0.5
 GEN_TOKENS = 10
+# The fixtures whose every weight's gradient is recorded (model tuning's parity: one per family).
+MODEL_TUNING = ("tiny-a", "tiny-llama")
 
 MODELS = {
     # f32, keys without the "transformer." prefix and with the old causal-mask buffers, like the
@@ -258,6 +262,8 @@ def build(name, spec, tok):
     ids, labels, mask = pad_batch([encode_example(tok, i, o) for i, o in EXAMPLES], eos_id)
     ref_json["batch_ids"] = ids.tolist()
     ref_json["batch_labels"] = labels.tolist()
+    if name in MODEL_TUNING:
+        ref_json["model_tuning_loss"] = model_tuning_grads(model, ids, mask, labels, tensors)
 
     out = peft_model(input_ids=ids, attention_mask=mask, labels=labels)
     out.loss.backward()
@@ -308,6 +314,20 @@ def build(name, spec, tok):
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(d / "reference.safetensors"))
     (d / "reference.json").write_text(json.dumps(ref_json, indent=1, ensure_ascii=False) + "\n")
     print(name, "loss", ref_json["loss"], "adam", ref_json["adam_losses"][0], "->", ref_json["adam_losses"][-1])
+
+
+def model_tuning_grads(model, ids, mask, labels, tensors):
+    """Model tuning's loss (no prompt, every weight trained) and every weight's gradient, by key."""
+    model.zero_grad()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    for key, p in model.named_parameters():
+        tensors[f"model_grad/{key}"] = p.grad.detach().clone()
+        p.grad = None
+        p.requires_grad_(False)
+    return loss.item()
 
 
 def greedy_with_our_adapter(model, d, ours, kept, gen_ids):
