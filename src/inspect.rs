@@ -102,6 +102,8 @@ pub struct MemoryEstimate {
     pub activations: u64,
     /// The prompt, its gradient and Adam's two moments.
     pub optimizer: u64,
+    /// The high-water mark: the file is freed once the weights are built, before the embedding
+    /// copy and any step, and freed memory is reused, so those two phases do not add up.
     pub total: u64,
 }
 
@@ -129,7 +131,7 @@ impl MemoryEstimate {
             embedding_copy,
             activations,
             optimizer,
-            total: weights + file + embedding_copy + activations + optimizer,
+            total: weights + file.max(embedding_copy + activations) + optimizer,
         }
     }
 }
@@ -171,10 +173,18 @@ pub fn inspect(
         .as_ref()
         .map_or(c.embedding_bytes(), |h| h.largest_elements * 4);
     let refusal = (memory.total >= WASM_MEMORY_LIMIT).then(|| {
-        format!(
-            "it needs about {:.1} GiB, more than the 4 GiB a WebAssembly page can address: choose a model under about 700 M parameters",
+        let need = format!(
+            "at batch {batch} it needs about {:.1} GiB, more than the 4 GiB a WebAssembly page can address",
             memory.total as f64 / (1u64 << 30) as f64
-        )
+        );
+        // The model may fit with a smaller step.
+        let fits = (1..batch as u64).rev().find(|&b| {
+            MemoryEstimate::new(&c, download_bytes, b, n_virtual as u64).total < WASM_MEMORY_LIMIT
+        });
+        match fits {
+            Some(b) => format!("{need}: set the batch size to {b} or less and check again"),
+            None => format!("{need}: choose a smaller model"),
+        }
     });
     Ok(CheckpointSummary {
         family: c.family(),
@@ -209,7 +219,10 @@ mod tests {
         assert_eq!(s.memory.weights, 134_515_008 * 4);
         assert!(s.refusal.is_none());
         let m = &s.memory;
-        assert_eq!(m.total, m.weights + m.file + m.embedding_copy + m.activations + m.optimizer);
+        assert_eq!(
+            m.total,
+            m.weights + m.file.max(m.embedding_copy + m.activations) + m.optimizer
+        );
     }
 
     #[test]
@@ -217,7 +230,13 @@ mod tests {
         // Qwen2.5-7B's shape: 7.6 B parameters, 30 GB in f32.
         let big = r#"{"model_type":"qwen2","vocab_size":152064,"max_position_embeddings":32768,"hidden_size":3584,"intermediate_size":18944,"num_hidden_layers":28,"num_attention_heads":28,"num_key_value_heads":4,"rope_theta":1000000,"tie_word_embeddings":false}"#;
         let s = inspect(big.as_bytes(), None, 15_000_000_000, 16, 8).unwrap();
-        assert!(s.refusal.unwrap().contains("4 GiB"));
+        assert!(s.refusal.unwrap().ends_with("choose a smaller model"));
+        // Qwen2.5-0.5B (vocabulary 151,936): the model fits, a step at batch 64 does not.
+        let qwen = r#"{"model_type":"qwen2","vocab_size":151936,"max_position_embeddings":32768,"hidden_size":896,"intermediate_size":4864,"num_hidden_layers":24,"num_attention_heads":14,"num_key_value_heads":2,"rope_theta":1000000,"tie_word_embeddings":true}"#;
+        let s = inspect(qwen.as_bytes(), None, 988_097_824, 64, 8).unwrap();
+        let refusal = s.refusal.unwrap();
+        assert!(refusal.contains("set the batch size to"), "{refusal}");
+        assert!(inspect(qwen.as_bytes(), None, 988_097_824, 4, 8).unwrap().refusal.is_none());
         assert!(matches!(header_length(&[1, 2]), Err(Error::WeightsCorrupt { .. })));
         assert!(matches!(header_length(&u64::MAX.to_le_bytes()), Err(Error::WeightsCorrupt { .. })));
         assert_eq!(header_length(&100u64.to_le_bytes()).unwrap(), 100);
