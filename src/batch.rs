@@ -96,6 +96,15 @@ impl ScoredBatch {
             .collect()
     }
 
+    /// The rows it was made of.
+    pub fn sequences(&self) -> &[Sequence] {
+        &self.seqs
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
     pub fn new(seqs: &[Sequence], n_virtual: usize, pad_id: u32) -> Result<Self> {
         let rows: Vec<&[u32]> = seqs.iter().map(|s| s.ids.as_slice()).collect();
         let padded = Padded::new(&rows, pad_id);

@@ -510,7 +510,7 @@ impl Experiment {
             });
         }
         let cur = self.current.as_mut().expect("set above");
-        let stats = cur.run.step(lm).await?;
+        let stats = cur.run.step(lm, None).await?;
         cur.loss = stats.loss;
         self.steps_done += 1;
         let steps = self.config.steps;

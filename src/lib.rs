@@ -31,6 +31,7 @@ pub mod loader;
 pub mod model;
 pub mod model_tuning;
 pub mod page_table;
+pub mod pool;
 pub mod run;
 pub mod schedule;
 pub mod session;
@@ -42,5 +43,7 @@ pub mod train;
 pub mod viz;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+mod web_helpers;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@
 use crate::batch::Sampler;
 use crate::error::Result;
 use crate::loader::LoadedModel;
+use crate::pool::Helpers;
 use crate::settings::Settings;
 use crate::soft_prompt::{PromptInit, SoftPrompt};
 use crate::tasks::Task;
@@ -43,10 +44,14 @@ impl Run {
         })
     }
 
-    /// One training step on the sampler's next batch.
-    pub async fn step(&mut self, lm: &LoadedModel) -> Result<StepStats> {
+    /// One training step on the sampler's next batch (its parts shared with `helpers`, if any).
+    pub async fn step(
+        &mut self,
+        lm: &LoadedModel,
+        helpers: Option<&dyn Helpers>,
+    ) -> Result<StepStats> {
         self.trainer
-            .step_next(lm, &mut self.sampler, self.settings.batch)
+            .step_next(lm, &mut self.sampler, self.settings.batch, helpers)
             .await
     }
 }

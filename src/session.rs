@@ -17,6 +17,7 @@ use crate::schedule::{EvalCadence, Schedule};
 pub use crate::settings::Settings;
 use crate::soft_prompt::{PromptInit, SoftPrompt};
 use crate::tasks::{Task, TaskSummary};
+use crate::pool::{Helpers, PartResult, PartRow, PartShape, compute_part};
 use crate::train::{StepStats, Trainer};
 use crate::viz::{Neighbour, VocabMap};
 use burn::tensor::Device;
@@ -190,6 +191,8 @@ pub struct Session {
     /// No-prompt and text-prompt results depend on the model and the task only.
     baselines: Option<(EvalView, EvalView)>,
     timings: LoadTimings,
+    /// Engines elsewhere that share the training steps (`set_helpers`).
+    helpers: Option<Box<dyn Helpers>>,
 }
 
 fn no_prompt() -> Error {
@@ -244,6 +247,7 @@ impl Session {
             experiment: None,
             cadence: EvalCadence::default(),
             baselines: None,
+            helpers: None,
             timings: LoadTimings {
                 parse_ms: 0.0,
                 fingerprint_ms,
@@ -347,7 +351,7 @@ impl Session {
         for i in 0..=steps.max(1) {
             let t = Instant::now();
             trainer
-                .step_next(&self.lm, &mut sampler, settings.batch)
+                .step_next(&self.lm, &mut sampler, settings.batch, None)
                 .await?;
             if i > 0 {
                 times.push(ms_since(t));
@@ -390,7 +394,23 @@ impl Session {
     /// One training step on the next batch, without the schedule's views.
     pub async fn step(&mut self) -> Result<StepStats> {
         let run = self.run.as_mut().ok_or_else(no_prompt)?;
-        run.run.step(&self.lm).await
+        run.run.step(&self.lm, self.helpers.as_deref()).await
+    }
+
+    /// Computes a batch part another engine sent: this engine is a helper in the page's pool.
+    pub async fn part(
+        &self,
+        prompt: Vec<f32>,
+        shape: PartShape,
+        rows: Vec<PartRow>,
+    ) -> Result<PartResult> {
+        compute_part(&self.lm.model, prompt, shape, rows).await
+    }
+
+    /// Engines that take part of each training step's batch (the page's worker pool); none:
+    /// this engine computes every step alone.
+    pub fn set_helpers(&mut self, helpers: Option<Box<dyn Helpers>>) {
+        self.helpers = helpers;
     }
 
     /// Advances the run by one step and does what the schedule says is due: a prompt snapshot,

@@ -11,7 +11,8 @@ use crate::batch::{Sampler, ScoredBatch};
 use crate::error::{Error, Result};
 use crate::loader::LoadedModel;
 use crate::model::Model;
-use crate::soft_prompt::{SoftPrompt, require_targets, target_logprobs};
+use crate::pool::{Helpers, part_gradient, pooled_loss_and_grad};
+use crate::soft_prompt::{SoftPrompt, require_targets};
 
 /// torch's Adam epsilon (burn's default is 1e-5); the parity test follows torch's trajectory.
 pub(crate) const ADAM_EPSILON: f32 = 1e-8;
@@ -112,16 +113,21 @@ impl Trainer {
         }
     }
 
-    /// One step on the sampler's next `batch_size` examples, its scalars read.
+    /// One step on the sampler's next `batch_size` examples, its scalars read; the batch's parts
+    /// shared with `helpers` when there are any.
     pub async fn step_next(
         &mut self,
         lm: &LoadedModel,
         sampler: &mut Sampler,
         batch_size: usize,
+        helpers: Option<&dyn Helpers>,
     ) -> Result<StepStats> {
         let n = self.prompt.n_virtual();
         let batch = sampler.next_batch(batch_size, n, lm.tokenizer.pad_id())?;
-        self.step(&lm.model, &batch)?.read().await
+        match helpers.filter(|h| h.count() > 0) {
+            Some(h) => self.step_pooled(&lm.model, &batch, h).await?.read().await,
+            None => self.step(&lm.model, &batch)?.read().await,
+        }
     }
 
     /// One optimizer step on `batch`. Only the prompt is in the graph that needs gradients: the
@@ -135,6 +141,23 @@ impl Trainer {
             false => 1,
         };
         let (loss, grad) = loss_and_grad(model, self.prompt.embeddings.val(), batch, threads)?;
+        Ok(self.apply(loss, grad))
+    }
+
+    /// One optimizer step on `batch` with its parts shared with `helpers` (the page's pool).
+    pub async fn step_pooled(
+        &mut self,
+        model: &Model,
+        batch: &ScoredBatch,
+        helpers: &dyn Helpers,
+    ) -> Result<StepHandle> {
+        let (loss, grad) =
+            pooled_loss_and_grad(model, self.prompt.embeddings.val(), batch, helpers).await?;
+        Ok(self.apply(loss, grad))
+    }
+
+    /// Clips `grad` (the batch's prompt gradient) and takes the optimizer's step.
+    fn apply(&mut self, loss: Tensor<1>, grad: Tensor<2>) -> StepHandle {
         let grad_norm = grad.clone().square().sum().sqrt(); // [1]
         let grad = match self.config.max_grad_norm {
             // Scale by min(1, max / (norm + eps)) on the device: no read, no branch on a value.
@@ -153,7 +176,7 @@ impl Trainer {
         params.register(self.prompt.embeddings.id, grad);
         self.prompt = self.optim.step(self.config.lr, self.prompt.clone(), params);
         self.step += 1;
-        Ok(StepHandle::new(self.step, loss, grad_norm))
+        StepHandle::new(self.step, loss, grad_norm)
     }
 }
 
@@ -168,18 +191,8 @@ pub fn loss_and_grad(
     parts: usize,
 ) -> Result<(Tensor<1>, Tensor<2>)> {
     require_targets(batch)?;
-    let total = batch.targets.len() as f64;
-    let part = |part: &ScoredBatch| -> Result<(Tensor<1>, Tensor<2>)> {
-        let leaf = prompt.clone().detach().require_grad();
-        let loss = target_logprobs(model, Some(leaf.clone()), part)?
-            .sum()
-            .div_scalar(-total);
-        let mut grads = loss.backward();
-        let grad = leaf
-            .grad_remove(&mut grads)
-            .ok_or_else(|| Error::internal("the soft prompt received no gradient"))?;
-        Ok((loss.detach(), grad))
-    };
+    let total = batch.targets.len();
+    let part = |part: &ScoredBatch| part_gradient(model, prompt.clone(), part, total);
     let results = crate::backend::map_threads(&model.device(), &batch.split(parts), part);
     let mut sum: Option<(Tensor<1>, Tensor<2>)> = None;
     for r in results {

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use burn::tensor::Device;
-use js_sys::{Object, Reflect, Uint8Array};
+use js_sys::{Float32Array, Object, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -17,6 +17,7 @@ use crate::inspect::{header_length, inspect};
 use crate::model::parse_config;
 use crate::session::{Session, Settings};
 use crate::tasks::{Task, TaskSpec};
+use crate::web_helpers::JsHelpers;
 
 /// Set by wgpu when the GPU goes away; every later call reports it instead of touching the device.
 static GPU_LOST: Mutex<Option<String>> = Mutex::new(None);
@@ -236,6 +237,38 @@ impl Lab {
         let out = to_js(&session.loaded_view())?;
         self.session = Some(session);
         Ok(out)
+    }
+
+    /// Shares each training step's batch with `count` helper engines through `compute`
+    /// (`(prompt: Float32Array, shape, parts: string) => Promise<Array<{loss, grad} | null>>`,
+    /// www/pool.js); a count of 0 trains alone.
+    #[wasm_bindgen(js_name = setHelpers)]
+    pub fn set_helpers(&mut self, compute: js_sys::Function, count: usize) -> Result<(), JsValue> {
+        let helpers = (count > 0).then(|| Box::new(JsHelpers::new(compute, count)) as Box<_>);
+        self.session_mut()?.set_helpers(helpers);
+        Ok(())
+    }
+
+    /// Computes a part of another engine's batch (this engine is a helper):
+    /// `{loss, grad: Float32Array}`.
+    #[wasm_bindgen(js_name = partGradient)]
+    pub async fn part_gradient(
+        &self,
+        prompt: Vec<f32>,
+        shape: JsValue,
+        rows: String,
+    ) -> JsResult {
+        let shape = from_js(shape, "part shape")?;
+        let rows = serde_json::from_str(&rows).map_err(|e| js_error(Error::internal(e)))?;
+        let part = self
+            .session()?
+            .part(prompt, shape, rows)
+            .await
+            .map_err(js_error)?;
+        let obj = Object::new();
+        Reflect::set(&obj, &"loss".into(), &part.loss.into())?;
+        Reflect::set(&obj, &"grad".into(), &Float32Array::from(&part.grad[..]))?;
+        Ok(obj.into())
     }
 
     /// A built-in task from its `task.json` and JSONL splits: the task summary.

@@ -6,6 +6,7 @@ use common::*;
 use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
+use soft_prompt_lab::pool::{Helpers, PartRow, PartShape, PartsFuture, compute_part};
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::{Example, TaskKind, parse_jsonl};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer, loss_and_grad};
@@ -193,4 +194,74 @@ fn model_tuning_changes_its_copy_and_leaves_the_base_unchanged() {
     assert_ne!(tuned, before, "the tuned copy changed");
     assert_eq!(pollster::block_on(lm.model.fingerprint()).unwrap(), before, "the base did not");
     assert!(lm.model.is_frozen());
+}
+
+/// Helpers that compute their parts in this process, as the page's workers do in theirs (the
+/// same `compute_part`), failing the parts listed in `fail` as a dead worker would.
+struct LocalHelpers<'a> {
+    model: &'a soft_prompt_lab::model::Model,
+    count: usize,
+    fail: Vec<usize>,
+}
+
+impl Helpers for LocalHelpers<'_> {
+    fn count(&self) -> usize {
+        self.count
+    }
+    fn compute<'b>(
+        &'b self,
+        prompt: Vec<f32>,
+        shape: PartShape,
+        parts: Vec<Vec<PartRow>>,
+    ) -> PartsFuture<'b> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (i, rows) in parts.into_iter().enumerate() {
+                let result = compute_part(self.model, prompt.clone(), shape, rows).await.ok();
+                out.push(result.filter(|_| !self.fail.contains(&i)));
+            }
+            out
+        })
+    }
+}
+
+/// A pool of 1, 2 or 3 engines (this one and 0 to 2 helpers, one of them dead in the last case)
+/// takes the same 20 steps as one engine: parts add up to the batch's loss and gradient, only
+/// the order of float additions differs (1e-5 relative over the trajectory).
+#[test]
+fn a_pool_of_engines_follows_one_engines_trajectory() {
+    let lm = load("tiny-a");
+    let mut train = examples();
+    train.push(Example {
+        input: "a much longer input than the others ->".into(),
+        output: " short".into(),
+    });
+    let run = |helpers: Option<&dyn Helpers>| {
+        let mut sampler = Sampler::for_examples(&lm.tokenizer, &train, 0).unwrap();
+        let prompt =
+            SoftPrompt::init(&lm, 4, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
+        let mut trainer = Trainer::new(
+            prompt,
+            soft_prompt_lab::settings::Settings::default().train_config(),
+        );
+        let losses: Vec<f32> = (0..20)
+            .map(|_| {
+                pollster::block_on(trainer.step_next(&lm, &mut sampler, 5, helpers))
+                    .unwrap()
+                    .loss
+            })
+            .collect();
+        (losses, values(trainer.prompt.values()))
+    };
+    let (alone, prompt) = run(None);
+    for (count, fail) in [(1, vec![]), (2, vec![]), (2, vec![1])] {
+        let helpers = LocalHelpers {
+            model: &lm.model,
+            count,
+            fail,
+        };
+        let (losses, pooled) = run(Some(&helpers));
+        let (l, p) = (rel_err(&losses, &alone), rel_err(&pooled, &prompt));
+        assert!(l < 1e-5 && p < 1e-5, "{count} helpers: losses {l}, prompt {p}");
+    }
 }

@@ -82,6 +82,7 @@ function onEvent(msg) {
     host.onProgress(msg);
   }
   else if (msg.type === EVENT.EXPERIMENT_PROGRESS) ctx.experiments.onProgress(msg);
+  else if (msg.type === EVENT.POOL) showPool(msg);
   else if (msg.type === EVENT.ERROR && msg.experiment) ctx.experiments.onError(msg);
   else if (msg.type === EVENT.ERROR) ctx.training.onError(msg);
 }
@@ -136,6 +137,23 @@ function restartOn(backend, bundled) {
 function showBackend(used) {
   $('backend-badge').textContent = `${used.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${used.adapter}`;
   $('backend-badge').dataset.backend = used.backend;
+  $('backend-badge').dataset.base = $('backend-badge').textContent;
+  delete $('backend-badge').dataset.workers;
+}
+
+/**
+ * The engines training together on the CPU path (this worker and its helpers), on the badge; a
+ * helper that stops (the count falls while as many were wanted) is said in a note.
+ */
+function showPool({ workers, wanted }) {
+  const badge = $('backend-badge');
+  const before = Number(badge.dataset.workers);
+  if (workers < before && Number(badge.dataset.wanted) === wanted) {
+    note(`A helper engine stopped: training goes on with ${workers} worker${workers === 1 ? '' : 's'}.`);
+  }
+  badge.dataset.workers = workers;
+  badge.dataset.wanted = wanted;
+  badge.textContent = wanted > 1 ? `${badge.dataset.base} · ${workers} workers` : badge.dataset.base;
 }
 
 /**
@@ -155,7 +173,7 @@ async function start(backend, carriedIn) {
   rt.set({ client: new LabClient({ onEvent, onFatal }), training: false, experimenting: false, hasPrompt: false });
   let used;
   try {
-    used = await rt.client.request(REQUEST.INIT, { backend });
+    used = await rt.client.request(REQUEST.INIT, { backend, workers: state.workers });
   } catch (e) {
     if (backend === 'cpu') throw e;
     note(`${e.message}.`);
@@ -279,6 +297,8 @@ window.softPromptLab = {
   simulateGpuLoss: () => rt.client.request(REQUEST.SIMULATE_GPU_LOSS),
   /** Makes the engine panic at its next 'load', 'train' or 'experiment' step. */
   crashNext: (point) => rt.client.request(REQUEST.CRASH_NEXT, { point }),
+  /** Ends one helper engine of the CPU pool abruptly, as a crash would. */
+  killHelper: () => rt.client.request(REQUEST.KILL_HELPER),
 };
 await ctx.tasks.fillList();
 rt.serial(startChosen).catch((e) => {

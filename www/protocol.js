@@ -5,7 +5,9 @@
 // in the order they arrive, one at a time; only `pause` goes ahead of the queue.
 //
 // Requests
-//   init          {backend: 'webgpu' | 'cpu'}                 -> {backend, adapter}
+//   init          {backend: 'webgpu' | 'cpu', workers?, helper?} -> {backend, adapter}
+//                 workers: engines to train with on the CPU path (0: as cores and memory allow);
+//                 helper: this worker is one of another's helper engines (www/pool.js)
 //   inspect       {source, batch, nVirtual}                   -> what the model will cost, before its weights are
 //                                                                 fetched (src/inspect.rs CheckpointSummary:
 //                                                                 family, params, header {dtype}, downloadBytes,
@@ -40,6 +42,10 @@
 //   crash-next    {point: 'load' | 'train' | 'experiment'}    -> undefined (the engine panics there next: tests)
 //   time-steps    {steps}                                     -> median ms of a default-sized training step on this
 //                                                                 backend (a throwaway prompt; backend "auto")
+//   part          {prompt, shape, rows}                       -> {loss, grad} (a helper's share of a step's batch:
+//                                                                 src/pool.rs; rows as JSON)
+//   kill-helper   {}                                          -> undefined (ends one helper abruptly: tests;
+//                                                                 ahead of the queue)
 //   import        {config, weights, settings, modelName}      -> {nVirtual, prompt} (modelName: the loaded model's
 //                                                                 name, checked against the adapter's base model)
 //
@@ -52,6 +58,8 @@
 //                 wasmBytes: the size of the wasm instance's memory after the step
 //   experiment-progress {runsDone, runs, stepsDone, stepsTotal, arm, seed, finished?, done?}
 //                 one step of an experiment (src/experiments.rs `ExperimentProgress`); done = the summary
+//   pool          {workers, wanted}       engines training together on the CPU path (this one and its
+//                                           helpers that have loaded), and how many were started
 //   error         {id?, kind, message, line?, fatal, experiment?}
 //                 kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (kind GpuLost: the page
 //                 restarts it on the CPU; Panic, an engine crash: on the same backend). Every request
@@ -85,6 +93,8 @@ export const REQUEST = Object.freeze({
   CRASH_NEXT: 'crash-next',
   TIME_STEPS: 'time-steps',
   IMPORT: 'import',
+  PART: 'part',
+  KILL_HELPER: 'kill-helper',
 });
 
 /** Event and answer types (worker -> page). */
@@ -92,6 +102,7 @@ export const EVENT = Object.freeze({
   LOAD_PROGRESS: 'load-progress',
   PROGRESS: 'progress',
   EXPERIMENT_PROGRESS: 'experiment-progress',
+  POOL: 'pool',
   ERROR: 'error',
   REPLY: 'reply',
 });

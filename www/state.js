@@ -62,6 +62,7 @@ export const FIELDS = {
   batch: number('batch'),
   seed: number('seed'),
   backend: ['backend', oneOf(['auto', 'webgpu', 'cpu']), 'auto'],
+  workers: ['workers', int(0, 16), 0], // engines on the CPU path (worker.js poolSize); 0: as cores and memory allow
   model: ['model', modelRef, ''],
   hub: ['hub', webAddress, ''], // where Hub ids resolve (hub.js HUB when empty); the page tests' local Hub
   panels: ['panels', list(PANELS), PANELS],

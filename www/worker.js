@@ -3,11 +3,18 @@
 import init, { Lab, headerLength, taskSplits } from './pkg/soft_prompt_lab.js';
 import { fetchBytes, fetchRange, fileUrl } from './model-files.js';
 import { EVENT, MODEL_FILES, REQUEST, adapterName } from './protocol.js';
+import { Pool } from './pool.js';
 
 let lab = null;
 let playing = false;
 /** Cancels the model download in progress (`cancel-load`). */
 let loadAbort = null;
+/** Helper engines sharing the training steps on the CPU path (pool.js); none in a helper. */
+let pool = null;
+/** Engines the page asked for (0: as many as cores and memory allow); a helper's own is 1. */
+let requestedWorkers = 1;
+/** The backend INIT started: 'cpu' or 'webgpu'. */
+let engineBackend = null;
 /** An experiment is running (its steps loop like training's; a pause cancels it). */
 let experimenting = false;
 /** Bumped by every pause: a play still waiting in the queue when the user paused does not start. */
@@ -101,6 +108,34 @@ async function checkpointHead(source) {
   return { config, header: bytes, size: first.size };
 }
 
+/**
+ * How many engines train: the page's number, else one per core while the model copies fit in
+ * half the memory the device reports (each holds its weights in f32, an embedding copy and a
+ * step's activations: about 2.5 times the f32 weights).
+ */
+function poolSize(params) {
+  if (requestedWorkers > 0) return requestedWorkers;
+  const cores = self.navigator.hardwareConcurrency || 1;
+  const memory = ((self.navigator.deviceMemory || 4) * 2 ** 30) / 2;
+  return Math.max(1, Math.min(cores, Math.floor(memory / (params * 4 * 2.5))));
+}
+
+/** Helpers for the model just loaded, on the CPU path; they join as they finish loading. */
+function startPool(source, params) {
+  pool?.stop();
+  pool = null;
+  const size = engineBackend === 'cpu' ? poolSize(params) : 1;
+  post(EVENT.POOL, { workers: 1, wanted: size });
+  if (size < 2) return;
+  const current = new Pool((count) => {
+    if (pool !== current) return;
+    enqueue(() => lab.setHelpers(current.compute, count)).catch(() => {});
+    post(EVENT.POOL, { workers: count + 1, wanted: size });
+  });
+  pool = current;
+  current.start(size - 1, source);
+}
+
 async function trainStep() {
   const progress = await lab.advance();
   post(EVENT.PROGRESS, { ...progress, wasmBytes: memory.buffer.byteLength });
@@ -148,16 +183,19 @@ function enqueue(fn) {
 }
 
 const handlers = {
-  async [REQUEST.INIT]({ backend }) {
+  async [REQUEST.INIT]({ backend, helper = false, workers = 1 }) {
     await ready;
+    requestedWorkers = helper ? 1 : workers;
     if (backend === 'webgpu') {
       if (!self.navigator.gpu) throw { kind: 'Device', message: 'this browser has no WebGPU (navigator.gpu is missing); using the CPU backend' };
       const adapter = await self.navigator.gpu.requestAdapter();
       if (!adapter) throw { kind: 'Device', message: 'WebGPU gave no adapter (no usable GPU); using the CPU backend' };
       lab = await Lab.webgpu();
+      engineBackend = 'webgpu';
       return { backend: 'webgpu', adapter: adapterName(adapter.info) || 'unnamed adapter' };
     }
     lab = Lab.cpu();
+    engineBackend = 'cpu';
     return { backend: 'cpu', adapter: 'WebAssembly SIMD' };
   },
   async [REQUEST.INSPECT]({ source, batch, nVirtual }) {
@@ -186,9 +224,11 @@ const handlers = {
     // then freed at once (transfer(0) detaches a buffer and releases its bytes), not whenever the
     // collector runs, so a large model is not held twice while it loads.
     const loading = lab.load(...files);
-    for (const f of files) f.buffer.transfer?.(0);
+    // A local file's bytes stay: the page's source may start helpers from them.
+    if (source.kind !== 'files') for (const f of files) f.buffer.transfer?.(0);
     const loaded = await loading;
     const engineMs = performance.now() - loadStarted;
+    startPool(source, loaded.info.params);
     return {
       ...loaded, downloadNotes: notes, wasmBytes: memory.buffer.byteLength, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings },
     };
@@ -234,6 +274,7 @@ const handlers = {
   [REQUEST.SIMULATE_GPU_LOSS]: () => lab.simulateGpuLoss(),
   [REQUEST.CRASH_NEXT]: ({ point }) => lab.crashNext(point),
   [REQUEST.TIME_STEPS]: ({ steps }) => lab.timeSteps(steps),
+  [REQUEST.PART]: ({ prompt, shape, rows }) => lab.partGradient(prompt, shape, rows),
   async [REQUEST.IMPORT]({ config, weights, settings, modelName }) {
     playing = false;
     return lab.importAdapter(new Uint8Array(config), new Uint8Array(weights), settings, modelName);
@@ -246,6 +287,11 @@ self.onmessage = async ({ data }) => {
     // Ahead of the queue: a pause must not wait behind the step in progress.
     stopLoops();
     pauses += 1;
+    post(EVENT.REPLY, { id });
+    return;
+  }
+  if (type === REQUEST.KILL_HELPER) {
+    pool?.kill();
     post(EVENT.REPLY, { id });
     return;
   }

@@ -99,7 +99,10 @@ test('a Hub model: its cost before download, a cancelled and a dropped download,
 test('a SmolLM2-135M-shaped model (random bf16 weights), chosen from the presets, loads from the Hub on the CPU path and takes a training step', async () => {
   // Served under the preset's own id: the list resolves it under ?hub=, as it would on the Hub.
   const local = await startHub({ 'HuggingFaceTB/SmolLM2-135M': smollm2Shaped() });
-  const t = await open(env, `?backend=cpu&task=antonyms&vt=2&batch=2&hub=${encodeURIComponent(local.url)}`);
+  // A device that reports 1 GB (navigator.deviceMemory): more than half of it is a warning, not a refusal.
+  const t = await open(env, `?backend=cpu&task=antonyms&vt=2&batch=2&hub=${encodeURIComponent(local.url)}`, {
+    initScript: () => Object.defineProperty(Navigator.prototype, 'deviceMemory', { get: () => 1 }),
+  });
   const { page } = t;
   try {
     await ready(page);
@@ -108,6 +111,8 @@ test('a SmolLM2-135M-shaped model (random bf16 weights), chosen from the presets
     await page.selectOption('#model-preset', 'HuggingFaceTB/SmolLM2-135M');
     await page.waitForSelector('#model-check:not([hidden])');
     assert.ok(local.log.every((l) => !l.includes('model.safetensors') || l.includes('bytes=')), 'only the header before Load');
+    assert.match(await text(page, '#model-summary'), /more than half of what this device reports \(1 GB\): the tab may run out of memory/);
+    assert.equal(await text(page, '#model-load'), 'Load it anyway');
     assert.match(await text(page, '#model-summary'), /134\.5 M parameters \(llama, 30 layers, d 576, vocabulary 49,152\); BF16 weights; 269 MB to download/);
     await page.click('#model-load');
     await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('HuggingFaceTB/SmolLM2-135M: '), null, { timeout: 600_000 });

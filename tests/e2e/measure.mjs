@@ -7,6 +7,7 @@
 //   node tests/e2e/measure.mjs webgpu     adds the WebGPU path (SwiftShader here: a software adapter)
 //   node tests/e2e/measure.mjs quick      leaves out the experiments (about 10 minutes)
 //   node tests/e2e/measure.mjs real       only the SmolLM2-135M-shaped model
+//   node tests/e2e/measure.mjs pool       only the default run with 1 and 2 engines
 // Needs the built page (./build.sh) and Debian's Chromium.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { open, ready, start, text } from './harness.mjs';
@@ -117,6 +118,36 @@ async function experiments(task) {
   await t.context.close();
 }
 
+/**
+ * The default 200-step antonyms run with 1 and with 2 engines on the CPU path (the pool, once
+ * every helper has joined), alternated twice: the whole run as the user feels it (evaluations
+ * included), the step alone, and the time to 80% held-out.
+ */
+async function poolRuns() {
+  const runs = { 1: [], 2: [] };
+  for (const workers of [1, 2, 1, 2]) {
+    const t = await open(env, `?backend=cpu&task=antonyms&workers=${workers}`);
+    await ready(t.page);
+    await t.page.waitForSelector(`#backend-badge[data-workers="${workers}"]`, { timeout: 120_000 });
+    const started = performance.now();
+    await t.page.click('#play');
+    const handle = await t.page.waitForFunction(() => Number.parseFloat(document.querySelector('#f-acc').textContent) >= 80
+      && document.querySelector('#f-step').textContent, null, { timeout: 900_000, polling: 50 });
+    const reached = (performance.now() - started) / 1000;
+    const step = await msPerStep(t.page, 15);
+    await t.page.waitForSelector('#f-fp-after[data-equal]', { timeout: 900_000 });
+    runs[workers].push({ whole: (performance.now() - started) / 1000, reached, at: (await handle.jsonValue()).split(' ')[0], step });
+    await t.context.close();
+  }
+  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  for (const w of [1, 2]) {
+    const r = runs[w];
+    row(`CPU, ${w} engine${w > 1 ? 's (the pool)' : ''}: the whole default run`, `${med(r.map((x) => x.whole)).toFixed(1)} s, ${(200 / med(r.map((x) => x.whole))).toFixed(1)} steps/s, ${(1000 * med(r.map((x) => x.whole)) / 200).toFixed(1)} ms per step as felt (runs: ${r.map((x) => x.whole.toFixed(1)).join(', ')} s)`);
+    row(`CPU, ${w} engine${w > 1 ? 's' : ''}: ms per step, the step alone (median of 15)`, med(r.map((x) => x.step)).toFixed(1));
+    row(`CPU, ${w} engine${w > 1 ? 's' : ''}: antonyms reaches 80% held-out`, `${med(r.map((x) => x.reached)).toFixed(1)} s (steps ${r.map((x) => x.at).join(', ')})`);
+  }
+}
+
 /** Chromium's renderer processes (the page's worker runs in its renderer). */
 function renderers() {
   return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
@@ -191,12 +222,14 @@ async function webgpu() {
 }
 
 try {
-  if (!process.argv.includes('real')) {
+  const only = ['real', 'pool'].find((a) => process.argv.includes(a));
+  if (!only) {
     await cpu();
     await soak();
     if (!process.argv.includes('quick')) for (const task of ['sentiment', 'antonyms']) await experiments(task);
   }
-  await realModel();
+  if (only !== 'real') await poolRuns();
+  if (only !== 'pool') await realModel();
   if (process.argv.includes('webgpu')) await webgpu();
   console.log('### The page (headless Chromium, bundled model, antonyms, default settings)\n');
   console.log('| what | figure |\n| --- | --- |');

@@ -1,0 +1,75 @@
+// Helper engines for the CPU path, run by the lab worker: each is another worker.js with its own
+// copy of the frozen model, taking a part of every training step's batch (src/pool.rs). No shared
+// memory and no cross-origin isolation: parts and gradients travel as messages. Helpers join when
+// their model has loaded (training starts without them) and leave when they die; the engine
+// computes a dead helper's part itself.
+import { LabClient } from './lab-client.js';
+import { REQUEST } from './protocol.js';
+
+export class Pool {
+  /** `onChange(count)`: the number of helpers taking parts changed. */
+  constructor(onChange) {
+    this.onChange = onChange;
+    this.ready = [];
+    this.all = new Set();
+  }
+
+  /** Starts `count` helpers on the model `source` (the Cache API makes their fetch local). */
+  start(count, source) {
+    for (let i = 0; i < count; i += 1) this.spawn(source);
+  }
+
+  async spawn(source) {
+    const client = new LabClient({ onEvent: () => {}, onFatal: () => this.drop(client) });
+    this.all.add(client);
+    try {
+      await client.request(REQUEST.INIT, { backend: 'cpu', helper: true });
+      await client.request(REQUEST.LOAD_MODEL, { source });
+      if (!this.all.has(client)) return; // stopped while it loaded
+      this.ready.push(client);
+      this.onChange(this.ready.length);
+    } catch {
+      this.drop(client);
+    }
+  }
+
+  /** A helper that failed, or one the page stops: it takes no more parts. */
+  drop(client) {
+    if (!this.all.delete(client)) return;
+    client.terminate();
+    const i = this.ready.indexOf(client);
+    if (i >= 0) {
+      this.ready.splice(i, 1);
+      this.onChange(this.ready.length);
+    }
+  }
+
+  /**
+   * The engine's `Helpers`: sends part i to helper i, resolves with each answer, or null for a
+   * part whose helper failed (the engine computes it).
+   */
+  compute = (prompt, shape, partsJson) => {
+    const parts = JSON.parse(partsJson);
+    const helpers = this.ready.slice(0, parts.length);
+    return Promise.all(parts.map((rows, i) => {
+      const helper = helpers[i];
+      if (!helper) return null;
+      return helper.request(REQUEST.PART, { prompt, shape, rows: JSON.stringify(rows) }).catch(() => {
+        this.drop(helper);
+        return null;
+      });
+    }));
+  };
+
+  /** Ends one helper abruptly, as a crash would (tests, and trying the fault path by hand). */
+  kill() {
+    const helper = this.ready.at(-1);
+    if (!helper) return;
+    helper.worker.terminate();
+    helper.end({ kind: 'Panic', message: 'a helper engine stopped', fatal: true });
+  }
+
+  stop() {
+    for (const client of [...this.all]) this.drop(client);
+  }
+}
