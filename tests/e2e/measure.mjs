@@ -170,9 +170,9 @@ function procMb(pid, field) {
  * header read to ready, the renderer's peak resident memory during the load (its peak is reset
  * first, through /proc/PID/clear_refs), and the step.
  */
-async function realModel() {
+async function realModel(workers = 1) {
   const hub = await startHub({ 'shaped/smollm2-135m': smollm2Shaped() });
-  const t = await open(env, `?backend=cpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=shaped/smollm2-135m&steps=6`);
+  const t = await open(env, `?backend=cpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=shaped/smollm2-135m&steps=6&workers=${workers}`);
   await ready(t.page);
   await t.page.waitForSelector('#model-check:not([hidden])');
   const pids = renderers();
@@ -188,9 +188,10 @@ async function realModel() {
   const wasm = Number(await t.page.locator('#model-status').getAttribute('data-wasm-bytes')) / 2 ** 20;
   row('SmolLM2-135M-shaped, CPU: the renderer\'s peak resident memory during the load', `${peak.toFixed(0)} MB, ${(peak - before).toFixed(0)} MB more than before it (f32 weights ${f32.toFixed(0)} MB, 2× = ${(2 * f32).toFixed(0)} MB); the engine's wasm memory after it ${wasm.toFixed(0)} MB`);
   await t.page.waitForSelector('#play:not([disabled])', { timeout: 900_000 });
+  await t.page.waitForSelector(`#backend-badge[data-workers="${workers}"]`, { timeout: 900_000 });
   await t.page.click('#play');
   await t.page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('2 '), null, { timeout: 900_000 });
-  row('SmolLM2-135M-shaped, CPU: ms per training step (batch 16, 8 virtual tokens; median of 3)', (await msPerStep(t.page, 3)).toFixed(0));
+  row(`SmolLM2-135M-shaped, CPU, ${workers} engine${workers > 1 ? 's' : ''}: ms per training step (batch 16, 8 virtual tokens; median of 3)`, (await msPerStep(t.page, 3)).toFixed(0));
   await t.context.close();
   await hub.close();
 }
@@ -229,7 +230,8 @@ try {
     if (!process.argv.includes('quick')) for (const task of ['sentiment', 'antonyms']) await experiments(task);
   }
   if (only !== 'real') await poolRuns();
-  if (only !== 'pool') await realModel();
+  // The load's memory with one engine (helpers would load their copies after it); then the step with two.
+  if (only !== 'pool') for (const workers of [1, 2]) await realModel(workers);
   if (process.argv.includes('webgpu')) await webgpu();
   console.log('### The page (headless Chromium, bundled model, antonyms, default settings)\n');
   console.log('| what | figure |\n| --- | --- |');
