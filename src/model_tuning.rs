@@ -11,7 +11,7 @@ use crate::batch::ScoredBatch;
 use crate::error::Result;
 use crate::model::Model;
 use crate::soft_prompt::loss;
-use crate::train::{ADAM_EPSILON, CLIP_EPSILON, StepHandle};
+use crate::train::{ADAM_EPSILON, StepHandle, clip_scale};
 
 /// AdamW's settings for model tuning (the settings table holds prompt tuning's; the scale
 /// experiment that compares the two will own these).
@@ -59,15 +59,9 @@ impl ModelTuner {
         let grad_norm = norm.sum.expect("a model has weights").sqrt(); // [1]
         let grads = match self.config.max_grad_norm {
             Some(max) => {
-                let scale = grad_norm
-                    .clone()
-                    .add_scalar(CLIP_EPSILON)
-                    .recip()
-                    .mul_scalar(max)
-                    .clamp_max(1.0);
                 let mut scaled = Scale {
                     grads,
-                    scale,
+                    scale: clip_scale(&grad_norm, max),
                 };
                 self.model.visit(&mut scaled);
                 scaled.grads

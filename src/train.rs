@@ -17,7 +17,18 @@ use crate::soft_prompt::{SoftPrompt, require_targets};
 /// torch's Adam epsilon (burn's default is 1e-5); the parity test follows torch's trajectory.
 pub(crate) const ADAM_EPSILON: f32 = 1e-8;
 /// torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing.
-pub(crate) const CLIP_EPSILON: f32 = 1e-6;
+const CLIP_EPSILON: f32 = 1e-6;
+
+/// The factor that clips a gradient of norm `grad_norm` (`[1]`) to `max`, as torch's
+/// `clip_grad_norm_`: min(1, max / (norm + eps)), on the device (no read, no branch on a value).
+pub(crate) fn clip_scale(grad_norm: &Tensor<1>, max: f32) -> Tensor<1> {
+    grad_norm
+        .clone()
+        .add_scalar(CLIP_EPSILON)
+        .recip()
+        .mul_scalar(max)
+        .clamp_max(1.0)
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptimizerKind {
@@ -160,16 +171,7 @@ impl Trainer {
     fn apply(&mut self, loss: Tensor<1>, grad: Tensor<2>) -> StepHandle {
         let grad_norm = grad.clone().square().sum().sqrt(); // [1]
         let grad = match self.config.max_grad_norm {
-            // Scale by min(1, max / (norm + eps)) on the device: no read, no branch on a value.
-            Some(max) => {
-                let scale = grad_norm
-                    .clone()
-                    .add_scalar(CLIP_EPSILON)
-                    .recip()
-                    .mul_scalar(max)
-                    .clamp_max(1.0);
-                grad * scale.unsqueeze::<2>() // [1] -> [1, 1]
-            }
+            Some(max) => grad * clip_scale(&grad_norm, max).unsqueeze::<2>(), // [1] -> [1, 1]
             None => grad,
         };
         let mut params = GradientsParams::new();

@@ -76,7 +76,7 @@ test('a Hub model: its cost before download, a cancelled and a dropped download,
     await page.fill('#model-url', 'big/qwen');
     await page.click('#model-url-form button');
     await page.waitForSelector('#model-check:not([hidden])');
-    assert.match(await text(page, '#model-summary'), /It cannot load here: at batch 16 it needs about \d+\.\d GiB, more than the 4 GiB a WebAssembly page can address: choose a smaller model/);
+    assert.match(await text(page, '#model-summary'), /It cannot load here: at batch 4 it needs about \d+\.\d GiB, more than the 4 GiB a WebAssembly page can address: choose a smaller model/);
     assert.equal(await page.locator('#model-load').isHidden(), true);
     assert.ok(weightRequests('big/qwen').every((l) => /bytes=\d+-\d+$/.test(l)), `no weight download: ${weightRequests('big/qwen')}`);
 
