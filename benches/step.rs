@@ -13,13 +13,13 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::module::Module;
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
 use soft_prompt_lab::backend;
 use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::loader::LoadedModel;
-use safetensors::Dtype;
-use safetensors::tensor::TensorView;
 use soft_prompt_lab::model::{Arch, ModelConfig};
 use soft_prompt_lab::settings::Settings;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
@@ -308,7 +308,12 @@ impl Synthetic {
     /// `Conv1D`'s `[in, out]` for GPT-2; Llama's head tied, as SmolLM2's).
     fn layout(&self) -> (String, Vec<(String, Vec<usize>)>) {
         match *self {
-            Synthetic::Gpt2 { d, layers, heads, vocab } => {
+            Synthetic::Gpt2 {
+                d,
+                layers,
+                heads,
+                vocab,
+            } => {
                 let config = format!(
                     r#"{{"model_type":"gpt2","vocab_size":{vocab},"n_positions":1024,"n_embd":{d},"n_layer":{layers},"n_head":{heads},"eos_token_id":0}}"#
                 );
@@ -338,7 +343,14 @@ impl Synthetic {
                 }
                 (config, shapes)
             }
-            Synthetic::Llama { d, layers, heads, kv_heads, ffn, vocab } => {
+            Synthetic::Llama {
+                d,
+                layers,
+                heads,
+                kv_heads,
+                ffn,
+                vocab,
+            } => {
                 let config = format!(
                     r#"{{"model_type":"llama","architectures":["LlamaForCausalLM"],"vocab_size":{vocab},"max_position_embeddings":8192,"hidden_size":{d},"intermediate_size":{ffn},"num_hidden_layers":{layers},"num_attention_heads":{heads},"num_key_value_heads":{kv_heads},"rms_norm_eps":1e-5,"rope_theta":100000.0,"hidden_act":"silu","tie_word_embeddings":true,"bos_token_id":0,"eos_token_id":0}}"#
                 );
@@ -389,7 +401,9 @@ impl Synthetic {
                     (seed >> 8) as f32 / (1u32 << 24) as f32 * 0.04 - 0.02
                 });
                 if bf16 {
-                    values.flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect()
+                    values
+                        .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
+                        .collect()
                 } else {
                     values.flat_map(f32::to_le_bytes).collect()
                 }
@@ -401,7 +415,10 @@ impl Synthetic {
             .zip(&bytes)
             .map(|((k, s), b)| (k.clone(), TensorView::new(dtype, s.clone(), b).unwrap()))
             .collect();
-        let metadata = Some(std::collections::HashMap::from([("format".into(), "pt".into())]));
+        let metadata = Some(std::collections::HashMap::from([(
+            "format".into(),
+            "pt".into(),
+        )]));
         safetensors::serialize_to_file(views, metadata, &dir.join("model.safetensors")).unwrap();
         std::fs::write(dir.join("config.json"), config).unwrap();
         std::fs::copy(
@@ -430,7 +447,10 @@ fn gpu_round() {
     let gpt2_dir = GPT2_SMALL.write("gpt2-small");
     for (title, dir) in [
         ("bundled (2.6 M parameters)", bundled_dir()),
-        ("GPT-2-small-shaped, random weights (124 M)", gpt2_dir.clone()),
+        (
+            "GPT-2-small-shaped, random weights (124 M)",
+            gpt2_dir.clone(),
+        ),
     ] {
         let lm = LoadedModel::from_dir(&dir, &device).unwrap();
         let batches = batches(&lm);
@@ -479,7 +499,12 @@ fn compare(case: &Case, python: &str) -> ([[Vec<Round>; 2]; 2], f64) {
                 .arg(threads.to_string());
             runs[t][1].extend(measured(&mut torch));
         }
-        eprintln!("{}: round {} of {} done", case.title, round + 1, case.rounds);
+        eprintln!(
+            "{}: round {} of {} done",
+            case.title,
+            round + 1,
+            case.rounds
+        );
     }
     std::fs::remove_file(&spec).ok();
     (runs, flops)
@@ -529,7 +554,11 @@ fn print_comparison(case: &Case, python: &str) {
         println!("| --- | --- | --- |");
         for (t, threads) in [1, 2].into_iter().enumerate() {
             let rate = |k: usize| median_of(&runs[t][k], |r| r.eval_per_s);
-            println!("| {threads} | {} | {} |", show(rate(0), 0), show(rate(1), 0));
+            println!(
+                "| {threads} | {} | {} |",
+                show(rate(0), 0),
+                show(rate(1), 0)
+            );
         }
         println!();
     }

@@ -42,7 +42,10 @@ pub fn header_length(first: &[u8]) -> Result<u64> {
         .get(..8)
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| Error::WeightsCorrupt {
-            detail: format!("the file is {} bytes long, too short for a header", first.len()),
+            detail: format!(
+                "the file is {} bytes long, too short for a header",
+                first.len()
+            ),
         })?;
     let n = u64::from_le_bytes(bytes);
     if n == 0 || n > MAX_HEADER_BYTES {
@@ -236,12 +239,26 @@ mod tests {
         let s = inspect(qwen.as_bytes(), None, 988_097_824, 64, 8).unwrap();
         let refusal = s.refusal.unwrap();
         assert!(refusal.contains("set the batch size to"), "{refusal}");
-        assert!(inspect(qwen.as_bytes(), None, 988_097_824, 4, 8).unwrap().refusal.is_none());
-        assert!(matches!(header_length(&[1, 2]), Err(Error::WeightsCorrupt { .. })));
-        assert!(matches!(header_length(&u64::MAX.to_le_bytes()), Err(Error::WeightsCorrupt { .. })));
+        assert!(
+            inspect(qwen.as_bytes(), None, 988_097_824, 4, 8)
+                .unwrap()
+                .refusal
+                .is_none()
+        );
+        assert!(matches!(
+            header_length(&[1, 2]),
+            Err(Error::WeightsCorrupt { .. })
+        ));
+        assert!(matches!(
+            header_length(&u64::MAX.to_le_bytes()),
+            Err(Error::WeightsCorrupt { .. })
+        ));
         assert_eq!(header_length(&100u64.to_le_bytes()).unwrap(), 100);
         for bad in [&b"[1]"[..], b"{}", br#"{"a":{"dtype":"F32"}}"#, b"not json"] {
-            assert!(matches!(read_header(bad), Err(Error::WeightsCorrupt { .. })), "{bad:?}");
+            assert!(
+                matches!(read_header(bad), Err(Error::WeightsCorrupt { .. })),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -68,9 +68,7 @@ impl ModelTuner {
             }
             None => grads,
         };
-        self.model = self
-            .optim
-            .step(self.config.lr, self.model.clone(), grads);
+        self.model = self.optim.step(self.config.lr, self.model.clone(), grads);
         self.step += 1;
         Ok(StepHandle::new(self.step, loss.detach(), grad_norm))
     }

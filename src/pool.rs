@@ -101,7 +101,10 @@ pub async fn compute_part(
         })
         .collect();
     let part = ScoredBatch::new(&seqs, shape.n_virtual, shape.pad_id)?;
-    let prompt = Tensor::from_data(TensorData::new(prompt, [shape.n_virtual, d]), &model.device());
+    let prompt = Tensor::from_data(
+        TensorData::new(prompt, [shape.n_virtual, d]),
+        &model.device(),
+    );
     let (loss, grad) = part_gradient(model, prompt, &part, shape.total_targets)?;
     Ok(PartResult {
         loss: crate::backend::read_f32(loss).await?[0],
@@ -128,7 +131,8 @@ pub async fn pooled_loss_and_grad(
     let values = crate::backend::read_f32(prompt.clone()).await?;
     let sent: Vec<Vec<PartRow>> = parts[1..].iter().map(rows_of).collect();
     let remote = helpers.compute(values, shape, sent);
-    let (mut loss, mut grad) = part_gradient(model, prompt.clone(), &parts[0], shape.total_targets)?;
+    let (mut loss, mut grad) =
+        part_gradient(model, prompt.clone(), &parts[0], shape.total_targets)?;
     let device = model.device();
     let results = remote.await;
     for (i, part) in parts[1..].iter().enumerate() {

@@ -205,8 +205,14 @@ impl Lab {
         batch: usize,
         n_virtual: usize,
     ) -> JsResult {
-        let summary = inspect(config, header.as_deref(), download_bytes as u64, batch, n_virtual)
-            .map_err(js_error)?;
+        let summary = inspect(
+            config,
+            header.as_deref(),
+            download_bytes as u64,
+            batch,
+            n_virtual,
+        )
+        .map_err(js_error)?;
         let mut view = serde_json::to_value(&summary).map_err(|e| js_error(Error::internal(e)))?;
         view["gpuBufferLimit"] = self.max_buffer.into();
         to_js(&view)
@@ -252,12 +258,7 @@ impl Lab {
     /// Computes a part of another engine's batch (this engine is a helper):
     /// `{loss, grad: Float32Array}`.
     #[wasm_bindgen(js_name = partGradient)]
-    pub async fn part_gradient(
-        &self,
-        prompt: Vec<f32>,
-        shape: JsValue,
-        rows: String,
-    ) -> JsResult {
+    pub async fn part_gradient(&self, prompt: Vec<f32>, shape: JsValue, rows: String) -> JsResult {
         let shape = from_js(shape, "part shape")?;
         let rows = serde_json::from_str(&rows).map_err(|e| js_error(Error::internal(e)))?;
         let part = self
@@ -431,7 +432,9 @@ impl Lab {
             safetensors: weights,
         };
         let session = self.session_mut()?;
-        let n_virtual = session.import(&files, settings, &model_name).map_err(js_error)?;
+        let n_virtual = session
+            .import(&files, settings, &model_name)
+            .map_err(js_error)?;
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Imported {

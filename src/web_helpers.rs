@@ -14,19 +14,19 @@ pub struct JsHelpers {
 
 impl JsHelpers {
     pub fn new(compute: Function, count: usize) -> Self {
-        Self {
-            compute,
-            count,
-        }
+        Self { compute, count }
     }
 
     /// Calls the pool: the parts leave for the helpers before this returns.
     fn send(&self, prompt: &[f32], shape: PartShape, parts: &[Vec<PartRow>]) -> Option<Promise> {
         let shape = serde_wasm_bindgen::to_value(&shape).ok()?;
         let parts = serde_json::to_string(parts).ok()?;
-        let sent = self
-            .compute
-            .call3(&JsValue::NULL, &Float32Array::from(prompt), &shape, &parts.into());
+        let sent = self.compute.call3(
+            &JsValue::NULL,
+            &Float32Array::from(prompt),
+            &shape,
+            &parts.into(),
+        );
         sent.ok()?.dyn_into::<Promise>().ok()
     }
 }

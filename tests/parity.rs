@@ -353,8 +353,16 @@ fn our_adapters_load_in_peft() {
             std::fs::write(&weights_path, &files.safetensors).unwrap();
             continue;
         }
-        assert_eq!(files.config_json, std::fs::read(config_path).unwrap(), "{name}: config");
-        assert_eq!(files.safetensors, std::fs::read(weights_path).unwrap(), "{name}: weights");
+        assert_eq!(
+            files.config_json,
+            std::fs::read(config_path).unwrap(),
+            "{name}: config"
+        );
+        assert_eq!(
+            files.safetensors,
+            std::fs::read(weights_path).unwrap(),
+            "{name}: weights"
+        );
         let (prompt, _) = adapter::load(&files, &lm.model).unwrap();
         let opts = GenerateOptions {
             max_new_tokens: 10,
@@ -402,7 +410,10 @@ impl ModuleVisitor for Keyed<'_> {
             r if !r.ends_with(".weight") && !r.ends_with(".bias") => format!("{prefix}{r}.weight"),
             r => format!("{prefix}{r}"),
         };
-        let grad = param.val().grad(self.grads).expect("every weight has a gradient");
+        let grad = param
+            .val()
+            .grad(self.grads)
+            .expect("every weight has a gradient");
         let grad = match (linear, D) {
             (true, 2) => values(grad.reshape([0, 0]).transpose()),
             _ => values(grad),
@@ -424,7 +435,10 @@ fn model_tuning_loss_and_every_weight_gradient_match_torch() {
         let l = loss(&model, None, &batch).unwrap();
         let expected = r.json["model_tuning_loss"].as_f64().unwrap() as f32;
         let got = values(l.clone())[0];
-        assert!(rel_err(&[got], &[expected]) <= REL_TOL, "{name}: loss {got} vs {expected}");
+        assert!(
+            rel_err(&[got], &[expected]) <= REL_TOL,
+            "{name}: loss {got} vs {expected}"
+        );
         let grads = l.backward();
         let mut keyed = Keyed {
             path: Vec::new(),
@@ -432,7 +446,11 @@ fn model_tuning_loss_and_every_weight_gradient_match_torch() {
             out: Vec::new(),
         };
         model.visit(&mut keyed);
-        assert_eq!(keyed.out.len(), base_tensors(&model.config), "{name}: every weight");
+        assert_eq!(
+            keyed.out.len(),
+            base_tensors(&model.config),
+            "{name}: every weight"
+        );
         for (key, grad) in keyed.out {
             let (_, want) = r.tensor(&format!("model_grad/{key}"));
             let err = rel_err(&grad, &want);

@@ -187,12 +187,20 @@ fn model_tuning_changes_its_copy_and_leaves_the_base_unchanged() {
     };
     let mut tuner = ModelTuner::new(&lm.model, config);
     let losses: Vec<f32> = (0..10)
-        .map(|_| pollster::block_on(tuner.step(&batch).unwrap().read()).unwrap().loss)
+        .map(|_| {
+            pollster::block_on(tuner.step(&batch).unwrap().read())
+                .unwrap()
+                .loss
+        })
         .collect();
     assert!(losses[9] < losses[0] * 0.9, "loss falls: {losses:?}");
     let tuned = pollster::block_on(tuner.model.fingerprint()).unwrap();
     assert_ne!(tuned, before, "the tuned copy changed");
-    assert_eq!(pollster::block_on(lm.model.fingerprint()).unwrap(), before, "the base did not");
+    assert_eq!(
+        pollster::block_on(lm.model.fingerprint()).unwrap(),
+        before,
+        "the base did not"
+    );
     assert!(lm.model.is_frozen());
 }
 
@@ -217,7 +225,9 @@ impl Helpers for LocalHelpers<'_> {
         Box::pin(async move {
             let mut out = Vec::new();
             for (i, rows) in parts.into_iter().enumerate() {
-                let result = compute_part(self.model, prompt.clone(), shape, rows).await.ok();
+                let result = compute_part(self.model, prompt.clone(), shape, rows)
+                    .await
+                    .ok();
                 out.push(result.filter(|_| !self.fail.contains(&i)));
             }
             out
@@ -262,6 +272,9 @@ fn a_pool_of_engines_follows_one_engines_trajectory() {
         };
         let (losses, pooled) = run(Some(&helpers));
         let (l, p) = (rel_err(&losses, &alone), rel_err(&pooled, &prompt));
-        assert!(l < 1e-5 && p < 1e-5, "{count} helpers: losses {l}, prompt {p}");
+        assert!(
+            l < 1e-5 && p < 1e-5,
+            "{count} helpers: losses {l}, prompt {p}"
+        );
     }
 }

@@ -15,7 +15,13 @@ use soft_prompt_lab::soft_prompt::prompted_hidden;
 /// odd head size), a Llama (grouped-query attention, llama3 RoPE scaling, untied head, f32), a
 /// Qwen2 (q/k/v biases, one key/value head, tied head, bf16), all with a byte-level BPE
 /// tokenizer, and a Llama with a Metaspace (SentencePiece-style) tokenizer that adds `<s>` (f16).
-pub const MODELS: [&str; 5] = ["tiny-a", "tiny-b", "tiny-llama", "tiny-qwen2", "tiny-llama-sp"];
+pub const MODELS: [&str; 5] = [
+    "tiny-a",
+    "tiny-b",
+    "tiny-llama",
+    "tiny-qwen2",
+    "tiny-llama-sp",
+];
 /// The GPT-2 fixtures (their config fields are GPT-2's).
 pub const GPT2_MODELS: [&str; 2] = ["tiny-a", "tiny-b"];
 
