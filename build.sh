@@ -3,6 +3,7 @@
 #   ./build.sh serve   set up, build the page (release wasm + JS libraries) into www/, serve it
 #   ./build.sh         set up, build the page and the native command line
 #   ./build.sh test    set up, run every test: native (cargo test) and the page in headless Chromium
+#   ./build.sh test-gpu  the parity fixtures on native wgpu with fusion (lavapipe: no GPU needed)
 #   ./build.sh dist    set up, build the page, and make dist/: the site for any static host (tools/dist.mjs)
 #   ./build.sh bench   the speed figures, ours against PyTorch + PEFT and the page's: BENCHMARKS.md
 # Set CARGO_TARGET_DIR to share build outputs between checkouts (CI does); PORT picks the port.
@@ -57,11 +58,24 @@ build_cli() {
 
 browser() {
   # Debian's Chromium drives the page tests (never a downloaded browser).
-  if [ ! -x /usr/bin/chromium ]; then
-    echo "installing Debian's chromium for the page tests"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
-  fi
+  apt_install chromium
+}
+
+lavapipe() {
+  # Mesa's CPU Vulkan driver: native wgpu finds it as an adapter, so the GPU tests need no GPU.
+  apt_install mesa-vulkan-drivers libvulkan1
+}
+
+# apt_install PACKAGE...: installs Debian's packages unless each is installed already.
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} = 0 ] && return
+  echo "installing Debian's ${missing[*]} for the tests"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
 run_tests() {
@@ -73,6 +87,14 @@ run_tests() {
   node --test --test-concurrency=1 tests/e2e/
 }
 
+gpu_tests() {
+  # The fixtures on native wgpu, fused as the page's build, on lavapipe where there is no GPU. Not
+  # in `test`: burn's wgpu and fusion stack adds 20 to 40 minutes of build from nothing (the page
+  # tests check the fused WebGPU path on SwiftShader against the same fixtures).
+  lavapipe
+  cargo test --features fusion --test gpu
+}
+
 bench() {
   # The reference side (PyTorch + PEFT, pinned) in its own virtual environment, made once.
   local venv=tools/bench/.venv
@@ -82,6 +104,7 @@ bench() {
   fi
   build_page
   browser
+  lavapipe
   {
     echo "# Benchmarks"
     echo
@@ -91,6 +114,11 @@ bench() {
     cargo bench --profile dev --bench step -- --python "$venv/bin/python"
     echo
     node tests/e2e/measure.mjs
+    echo
+    # Native wgpu (the GPU if there is one, else lavapipe): dispatches per step, unfused and fused.
+    cargo bench --profile dev --bench step --features gpu -- --gpu --gpu-steps 3
+    echo
+    cargo bench --profile dev --bench step --features fusion -- --gpu --gpu-steps 3
     echo
     # The GPU figures come from a machine with a GPU (see the file); this one may have none.
     cat tools/bench/gpu.md
@@ -103,6 +131,7 @@ case "${1:-build}" in
   serve) build_page; exec node tools/serve.mjs www "${PORT:-8080}" ;;
   dist) build_page; node tools/dist.mjs www dist ;;
   test) run_tests ;;
+  test-gpu) gpu_tests ;;
   bench) bench ;;
-  *) echo "usage: ./build.sh [build|serve|dist|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh [build|serve|dist|test|test-gpu|bench]" >&2; exit 2 ;;
 esac

@@ -430,35 +430,99 @@ impl Synthetic {
     }
 }
 
-/// The step on the native WebGPU backend (Vulkan on Linux): the bundled model and a
-/// GPT-2-small-shaped random one, same batches (antonyms, batch 16, 8 virtual tokens).
+/// The step on the native WebGPU backend (Vulkan on Linux; Mesa's lavapipe where there is no
+/// GPU): the bundled model and GPT-2-small- and SmolLM2-135M-shaped random ones, same batches,
+/// with the kernel launches (dispatches) one step issues. Fused or not is the build's choice:
+/// `--features gpu` or `--features fusion`. `--gpu-steps N` timed steps (the large models a fifth).
 #[cfg(feature = "gpu")]
 fn gpu_round() {
-    let device = burn::tensor::Device::wgpu_options()
-        .init()
-        .expect("a GPU adapter")
-        .autodiff();
+    let (device, setup) = burn::tensor::Device::wgpu_options()
+        .init_with_setup()
+        .expect("a wgpu adapter (without a GPU: apt-get install mesa-vulkan-drivers)");
+    let device = device.autodiff();
+    let adapter = setup.adapter.get_info();
+    let limits = setup.device.limits();
+    let max_buffer = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let steps: usize = arg("--gpu-steps")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     println!(
-        "### Native WebGPU (wgpu) training step, {}\n",
-        std::env::var("GPU_NAME").unwrap_or_default()
+        "### Native WebGPU (wgpu) training step on {} ({:?}), {}\n",
+        adapter.name,
+        adapter.backend,
+        if cfg!(feature = "fusion") {
+            "fused"
+        } else {
+            "unfused"
+        }
     );
-    println!("| model | ms / step | GFLOP/s |");
-    println!("| --- | --- | --- |");
-    let gpt2_dir = GPT2_SMALL.write("gpt2-small");
-    for (title, dir) in [
-        ("bundled (2.6 M parameters)", bundled_dir()),
+    println!("| model | dispatches / step | ms / step | GFLOP/s |");
+    println!("| --- | --- | --- | --- |");
+    let cases = [
+        ("bundled (2.6 M parameters)", None, steps),
         (
-            "GPT-2-small-shaped, random weights (124 M)",
-            gpt2_dir.clone(),
+            "GPT-2-small-shaped (124 M)",
+            Some((GPT2_SMALL, "gpt2-small")),
+            steps.div_ceil(5),
         ),
-    ] {
-        let lm = LoadedModel::from_dir(&dir, &device).unwrap();
-        let batches = batches(&lm);
-        let ms = our_step_ms(&lm, &batches, 3, 30);
-        let flops = step_flops(&lm.model.config, &batches[0], N_VIRTUAL);
-        println!("| {title} | {ms:.1} | {:.1} |", flops / ms / 1e6);
+        (
+            "SmolLM2-135M-shaped (135 M)",
+            Some((SMOLLM2_135M, "smollm2-135m")),
+            steps.div_ceil(5),
+        ),
+    ];
+    for (title, synthetic, steps) in cases {
+        let dir = synthetic
+            .as_ref()
+            .map_or_else(bundled_dir, |(s, name)| s.write(name));
+        let config = std::fs::read(dir.join("config.json")).unwrap();
+        let fits = soft_prompt_lab::model::parse_config(&config)
+            .and_then(|c| backend::check_buffer_limit(c.embedding_bytes(), max_buffer));
+        match fits.and_then(|()| LoadedModel::from_dir(&dir, &device)) {
+            Err(e) => println!("| {title} | not run: {e} | | |"),
+            Ok(lm) => {
+                let batches = batches(&lm);
+                let dispatches = dispatches_per_step(&lm, &batches[0]);
+                let ms = our_step_ms(&lm, &batches, 1, steps);
+                let flops = step_flops(&lm.model.config, &batches[0], N_VIRTUAL);
+                println!(
+                    "| {title} | {dispatches} | {ms:.1} | {:.1} |",
+                    flops / ms / 1e6
+                );
+            }
+        }
+        if synthetic.is_some() {
+            std::fs::remove_dir_all(dir).ok();
+        }
     }
-    std::fs::remove_dir_all(gpt2_dir).ok();
+}
+
+/// Kernel launches in one training step (forward, backward, Adam, the loss read back), counted by
+/// cubecl's launch observer after a first step has compiled every kernel.
+#[cfg(feature = "gpu")]
+fn dispatches_per_step(lm: &LoadedModel, batch: &ScoredBatch) -> usize {
+    use cubecl_runtime::logging::{LaunchObservation, LaunchObserver};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Count(AtomicUsize);
+    impl LaunchObserver for Count {
+        fn launched(&self, _kernel: &'static str) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let prompt =
+        SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
+    let mut trainer = Trainer::new(prompt, Settings::default().train_config());
+    let mut step = || pollster::block_on(trainer.step(&lm.model, batch).unwrap().read()).unwrap();
+    step();
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let watching = LaunchObservation::new(count.clone());
+    step();
+    drop(watching);
+    count.0.load(Ordering::Relaxed)
 }
 
 fn median_of(rounds: &[Round], f: fn(&Round) -> Option<f64>) -> Option<f64> {

@@ -6,8 +6,8 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use common::*;
-use soft_prompt_lab::adapter::{self, AdapterFiles};
-use soft_prompt_lab::batch::{Padded, ScoredBatch, Sequence};
+use soft_prompt_lab::adapter;
+use soft_prompt_lab::batch::Padded;
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
 use soft_prompt_lab::model::Arch;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt, loss, prompted_hidden};
@@ -16,45 +16,6 @@ use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
 /// Loss, gradient and trajectories, relative to the reference's largest magnitude: f32 rounding
 /// accumulates over 20 steps, but stays ~1e-6 relative.
 const REL_TOL: f32 = 1e-4;
-
-fn initial_prompt(lm: &soft_prompt_lab::loader::LoadedModel, name: &str) -> SoftPrompt {
-    let dir = fixture_dir(name).join("adapter_init");
-    let files = AdapterFiles {
-        config_json: std::fs::read(dir.join(adapter::CONFIG_FILE)).unwrap(),
-        safetensors: std::fs::read(dir.join(adapter::WEIGHTS_FILE)).unwrap(),
-    };
-    adapter::load(&files, &lm.model)
-        .expect("PEFT's own adapter files load")
-        .0
-}
-
-fn reference_batch(
-    lm: &soft_prompt_lab::loader::LoadedModel,
-    r: &Reference,
-    n_virtual: usize,
-) -> ScoredBatch {
-    let seqs: Vec<Sequence> = r
-        .examples()
-        .iter()
-        .map(|ex| Sequence::for_example(&lm.tokenizer, "", ex).unwrap())
-        .collect();
-    let batch =
-        ScoredBatch::new(&seqs, n_virtual, r.json["eos_id"].as_u64().unwrap() as u32).unwrap();
-    // The batch the reference trained on, token for token (padding and labels included).
-    let ids: Vec<u32> = r.json["batch_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-        })
-        .collect();
-    assert_eq!(batch.padded.ids, ids, "batch ids");
-    batch
-}
 
 /// The number of weight tensors a checkpoint of `c` holds (a tied head once).
 fn base_tensors(c: &soft_prompt_lab::model::ModelConfig) -> usize {

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use burn::tensor::Tensor;
 use safetensors::SafeTensors;
 use serde_json::Value;
+use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::backend;
-use soft_prompt_lab::batch::Padded;
+use soft_prompt_lab::batch::{Padded, ScoredBatch, Sequence};
 use soft_prompt_lab::loader::{LoadedModel, ModelFiles};
-use soft_prompt_lab::soft_prompt::prompted_hidden;
+use soft_prompt_lab::soft_prompt::{SoftPrompt, prompted_hidden};
 
 /// Every fixture model: two GPT-2 (f32 with old-style keys, f16 with `transformer.` keys and an
 /// odd head size), a Llama (grouped-query attention, llama3 RoPE scaling, untied head, f32), a
@@ -55,7 +56,16 @@ pub fn read(name: &str, file: &str) -> Vec<u8> {
 }
 
 pub fn load(name: &str) -> LoadedModel {
-    load_with(name, None, None, None).expect("fixture model loads")
+    load_on(name, &backend::cpu())
+}
+
+pub fn load_on(name: &str, device: &burn::tensor::Device) -> LoadedModel {
+    let files = ModelFiles {
+        config_json: &read(name, "config.json"),
+        safetensors: &read(name, "model.safetensors"),
+        tokenizer_json: &read(name, "tokenizer.json"),
+    };
+    LoadedModel::from_bytes(files, device).expect("fixture model loads")
 }
 
 /// Loads from bytes with one file replaced, for the bad-input tests.
@@ -211,4 +221,41 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length");
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// PEFT's own initial prompt for fixture `name` (`adapter_init/`).
+pub fn initial_prompt(lm: &LoadedModel, name: &str) -> SoftPrompt {
+    let dir = fixture_dir(name).join("adapter_init");
+    let files = AdapterFiles {
+        config_json: std::fs::read(dir.join(adapter::CONFIG_FILE)).unwrap(),
+        safetensors: std::fs::read(dir.join(adapter::WEIGHTS_FILE)).unwrap(),
+    };
+    adapter::load(&files, &lm.model)
+        .expect("PEFT's own adapter files load")
+        .0
+}
+
+/// The batch the reference trained on, as ours builds it.
+pub fn reference_batch(lm: &LoadedModel, r: &Reference, n_virtual: usize) -> ScoredBatch {
+    let seqs: Vec<Sequence> = r
+        .examples()
+        .iter()
+        .map(|ex| Sequence::for_example(&lm.tokenizer, "", ex).unwrap())
+        .collect();
+    let batch =
+        ScoredBatch::new(&seqs, n_virtual, r.json["eos_id"].as_u64().unwrap() as u32).unwrap();
+    // The batch the reference trained on, token for token (padding and labels included).
+    let ids: Vec<u32> = r.json["batch_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+        })
+        .collect();
+    assert_eq!(batch.padded.ids, ids, "batch ids");
+    batch
 }

@@ -88,13 +88,80 @@ test('CPU path: the bundled model trains a soft prompt, every view updates, the 
   }, { acceptDownloads: true });
 });
 
-test('WebGPU path: the bundled model loads on the GPU adapter and takes a training step', async () => {
+/** A safetensors file's f32 tensor `key` (little-endian), as numbers. */
+function readF32(path, key) {
+  const bytes = readFileSync(path);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const entry = JSON.parse(bytes.subarray(8, 8 + headerLength).toString())[key];
+  assert.equal(entry.dtype, 'F32', `${path} ${key}`);
+  const [from, to] = entry.data_offsets.map((o) => o + 8 + headerLength);
+  const data = bytes.subarray(from, to);
+  return Array.from({ length: data.length / 4 }, (_, i) => data.readFloatLE(4 * i));
+}
+
+/**
+ * The fixture's reference batch as the engine's batch parts take it (`src/pool.rs`): each row's
+ * ids up to its last target, the context length, and the whole batch's shape.
+ */
+function referenceBatch(reference) {
+  const rows = reference.batch_ids.map((ids, r) => {
+    const labels = reference.batch_labels[r];
+    const first = labels.findIndex((l) => l !== -100);
+    const last = labels.findLastIndex((l) => l !== -100);
+    return { ids: ids.slice(0, last + 1), n_context: first };
+  });
+  const totalTargets = reference.batch_labels.flat().filter((l) => l !== -100).length;
+  return { rows, shape: { nVirtual: reference.n_virtual, padId: reference.eos_id, totalTargets } };
+}
+
+test('WebGPU path: the bundled model loads on the GPU adapter and takes a training step; the fixtures\' first loss and prompt gradient match PEFT in the wasm build', async () => {
   // SwiftShader is a slow software GPU: one virtual token, batch 1, one step.
   await withPage('?backend=webgpu&task=sentiment&vt=1&batch=1&steps=1', async (page) => {
     assert.match(await text(page, '#backend-badge'), /WebGPU · google swiftshader/);
     await page.click('#step');
     await page.waitForFunction(() => document.querySelector('#f-step').textContent === '1 / 1', null, { timeout: 300_000 });
     assert.match(await text(page, '#f-loss'), /^\d+\.\d{4}$/);
+
+    // The page's own wasm on a second WebGPU device (one per JavaScript context: the runtime
+    // starts once): a GPT-2 and a Llama fixture, PEFT's initial prompt, the reference batch.
+    // SwiftShader sums in other orders than PyTorch's CPU: the CPU tests' 1e-4 relative bound,
+    // observed ~1e-6 here.
+    const fixtures = ['tiny-a', 'tiny-llama'].map((name) => {
+      const dir = join(ROOT, 'tests', 'reference', 'fixtures', name);
+      const reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
+      return {
+        name,
+        reference,
+        want: readF32(join(dir, 'reference.safetensors'), 'prompt_grad'),
+        files: ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => readFileSync(join(dir, f)).toString('base64')),
+        prompt: readF32(join(dir, 'adapter_init', 'adapter_model.safetensors'), 'prompt_embeddings'),
+        batch: referenceBatch(reference),
+      };
+    });
+    const results = await page.evaluate(async (fixtures) => {
+      const engine = await import('./pkg/soft_prompt_lab.js');
+      await engine.default();
+      const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const lab = await engine.Lab.webgpu();
+      const out = [];
+      for (const { files, prompt, batch } of fixtures) {
+        await lab.load(...files.map(bytes));
+        const part = await lab.partGradient(new Float32Array(prompt), batch.shape, JSON.stringify(batch.rows));
+        out.push({ loss: part.loss, grad: Array.from(part.grad) });
+      }
+      lab.free();
+      return out;
+    }, fixtures.map(({ files, prompt, batch }) => ({ files, prompt, batch })));
+    fixtures.forEach(({ name, reference, want }, i) => {
+      const got = results[i];
+      const scale = Math.max(...want.map(Math.abs));
+      const gradErr = Math.max(...got.grad.map((g, j) => Math.abs(g - want[j]))) / scale;
+      const norm = (v) => Math.hypot(...v);
+      console.log(`${name} on WebGPU: loss ${got.loss} vs ${reference.loss}, gradient relative error ${gradErr.toExponential(2)}`);
+      assert.ok(Math.abs(got.loss - reference.loss) / reference.loss <= 1e-4, `${name}: loss ${got.loss} vs ${reference.loss}`);
+      assert.ok(Math.abs(norm(got.grad) - norm(want)) / norm(want) <= 1e-4, `${name}: gradient norm`);
+      assert.ok(gradErr <= 1e-4, `${name}: gradient relative error ${gradErr}`);
+    });
   }, { readyTimeout: 300_000 });
 });
 
