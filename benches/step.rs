@@ -458,6 +458,11 @@ fn gpu_round() {
             "unfused"
         }
     );
+    println!(
+        "Dispatches: the kernel launches of one step after a warm-up step (cubecl's launch \
+         observer). On a software adapter (lavapipe, llvmpipe) the CPU emulates the GPU: the \
+         dispatch counts carry over to a real GPU, the times do not.\n"
+    );
     println!("| model | dispatches / step | ms / step | GFLOP/s |");
     println!("| --- | --- | --- | --- |");
     let cases = [
