@@ -11,7 +11,6 @@ use std::sync::OnceLock;
 use burn::tensor::Device;
 use common::*;
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
-use soft_prompt_lab::soft_prompt::loss;
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
 
 /// Logits: the GPU sums in other orders (tiled matmuls, tree reductions) than the CPU and
@@ -45,22 +44,18 @@ fn fixtures_match_the_reference_on_wgpu() {
         eprintln!("{name} (wgpu): logits max abs diff {worst:e}");
         assert!(worst <= GPU_LOGITS_ATOL, "{name}: logits {worst:e}");
 
-        let prompt = initial_prompt(&lm, name);
-        let batch = reference_batch(&lm, &r, prompt.n_virtual());
-        let p = prompt.embeddings.val();
-        let l = loss(&lm.model, Some(p.clone()), &batch).unwrap();
-        let grads = l.backward();
-        let got = values(l)[0];
+        let (got, grad, _) = first_loss_and_grad(&lm, name, &r);
         let want = r.json["loss"].as_f64().unwrap() as f32;
         assert!(
             rel_err(&[got], &[want]) <= GPU_REL_TOL,
             "{name}: loss {got} vs {want}"
         );
-        let grad = values(p.grad(&grads).expect("prompt has a gradient"));
         let err = rel_err(&grad, &r.tensor("prompt_grad").1);
         eprintln!("{name} (wgpu): prompt gradient relative error {err:e}");
         assert!(err <= GPU_REL_TOL, "{name}: prompt gradient {err:e}");
 
+        let prompt = initial_prompt(&lm, name);
+        let batch = reference_batch(&lm, &r, prompt.n_virtual());
         let before = pollster::block_on(lm.model.fingerprint()).unwrap();
         let config = TrainConfig {
             optimizer: OptimizerKind::Adam,

@@ -70,18 +70,12 @@ fn prompt_loss_and_gradient_match_peft() {
     for name in MODELS {
         let lm = load(name);
         let r = Reference::new(name);
-        let prompt = initial_prompt(&lm, name);
-        let batch = reference_batch(&lm, &r, prompt.n_virtual());
-        let p = prompt.embeddings.val();
-        let l = loss(&lm.model, Some(p.clone()), &batch).unwrap();
-        let grads = l.backward();
-        let loss_value = values(l)[0];
+        let (loss_value, grad, grads) = first_loss_and_grad(&lm, name, &r);
         let expected_loss = r.json["loss"].as_f64().unwrap() as f32;
         assert!(
             rel_err(&[loss_value], &[expected_loss]) <= REL_TOL,
             "{name}: loss {loss_value} vs {expected_loss}"
         );
-        let grad = values(p.grad(&grads).expect("prompt has a gradient"));
         let (_, expected_grad) = r.tensor("prompt_grad");
         let err = rel_err(&grad, &expected_grad);
         eprintln!("{name}: loss {loss_value} vs {expected_loss}, gradient relative error {err:e}");

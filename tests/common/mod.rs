@@ -259,3 +259,19 @@ pub fn reference_batch(lm: &LoadedModel, r: &Reference, n_virtual: usize) -> Sco
     assert_eq!(batch.padded.ids, ids, "batch ids");
     batch
 }
+
+/// The prompt-tuning loss and prompt gradient on the reference batch from PEFT's initial prompt,
+/// with the graph's gradients (to check that no base weight received one).
+pub fn first_loss_and_grad(
+    lm: &LoadedModel,
+    name: &str,
+    r: &Reference,
+) -> (f32, Vec<f32>, burn::tensor::Gradients) {
+    let prompt = initial_prompt(lm, name);
+    let batch = reference_batch(lm, r, prompt.n_virtual());
+    let p = prompt.embeddings.val();
+    let l = soft_prompt_lab::soft_prompt::loss(&lm.model, Some(p.clone()), &batch).unwrap();
+    let grads = l.backward();
+    let grad = values(p.grad(&grads).expect("prompt has a gradient"));
+    (values(l)[0], grad, grads)
+}
