@@ -89,8 +89,9 @@ run_tests() {
 
 gpu_tests() {
   # The fixtures on native wgpu, fused as the page's build, on lavapipe where there is no GPU. Not
-  # in `test`: burn's wgpu and fusion stack adds 20 to 40 minutes of build from nothing (the page
-  # tests check the fused WebGPU path on SwiftShader against the same fixtures).
+  # in `test`: burn's native wgpu stack is a second build of burn and cubecl (28 minutes from
+  # nothing here, against 9 for the plain one); the page tests check the fused WebGPU path on
+  # SwiftShader against the same fixtures.
   lavapipe
   cargo test --features fusion --test gpu
 }
