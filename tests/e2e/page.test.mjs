@@ -212,6 +212,13 @@ test('an engine crash during training, a model load or an experiment: the page s
     await page.waitForFunction(() => Number.parseInt(document.querySelector('#f-step').textContent, 10) >= 5);
     await page.click('#play'); // pause
     await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train');
+    // The pause is answered at once; the step in progress still reports (with a snapshot of the
+    // prompt at a multiple of 5): the drawn prompt is read once the step count stays put.
+    let settled = '';
+    for (let seen = await text(page, '#f-step'); seen !== settled; seen = await text(page, '#f-step')) {
+      settled = seen;
+      await page.waitForTimeout(1000);
+    }
     const drawn = await text(page, '#nearest');
     await crash('train', () => page.click('#step'));
     assert.equal(await text(page, '#nearest'), drawn, 'the prompt, from the host copy');

@@ -163,7 +163,7 @@ export function trainingPanel(ctx) {
     $('play').addEventListener('click', () => {
       showError($('train-error'), null);
       if (rt.training) {
-        // The worker answers after the step in progress has reported: then nothing moves.
+        // The worker answers at once; the step in progress still reports after the answer.
         rt.client.request(REQUEST.PAUSE).then(() => rt.set({ training: false })).catch(onError);
         return;
       }
