@@ -33,6 +33,18 @@ async function lossSummary(page) {
   return { first: Number(m[1]), last: Number(m[3]), steps: Number(m[4]) };
 }
 
+/**
+ * After a pause: the pause is answered at once, and the step in progress still reports (with a
+ * snapshot of the prompt at a multiple of 5). Returns once the step count stays put for `ms`.
+ */
+async function settled(page, ms) {
+  let last = '';
+  for (let seen = await text(page, '#f-step'); seen !== last; seen = await text(page, '#f-step')) {
+    last = seen;
+    await page.waitForTimeout(ms);
+  }
+}
+
 async function softPredictions(page) {
   return page.locator('#outputs-table tbody tr td:nth-child(5)').allInnerTexts();
 }
@@ -172,6 +184,7 @@ test('a lost GPU: the page restarts on the CPU with a note, keeping the settings
     await page.waitForFunction(() => Number.parseInt(document.querySelector('#f-step').textContent, 10) >= 5, null, { timeout: 600_000 });
     await page.click('#play'); // pause
     await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train', null, { timeout: 600_000 });
+    await settled(page, 10_000); // a step on SwiftShader takes seconds
     const drawn = await text(page, '#nearest'); // the prompt's last snapshot (every 5 steps)
     await page.evaluate(() => window.softPromptLab.simulateGpuLoss());
     await page.waitForTimeout(500); // the device-lost callback runs asynchronously
@@ -212,13 +225,7 @@ test('an engine crash during training, a model load or an experiment: the page s
     await page.waitForFunction(() => Number.parseInt(document.querySelector('#f-step').textContent, 10) >= 5);
     await page.click('#play'); // pause
     await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train');
-    // The pause is answered at once; the step in progress still reports (with a snapshot of the
-    // prompt at a multiple of 5): the drawn prompt is read once the step count stays put.
-    let settled = '';
-    for (let seen = await text(page, '#f-step'); seen !== settled; seen = await text(page, '#f-step')) {
-      settled = seen;
-      await page.waitForTimeout(1000);
-    }
+    await settled(page, 1000);
     const drawn = await text(page, '#nearest');
     await crash('train', () => page.click('#step'));
     assert.equal(await text(page, '#nearest'), drawn, 'the prompt, from the host copy');
