@@ -80,10 +80,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Median ms of `steps` training steps after `warmup` untimed ones, cycling over `batches`.
-fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch], warmup: usize, steps: usize) -> f64 {
+/// The benches' trainer: 8 virtual tokens sampled from the vocabulary (seed 0), default settings.
+fn fresh_trainer(lm: &LoadedModel) -> Trainer {
     let prompt =
         SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
-    let mut trainer = Trainer::new(prompt, Settings::default().train_config());
+    Trainer::new(prompt, Settings::default().train_config())
+}
+
+fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch], warmup: usize, steps: usize) -> f64 {
+    let mut trainer = fresh_trainer(lm);
     let mut times = Vec::new();
     for (i, batch) in batches.iter().cycle().take(warmup + steps).enumerate() {
         let t = Instant::now();
@@ -518,9 +523,7 @@ fn dispatches_per_step(lm: &LoadedModel, batch: &ScoredBatch) -> usize {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let prompt =
-        SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
-    let mut trainer = Trainer::new(prompt, Settings::default().train_config());
+    let mut trainer = fresh_trainer(lm);
     let mut step = || pollster::block_on(trainer.step(&lm.model, batch).unwrap().read()).unwrap();
     step();
     let count = Arc::new(Count(AtomicUsize::new(0)));
