@@ -465,6 +465,7 @@ test('pause and play; the prompt shelf swaps prompts between tasks on the same l
     await page.waitForFunction(() => Number.parseInt(document.querySelector('#f-step').textContent, 10) >= 5);
     await page.click('#play'); // pause
     await page.waitForFunction(() => document.querySelector('#play').textContent === 'Train');
+    await settled(page, 500); // the step in flight at the pause may still report
     const paused = await text(page, '#f-step');
     await page.waitForTimeout(1500);
     assert.equal(await text(page, '#f-step'), paused, 'no steps while paused');
