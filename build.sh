@@ -79,12 +79,23 @@ apt_install() {
 }
 
 run_tests() {
-  cargo test
+  timed "native tests" cargo test
   # The reader's way in (examples/train_bundled.rs) must keep working: built and run.
-  cargo run --example train_bundled
-  build_page
-  browser
-  node --test --test-concurrency=1 tests/e2e/
+  timed "example" cargo run --example train_bundled
+  timed "page build" build_page
+  timed "chromium" browser
+  timed "page tests" node --test --test-concurrency=1 tests/e2e/
+  # CI keeps under 45 minutes from nothing: where the time went, at the end of the log.
+  echo "time by phase: $(IFS=,; echo "${phases[*]}" | sed 's/,/, /g')"
+}
+
+# timed LABEL COMMAND...: runs COMMAND and notes its wall time under LABEL in `phases`.
+phases=()
+timed() {
+  local label=$1 start=$SECONDS
+  shift
+  "$@"
+  phases+=("$label $((SECONDS - start)) s")
 }
 
 gpu_tests() {
@@ -126,7 +137,7 @@ bench() {
   } | tee BENCHMARKS.md
 }
 
-setup
+timed "set-up" setup
 case "${1:-build}" in
   build) build_page; build_cli ;;
   serve) build_page; exec node tools/serve.mjs www "${PORT:-8080}" ;;
