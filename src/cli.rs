@@ -11,7 +11,8 @@ use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::error::{read_file, write_file};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::experiments::{
-    self, ArmSummary, ExperimentConfig, ExperimentName, ExperimentSummary,
+    self, ArmSummary, Experiment, ExperimentConfig, ExperimentName, ExperimentProgress,
+    ExperimentSummary,
 };
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, Sampling, generate};
 use soft_prompt_lab::loader::LoadedModel;
@@ -221,15 +222,19 @@ struct EvalArgs {
 
 #[derive(clap::Args)]
 struct SweepArgs {
+    /// The model the experiments run on (all but scale).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
+    /// Scale's family: model folders, smallest first, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    family: Vec<PathBuf>,
     /// A folder of tasks (index.json, <task>/task.json, train and test splits).
     #[arg(long)]
     tasks: PathBuf,
     /// The task the experiments run on.
     #[arg(long)]
     task: String,
-    /// prompt-length, init, transfer, text-vs-soft, ensemble, or all.
+    /// prompt-length, init, transfer, text-vs-soft, ensemble, all (those five), or scale.
     #[arg(long, default_value = "all")]
     experiment: String,
     /// The task transfer starts from (default: the folder's first other task).
@@ -549,12 +554,11 @@ fn sweep(a: SweepArgs) -> Result<()> {
         name => vec![ExperimentName::from_name(name).ok_or_else(|| {
             let all: Vec<&str> = ExperimentName::ALL.iter().map(|e| e.name()).collect();
             Error::setting(format!(
-                "--experiment {name:?} is not one of {}, all",
+                "--experiment {name:?} is not one of {}, all, scale",
                 all.join(", ")
             ))
         })?],
     };
-    let lm = load_model(&a.model)?;
     let tasks = Task::load_folder(&a.tasks)?;
     let find = |name: &str| {
         tasks
@@ -564,6 +568,9 @@ fn sweep(a: SweepArgs) -> Result<()> {
             .ok_or_else(|| Error::setting(format!("{} has no task {name:?}", a.tasks.display())))
     };
     let task = find(&a.task)?;
+    if names == [ExperimentName::Scale] {
+        return sweep_scale(&a, task);
+    }
     let source = match &a.source {
         Some(name) => find(name)?,
         None => tasks
@@ -572,36 +579,116 @@ fn sweep(a: SweepArgs) -> Result<()> {
             .cloned()
             .ok_or_else(|| Error::setting("transfer needs a second task in the folder"))?,
     };
-    let mut session = pollster::block_on(Session::new(lm))?;
+    let model = a.model.as_deref().ok_or_else(|| {
+        Error::setting(format!("--experiment {} needs --model DIR", a.experiment))
+    })?;
+    let mut session = pollster::block_on(Session::new(load_model(model)?))?;
     session.set_task(task);
     for name in names {
-        let config = ExperimentConfig {
-            steps: a.steps,
-            seeds: a.seeds,
-            ..ExperimentConfig::new(
-                name,
-                Settings {
-                    seed: a.seed,
-                    ..Settings::default()
-                },
-            )
-        };
-        session.start_experiment(config, Some(source.clone()))?;
-        let started = std::time::Instant::now();
-        let bar = ProgressBar::new(0);
-        let summary = loop {
-            let p = pollster::block_on(session.experiment_step())?;
-            bar.set_length(p.steps_total as u64);
-            bar.set_position(p.steps_done as u64);
-            bar.set_message(format!("{} seed {}", p.arm, p.seed));
-            if let Some(done) = p.done {
-                break done;
-            }
-        };
-        bar.finish_and_clear();
+        session.start_experiment(sweep_config(&a, name, Vec::new()), Some(source.clone()))?;
+        let started = Instant::now();
+        let summary = run_experiment(|| pollster::block_on(session.experiment_step()))?;
         print!("{}", markdown(&summary, started.elapsed().as_secs_f64()));
     }
     Ok(())
+}
+
+fn sweep_config(a: &SweepArgs, name: ExperimentName, models: Vec<String>) -> ExperimentConfig {
+    let base = Settings {
+        seed: a.seed,
+        ..Settings::default()
+    };
+    ExperimentConfig {
+        steps: a.steps,
+        seeds: a.seeds,
+        models,
+        ..ExperimentConfig::new(name, base)
+    }
+}
+
+/// Scale on `--family`: each model is loaded when the plan reaches it (one in memory at a time).
+fn sweep_scale(a: &SweepArgs, task: Task) -> Result<()> {
+    if a.family.is_empty() {
+        return Err(Error::setting(
+            "--experiment scale needs --family DIR,DIR,... (model folders, smallest first)",
+        ));
+    }
+    let names = a.family.iter().map(|dir| {
+        let name = dir.file_name().unwrap_or(dir.as_os_str());
+        name.to_string_lossy().into_owned()
+    });
+    let config = sweep_config(a, ExperimentName::Scale, names.collect());
+    let mut experiment = Experiment::new(config, task, None)?;
+    let mut loaded: Option<(usize, LoadedModel)> = None;
+    let started = Instant::now();
+    let summary = run_experiment(|| {
+        let k = experiment.model_needed();
+        if loaded.as_ref().is_none_or(|(i, _)| *i != k) {
+            loaded = None; // the previous model's memory goes first
+            loaded = Some((k, load_model(&a.family[k])?));
+        }
+        let (_, lm) = loaded.as_ref().expect("loaded above");
+        pollster::block_on(experiment.step(lm))
+    })?;
+    print!("{}", markdown(&summary, started.elapsed().as_secs_f64()));
+    print!("{}", scale_table(&summary));
+    Ok(())
+}
+
+/// Steps an experiment to its end with a progress bar; returns its summary.
+fn run_experiment(
+    mut step: impl FnMut() -> Result<ExperimentProgress>,
+) -> Result<ExperimentSummary> {
+    let bar = ProgressBar::new(0);
+    loop {
+        let p = step()?;
+        bar.set_length(p.steps_total as u64);
+        bar.set_position(p.steps_done as u64);
+        bar.set_message(format!("{} seed {}", p.arm, p.seed));
+        if let Some(done) = p.done {
+            bar.finish_and_clear();
+            return Ok(done);
+        }
+    }
+}
+
+/// Scale as Figure 1 reads: a row per model, held-out accuracy by method (mean over seeds, with
+/// the lowest and highest seed).
+fn scale_table(summary: &ExperimentSummary) -> String {
+    let methods: Vec<&str> = summary
+        .arms
+        .iter()
+        .filter(|arm| arm.model == 0)
+        .map(|arm| arm.label.as_str())
+        .collect();
+    let mut out = format!(
+        "\n| model | parameters | {} |\n| --- | --- |{}\n",
+        methods.join(" | "),
+        " --- |".repeat(methods.len())
+    );
+    for (k, size) in summary.models.iter().enumerate() {
+        let cells = summary
+            .arms
+            .iter()
+            .filter(|arm| arm.model == k)
+            .map(|arm| match arm.runs {
+                1 => percent(arm.mean),
+                _ => format!(
+                    "{} ({}–{})",
+                    percent(arm.mean),
+                    percent(arm.min),
+                    percent(arm.max)
+                ),
+            });
+        let cells: Vec<String> = cells.collect();
+        let millions = size.parameters as f64 / 1e6;
+        out += &format!(
+            "| {} | {millions:.2} M | {} |\n",
+            size.name,
+            cells.join(" | ")
+        );
+    }
+    out
 }
 
 /// An experiment's results as Markdown: a table of its arms, and for transfer the mean accuracy
@@ -614,10 +701,8 @@ fn markdown(summary: &ExperimentSummary, seconds: f64) -> String {
     out += "| setting | held-out accuracy, mean | min | max | runs |\n| --- | --- | --- | --- | --- |\n";
     for arm in &summary.arms {
         let (mean, min, max) = (percent(arm.mean), percent(arm.min), percent(arm.max));
-        out += &format!(
-            "| {} | {mean} | {min} | {max} | {} |\n",
-            arm.label, arm.runs
-        );
+        let label = summary.label(arm);
+        out += &format!("| {label} | {mean} | {min} | {max} | {} |\n", arm.runs);
     }
     let curved: Vec<&ArmSummary> = summary
         .arms

@@ -11,9 +11,13 @@
 //! - text against soft: the best of a few hand-written text prompts against a trained soft prompt
 //! - ensemble: several prompts on the one frozen model, majority vote against each alone
 //!   (Lester §6; here each prompt is scored in its own pass, then the votes are counted)
+//! - scale: on each model of a family of sizes, the text prompt, prompt tuning and model tuning
+//!   (Lester Fig. 1). The only experiment on more than the loaded model: the caller loads the
+//!   model `model_needed` names before each step (the command line's `sweep` does).
 
 use std::collections::BTreeMap;
 
+use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::read_f32;
@@ -21,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::generate::Prompting;
 use crate::loader::LoadedModel;
+use crate::model_tuning::{ModelTuningConfig, ModelTuningRun};
 use crate::run::Run;
 use crate::settings::{InitName, Settings};
 use crate::soft_prompt::SoftPrompt;
@@ -34,9 +39,11 @@ pub enum ExperimentName {
     Transfer,
     TextVsSoft,
     Ensemble,
+    Scale,
 }
 
 impl ExperimentName {
+    /// The experiments on the loaded model alone (the page's list); `Scale` needs a family.
     pub const ALL: [ExperimentName; 5] = [
         Self::PromptLength,
         Self::Init,
@@ -52,11 +59,13 @@ impl ExperimentName {
             Self::Transfer => "transfer",
             Self::TextVsSoft => "text-vs-soft",
             Self::Ensemble => "ensemble",
+            Self::Scale => "scale",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.name() == name)
+        let mut all = Self::ALL.into_iter().chain([Self::Scale]);
+        all.find(|e| e.name() == name)
     }
 
     pub fn title(self) -> &'static str {
@@ -66,6 +75,7 @@ impl ExperimentName {
             Self::Transfer => "Transfer from another task",
             Self::TextVsSoft => "Text prompt against soft prompt",
             Self::Ensemble => "Prompt ensemble",
+            Self::Scale => "Prompt tuning against model tuning as the model grows",
         }
     }
 
@@ -87,6 +97,9 @@ impl ExperimentName {
             Self::Ensemble => {
                 "Lester et al. (2021, §6): a majority vote of several prompts on one frozen model beats the average prompt alone."
             }
+            Self::Scale => {
+                "Lester et al. (2021, Fig. 1): prompt tuning trails model tuning on small models and closes the gap as they grow (T5, 60 M to 11 B parameters)."
+            }
         }
     }
 }
@@ -100,6 +113,9 @@ pub struct ExperimentConfig {
     pub steps: usize,
     pub seeds: usize,
     pub base: Settings,
+    /// The family's models by name, smallest first (scale only).
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 /// Steps per training and seeds per arm that keep each experiment on the bundled model under
@@ -118,6 +134,7 @@ impl ExperimentConfig {
             steps: DEFAULT_STEPS,
             seeds: DEFAULT_SEEDS,
             base,
+            models: Vec::new(),
         }
     }
 }
@@ -131,6 +148,8 @@ enum RunKind {
         from_source: bool,
         on_source: bool,
     },
+    /// Train every weight of a copy of the model (scale), with the settings' seed and batch.
+    ModelTune(Settings),
     /// Evaluate a text prompt: nothing to train.
     Text(String),
     /// Count the votes of the ensemble's runs.
@@ -140,6 +159,8 @@ enum RunKind {
 #[derive(Debug, Clone)]
 struct RunSpec {
     arm: usize,
+    /// The model it runs on: an index into the config's `models` (0 when there are none).
+    model: usize,
     seed: u64,
     kind: RunKind,
 }
@@ -163,6 +184,8 @@ pub struct RunResult {
 #[serde(rename_all = "camelCase")]
 pub struct ArmSummary {
     pub label: String,
+    /// The model its runs ran on (an index into the summary's `models`).
+    pub model: usize,
     pub mean: f32,
     pub min: f32,
     pub max: f32,
@@ -172,7 +195,7 @@ pub struct ArmSummary {
 }
 
 impl ArmSummary {
-    fn of(label: &str, runs: &[&RunResult]) -> Self {
+    fn of(label: &str, model: usize, runs: &[&RunResult]) -> Self {
         let acc: Vec<f32> = runs.iter().map(|r| r.accuracy).collect();
         let n = acc.len() as f32;
         let mut curve: Vec<(usize, f32)> = Vec::new();
@@ -188,6 +211,7 @@ impl ArmSummary {
         let fold = |f: fn(f32, f32) -> f32| acc.iter().copied().reduce(f).unwrap_or(f32::NAN);
         Self {
             label: label.to_string(),
+            model,
             mean: if acc.is_empty() {
                 f32::NAN
             } else {
@@ -212,6 +236,30 @@ pub struct ExperimentSummary {
     pub seeds: usize,
     pub arms: Vec<ArmSummary>,
     pub runs: Vec<RunResult>,
+    /// The models the arms ran on (scale; empty: the loaded model).
+    pub models: Vec<ModelSize>,
+}
+
+impl ExperimentSummary {
+    /// `arm`'s label with its model's name when there is a family (scale).
+    pub fn label(&self, arm: &ArmSummary) -> String {
+        model_label(&self.models, &arm.label, arm.model)
+    }
+}
+
+fn model_label(models: &[ModelSize], label: &str, model: usize) -> String {
+    match models.get(model) {
+        Some(size) => format!("{}: {label}", size.name),
+        None => label.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSize {
+    pub name: String,
+    /// Counted when its first run starts (0 before).
+    pub parameters: u64,
 }
 
 /// What one `experiment_step` did.
@@ -232,11 +280,28 @@ pub struct ExperimentProgress {
     pub done: Option<ExperimentSummary>,
 }
 
+/// What a run trains: a soft prompt, or (scale) a copy of the whole model.
+enum Training {
+    Prompt(Run),
+    Model(ModelTuningRun),
+}
+
 struct Current {
-    run: Run,
+    run: Training,
     on_source: bool,
     curve: Vec<(usize, f32)>,
     loss: f32,
+}
+
+impl Current {
+    fn new(run: Training, on_source: bool) -> Self {
+        Self {
+            run,
+            on_source,
+            curve: Vec::new(),
+            loss: f32::NAN,
+        }
+    }
 }
 
 /// An experiment in progress on a session's model and task.
@@ -244,8 +309,11 @@ pub struct Experiment {
     config: ExperimentConfig,
     task: Task,
     source: Option<Task>,
-    arms: Vec<String>,
+    /// Each arm's label and the model it runs on.
+    arms: Vec<(String, usize)>,
     plan: Vec<RunSpec>,
+    /// The family (scale), with parameter counts as its models are met.
+    models: Vec<ModelSize>,
     next: usize,
     current: Option<Current>,
     /// The source task's trained prompt by seed (transfer).
@@ -270,17 +338,22 @@ fn text_prompts(task: &Task) -> Vec<String> {
 /// An experiment's arms and their runs, as its planner adds them.
 #[derive(Default)]
 struct Plan {
-    arms: Vec<String>,
+    arms: Vec<(String, usize)>,
     runs: Vec<RunSpec>,
+    /// The model the next arms run on.
+    model: usize,
 }
 
 impl Plan {
     fn arm(&mut self, label: impl Into<String>, runs: Vec<(u64, RunKind)>) {
-        let arm = self.arms.len();
-        self.arms.push(label.into());
-        let specs = runs
-            .into_iter()
-            .map(|(seed, kind)| RunSpec { arm, seed, kind });
+        let (arm, model) = (self.arms.len(), self.model);
+        self.arms.push((label.into(), model));
+        let specs = runs.into_iter().map(|(seed, kind)| RunSpec {
+            arm,
+            model,
+            seed,
+            kind,
+        });
         self.runs.extend(specs);
     }
 }
@@ -377,6 +450,27 @@ impl Planning<'_> {
         plan.arm("soft prompt", self.trainings(|_| {}));
     }
 
+    /// On each model: the task's own text prompt, prompt tuning and model tuning.
+    fn scale(&self, task: &Task, plan: &mut Plan) -> Result<()> {
+        if self.config.models.is_empty() {
+            return Err(Error::setting(
+                "the scale experiment needs a family of models",
+            ));
+        }
+        let text = text_prompts(task).swap_remove(0);
+        for model in 0..self.config.models.len() {
+            plan.model = model;
+            plan.arm("text prompt", vec![(0, RunKind::Text(text.clone()))]);
+            plan.arm("prompt tuning", self.trainings(|_| {}));
+            let tunings = self.seeds.iter().map(|&seed| {
+                let settings = self.settings(seed, |_| {});
+                (seed, RunKind::ModelTune(settings))
+            });
+            plan.arm("model tuning", tunings.collect());
+        }
+        Ok(())
+    }
+
     fn ensemble(&self, plan: &mut Plan) {
         for (seed, run) in self.trainings(|_| {}).into_iter().take(ENSEMBLE_SIZE) {
             plan.arm(format!("prompt {}", seed + 1), vec![(seed, run)]);
@@ -406,13 +500,20 @@ impl Experiment {
             ExperimentName::Transfer => planning.transfer(&task, source.as_ref(), &mut plan)?,
             ExperimentName::TextVsSoft => planning.text_vs_soft(&task, &mut plan),
             ExperimentName::Ensemble => planning.ensemble(&mut plan),
+            ExperimentName::Scale => planning.scale(&task, &mut plan)?,
         }
+        let models = config.models.iter().map(|name| ModelSize {
+            name: name.clone(),
+            parameters: 0,
+        });
+        let models = models.collect();
         Ok(Self {
             config,
             task,
             source,
             arms: plan.arms,
             plan: plan.runs,
+            models,
             next: 0,
             current: None,
             source_prompts: BTreeMap::new(),
@@ -424,7 +525,7 @@ impl Experiment {
     fn steps_total(&self) -> usize {
         self.plan
             .iter()
-            .filter(|r| matches!(r.kind, RunKind::Train { .. }))
+            .filter(|r| matches!(r.kind, RunKind::Train { .. } | RunKind::ModelTune(_)))
             .count()
             * self.config.steps
     }
@@ -433,12 +534,22 @@ impl Experiment {
         self.next == self.plan.len()
     }
 
-    /// One training step of the current run, or the evaluation that ends it.
+    /// The model the next step runs on: an index into the config's `models` (always 0 for the
+    /// experiments on the loaded model).
+    pub fn model_needed(&self) -> usize {
+        self.plan.get(self.next).map_or(0, |r| r.model)
+    }
+
+    /// One training step of the current run, or the evaluation that ends it, on `lm`: the model
+    /// `model_needed` names.
     pub async fn step(&mut self, lm: &LoadedModel) -> Result<ExperimentProgress> {
         let spec = self.plan.get(self.next).cloned().ok_or(Error::NotReady {
             what: "the experiment",
             todo: "start it again",
         })?;
+        if let Some(size) = self.models.get_mut(spec.model) {
+            size.parameters = lm.model.num_params() as u64;
+        }
         let finished = match &spec.kind {
             RunKind::Text(text) => {
                 let report = evaluate(
@@ -451,6 +562,7 @@ impl Experiment {
                 Some(self.result(&spec, report.accuracy(), None, Vec::new(), &report))
             }
             RunKind::Vote => Some(self.vote(&spec)),
+            RunKind::ModelTune(settings) => self.model_tune_step(lm, &spec, settings).await?,
             RunKind::Train {
                 settings,
                 from_source,
@@ -471,7 +583,7 @@ impl Experiment {
             runs: self.plan.len(),
             steps_done: self.steps_done,
             steps_total: self.steps_total(),
-            arm: self.arms[spec.arm].clone(),
+            arm: self.arm_label(spec.arm),
             seed: spec.seed,
             finished,
             arms,
@@ -502,15 +614,16 @@ impl Experiment {
                 )),
                 None => None,
             };
-            self.current = Some(Current {
-                run: Run::start(lm, task, settings.clone(), given)?,
-                on_source,
-                curve: Vec::new(),
-                loss: f32::NAN,
-            });
+            let run = Run::start(lm, task, settings.clone(), given)?;
+            self.current = Some(Current::new(Training::Prompt(run), on_source));
         }
         let cur = self.current.as_mut().expect("set above");
-        let stats = cur.run.step(lm, None).await?;
+        let Training::Prompt(run) = &mut cur.run else {
+            return Err(Error::internal(
+                "a prompt-tuning step on a model-tuning run",
+            ));
+        };
+        let stats = run.step(lm, None).await?;
         cur.loss = stats.loss;
         self.steps_done += 1;
         let steps = self.config.steps;
@@ -520,7 +633,7 @@ impl Experiment {
         if !curve_due && stats.step < steps {
             return Ok(None);
         }
-        let prompting = Prompting::soft(cur.run.trainer.prompt.values());
+        let prompting = Prompting::soft(run.trainer.prompt.values());
         let report = evaluate(lm, &prompting, &task.test, &task.kind).await?;
         let accuracy = report.accuracy();
         if curve_due {
@@ -530,8 +643,8 @@ impl Experiment {
             return Ok(None);
         }
         let cur = self.current.take().expect("set above");
-        if cur.on_source {
-            let values = read_f32(cur.run.trainer.prompt.values()).await?;
+        if let (true, Training::Prompt(run)) = (cur.on_source, &cur.run) {
+            let values = read_f32(run.trainer.prompt.values()).await?;
             self.source_prompts.insert(spec.seed, values);
         }
         Ok(Some(self.result(
@@ -539,6 +652,53 @@ impl Experiment {
             accuracy,
             Some(cur.loss),
             cur.curve,
+            &report,
+        )))
+    }
+
+    /// One step of a model-tuning run; its last step ends in the tuned copy's evaluation.
+    async fn model_tune_step(
+        &mut self,
+        lm: &LoadedModel,
+        spec: &RunSpec,
+        settings: &Settings,
+    ) -> Result<Option<RunResult>> {
+        if self.current.is_none() {
+            let run = ModelTuningRun::start(
+                lm,
+                &self.task,
+                settings.batch,
+                settings.seed,
+                ModelTuningConfig::default(),
+            )?;
+            self.current = Some(Current::new(Training::Model(run), false));
+        }
+        let cur = self.current.as_mut().expect("set above");
+        let Training::Model(run) = &mut cur.run else {
+            return Err(Error::internal(
+                "a model-tuning step on a prompt-tuning run",
+            ));
+        };
+        let stats = run.step(lm).await?;
+        self.steps_done += 1;
+        if stats.step < self.config.steps {
+            return Ok(None);
+        }
+        let tuned = run.tuned(lm);
+        let report = evaluate(
+            &tuned,
+            &Prompting::text(""),
+            &self.task.test,
+            &self.task.kind,
+        )
+        .await?;
+        self.current = None;
+        let accuracy = report.accuracy();
+        Ok(Some(self.result(
+            spec,
+            accuracy,
+            Some(stats.loss),
+            Vec::new(),
             &report,
         )))
     }
@@ -600,11 +760,16 @@ impl Experiment {
     }
 
     fn arm_summaries(&self) -> Vec<ArmSummary> {
-        let arms = self.arms.iter().enumerate().map(|(i, label)| {
+        let arms = self.arms.iter().enumerate().map(|(i, (label, model))| {
             let runs: Vec<&RunResult> = self.results.iter().filter(|r| r.arm == i).collect();
-            ArmSummary::of(label, &runs)
+            ArmSummary::of(label, *model, &runs)
         });
         arms.collect()
+    }
+
+    fn arm_label(&self, arm: usize) -> String {
+        let (label, model) = &self.arms[arm];
+        model_label(&self.models, label, *model)
     }
 
     pub fn summary(&self) -> ExperimentSummary {
@@ -617,6 +782,7 @@ impl Experiment {
             seeds: self.config.seeds,
             arms: self.arm_summaries(),
             runs: self.results.clone(),
+            models: self.models.clone(),
         }
     }
 }
@@ -656,6 +822,7 @@ mod tests {
         }
         let vote = e.vote(&RunSpec {
             arm: 3,
+            model: 0,
             seed: 0,
             kind: RunKind::Vote,
         });

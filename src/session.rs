@@ -9,7 +9,7 @@ use crate::adapter::{self, AdapterConfig, AdapterFiles};
 use crate::batch::{Sampler, Sequence};
 use crate::error::{Error, Result};
 use crate::eval::{EvalReport, evaluate};
-use crate::experiments::{Experiment, ExperimentConfig, ExperimentProgress};
+use crate::experiments::{Experiment, ExperimentConfig, ExperimentName, ExperimentProgress};
 use crate::generate::{GenerateOptions, Prompting, generate};
 use crate::loader::{LoadedModel, ModelFiles};
 use crate::pool::{Helpers, PartResult, PartRow, PartShape, compute_part};
@@ -574,6 +574,12 @@ impl Session {
         config: ExperimentConfig,
         source: Option<Task>,
     ) -> Result<()> {
+        if config.name == ExperimentName::Scale {
+            // A session holds one model; scale steps through a family of them.
+            return Err(Error::setting(
+                "the scale experiment needs its family of models: run `soft-prompt-lab sweep --experiment scale --family DIR,DIR,...`",
+            ));
+        }
         self.experiment = Some(Experiment::new(config, self.task()?.clone(), source)?);
         Ok(())
     }

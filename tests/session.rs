@@ -321,6 +321,73 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
     assert_eq!(summary.arms.len(), 4, "{:?}", summary.arms);
 }
 
+/// Scale runs the text prompt, prompt tuning and model tuning on each model of a family, one
+/// model after the other, counts each model's parameters, and changes no base model.
+#[test]
+fn scale_runs_three_methods_on_each_model_of_a_family() {
+    use burn::module::Module;
+    use soft_prompt_lab::experiments::Experiment;
+    use soft_prompt_lab::loader::LoadedModel;
+    let bundled = LoadedModel::from_dir(&www("models/wordnet-gpt"), &backend::cpu()).unwrap();
+    let family = [common::load("tiny-a"), bundled];
+    let fingerprints = |f: &[LoadedModel]| -> Vec<u64> {
+        f.iter()
+            .map(|lm| block_on(lm.model.fingerprint()).unwrap())
+            .collect()
+    };
+    let before = fingerprints(&family);
+    let config = ExperimentConfig {
+        steps: 3,
+        seeds: 2,
+        models: vec!["tiny-a".into(), "wordnet-gpt".into()],
+        ..ExperimentConfig::new(ExperimentName::Scale, Settings::default())
+    };
+    let mut e = Experiment::new(config, builtin("sentiment"), None).unwrap();
+    let mut needed = Vec::new();
+    let summary = loop {
+        needed.push(e.model_needed());
+        let p = block_on(e.step(&family[e.model_needed()])).unwrap();
+        // 2 models × (2 prompt tunings + 2 model tunings) × 3 steps.
+        assert_eq!(p.steps_total, 24);
+        if let Some(done) = p.done {
+            break done;
+        }
+    };
+    assert!(needed.is_sorted(), "one model after the other: {needed:?}");
+    let arms: Vec<(String, usize, usize)> = summary
+        .arms
+        .iter()
+        .map(|a| (summary.label(a), a.model, a.runs))
+        .collect();
+    let want = |m: &str, k| {
+        [
+            (format!("{m}: text prompt"), k, 1),
+            (format!("{m}: prompt tuning"), k, 2),
+            (format!("{m}: model tuning"), k, 2),
+        ]
+    };
+    assert_eq!(arms, [want("tiny-a", 0), want("wordnet-gpt", 1)].concat());
+    for (size, lm) in summary.models.iter().zip(&family) {
+        assert_eq!(
+            size.parameters,
+            lm.model.num_params() as u64,
+            "{}",
+            size.name
+        );
+    }
+    assert_eq!(fingerprints(&family), before, "every base is bit-identical");
+    let no_family = ExperimentConfig::new(ExperimentName::Scale, Settings::default());
+    assert!(matches!(
+        Experiment::new(no_family.clone(), builtin("sentiment"), None),
+        Err(Error::Setting { .. })
+    ));
+    // A session holds one model: it refuses scale with the command that runs it.
+    let mut s = open_bundled();
+    s.set_task(builtin("sentiment"));
+    let refused = s.start_experiment(no_family, None).unwrap_err().to_string();
+    assert!(refused.contains("sweep --experiment scale"), "{refused}");
+}
+
 #[test]
 fn session_settings_and_order_errors_are_named() {
     let mut s = open_bundled();

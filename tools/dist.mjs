@@ -15,6 +15,8 @@ import { CSP_META, SECURITY_HEADERS } from './headers.mjs';
 
 /** A first visit (the precache: page, wasm, bundled model, tasks, chart library) stays under this. */
 export const FIRST_VISIT_LIMIT = 10 * 1024 * 1024;
+/** The bundled model's other sizes (the scale experiment's family): on the site, not precached. */
+const ON_DEMAND = /^models\/wordnet-gpt-[a-z]+\//;
 /** Files of www/ that dist/ rewrites instead of copying into the version folder. */
 const SPECIAL = ['index.html', 'sw.js'];
 
@@ -71,7 +73,8 @@ export async function makeDist(src, out) {
     written.set(`${version}/${name}`, contents.get(name));
   }
   written.set('index.html', Buffer.from(rewriteIndex(contents.get('index.html').toString(), version)));
-  const precache = [...written].map(([path, bytes]) => ({ path: path === 'index.html' ? './' : path, hash: sha256(bytes) }));
+  const firstVisit = [...written].filter(([path]) => !ON_DEMAND.test(path.slice(version.length + 1)));
+  const precache = firstVisit.map(([path, bytes]) => ({ path: path === 'index.html' ? './' : path, hash: sha256(bytes) }));
   const build = `// Written by tools/dist.mjs: this build's version and the files it precaches.\nconst BUILD = ${JSON.stringify({ version, files: precache })};\n\n`;
   written.set('sw.js', Buffer.concat([Buffer.from(build), contents.get('sw.js')]));
   written.set('_headers', Buffer.from(headersFile(version)));
@@ -80,8 +83,7 @@ export async function makeDist(src, out) {
     await fs.writeFile(join(out, path), bytes);
   }
 
-  const files = [...written]
-    .filter(([path]) => path !== '_headers')
+  const files = [...firstVisit, ['sw.js', written.get('sw.js')]]
     .map(([path, bytes]) => ({ path, bytes: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length }))
     .sort((a, b) => b.gzip - a.gzip);
   const total = files.reduce((s, f) => s + f.gzip, 0);

@@ -1,11 +1,14 @@
-"""Pretrains the bundled frozen model: a small GPT-2 on the WordNet/AFINN corpus. Seeded.
+"""Pretrains the bundled frozen model, a small GPT-2 on the WordNet/AFINN corpus, and its family of
+sizes for the scale experiment. Seeded.
 
     cd tools/data && npm ci && python3 make_data.py
     cd ../pretrain && python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
-    .venv/bin/python pretrain.py [--minutes 40]
+    .venv/bin/python pretrain.py --minutes 25               # the bundled model (size m)
+    .venv/bin/python pretrain.py --size xs --steps 4706     # a family member: the bundled model's steps
 
-Writes www/models/wordnet-gpt/{config.json, model.safetensors (f16), tokenizer.json, training.json}.
-The model card (README.md there) quotes training.json.
+Writes www/models/<folder>/{config.json, model.safetensors (f16), tokenizer.json, training.json}.
+The model card (www/models/wordnet-gpt/README.md) quotes training.json. The family shares the bundled
+model's tokenizer file, corpus, batch and schedule; only the architecture differs.
 """
 
 import argparse
@@ -21,11 +24,16 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parent / "data" / "out" / "corpus.txt"
-OUT = HERE.parent.parent / "www" / "models" / "wordnet-gpt"
 EOS = "<|endoftext|>"
 SEED = 1234
 VOCAB = 4096
-ARCH = dict(n_embd=192, n_layer=4, n_head=6, n_positions=64)
+MODELS = HERE.parent.parent / "www" / "models"
+# name: (folder under www/models, architecture). m is the bundled model; head size 32 throughout.
+SIZES = {
+    "xs": ("wordnet-gpt-xs", dict(n_embd=64, n_layer=2, n_head=2, n_positions=64)),
+    "s": ("wordnet-gpt-s", dict(n_embd=128, n_layer=3, n_head=4, n_positions=64)),
+    "m": ("wordnet-gpt", dict(n_embd=192, n_layer=4, n_head=6, n_positions=64)),
+}
 SEQ = 64
 BATCH = 32
 LR = 3e-3
@@ -47,12 +55,18 @@ def make_tokenizer(lines):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=40.0, help="wall-clock training budget")
+    ap.add_argument("--size", choices=SIZES, default="m")
+    budget = ap.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=40.0, help="wall-clock training budget")
+    budget.add_argument("--steps", type=int, help="a step budget instead (the family: the bundled model's steps)")
     args = ap.parse_args()
+    folder, arch = SIZES[args.size]
+    out = MODELS / folder
     random.seed(SEED)
     torch.manual_seed(SEED)
     lines = CORPUS.read_text().splitlines()
-    tok = make_tokenizer(lines)
+    # The family reads the bundled model's tokenizer: the same ids in every size.
+    tok = make_tokenizer(lines) if args.size == "m" else Tokenizer.from_file(str(MODELS / "wordnet-gpt" / "tokenizer.json"))
     eos_id = tok.token_to_id(EOS)
     # One stream: every line ends in a newline (the answer end the soft prompt learns to emit).
     ids = []
@@ -62,17 +76,18 @@ def main():
     print(f"corpus {len(lines)} lines, {len(ids)} tokens, vocab {tok.get_vocab_size()}")
 
     cfg = GPT2Config(vocab_size=VOCAB, activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                     bos_token_id=eos_id, eos_token_id=eos_id, **ARCH)
+                     bos_token_id=eos_id, eos_token_id=eos_id, **arch)
     model = GPT2LMHeadModel(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.95), weight_decay=0.1)
-    budget = args.minutes * 60
+    seconds = args.minutes * 60
     start = time.time()
     step, losses = 0, []
     model.train()
-    while time.time() - start < budget:
-        # Cosine decay over the time budget (the step count is not known in advance).
-        frac = min(1.0, (time.time() - start) / budget)
+    # Cosine decay over the budget: the fraction of the time or of the steps spent.
+    progress = (lambda: step / args.steps) if args.steps else (lambda: (time.time() - start) / seconds)
+    while progress() < 1.0:
+        frac = progress()
         lr = LR * min(1.0, (step + 1) / WARMUP) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -89,15 +104,15 @@ def main():
             print(f"step {step} loss {sum(losses[-100:]) / 100:.3f} lr {lr:.2e} {time.time() - start:.0f}s", flush=True)
     wall = time.time() - start
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    model.to(torch.float16).save_pretrained(OUT, safe_serialization=True)
-    (OUT / "generation_config.json").unlink(missing_ok=True)
-    tok.save(str(OUT / "tokenizer.json"))
-    stats = {"parameters": n_params, "vocab_size": VOCAB, **ARCH, "steps": step, "batch": BATCH, "seq_len": SEQ,
+    model.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    (out / "generation_config.json").unlink(missing_ok=True)
+    tok.save(str(out / "tokenizer.json"))
+    stats = {"parameters": n_params, "vocab_size": VOCAB, **arch, "steps": step, "batch": BATCH, "seq_len": SEQ,
              "tokens_seen": step * BATCH * SEQ, "corpus_tokens": len(ids), "final_loss": sum(losses[-100:]) / min(100, len(losses)),
              "wall_time_s": round(wall), "seed": SEED, "torch_threads": torch.get_num_threads()}
-    (OUT / "training.json").write_text(json.dumps(stats, indent=1) + "\n")
+    (out / "training.json").write_text(json.dumps(stats, indent=1) + "\n")
     print(json.dumps(stats))
 
 
