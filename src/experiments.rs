@@ -282,8 +282,8 @@ pub struct ExperimentProgress {
 
 /// What a run trains: a soft prompt, or (scale) a copy of the whole model.
 enum Training {
-    Prompt(Run),
-    Model(ModelTuningRun),
+    Prompt(Box<Run>),
+    Model(Box<ModelTuningRun>),
 }
 
 struct Current {
@@ -615,7 +615,7 @@ impl Experiment {
                 None => None,
             };
             let run = Run::start(lm, task, settings.clone(), given)?;
-            self.current = Some(Current::new(Training::Prompt(run), on_source));
+            self.current = Some(Current::new(Training::Prompt(Box::new(run)), on_source));
         }
         let cur = self.current.as_mut().expect("set above");
         let Training::Prompt(run) = &mut cur.run else {
@@ -671,7 +671,7 @@ impl Experiment {
                 settings.seed,
                 ModelTuningConfig::default(),
             )?;
-            self.current = Some(Current::new(Training::Model(run), false));
+            self.current = Some(Current::new(Training::Model(Box::new(run)), false));
         }
         let cur = self.current.as_mut().expect("set above");
         let Training::Model(run) = &mut cur.run else {
