@@ -547,7 +547,12 @@ impl Experiment {
             what: "the experiment",
             todo: "start it again",
         })?;
-        if let Some(size) = self.models.get_mut(spec.model) {
+        // Counted once per model, when its first step comes (not on every step).
+        if let Some(size) = self
+            .models
+            .get_mut(spec.model)
+            .filter(|s| s.parameters == 0)
+        {
             size.parameters = lm.model.num_params() as u64;
         }
         let finished = match &spec.kind {
