@@ -11,11 +11,11 @@ use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::error::{read_file, write_file};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::experiments::{
-    self, ArmSummary, Experiment, ExperimentConfig, ExperimentName, ExperimentProgress,
-    ExperimentSummary,
+    self, Experiment, ExperimentConfig, ExperimentName, ExperimentProgress, ExperimentSummary,
 };
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, Sampling, generate};
 use soft_prompt_lab::loader::LoadedModel;
+use soft_prompt_lab::report::{self, percent};
 use soft_prompt_lab::schedule::EvalCadence;
 use soft_prompt_lab::session::Session;
 use soft_prompt_lab::settings::{
@@ -348,10 +348,6 @@ fn task_kind(labels: &[String]) -> TaskKind {
     }
 }
 
-fn percent(x: f32) -> String {
-    format!("{:.1}%", 100.0 * x)
-}
-
 /// What a run measured: its last held-out accuracy, the median training step alone, and the
 /// held-out evaluations apart (they are in the run's wall time, not in the step).
 struct Fitted {
@@ -550,11 +546,14 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
 
 fn sweep(a: SweepArgs) -> Result<()> {
     let names: Vec<ExperimentName> = match a.experiment.as_str() {
-        "all" => ExperimentName::ALL.to_vec(),
+        // Scale needs --family; "all" is every experiment on the one --model.
+        "all" => (ExperimentName::ALL.into_iter())
+            .filter(|e| !e.needs_family())
+            .collect(),
         name => vec![ExperimentName::from_name(name).ok_or_else(|| {
             let all: Vec<&str> = ExperimentName::ALL.iter().map(|e| e.name()).collect();
             Error::setting(format!(
-                "--experiment {name:?} is not one of {}, all, scale",
+                "--experiment {name:?} is not one of {}, all",
                 all.join(", ")
             ))
         })?],
@@ -631,7 +630,6 @@ fn sweep_scale(a: &SweepArgs, task: Task) -> Result<()> {
         pollster::block_on(experiment.step(lm))
     })?;
     print!("{}", markdown(&summary, started.elapsed().as_secs_f64()));
-    print!("{}", scale_table(&summary));
     Ok(())
 }
 
@@ -652,74 +650,18 @@ fn run_experiment(
     }
 }
 
-/// Scale as Figure 1 reads: a row per model, held-out accuracy by method (mean over seeds, with
-/// the lowest and highest seed).
-fn scale_table(summary: &ExperimentSummary) -> String {
-    let methods: Vec<&str> = summary
-        .arms
-        .iter()
-        .filter(|arm| arm.model == 0)
-        .map(|arm| arm.label.as_str())
-        .collect();
-    let mut out = format!(
-        "\n| model | parameters | {} |\n| --- | --- |{}\n",
-        methods.join(" | "),
-        " --- |".repeat(methods.len())
-    );
-    for (k, size) in summary.models.iter().enumerate() {
-        let cells = summary
-            .arms
-            .iter()
-            .filter(|arm| arm.model == k)
-            .map(|arm| match arm.runs {
-                1 => percent(arm.mean),
-                _ => format!(
-                    "{} ({}–{})",
-                    percent(arm.mean),
-                    percent(arm.min),
-                    percent(arm.max)
-                ),
-            });
-        let cells: Vec<String> = cells.collect();
-        let millions = size.parameters as f64 / 1e6;
-        out += &format!(
-            "| {} | {millions:.2} M | {} |\n",
-            size.name,
-            cells.join(" | ")
-        );
-    }
-    out
-}
-
-/// An experiment's results as Markdown: a table of its arms, and for transfer the mean accuracy
-/// by step of each arm that has a curve.
+/// An experiment's results as Markdown: a heading with its size and wall time, the finding to
+/// compare with, and its tables (`report::tables`, the page's too).
 fn markdown(summary: &ExperimentSummary, seconds: f64) -> String {
     let mut out = format!(
-        "\n### {} — {} ({} steps, {} seeds, {seconds:.0} s)\n\n{}\n\n",
+        "\n### {} — {} ({} steps, {} seeds, {seconds:.0} s)\n\n{}\n",
         summary.title, summary.task, summary.steps, summary.seeds, summary.finding
     );
-    out += "| setting | held-out accuracy, mean | min | max | runs |\n| --- | --- | --- | --- | --- |\n";
-    for arm in &summary.arms {
-        let (mean, min, max) = (percent(arm.mean), percent(arm.min), percent(arm.max));
-        let label = summary.label(arm);
-        out += &format!("| {label} | {mean} | {min} | {max} | {} |\n", arm.runs);
+    for table in report::tables(summary) {
+        out += &report::markdown(&table);
     }
-    let curved: Vec<&ArmSummary> = summary
-        .arms
-        .iter()
-        .filter(|a| !a.curve.is_empty())
-        .collect();
-    if let Some(first) = curved.first() {
-        let labels: Vec<&str> = curved.iter().map(|a| a.label.as_str()).collect();
-        out += &format!(
-            "\n| step | {} |\n| --- |{}\n",
-            labels.join(" | "),
-            " --- |".repeat(curved.len())
-        );
-        for (k, (step, _)) in first.curve.iter().enumerate() {
-            let cells: Vec<String> = curved.iter().map(|a| percent(a.curve[k].1)).collect();
-            out += &format!("| {step} | {} |\n", cells.join(" | "));
-        }
+    if let Some(reading) = report::reading(summary) {
+        out += &format!("\n{reading}\n");
     }
     out
 }

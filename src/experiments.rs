@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::generate::Prompting;
 use crate::loader::LoadedModel;
+use crate::model::Model;
 use crate::model_tuning::{ModelTuningConfig, ModelTuningRun};
 use crate::run::Run;
 use crate::settings::{InitName, Settings};
@@ -43,14 +44,21 @@ pub enum ExperimentName {
 }
 
 impl ExperimentName {
-    /// The experiments on the loaded model alone (the page's list); `Scale` needs a family.
-    pub const ALL: [ExperimentName; 5] = [
+    /// Every experiment, in the page's order.
+    pub const ALL: [ExperimentName; 6] = [
         Self::PromptLength,
         Self::Init,
         Self::Transfer,
         Self::TextVsSoft,
         Self::Ensemble,
+        Self::Scale,
     ];
+
+    /// Runs on a family of models (the caller loads each when `Experiment::model_needed` names
+    /// it), not on the loaded model.
+    pub fn needs_family(self) -> bool {
+        self == Self::Scale
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -64,8 +72,7 @@ impl ExperimentName {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        let mut all = Self::ALL.into_iter().chain([Self::Scale]);
-        all.find(|e| e.name() == name)
+        Self::ALL.into_iter().find(|e| e.name() == name)
     }
 
     pub fn title(self) -> &'static str {
@@ -118,10 +125,19 @@ pub struct ExperimentConfig {
     pub models: Vec<String>,
 }
 
+/// The bundled model's family for scale, smallest first: folders beside it in `www/models`, made
+/// by `tools/pretrain/pretrain.py` from the bundled model's corpus, tokenizer and recipe.
+pub const FAMILY: [&str; 3] = ["wordnet-gpt-xs", "wordnet-gpt-s", "wordnet-gpt"];
+
+/// Scale's arms on each model, in this order.
+pub const SCALE_METHODS: [&str; 3] = ["text prompt", "prompt tuning", "model tuning"];
+
 /// Steps per training and seeds per arm that keep each experiment on the bundled model under
 /// two minutes on the page's CPU path (~80 ms a step; about 900 steps for the largest).
 pub const DEFAULT_STEPS: usize = 60;
 pub const DEFAULT_SEEDS: usize = 3;
+/// The most seeds per arm an experiment runs.
+pub const MAX_SEEDS: usize = 10;
 /// Held-out accuracy is measured this many times along a transfer run (the curves).
 const CURVE_POINTS: usize = 6;
 /// Prompts in the ensemble.
@@ -175,8 +191,32 @@ pub struct RunResult {
     pub accuracy: f32,
     pub loss: Option<f32>,
     pub curve: Vec<(usize, f32)>,
+    /// What the run changed (scale's trainings).
+    pub footprint: Option<Footprint>,
     #[serde(skip)]
     predictions: Vec<String>,
+}
+
+/// What a training run changed, measured at its end (scale): the contrast the method is about.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Footprint {
+    /// Numbers the run trained: the prompt's, or every weight of the model's copy.
+    pub learnt: u64,
+    /// Weights of the model the trained copy differs in from the base (none for prompt tuning).
+    pub weights_changed: u64,
+    /// The model's weights in all.
+    pub weights: u64,
+    /// The optimizer's state: Adam and AdamW keep two f32 moments per trained number.
+    pub optimizer_bytes: u64,
+    /// The base's fingerprint after the run equals its fingerprint before the first run on it.
+    pub base_unchanged: bool,
+}
+
+/// A family member's weights as they were before its first run, and their fingerprint.
+struct Base {
+    snapshot: Model,
+    fingerprint: u64,
 }
 
 /// An arm across its seeds (mean, min and max are NaN until a run of it finishes).
@@ -275,8 +315,10 @@ pub struct ExperimentProgress {
     pub arm: String,
     pub seed: u64,
     pub finished: Option<RunResult>,
-    /// Every arm so far, when a run finished (the page's chart draws them as they come).
+    /// Every arm so far, when a run finished (the page's chart draws them as they come), and
+    /// the family's models with the parameters counted so far (scale).
     pub arms: Option<Vec<ArmSummary>>,
+    pub models: Option<Vec<ModelSize>>,
     pub done: Option<ExperimentSummary>,
 }
 
@@ -320,6 +362,8 @@ pub struct Experiment {
     source_prompts: BTreeMap<u64, Vec<f32>>,
     results: Vec<RunResult>,
     steps_done: usize,
+    /// The model the runs are on now, before any of them (scale: footprints compare with it).
+    base: Option<Base>,
 }
 
 /// A few hand-written text prompts for a task: its own, a bare question, and for classification
@@ -458,15 +502,16 @@ impl Planning<'_> {
             ));
         }
         let text = text_prompts(task).swap_remove(0);
+        let [text_label, prompt_label, model_label] = SCALE_METHODS;
         for model in 0..self.config.models.len() {
             plan.model = model;
-            plan.arm("text prompt", vec![(0, RunKind::Text(text.clone()))]);
-            plan.arm("prompt tuning", self.trainings(|_| {}));
+            plan.arm(text_label, vec![(0, RunKind::Text(text.clone()))]);
+            plan.arm(prompt_label, self.trainings(|_| {}));
             let tunings = self.seeds.iter().map(|&seed| {
                 let settings = self.settings(seed, |_| {});
                 (seed, RunKind::ModelTune(settings))
             });
-            plan.arm("model tuning", tunings.collect());
+            plan.arm(model_label, tunings.collect());
         }
         Ok(())
     }
@@ -484,8 +529,10 @@ impl Experiment {
     pub fn new(config: ExperimentConfig, task: Task, source: Option<Task>) -> Result<Self> {
         config.base.check()?;
         crate::settings::STEPS.check(config.steps as f64)?;
-        if !(1..=10).contains(&config.seeds) {
-            return Err(Error::setting("an experiment runs 1 to 10 seeds per arm"));
+        if !(1..=MAX_SEEDS).contains(&config.seeds) {
+            return Err(Error::setting(format!(
+                "an experiment runs 1 to {MAX_SEEDS} seeds per arm"
+            )));
         }
         let planning = Planning {
             config: &config,
@@ -519,6 +566,7 @@ impl Experiment {
             source_prompts: BTreeMap::new(),
             results: Vec::new(),
             steps_done: 0,
+            base: None,
         })
     }
 
@@ -534,6 +582,11 @@ impl Experiment {
         self.next == self.plan.len()
     }
 
+    /// Runs on a family of models, not on the session's (`ExperimentName::needs_family`).
+    pub fn on_family(&self) -> bool {
+        self.config.name.needs_family()
+    }
+
     /// The model the next step runs on: an index into the config's `models` (always 0 for the
     /// experiments on the loaded model).
     pub fn model_needed(&self) -> usize {
@@ -547,13 +600,18 @@ impl Experiment {
             what: "the experiment",
             todo: "start it again",
         })?;
-        // Counted once per model, when its first step comes (not on every step).
+        // Counted and kept once per model, when its first step comes (not on every step).
         if let Some(size) = self
             .models
             .get_mut(spec.model)
             .filter(|s| s.parameters == 0)
         {
             size.parameters = lm.model.num_params() as u64;
+            self.base = Some(Base {
+                // Tensors are shared, not copied: a run that wrote to the base would not change these.
+                snapshot: lm.model.clone(),
+                fingerprint: lm.model.fingerprint().await?,
+            });
         }
         let finished = match &spec.kind {
             RunKind::Text(text) => {
@@ -583,6 +641,7 @@ impl Experiment {
         }
         let done = self.finished().then(|| self.summary());
         let arms = finished.as_ref().map(|_| self.arm_summaries());
+        let models = finished.as_ref().map(|_| self.models.clone());
         Ok(ExperimentProgress {
             runs_done: self.next,
             runs: self.plan.len(),
@@ -592,6 +651,7 @@ impl Experiment {
             seed: spec.seed,
             finished,
             arms,
+            models,
             done,
         })
     }
@@ -647,18 +707,16 @@ impl Experiment {
         if stats.step < steps {
             return Ok(None);
         }
+        let learnt = run.trainer.prompt.values().shape().num_elements() as u64;
+        let footprint = self.footprint(lm, &lm.model, learnt).await?;
         let cur = self.current.take().expect("set above");
         if let (true, Training::Prompt(run)) = (cur.on_source, &cur.run) {
             let values = read_f32(run.trainer.prompt.values()).await?;
             self.source_prompts.insert(spec.seed, values);
         }
-        Ok(Some(self.result(
-            spec,
-            accuracy,
-            Some(cur.loss),
-            cur.curve,
-            &report,
-        )))
+        let mut result = self.result(spec, accuracy, Some(cur.loss), cur.curve, &report);
+        result.footprint = footprint;
+        Ok(Some(result))
     }
 
     /// One step of a model-tuning run; its last step ends in the tuned copy's evaluation.
@@ -697,15 +755,38 @@ impl Experiment {
             &self.task.kind,
         )
         .await?;
+        let learnt = lm.model.num_params() as u64;
+        let footprint = self.footprint(lm, &tuned.model, learnt).await?;
         self.current = None;
-        let accuracy = report.accuracy();
-        Ok(Some(self.result(
+        let mut result = self.result(
             spec,
-            accuracy,
+            report.accuracy(),
             Some(stats.loss),
             Vec::new(),
             &report,
-        )))
+        );
+        result.footprint = footprint;
+        Ok(Some(result))
+    }
+
+    /// What a run that trained `learnt` numbers left: `trained` (the model it ran, the base for
+    /// prompt tuning) against the base before, and the base's fingerprint now (scale only).
+    async fn footprint(
+        &self,
+        lm: &LoadedModel,
+        trained: &Model,
+        learnt: u64,
+    ) -> Result<Option<Footprint>> {
+        let Some(base) = &self.base else {
+            return Ok(None);
+        };
+        Ok(Some(Footprint {
+            learnt,
+            weights_changed: trained.weights_differing(&base.snapshot).await?,
+            weights: lm.model.num_params() as u64,
+            optimizer_bytes: 2 * 4 * learnt,
+            base_unchanged: lm.model.fingerprint().await? == base.fingerprint,
+        }))
     }
 
     fn result(
@@ -722,6 +803,7 @@ impl Experiment {
             accuracy,
             loss,
             curve,
+            footprint: None,
             predictions: report
                 .predictions
                 .iter()
@@ -760,6 +842,7 @@ impl Experiment {
             accuracy: correct as f32 / expected.len().max(1) as f32,
             loss: None,
             curve: Vec::new(),
+            footprint: None,
             predictions,
         }
     }
@@ -822,6 +905,7 @@ mod tests {
                 accuracy: 0.0,
                 loss: None,
                 curve: Vec::new(),
+                footprint: None,
                 predictions: answers.iter().map(|s| s.to_string()).collect(),
             });
         }

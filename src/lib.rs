@@ -32,6 +32,7 @@ pub mod model;
 pub mod model_tuning;
 pub mod page_table;
 pub mod pool;
+pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod session;

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::adapter;
-use crate::experiments::{DEFAULT_SEEDS, DEFAULT_STEPS, ExperimentName};
+use crate::experiments::{DEFAULT_SEEDS, DEFAULT_STEPS, ExperimentName, FAMILY, MAX_SEEDS};
 use crate::settings::{InitName, NUMBERS, NumberSetting};
 
 #[derive(Serialize)]
@@ -24,6 +24,9 @@ struct Table {
     experiments: Vec<ExperimentEntry>,
     experiment_steps: usize,
     experiment_seeds: usize,
+    experiment_seeds_max: usize,
+    /// The bundled model's family (scale), smallest first: folders beside it.
+    family: [&'static str; 3],
     /// A PEFT adapter's two files.
     adapter_files: AdapterFileNames,
 }
@@ -35,10 +38,13 @@ struct AdapterFileNames {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ExperimentEntry {
     name: &'static str,
     title: &'static str,
     finding: &'static str,
+    /// Runs on the family, not on the loaded model.
+    needs_family: bool,
 }
 
 /// The table as the page's ES module (`www/settings.js`).
@@ -59,10 +65,13 @@ pub fn page_module() -> String {
                 name: e.name(),
                 title: e.title(),
                 finding: e.finding(),
+                needs_family: e.needs_family(),
             })
             .collect(),
         experiment_steps: DEFAULT_STEPS,
         experiment_seeds: DEFAULT_SEEDS,
+        experiment_seeds_max: MAX_SEEDS,
+        family: FAMILY,
         adapter_files: AdapterFileNames {
             config: adapter::CONFIG_FILE,
             weights: adapter::WEIGHTS_FILE,

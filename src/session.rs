@@ -9,7 +9,7 @@ use crate::adapter::{self, AdapterConfig, AdapterFiles};
 use crate::batch::{Sampler, Sequence};
 use crate::error::{Error, Result};
 use crate::eval::{EvalReport, evaluate};
-use crate::experiments::{Experiment, ExperimentConfig, ExperimentName, ExperimentProgress};
+use crate::experiments::{Experiment, ExperimentConfig, ExperimentProgress};
 use crate::generate::{GenerateOptions, Prompting, generate};
 use crate::loader::{LoadedModel, ModelFiles};
 use crate::pool::{Helpers, PartResult, PartRow, PartShape, compute_part};
@@ -187,6 +187,9 @@ pub struct Session {
     run: Option<Scheduled>,
     /// The experiment in progress, on the current task (it trains its own prompts).
     experiment: Option<Experiment>,
+    /// The family member the experiment runs on now (scale), by its index in the experiment's
+    /// models.
+    family_model: Option<(usize, LoadedModel)>,
     cadence: EvalCadence,
     /// No-prompt and text-prompt results depend on the model and the task only.
     baselines: Option<(EvalView, EvalView)>,
@@ -245,6 +248,7 @@ impl Session {
             task: None,
             run: None,
             experiment: None,
+            family_model: None,
             cadence: EvalCadence::default(),
             baselines: None,
             helpers: None,
@@ -312,6 +316,7 @@ impl Session {
         self.task = Some(task);
         self.run = None;
         self.experiment = None;
+        self.family_model = None;
         self.baselines = None;
         summary
     }
@@ -574,23 +579,48 @@ impl Session {
         config: ExperimentConfig,
         source: Option<Task>,
     ) -> Result<()> {
-        if config.name == ExperimentName::Scale {
-            // A session holds one model; scale steps through a family of them.
-            return Err(Error::setting(
-                "the scale experiment needs its family of models: run `soft-prompt-lab sweep --experiment scale --family DIR,DIR,...`",
-            ));
-        }
+        self.family_model = None;
         self.experiment = Some(Experiment::new(config, self.task()?.clone(), source)?);
         Ok(())
     }
 
-    /// One step of the experiment in progress on this session's model.
+    /// The family member (scale) the experiment's next step runs on, when the session does not
+    /// hold it: the caller loads it (`set_experiment_model`). None on the session's own model.
+    pub fn experiment_model_needed(&self) -> Option<usize> {
+        let e = self.experiment.as_ref();
+        let k = e.filter(|e| e.on_family() && !e.finished())?.model_needed();
+        let held = self.family_model.as_ref().map(|(i, _)| *i);
+        (held != Some(k)).then_some(k)
+    }
+
+    /// Holds family member `index` for the experiment's steps on it; `None` frees the one held
+    /// (before loading the next, so two are never in memory at once).
+    pub fn set_experiment_model(&mut self, model: Option<(usize, LoadedModel)>) {
+        self.family_model = model;
+    }
+
+    /// One step of the experiment in progress, on this session's model or (scale) on the family
+    /// member it needs.
     pub async fn experiment_step(&mut self) -> Result<ExperimentProgress> {
         let experiment = self.experiment.as_mut().ok_or(Error::NotReady {
             what: "the experiment",
             todo: "start it first",
         })?;
-        experiment.step(&self.lm).await
+        let lm = match &self.family_model {
+            _ if !experiment.on_family() => &self.lm,
+            Some((held, lm)) if *held == experiment.model_needed() => lm,
+            _ => {
+                return Err(Error::NotReady {
+                    what: "the experiment's next model",
+                    todo: "load the model it needs first",
+                });
+            }
+        };
+        let progress = experiment.step(lm).await?;
+        if progress.done.is_some() {
+            self.family_model = None;
+        }
+        Ok(progress)
     }
 
     /// The current prompt as a PEFT adapter.

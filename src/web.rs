@@ -14,7 +14,9 @@ use crate::adapter::AdapterFiles;
 use crate::error::{Error, ErrorView};
 use crate::experiments::ExperimentConfig;
 use crate::inspect::{header_length, inspect};
+use crate::loader::{LoadedModel, ModelFiles};
 use crate::model::parse_config;
+use crate::report;
 use crate::session::{Session, Settings};
 use crate::tasks::{Task, TaskSpec};
 use crate::web_helpers::JsHelpers;
@@ -332,12 +334,49 @@ impl Lab {
             .map_err(js_error)
     }
 
-    /// One step of the experiment: `ExperimentProgress` (`done` holds the summary at the end).
+    /// One step of the experiment: `ExperimentProgress` (`done` holds the summary at the end,
+    /// with the command line's `tables` and, for scale, its `reading`: `report.rs`).
     #[wasm_bindgen(js_name = experimentStep)]
     pub async fn experiment_step(&mut self) -> JsResult {
         self.crash_at(CrashPoint::Experiment);
         let progress = self.session_mut()?.experiment_step().await;
-        to_js(&progress.map_err(js_error)?)
+        let progress = progress.map_err(js_error)?;
+        let mut view = serde_json::to_value(&progress).map_err(|e| js_error(Error::internal(e)))?;
+        if let Some(done) = &progress.done {
+            view["done"]["tables"] = serde_json::to_value(report::tables(done))
+                .map_err(|e| js_error(Error::internal(e)))?;
+            view["done"]["reading"] = report::reading(done).into();
+        }
+        to_js(&view)
+    }
+
+    /// The family member (scale) to load before the experiment's next step: its index in the
+    /// experiment's `models`, or undefined.
+    #[wasm_bindgen(js_name = experimentModelNeeded)]
+    pub fn experiment_model_needed(&self) -> Result<Option<usize>, JsValue> {
+        Ok(self.session()?.experiment_model_needed())
+    }
+
+    /// Loads family member `index` (scale) from its three files, in place of the one held.
+    #[wasm_bindgen(js_name = loadExperimentModel)]
+    pub fn load_experiment_model(
+        &mut self,
+        index: usize,
+        config: Vec<u8>,
+        weights: Vec<u8>,
+        tokenizer: Vec<u8>,
+    ) -> Result<(), JsValue> {
+        let device = self.device.clone();
+        let session = self.session_mut()?;
+        session.set_experiment_model(None);
+        let files = ModelFiles {
+            config_json: &config,
+            safetensors: &weights,
+            tokenizer_json: &tokenizer,
+        };
+        let lm = LoadedModel::from_bytes(files, &device).map_err(js_error)?;
+        session.set_experiment_model(Some((index, lm)));
+        Ok(())
     }
 
     /// Where the current run ends.

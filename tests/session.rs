@@ -378,14 +378,68 @@ fn scale_runs_three_methods_on_each_model_of_a_family() {
     assert_eq!(fingerprints(&family), before, "every base is bit-identical");
     let no_family = ExperimentConfig::new(ExperimentName::Scale, Settings::default());
     assert!(matches!(
-        Experiment::new(no_family.clone(), builtin("sentiment"), None),
+        Experiment::new(no_family, builtin("sentiment"), None),
         Err(Error::Setting { .. })
     ));
-    // A session holds one model: it refuses scale with the command that runs it.
+}
+
+/// The page's way through scale: the session names the family member each step needs, holds
+/// one at a time, and refuses a step on a model it was not given.
+#[test]
+fn a_session_steps_scale_through_the_family_members_it_is_given() {
+    use soft_prompt_lab::loader::LoadedModel;
+    let family = ["tiny-a", "tiny-b"];
+    let config = ExperimentConfig {
+        steps: 2,
+        seeds: 1,
+        models: family.map(String::from).to_vec(),
+        ..ExperimentConfig::new(ExperimentName::Scale, Settings::default())
+    };
     let mut s = open_bundled();
     s.set_task(builtin("sentiment"));
-    let refused = s.start_experiment(no_family, None).unwrap_err().to_string();
-    assert!(refused.contains("sweep --experiment scale"), "{refused}");
+    s.start_experiment(config, None).unwrap();
+    let before = block_on(s.experiment_step()).unwrap_err();
+    assert!(matches!(before, Error::NotReady { .. }), "{before}");
+    let mut loaded = Vec::new();
+    let summary = loop {
+        if let Some(k) = s.experiment_model_needed() {
+            loaded.push(k);
+            s.set_experiment_model(None);
+            let lm: LoadedModel = common::load(family[k]);
+            s.set_experiment_model(Some((k, lm)));
+        }
+        if let Some(done) = block_on(s.experiment_step()).unwrap().done {
+            break done;
+        }
+    };
+    assert_eq!(loaded, [0, 1], "each member loaded once, in order");
+    assert_eq!(s.experiment_model_needed(), None, "nothing more to load");
+    let names: Vec<&str> = summary.models.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, family);
+    // The tables the command line prints and the page draws.
+    let tables = soft_prompt_lab::report::tables(&summary);
+    assert_eq!(
+        tables.len(),
+        3,
+        "the arms, Figure 1's, what each method changed"
+    );
+    assert_eq!(
+        tables[1].header[2..],
+        ["text prompt", "prompt tuning", "model tuning"]
+    );
+    assert_eq!(tables[1].rows.len(), 2);
+    // tiny-b: 8 virtual tokens × d_model 36 learnt; model tuning changes its copy, not the base.
+    assert_eq!(
+        tables[2].rows[2][..4],
+        ["tiny-b", "prompt tuning", "288", "0 of 60,660"]
+    );
+    assert_eq!(tables[2].rows[2][5], "bit-identical");
+    let changed = &tables[2].rows[3];
+    assert_eq!(
+        (changed[1].as_str(), changed[5].as_str()),
+        ("model tuning", "bit-identical")
+    );
+    assert!(!changed[3].starts_with("0 of"), "{changed:?}");
 }
 
 #[test]

@@ -35,7 +35,9 @@ const rt = new Runtime();
 const ctx = {
   state,
   rt,
-  bundled: new URL('./models/wordnet-gpt/', import.meta.url).href,
+  bundled: new URL(`./models/${BUNDLED_NAME}/`, import.meta.url).href,
+  /** Where the bundled model's family lives (scale: src/experiments.rs FAMILY). */
+  modelsBase: new URL('./models/', import.meta.url).href,
   tasksBase: new URL('./tasks/', import.meta.url).href,
   /** The source a model reference (a Hub id or a folder URL) names, Hub ids under `?hub=`. */
   sourceFor: (ref) => sourceFor(ref, state.hub || HUB),
@@ -82,6 +84,7 @@ function onEvent(msg) {
     host.onProgress(msg);
   }
   else if (msg.type === EVENT.EXPERIMENT_PROGRESS) ctx.experiments.onProgress(msg);
+  else if (msg.type === EVENT.EXPERIMENT_MODEL) ctx.experiments.onModelLoad(msg);
   else if (msg.type === EVENT.POOL) showPool(msg);
   else if (msg.type === EVENT.ERROR && msg.experiment) ctx.experiments.onError(msg);
   else if (msg.type === EVENT.ERROR) ctx.training.onError(msg);

@@ -34,10 +34,11 @@
 //   export        {baseModel}                                 -> {config, weights} (Uint8Array)
 //   restore-prompt {values, nVirtual, settings}               -> prompt view (the prompt the page kept from its last
 //                                                                 view, after a restart)
-//   experiment    {config: {name, steps, seeds, base}, source?, base?}
+//   experiment    {config: {name, steps, seeds, base, models?}, source?, base?, modelsBase?}
 //                                                             -> undefined (runs the experiment on the current task:
 //                                                                 experiment-progress events; `pause` cancels it;
-//                                                                 source: the built-in task transfer starts from)
+//                                                                 source: the built-in task transfer starts from;
+//                                                                 models: scale's family, folders under modelsBase)
 //   simulate-gpu-loss {}                                      -> undefined (destroys the WebGPU device: tests)
 //   crash-next    {point: 'load' | 'train' | 'experiment'}    -> undefined (the engine panics there next: tests)
 //   time-steps    {steps}                                     -> median ms of a default-sized training step on this
@@ -56,8 +57,11 @@
 //                 held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end;
 //                 deviceMemory = {allocs, bytesInUse, bytesReserved} of burn's GPU allocator;
 //                 wasmBytes: the size of the wasm instance's memory after the step
-//   experiment-progress {runsDone, runs, stepsDone, stepsTotal, arm, seed, finished?, done?}
+//   experiment-progress {runsDone, runs, stepsDone, stepsTotal, arm, seed, finished?, arms?, models?, done?}
 //                 one step of an experiment (src/experiments.rs `ExperimentProgress`); done = the summary
+//                 with its tables and, for scale, its reading (src/report.rs)
+//   experiment-model {name, file, loaded, total}  bytes of a family member's file (scale), fetched
+//                 through the model cache when the experiment reaches that model
 //   pool          {workers, wanted}       engines training together on the CPU path (this one and its
 //                                           helpers that have loaded), and how many were started
 //   error         {id?, kind, message, line?, fatal, experiment?}
@@ -102,6 +106,7 @@ export const EVENT = Object.freeze({
   LOAD_PROGRESS: 'load-progress',
   PROGRESS: 'progress',
   EXPERIMENT_PROGRESS: 'experiment-progress',
+  EXPERIMENT_MODEL: 'experiment-model',
   POOL: 'pool',
   ERROR: 'error',
   REPLY: 'reply',

@@ -80,31 +80,48 @@ export default {
     {
       "name": "prompt-length",
       "title": "Prompt length",
-      "finding": "Lester et al. (2021, Fig. 3a): more than one token matters for small models; returns shrink past about 20."
+      "finding": "Lester et al. (2021, Fig. 3a): more than one token matters for small models; returns shrink past about 20.",
+      "needsFamily": false
     },
     {
       "name": "init",
       "title": "Initialisation",
-      "finding": "Lester et al. (2021, Fig. 3b): class-label init is best at small scale, random uniform worst; the gap closes with scale."
+      "finding": "Lester et al. (2021, Fig. 3b): class-label init is best at small scale, random uniform worst; the gap closes with scale.",
+      "needsFamily": false
     },
     {
       "name": "transfer",
       "title": "Transfer from another task",
-      "finding": "Vu et al. (2022, SPoT): starting from a prompt trained on a related task beats starting from scratch, most early in training."
+      "finding": "Vu et al. (2022, SPoT): starting from a prompt trained on a related task beats starting from scratch, most early in training.",
+      "needsFamily": false
     },
     {
       "name": "text-vs-soft",
       "title": "Text prompt against soft prompt",
-      "finding": "A fixed text prompt cannot learn from examples; a soft prompt can."
+      "finding": "A fixed text prompt cannot learn from examples; a soft prompt can.",
+      "needsFamily": false
     },
     {
       "name": "ensemble",
       "title": "Prompt ensemble",
-      "finding": "Lester et al. (2021, §6): a majority vote of several prompts on one frozen model beats the average prompt alone."
+      "finding": "Lester et al. (2021, §6): a majority vote of several prompts on one frozen model beats the average prompt alone.",
+      "needsFamily": false
+    },
+    {
+      "name": "scale",
+      "title": "Prompt tuning against model tuning as the model grows",
+      "finding": "Lester et al. (2021, Fig. 1): prompt tuning trails model tuning on small models and closes the gap as they grow (T5, 60 M to 11 B parameters).",
+      "needsFamily": true
     }
   ],
   "experimentSteps": 60,
   "experimentSeeds": 3,
+  "experimentSeedsMax": 10,
+  "family": [
+    "wordnet-gpt-xs",
+    "wordnet-gpt-s",
+    "wordnet-gpt"
+  ],
   "adapterFiles": {
     "config": "adapter_config.json",
     "weights": "adapter_model.safetensors"

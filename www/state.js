@@ -68,6 +68,9 @@ export const FIELDS = {
   panels: ['panels', list(PANELS), PANELS],
   experiment: ['exp', oneOf(EXPERIMENTS), EXPERIMENTS[0]],
   expSource: ['exp_source', text, ''],
+  // An experiment's size: steps per training (the training steps' bounds) and seeds per setting.
+  expSteps: ['exp_steps', int(NUMBERS.steps.min, NUMBERS.steps.max), SETTINGS.experimentSteps],
+  expSeeds: ['exp_seeds', int(1, SETTINGS.experimentSeedsMax), SETTINGS.experimentSeeds],
   tour: ['tour', int(0, STEPS.length), 0], // the guided tour's step; 0: closed
   embed: ['embed', flag, false],
   host: ['host', origin, ''], // the embedding page's origin, for the postMessage API (host-link.js)

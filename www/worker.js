@@ -142,7 +142,24 @@ async function trainStep() {
   if (progress.done) playing = false;
 }
 
+/** The family the scale experiment runs on: `{base, names}` (src/experiments.rs FAMILY). */
+let family = null;
+
+/** A family member (scale), fetched through the model cache when the experiment reaches it. */
+async function loadFamilyMember(index) {
+  const name = family.names[index];
+  const folder = fileUrl(family.base, name);
+  const files = [];
+  for (const file of MODEL_FILES) {
+    files.push(await fetchBytes(fileUrl(folder, file), (loaded, total) =>
+      post(EVENT.EXPERIMENT_MODEL, { name, file, loaded, total })));
+  }
+  lab.loadExperimentModel(index, ...files);
+}
+
 async function experimentStep() {
+  const needed = lab.experimentModelNeeded();
+  if (needed !== undefined) await loadFamilyMember(needed);
   const progress = await lab.experimentStep();
   post(EVENT.EXPERIMENT_PROGRESS, progress);
   if (progress.done) experimenting = false;
@@ -238,8 +255,9 @@ const handlers = {
     const summary = custom ? lab.setCustomTask(custom.name, custom.text) : lab.setBuiltinTask(...(await builtinTask(base, builtin)));
     return { ...summary, lossWithoutPrompt: await lab.lossWithoutPrompt() };
   },
-  async [REQUEST.EXPERIMENT]({ config, source, base }) {
+  async [REQUEST.EXPERIMENT]({ config, source, base, modelsBase }) {
     playing = false;
+    family = { base: modelsBase, names: config.models ?? [] };
     const files = source ? await builtinTask(base, source) : [];
     lab.startExperiment(config, ...files);
     if (!experimenting) {

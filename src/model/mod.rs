@@ -222,6 +222,18 @@ impl Model {
         Ok(hash)
     }
 
+    /// How many weights differ between this model and `other` (the same architecture): what a
+    /// training run changed in its copy.
+    pub async fn weights_differing(&self, other: &Model) -> Result<u64> {
+        let mut count = 0;
+        for (a, b) in self.parameters().into_iter().zip(other.parameters()) {
+            // A sum of ones is exact in f32 below 2^24 elements per tensor.
+            let differing = a.not_equal(b).float().sum(); // [1]
+            count += crate::backend::read_f32(differing).await?[0] as u64;
+        }
+        Ok(count)
+    }
+
     /// True when no weight requires a gradient (the loader's `no_grad()`): then a backward pass
     /// through the model computes gradients only for what is prepended to its input.
     pub fn is_frozen(&self) -> bool {

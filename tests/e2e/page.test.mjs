@@ -257,7 +257,7 @@ test('experiments: text against soft runs with progress, a chart, a table and do
     assert.match(await page.locator('#exp-chart').getAttribute('aria-label'), /soft prompt \d/);
     const [csv] = await Promise.all([page.waitForEvent('download'), page.click('#exp-csv')]);
     const lines = readFileSync(await csv.path(), 'utf8').trim().split('\n');
-    assert.equal(lines[0], 'experiment,task,setting,seed,step,accuracy,final_loss');
+    assert.equal(lines[0], 'experiment,task,model,parameters,setting,seed,step,accuracy,final_loss');
     assert.equal(lines.length, 1 + 3 + 3, 'three text prompts and three seeds');
     const [png] = await Promise.all([page.waitForEvent('download'), page.click('#exp-png')]);
     assert.deepEqual([...readFileSync(await png.path()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
@@ -273,6 +273,28 @@ test('experiments: text against soft runs with progress, a chart, a table and do
     await page.waitForFunction(() => document.querySelector('#exp-status').textContent === 'Cancelled.');
     await page.click('#step');
     await page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('1 /'));
+  }, { acceptDownloads: true });
+});
+
+test('scale, short: the family is fetched as the experiment reaches each size, the engine\'s tables and reading are shown, the chart is on parameters', async () => {
+  await withPage('?backend=cpu&workers=1&task=sentiment&exp=scale&exp_steps=2&exp_seeds=1', async (page) => {
+    assert.match(await text(page, '#exp-finding'), /bundled model's family \(wordnet-gpt-xs, wordnet-gpt-s, wordnet-gpt;/);
+    const fetched = [];
+    page.on('request', (r) => { if (r.url().includes('/models/wordnet-gpt-')) fetched.push(r.url().split('/models/')[1]); });
+    await page.click('#exp-run');
+    await page.waitForSelector('#exp-status[data-done="scale"]', { timeout: 120_000 });
+    assert.ok(['wordnet-gpt-xs/model.safetensors', 'wordnet-gpt-s/model.safetensors'].every((f) => fetched.includes(f)), fetched.join(' '));
+    const tables = await page.locator('#exp-table table').evaluateAll((ts) => ts.map((t) => [...t.rows].map((r) => [...r.cells].map((c) => c.textContent))));
+    assert.equal(tables.length, 3, 'the arms, Figure 1\'s table, what each method changed (src/report.rs)');
+    assert.equal(tables[0].length, 1 + 9, 'three methods on three models');
+    assert.deepEqual(tables[1][0], ['model', 'parameters', 'text prompt', 'prompt tuning', 'model tuning']);
+    assert.deepEqual(tables[1].slice(1).map((r) => r.slice(0, 2)), [['wordnet-gpt-xs', '0.37 M'], ['wordnet-gpt-s', '1.15 M'], ['wordnet-gpt', '2.58 M']]);
+    assert.match(await text(page, '#exp-reading'), /^Here, on sentiment: .* leads by [\d.]+ points on wordnet-gpt-xs \(0\.37 M\)/);
+    assert.match(await page.locator('#exp-chart').getAttribute('aria-label'), /by model size: wordnet-gpt-xs text prompt [\d.]+%/);
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.click('#exp-csv')]);
+    const lines = readFileSync(await csv.path(), 'utf8').trim().split('\n');
+    assert.equal(lines.length, 1 + 9);
+    assert.match(lines[1], /^scale,sentiment,wordnet-gpt-xs,366336,text prompt,0,2,/);
   }, { acceptDownloads: true });
 });
 
@@ -305,23 +327,24 @@ test('the guided tour: ?tour=N opens a step, Next, Back and Esc work from the ke
       shelf: async () => assert.match(await text(page, '#shelf-list'), /sentiment: 8 virtual tokens, 10 steps/),
       outputs: async () => assert.match(await text(page, '#accuracies'), /Soft prompt/i),
       experiments: async () => assert.match(await text(page, '#exp-finding'), /seeds per setting/),
+      'exp-chart': async () => assert.equal(await page.locator('#exp-chart').isVisible(), true),
     };
     const seen = [];
-    for (let n = 1; n <= 6; n++) {
+    for (let n = 1; n <= 7; n++) {
       s = await step();
       assert.equal(s.highlighted, s.target, `step ${n}`);
       assert.ok(new URL(page.url()).searchParams.get('tour') === String(n), `step ${n} in the URL`);
       await live[s.target]();
       seen.push(s.title);
-      if (n < 6) {
+      if (n < 7) {
         await page.focus('#tour .tour-next');
         await page.keyboard.press('Enter');
       }
     }
-    assert.equal(new Set(seen).size, 6, 'six different steps');
+    assert.equal(new Set(seen).size, 7, 'seven different steps');
     await page.focus('#tour .tour-back');
     await page.keyboard.press('Enter');
-    assert.equal((await step()).title, seen[4]);
+    assert.equal((await step()).title, seen[5]);
     await page.keyboard.press('Escape');
     assert.equal(await page.locator('#tour').isHidden(), true);
     assert.equal(new URL(page.url()).searchParams.get('tour'), null);

@@ -42,6 +42,15 @@ export const STEPS = [
     text: 'Run an experiment: several seeded trainings per setting (prompt length, initialisation, transfer, '
       + 'text against soft, ensembles), with what the papers found beside it.',
   },
+  {
+    target: 'exp-chart',
+    panel: 'experiments',
+    title: 'Why the method matters: scale',
+    text: 'Choose "Prompt tuning against model tuning as the model grows" and press Run. On three sizes of the '
+      + 'bundled model, this chart puts prompt tuning (a few thousand numbers learnt) beside model tuning (every '
+      + 'weight learnt, a copy of the model per task). In the paper the gap closes as models reach billions of '
+      + 'parameters; read below the chart what these small models show, and why it may differ.',
+  },
 ];
 
 export class Tour {
@@ -74,7 +83,8 @@ export class Tour {
       this.box.querySelector('.tour-back').disabled = this.step === 1;
       this.box.querySelector('.tour-next').textContent = this.step === STEPS.length ? 'Finish' : 'Next';
       const target = document.getElementById(s.target);
-      target.hidden = false; // a step's view shows even when the panel was switched off
+      // A step's view shows even when its panel was switched off.
+      document.getElementById(s.panel ?? s.target).hidden = false;
       target.classList.add('tour-target');
       this.box.dataset.target = s.target;
       target.scrollIntoView({ block: 'nearest' });

@@ -3,7 +3,7 @@
 // Progress with an ETA, the chart and a table as runs finish, the finding to compare with, and
 // CSV / PNG downloads. The experiment and its source task are part of the URL.
 import { REQUEST } from '../protocol.js';
-import { $, download, percent, showError } from '../dom.js';
+import { $, download, showError } from '../dom.js';
 import { trainSettings } from '../state.js';
 import SETTINGS from '../settings.js';
 
@@ -16,8 +16,11 @@ export function experimentsPanel(ctx) {
 
   function describe() {
     const e = BY_NAME[state.experiment];
-    $('exp-finding').textContent = `${e.finding} Here: ${SETTINGS.experimentSeeds} seeds per setting, `
-      + `${SETTINGS.experimentSteps} steps each, on the current task with your other settings.`;
+    const on = e.needsFamily
+      ? `on the bundled model's family (${SETTINGS.family.join(', ')}; the smaller ones are fetched when the experiment reaches them), whatever model is loaded`
+      : 'on the current model';
+    $('exp-finding').textContent = `${e.finding} Here: ${state.expSeeds} seeds per setting, `
+      + `${state.expSteps} steps each, ${on}, on the current task with your other settings.`;
     $('exp-source-label').hidden = state.experiment !== 'transfer';
   }
 
@@ -38,15 +41,23 @@ export function experimentsPanel(ctx) {
     summary = null;
     ui.experiment.clear();
     $('exp-table').replaceChildren();
+    $('exp-reading').textContent = '';
     showError($('exp-error'), null);
     $('exp-progress').value = 0;
     started = performance.now();
     rt.set({ experimenting: true });
     try {
       await rt.client.request(REQUEST.EXPERIMENT, {
-        config: { name: state.experiment, steps: SETTINGS.experimentSteps, seeds: SETTINGS.experimentSeeds, base: trainSettings(state) },
+        config: {
+          name: state.experiment,
+          steps: state.expSteps,
+          seeds: state.expSeeds,
+          base: trainSettings(state),
+          models: BY_NAME[state.experiment].needsFamily ? SETTINGS.family : [],
+        },
         source: state.experiment === 'transfer' ? source() : undefined,
         base: ctx.tasksBase,
+        modelsBase: ctx.modelsBase,
       });
       $('exp-status').textContent = 'Starting…';
     } catch (e) {
@@ -55,20 +66,27 @@ export function experimentsPanel(ctx) {
     }
   }
 
-  function table(s) {
+  /** One of the engine's tables (src/report.rs: the command line prints the same ones). */
+  function table({ caption, header, rows }) {
     const t = document.createElement('table');
-    t.innerHTML = '<caption></caption><thead><tr><th>Setting</th><th>Mean</th><th>Min</th><th>Max</th><th>Runs</th></tr></thead><tbody></tbody>';
-    t.querySelector('caption').textContent = `${s.title} on ${s.task}: held-out accuracy`;
-    for (const a of s.arms) {
+    t.createCaption().textContent = caption;
+    const row = (cells, tag) => {
       const tr = document.createElement('tr');
-      for (const v of [a.label, percent(a.mean), percent(a.min), percent(a.max), String(a.runs)]) {
-        const td = document.createElement('td');
-        td.textContent = v;
-        tr.append(td);
+      for (const v of cells) {
+        const cell = document.createElement(tag);
+        cell.textContent = v;
+        tr.append(cell);
       }
-      t.tBodies[0].append(tr);
-    }
-    $('exp-table').replaceChildren(t);
+      return tr;
+    };
+    t.createTHead().append(row(header, 'th'));
+    t.createTBody().append(...rows.map((r) => row(r, 'td')));
+    return t;
+  }
+
+  function onModelLoad({ name, file, loaded, total }) {
+    const mb = (n) => (n / 1e6).toFixed(1);
+    $('exp-status').textContent = `Fetching ${name} (${file}${total ? `: ${mb(loaded)} of ${mb(total)} MB` : ''})…`;
   }
 
   function onProgress(p) {
@@ -78,13 +96,14 @@ export function experimentsPanel(ctx) {
     const left = p.stepsDone ? (elapsed / p.stepsDone) * (p.stepsTotal - p.stepsDone) : 0;
     $('exp-status').textContent = `Run ${Math.min(p.runsDone + 1, p.runs)} of ${p.runs}: ${p.arm}, seed ${p.seed}`
       + (p.stepsDone ? ` · about ${Math.ceil(left)} s left` : '');
-    if (p.finished) ui.experiment.addRun(p.finished, p.arms);
+    if (p.finished) ui.experiment.addRun(p.finished, p.arms, p.models);
     if (p.done) {
       summary = p.done;
       rt.set({ experimenting: false });
       $('exp-status').textContent = `Done in ${elapsed.toFixed(0)} s.`;
       $('exp-status').dataset.done = state.experiment;
-      table(summary);
+      $('exp-table').replaceChildren(...summary.tables.map(table));
+      $('exp-reading').textContent = summary.reading ?? '';
     }
   }
 
@@ -94,11 +113,15 @@ export function experimentsPanel(ctx) {
   }
 
   function csv() {
-    const rows = [['experiment', 'task', 'setting', 'seed', 'step', 'accuracy', 'final_loss']];
+    const rows = [['experiment', 'task', 'model', 'parameters', 'setting', 'seed', 'step', 'accuracy', 'final_loss']];
     for (const r of summary.runs) {
-      const arm = summary.arms[r.arm].label;
+      const arm = summary.arms[r.arm];
+      // The family member it ran on (scale); the loaded model's runs leave both blank.
+      const model = summary.models[arm.model];
       const points = r.curve.length ? r.curve : [[summary.steps, r.accuracy]];
-      for (const [step, acc] of points) rows.push([summary.name, summary.task, arm, r.seed, step, acc, r.loss ?? '']);
+      for (const [step, acc] of points) {
+        rows.push([summary.name, summary.task, model?.name ?? '', model?.parameters ?? '', arm.label, r.seed, step, acc, r.loss ?? '']);
+      }
     }
     const quote = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
     return `${rows.map((r) => r.map(quote).join(',')).join('\n')}\n`;
@@ -137,5 +160,5 @@ export function experimentsPanel(ctx) {
     $('exp-png').disabled = !summary || rt.experimenting;
   });
   describe();
-  return { fillSources, onProgress, onError };
+  return { fillSources, onProgress, onModelLoad, onError };
 }
