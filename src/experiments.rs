@@ -82,7 +82,7 @@ impl ExperimentName {
             Self::Transfer => "Transfer from another task",
             Self::TextVsSoft => "Text prompt against soft prompt",
             Self::Ensemble => "Prompt ensemble",
-            Self::Scale => "Prompt tuning against model tuning as the model grows",
+            Self::Scale => "Scale: prompt against model tuning",
         }
     }
 

@@ -109,7 +109,7 @@ export default {
     },
     {
       "name": "scale",
-      "title": "Prompt tuning against model tuning as the model grows",
+      "title": "Scale: prompt against model tuning",
       "finding": "Lester et al. (2021, Fig. 1): prompt tuning trails model tuning on small models and closes the gap as they grow (T5, 60 M to 11 B parameters).",
       "needsFamily": true
     }

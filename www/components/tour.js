@@ -46,7 +46,7 @@ export const STEPS = [
     target: 'exp-chart',
     panel: 'experiments',
     title: 'Why the method matters: scale',
-    text: 'Choose "Prompt tuning against model tuning as the model grows" and press Run. On three sizes of the '
+    text: 'Choose "Scale: prompt against model tuning" and press Run. On three sizes of the '
       + 'bundled model, this chart puts prompt tuning (a few thousand numbers learnt) beside model tuning (every '
       + 'weight learnt, a copy of the model per task). In the paper the gap closes as models reach billions of '
       + 'parameters; read below the chart what these small models show, and why it may differ.',
