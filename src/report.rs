@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::experiments::{ArmSummary, ExperimentSummary, SCALE_METHODS};
+use crate::experiments::{ArmSummary, ExperimentSummary, Footprint, SCALE_METHODS};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Table {
@@ -54,12 +54,39 @@ fn bytes(n: u64) -> String {
     }
 }
 
+fn millions(parameters: u64) -> String {
+    format!("{:.2} M", parameters as f64 / 1e6)
+}
+
+/// The base model after a run, as the tables and the reading say it.
+fn base_after(f: &Footprint) -> &'static str {
+    if f.base_unchanged {
+        "bit-identical"
+    } else {
+        "changed"
+    }
+}
+
+/// The footprint of arm `arm`'s last seed.
+fn last_footprint(summary: &ExperimentSummary, arm: usize) -> Option<Footprint> {
+    summary.runs.iter().rev().find(|r| r.arm == arm)?.footprint
+}
+
+/// The arm of method `m` (`SCALE_METHODS` order) on `model`, by its index in the summary.
+fn scale_arm(summary: &ExperimentSummary, model: usize, m: usize) -> Option<usize> {
+    let mut on_model = summary
+        .arms
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.model == model);
+    on_model.nth(m).map(|(i, _)| i)
+}
+
 /// What each training method changed on each model (its last seed's run): the contrast the
 /// method is about.
 fn footprints(summary: &ExperimentSummary) -> Table {
     let rows = summary.arms.iter().enumerate().filter_map(|(i, arm)| {
-        let run = summary.runs.iter().rev().find(|r| r.arm == i)?;
-        let f = run.footprint?;
+        let f = last_footprint(summary, i)?;
         Some(vec![
             summary.models[arm.model].name.clone(),
             arm.label.clone(),
@@ -70,12 +97,7 @@ fn footprints(summary: &ExperimentSummary) -> Table {
                 thousands(f.weights)
             ),
             bytes(f.optimizer_bytes),
-            if f.base_unchanged {
-                "bit-identical"
-            } else {
-                "changed"
-            }
-            .to_string(),
+            base_after(&f).to_string(),
         ])
     });
     Table {
@@ -135,10 +157,7 @@ fn scale(summary: &ExperimentSummary) -> Table {
     let mut header = strings(["model", "parameters"]);
     header.extend(methods.map(|arm| arm.label.clone()));
     let rows = summary.models.iter().enumerate().map(|(k, size)| {
-        let mut row = vec![
-            size.name.clone(),
-            format!("{:.2} M", size.parameters as f64 / 1e6),
-        ];
+        let mut row = vec![size.name.clone(), millions(size.parameters)];
         let cells = summary.arms.iter().filter(|arm| arm.model == k);
         row.extend(cells.map(|arm| match arm.runs {
             0 | 1 => percent(arm.mean),
@@ -179,8 +198,7 @@ pub fn reading(summary: &ExperimentSummary) -> Option<String> {
     let (first, last) = (summary.models.first()?, summary.models.last()?);
     // Each model's arms in SCALE_METHODS order: [text, prompt tuning, model tuning].
     let method = |model: usize, m: usize| {
-        let arms = summary.arms.iter().filter(|a| a.model == model);
-        arms.clone().nth(m).map_or(f32::NAN, |a| a.mean)
+        scale_arm(summary, model, m).map_or(f32::NAN, |i| summary.arms[i].mean)
     };
     let gap = |model: usize| 100.0 * (method(model, 2) - method(model, 1));
     let (g0, g1) = (gap(0), gap(summary.models.len() - 1));
@@ -199,13 +217,9 @@ pub fn reading(summary: &ExperimentSummary) -> Option<String> {
         _ => "the gap hardly changes with size here",
     };
     let [text, prompt, _] = SCALE_METHODS;
-    let millions = |p: u64| format!("{:.2} M", p as f64 / 1e6);
     let last_model = summary.models.len() - 1;
     // The last seed's run of method `m` on the largest model.
-    let footprint = |m: usize| {
-        let arm = summary.arms.iter().position(|a| a.model == last_model)? + m;
-        summary.runs.iter().rev().find(|r| r.arm == arm)?.footprint
-    };
+    let footprint = |m: usize| last_footprint(summary, scale_arm(summary, last_model, m)?);
     let contrast = match (footprint(1), footprint(2)) {
         (Some(p), Some(m)) => format!(
             " On {}, prompt tuning learnt {} numbers and left the model {} (one model serves every \
@@ -213,11 +227,7 @@ pub fn reading(summary: &ExperimentSummary) -> Option<String> {
              the model per task, and kept {} of optimizer state against {}.",
             last.name,
             thousands(p.learnt),
-            if p.base_unchanged {
-                "bit-identical"
-            } else {
-                "changed"
-            },
+            base_after(&p),
             thousands(m.weights_changed),
             thousands(m.weights),
             bytes(m.optimizer_bytes),

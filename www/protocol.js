@@ -60,7 +60,7 @@
 //   experiment-progress {runsDone, runs, stepsDone, stepsTotal, arm, seed, finished?, arms?, models?, done?}
 //                 one step of an experiment (src/experiments.rs `ExperimentProgress`); done = the summary
 //                 with its tables and, for scale, its reading (src/report.rs)
-//   experiment-model {name, file, loaded, total}  bytes of a family member's file (scale), fetched
+//   experiment-model {name, file, loaded, total, secondsLeft?}  bytes of a family member's file (scale), fetched
 //                 through the model cache when the experiment reaches that model
 //   pool          {workers, wanted}       engines training together on the CPU path (this one and its
 //                                           helpers that have loaded), and how many were started

@@ -68,14 +68,15 @@ self.addEventListener('unhandledrejection', (ev) => {
   post(EVENT.ERROR, crashError(ev.reason));
 });
 
-async function modelFiles(source, signal, notes) {
+/** A model's three files, reporting `onProgress({file, loaded, total, secondsLeft})` as they come. */
+async function modelFiles(source, onProgress, { signal, notes } = {}) {
   if (source.kind === 'files') {
     return [source.config, source.weights, source.tokenizer].map((b) => new Uint8Array(b));
   }
   const out = [];
-  for (const name of MODEL_FILES) {
-    out.push(await fetchBytes(fileUrl(source.base, name), (loaded, total, secondsLeft) =>
-      post(EVENT.LOAD_PROGRESS, { file: name, loaded, total, secondsLeft }), { signal, notes }));
+  for (const file of MODEL_FILES) {
+    out.push(await fetchBytes(fileUrl(source.base, file), (loaded, total, secondsLeft) =>
+      onProgress({ file, loaded, total, secondsLeft }), { signal, notes }));
   }
   return out;
 }
@@ -148,12 +149,8 @@ let family = null;
 /** A family member (scale), fetched through the model cache when the experiment reaches it. */
 async function loadFamilyMember(index) {
   const name = family.names[index];
-  const folder = fileUrl(family.base, name);
-  const files = [];
-  for (const file of MODEL_FILES) {
-    files.push(await fetchBytes(fileUrl(folder, file), (loaded, total) =>
-      post(EVENT.EXPERIMENT_MODEL, { name, file, loaded, total })));
-  }
+  const source = { kind: 'url', base: fileUrl(family.base, name) };
+  const files = await modelFiles(source, (p) => post(EVENT.EXPERIMENT_MODEL, { name, ...p }));
   lab.loadExperimentModel(index, ...files);
 }
 
@@ -227,7 +224,7 @@ const handlers = {
     const notes = [];
     let files;
     try {
-      files = await modelFiles(source, loadAbort.signal, notes);
+      files = await modelFiles(source, (p) => post(EVENT.LOAD_PROGRESS, p), { signal: loadAbort.signal, notes });
     } catch (e) {
       if (e.kind === 'Cancelled') return { cancelled: true };
       throw e;
