@@ -1,7 +1,9 @@
 //! The method's findings, reproduced on the loaded model: each experiment is a list of seeded
 //! trainings ("runs") on the session's task, taken one step at a time so the page can show
 //! progress and cancel between steps; each run ends in held-out accuracy. The command line's
-//! `sweep` and the page's worker run the same plans (`Session::experiment_step`).
+//! `sweep` and the page's worker run the same plans (`Session::experiment_step`). On the page's
+//! CPU path the pool's helper engines take trainings that can start (`take_job`: src/job.rs)
+//! while this engine steps its own, so independent runs go side by side.
 //!
 //! - prompt length: 1, 2, 4, 8, 16 virtual tokens (Lester et al. 2021, Fig. 3a)
 //! - initialisation: random N(0,1) (PEFT's RANDOM), uniform [-0.5, 0.5] (Lester), sampled
@@ -20,16 +22,14 @@ use std::collections::BTreeMap;
 use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::read_f32;
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::generate::Prompting;
+use crate::job::{Job, JobResult, JobRun};
 use crate::loader::LoadedModel;
 use crate::model::Model;
 use crate::model_tuning::{ModelTuningConfig, ModelTuningRun};
-use crate::run::Run;
 use crate::settings::{InitName, Settings};
-use crate::soft_prompt::SoftPrompt;
 use crate::tasks::{Task, TaskKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,6 +314,10 @@ pub struct ExperimentProgress {
     pub steps_total: usize,
     pub arm: String,
     pub seed: u64,
+    /// Runs on other engines now (the page's pool: `take_job`).
+    pub runs_away: usize,
+    /// Nothing to step here: every run left is with another engine or waits for one that is.
+    pub waiting: bool,
     pub finished: Option<RunResult>,
     /// Every arm so far, when a run finished (the page's chart draws them as they come), and
     /// the family's models with the parameters counted so far (scale).
@@ -324,26 +328,25 @@ pub struct ExperimentProgress {
 
 /// What a run trains: a soft prompt, or (scale) a copy of the whole model.
 enum Training {
-    Prompt(Box<Run>),
+    Prompt(Box<JobRun>),
     Model(Box<ModelTuningRun>),
 }
 
+/// The run this engine is on, by its index in the plan.
 struct Current {
+    index: usize,
     run: Training,
-    on_source: bool,
-    curve: Vec<(usize, f32)>,
-    loss: f32,
 }
 
-impl Current {
-    fn new(run: Training, on_source: bool) -> Self {
-        Self {
-            run,
-            on_source,
-            curve: Vec::new(),
-            loss: f32::NAN,
-        }
-    }
+/// Where each run of the plan is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Waiting,
+    /// This engine is on it (`Experiment::current`).
+    Here,
+    /// Handed to another engine as a job.
+    Away,
+    Done,
 }
 
 /// An experiment in progress on a session's model and task.
@@ -354,13 +357,14 @@ pub struct Experiment {
     /// Each arm's label and the model it runs on.
     arms: Vec<(String, usize)>,
     plan: Vec<RunSpec>,
+    status: Vec<Status>,
     /// The family (scale), with parameter counts as its models are met.
     models: Vec<ModelSize>,
-    next: usize,
     current: Option<Current>,
     /// The source task's trained prompt by seed (transfer).
     source_prompts: BTreeMap<u64, Vec<f32>>,
-    results: Vec<RunResult>,
+    /// Each finished run's result, by its index in the plan.
+    results: Vec<Option<RunResult>>,
     steps_done: usize,
     /// The model the runs are on now, before any of them (scale: footprints compare with it).
     base: Option<Base>,
@@ -554,6 +558,7 @@ impl Experiment {
             parameters: 0,
         });
         let models = models.collect();
+        let n_runs = plan.runs.len();
         Ok(Self {
             config,
             task,
@@ -561,10 +566,10 @@ impl Experiment {
             arms: plan.arms,
             plan: plan.runs,
             models,
-            next: 0,
+            status: vec![Status::Waiting; n_runs],
             current: None,
             source_prompts: BTreeMap::new(),
-            results: Vec::new(),
+            results: vec![None; n_runs],
             steps_done: 0,
             base: None,
         })
@@ -579,7 +584,7 @@ impl Experiment {
     }
 
     pub fn finished(&self) -> bool {
-        self.next == self.plan.len()
+        self.status.iter().all(|s| *s == Status::Done)
     }
 
     /// Runs on a family of models, not on the session's (`ExperimentName::needs_family`).
@@ -587,19 +592,111 @@ impl Experiment {
         self.config.name.needs_family()
     }
 
+    /// Whether run `i` can start now: waiting, and what it starts from is there (transfer's
+    /// source prompt of its seed; every earlier prompt for the ensemble's vote).
+    fn ready(&self, i: usize) -> bool {
+        let spec = &self.plan[i];
+        self.status[i] == Status::Waiting
+            && match &spec.kind {
+                RunKind::Train {
+                    from_source: true, ..
+                } => self.source_prompts.contains_key(&spec.seed),
+                RunKind::Vote => (0..i).all(|j| self.status[j] == Status::Done),
+                _ => true,
+            }
+    }
+
+    /// The run this engine's next step is on: the current one, else the first that can start.
+    fn next_here(&self) -> Option<usize> {
+        let current = self.current.as_ref().map(|c| c.index);
+        current.or_else(|| (0..self.plan.len()).find(|&i| self.ready(i)))
+    }
+
     /// The model the next step runs on: an index into the config's `models` (always 0 for the
     /// experiments on the loaded model).
     pub fn model_needed(&self) -> usize {
-        self.plan.get(self.next).map_or(0, |r| r.model)
+        self.next_here().map_or(0, |i| self.plan[i].model)
     }
 
-    /// One training step of the current run, or the evaluation that ends it, on `lm`: the model
-    /// `model_needed` names.
-    pub async fn step(&mut self, lm: &LoadedModel) -> Result<ExperimentProgress> {
-        let spec = self.plan.get(self.next).cloned().ok_or(Error::NotReady {
-            what: "the experiment",
-            todo: "start it again",
+    /// A training another engine can do now, handed over (it is not run here unless
+    /// `job_failed` gives it back). None on a family (scale: the others hold the loaded model only).
+    pub fn take_job(&mut self) -> Option<(Job, &Task)> {
+        if self.on_family() {
+            return None;
+        }
+        let i = (0..self.plan.len()).find(|&i| {
+            let train = matches!(self.plan[i].kind, RunKind::Train { .. });
+            train && self.ready(i)
         })?;
+        let RunKind::Train {
+            settings,
+            from_source,
+            on_source,
+        } = &self.plan[i].kind
+        else {
+            return None;
+        };
+        let job = self.job(i, settings, *from_source, *on_source);
+        self.status[i] = Status::Away;
+        Some((job, self.task_for(*on_source)))
+    }
+
+    fn job(&self, index: usize, settings: &Settings, from_source: bool, on_source: bool) -> Job {
+        let seed = self.plan[index].seed;
+        let curve = self.config.name == ExperimentName::Transfer && !on_source;
+        Job {
+            index,
+            settings: settings.clone(),
+            given: from_source
+                .then(|| self.source_prompts.get(&seed).cloned())
+                .flatten(),
+            curve_every: curve.then(|| self.config.steps.div_ceil(CURVE_POINTS)),
+            keep_prompt: on_source,
+        }
+    }
+
+    fn task_for(&self, on_source: bool) -> &Task {
+        match (on_source, &self.source) {
+            (true, Some(source)) => source,
+            _ => &self.task,
+        }
+    }
+
+    /// A job another engine finished: its run's result, as `step` reports a run of its own.
+    pub fn job_done(&mut self, result: JobResult) -> Result<ExperimentProgress> {
+        let i = result.index;
+        if self.status.get(i) != Some(&Status::Away) {
+            return Err(Error::internal(format!(
+                "a helper engine answered for run {i}, which was not handed to it"
+            )));
+        }
+        self.steps_done += result.steps;
+        let run = self.job_result(result);
+        Ok(self.finish(i, run))
+    }
+
+    /// A job the other engine could not finish (it stopped): the run waits to start again.
+    pub fn job_failed(&mut self, index: usize) {
+        if self.status.get(index) == Some(&Status::Away) {
+            self.status[index] = Status::Waiting;
+        }
+    }
+
+    /// One training step of the run this engine is on, or the evaluation that ends it, on `lm`:
+    /// the model `model_needed` names. When every run left is away or waits for one that is,
+    /// it does nothing and says so (`waiting`): the caller waits for a job to come back.
+    pub async fn step(&mut self, lm: &LoadedModel) -> Result<ExperimentProgress> {
+        let Some(index) = self.next_here() else {
+            return match self.finished() {
+                true => Err(Error::NotReady {
+                    what: "the experiment",
+                    todo: "start it again",
+                }),
+                false => Ok(self.progress(None, None)),
+            };
+        };
+        self.status[index] = Status::Here;
+        let spec = self.plan[index].clone();
         // Counted and kept once per model, when its first step comes (not on every step).
         if let Some(size) = self
             .models
@@ -625,96 +722,113 @@ impl Experiment {
                 Some(self.result(&spec, report.accuracy(), None, Vec::new(), &report))
             }
             RunKind::Vote => Some(self.vote(&spec)),
-            RunKind::ModelTune(settings) => self.model_tune_step(lm, &spec, settings).await?,
+            RunKind::ModelTune(settings) => {
+                self.model_tune_step(lm, index, &spec, settings).await?
+            }
             RunKind::Train {
                 settings,
                 from_source,
                 on_source,
             } => {
-                self.train_step(lm, &spec, settings, *from_source, *on_source)
-                    .await?
+                let job = self.job(index, settings, *from_source, *on_source);
+                self.train_step(lm, job, *on_source).await?
             }
         };
-        if let Some(result) = &finished {
-            self.results.push(result.clone());
-            self.next += 1;
-        }
-        let done = self.finished().then(|| self.summary());
+        Ok(match finished {
+            Some(result) => self.finish(index, result),
+            None => self.progress(Some(&spec), None),
+        })
+    }
+
+    /// Keeps run `index`'s result: the progress that reports it, with every arm so far.
+    fn finish(&mut self, index: usize, result: RunResult) -> ExperimentProgress {
+        self.status[index] = Status::Done;
+        self.results[index] = Some(result.clone());
+        let spec = self.plan[index].clone();
+        self.progress(Some(&spec), Some(result))
+    }
+
+    /// Where the experiment stands; `spec`: the run just stepped or finished (None: waiting).
+    fn progress(&self, spec: Option<&RunSpec>, finished: Option<RunResult>) -> ExperimentProgress {
         let arms = finished.as_ref().map(|_| self.arm_summaries());
         let models = finished.as_ref().map(|_| self.models.clone());
-        Ok(ExperimentProgress {
-            runs_done: self.next,
+        ExperimentProgress {
+            runs_done: self.count(Status::Done),
+            runs_away: self.count(Status::Away),
             runs: self.plan.len(),
             steps_done: self.steps_done,
             steps_total: self.steps_total(),
-            arm: self.arm_label(spec.arm),
-            seed: spec.seed,
+            arm: spec.map_or(String::new(), |s| self.arm_label(s.arm)),
+            seed: spec.map_or(0, |s| s.seed),
+            waiting: spec.is_none(),
             finished,
             arms,
             models,
-            done,
-        })
+            done: self.finished().then(|| self.summary()),
+        }
+    }
+
+    fn count(&self, status: Status) -> usize {
+        self.status.iter().filter(|s| **s == status).count()
+    }
+
+    /// A run's result from what its job handed back (transfer keeps a source run's prompt).
+    fn job_result(&mut self, job: JobResult) -> RunResult {
+        let spec = &self.plan[job.index];
+        if let Some(values) = job.prompt {
+            self.source_prompts.insert(spec.seed, values);
+        }
+        RunResult {
+            arm: spec.arm,
+            seed: spec.seed,
+            accuracy: job.accuracy,
+            loss: Some(job.loss),
+            curve: job.curve,
+            footprint: None,
+            predictions: job.predictions,
+        }
     }
 
     async fn train_step(
         &mut self,
         lm: &LoadedModel,
-        spec: &RunSpec,
-        settings: &Settings,
-        from_source: bool,
+        job: Job,
         on_source: bool,
     ) -> Result<Option<RunResult>> {
-        let task = if on_source {
-            self.source
+        let index = job.index;
+        let settings = job.settings.clone();
+        let task = match on_source {
+            true => self
+                .source
                 .as_ref()
-                .ok_or_else(|| Error::setting("no source task"))?
-        } else {
-            &self.task
+                .ok_or_else(|| Error::setting("no source task"))?,
+            false => &self.task,
         };
         if self.current.is_none() {
-            let given = match self.source_prompts.get(&spec.seed).filter(|_| from_source) {
-                Some(values) => Some((
-                    SoftPrompt::from_values(lm, values, settings.virtual_tokens)?,
-                    settings.prompt_init(&task.kind)?,
-                )),
-                None => None,
-            };
-            let run = Run::start(lm, task, settings.clone(), given)?;
-            self.current = Some(Current::new(Training::Prompt(Box::new(run)), on_source));
+            let run = JobRun::start(lm, task, job)?;
+            self.current = Some(Current {
+                index,
+                run: Training::Prompt(Box::new(run)),
+            });
         }
-        let cur = self.current.as_mut().expect("set above");
-        let Training::Prompt(run) = &mut cur.run else {
+        let Some(Current {
+            run: Training::Prompt(run),
+            ..
+        }) = &mut self.current
+        else {
             return Err(Error::internal(
                 "a prompt-tuning step on a model-tuning run",
             ));
         };
-        let stats = run.step(lm, None).await?;
-        cur.loss = stats.loss;
+        let done = run.step(lm, task).await?;
         self.steps_done += 1;
-        let steps = self.config.steps;
-        let curve_due = self.config.name == ExperimentName::Transfer
-            && !cur.on_source
-            && (stats.step % steps.div_ceil(CURVE_POINTS) == 0 || stats.step == steps);
-        if !curve_due && stats.step < steps {
+        let Some(done) = done else {
             return Ok(None);
-        }
-        let prompting = Prompting::soft(run.trainer.prompt.values());
-        let report = evaluate(lm, &prompting, &task.test, &task.kind).await?;
-        let accuracy = report.accuracy();
-        if curve_due {
-            cur.curve.push((stats.step, accuracy));
-        }
-        if stats.step < steps {
-            return Ok(None);
-        }
-        let learnt = run.trainer.prompt.values().shape().num_elements() as u64;
+        };
+        let learnt = (settings.virtual_tokens * lm.model.config.d_model) as u64;
         let footprint = self.footprint(lm, &lm.model, learnt).await?;
-        let cur = self.current.take().expect("set above");
-        if let (true, Training::Prompt(run)) = (cur.on_source, &cur.run) {
-            let values = read_f32(run.trainer.prompt.values()).await?;
-            self.source_prompts.insert(spec.seed, values);
-        }
-        let mut result = self.result(spec, accuracy, Some(cur.loss), cur.curve, &report);
+        self.current = None;
+        let mut result = self.job_result(done);
         result.footprint = footprint;
         Ok(Some(result))
     }
@@ -723,6 +837,7 @@ impl Experiment {
     async fn model_tune_step(
         &mut self,
         lm: &LoadedModel,
+        index: usize,
         spec: &RunSpec,
         settings: &Settings,
     ) -> Result<Option<RunResult>> {
@@ -734,10 +849,16 @@ impl Experiment {
                 settings.seed,
                 ModelTuningConfig::default(),
             )?;
-            self.current = Some(Current::new(Training::Model(Box::new(run)), false));
+            self.current = Some(Current {
+                index,
+                run: Training::Model(Box::new(run)),
+            });
         }
-        let cur = self.current.as_mut().expect("set above");
-        let Training::Model(run) = &mut cur.run else {
+        let Some(Current {
+            run: Training::Model(run),
+            ..
+        }) = &mut self.current
+        else {
             return Err(Error::internal(
                 "a model-tuning step on a prompt-tuning run",
             ));
@@ -814,7 +935,7 @@ impl Experiment {
 
     /// The ensemble's majority vote over the runs before it (ties: the earliest prompt's answer).
     fn vote(&self, spec: &RunSpec) -> RunResult {
-        let members: Vec<&RunResult> = self.results.iter().filter(|r| r.arm < spec.arm).collect();
+        let members: Vec<&RunResult> = self.runs().filter(|r| r.arm < spec.arm).collect();
         let expected: Vec<&str> = self.task.test.iter().map(|e| e.output.trim()).collect();
         let mut predictions = Vec::with_capacity(expected.len());
         let mut correct = 0;
@@ -847,9 +968,14 @@ impl Experiment {
         }
     }
 
+    /// The finished runs, in the plan's order.
+    fn runs(&self) -> impl Iterator<Item = &RunResult> {
+        self.results.iter().flatten()
+    }
+
     fn arm_summaries(&self) -> Vec<ArmSummary> {
         let arms = self.arms.iter().enumerate().map(|(i, (label, model))| {
-            let runs: Vec<&RunResult> = self.results.iter().filter(|r| r.arm == i).collect();
+            let runs: Vec<&RunResult> = self.runs().filter(|r| r.arm == i).collect();
             ArmSummary::of(label, *model, &runs)
         });
         arms.collect()
@@ -869,7 +995,7 @@ impl Experiment {
             steps: self.config.steps,
             seeds: self.config.seeds,
             arms: self.arm_summaries(),
-            runs: self.results.clone(),
+            runs: self.runs().cloned().collect(),
             models: self.models.clone(),
         }
     }
@@ -899,7 +1025,7 @@ mod tests {
             .iter()
             .enumerate()
         {
-            e.results.push(RunResult {
+            e.results[arm] = Some(RunResult {
                 arm,
                 seed: arm as u64,
                 accuracy: 0.0,

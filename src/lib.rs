@@ -27,6 +27,7 @@ pub mod eval;
 pub mod experiments;
 pub mod generate;
 pub mod inspect;
+pub mod job;
 pub mod loader;
 pub mod model;
 pub mod model_tuning;

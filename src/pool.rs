@@ -101,6 +101,14 @@ pub async fn compute_part(
         })
         .collect();
     let part = ScoredBatch::new(&seqs, shape.n_virtual, shape.pad_id)?;
+    if prompt.len() != shape.n_virtual * d {
+        return Err(Error::setting(format!(
+            "a batch part came with {} prompt values, and {} virtual tokens of this model's {d} dimensions need {}: the engines hold different models; reload the page",
+            prompt.len(),
+            shape.n_virtual,
+            shape.n_virtual * d
+        )));
+    }
     let prompt = Tensor::from_data(
         TensorData::new(prompt, [shape.n_virtual, d]),
         &model.device(),

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::eval::{EvalReport, evaluate};
 use crate::experiments::{Experiment, ExperimentConfig, ExperimentProgress};
 use crate::generate::{GenerateOptions, Prompting, generate};
+use crate::job::{Job, JobResult, JobRun};
 use crate::loader::{LoadedModel, ModelFiles};
 use crate::pool::{Helpers, PartResult, PartRow, PartShape, compute_part};
 use crate::run::Run;
@@ -196,6 +197,8 @@ pub struct Session {
     timings: LoadTimings,
     /// Engines elsewhere that share the training steps (`set_helpers`).
     helpers: Option<Box<dyn Helpers>>,
+    /// An experiment's training handed to this engine by the one that planned it (`start_job`).
+    job: Option<(Task, JobRun)>,
 }
 
 fn no_prompt() -> Error {
@@ -252,6 +255,7 @@ impl Session {
             cadence: EvalCadence::default(),
             baselines: None,
             helpers: None,
+            job: None,
             timings: LoadTimings {
                 parse_ms: 0.0,
                 fingerprint_ms,
@@ -621,6 +625,50 @@ impl Session {
             self.family_model = None;
         }
         Ok(progress)
+    }
+
+    /// A training of the experiment another engine can do now, with the task it trains on
+    /// (`Experiment::take_job`).
+    pub fn experiment_take_job(&mut self) -> Option<(Job, Task)> {
+        let (job, task) = self.experiment.as_mut()?.take_job()?;
+        Some((job, task.clone()))
+    }
+
+    /// A job another engine finished: the experiment's progress with its result.
+    pub fn experiment_job_done(&mut self, result: JobResult) -> Result<ExperimentProgress> {
+        let experiment = self.experiment.as_mut().ok_or(Error::NotReady {
+            what: "the experiment",
+            todo: "start it first",
+        })?;
+        experiment.job_done(result)
+    }
+
+    /// A job another engine could not finish: the experiment runs it again.
+    pub fn experiment_job_failed(&mut self, index: usize) {
+        if let Some(experiment) = self.experiment.as_mut() {
+            experiment.job_failed(index);
+        }
+    }
+
+    /// Starts a job another engine handed over, on `task`, in place of any other (a helper's side).
+    pub fn start_job(&mut self, task: Task, job: Job) -> Result<()> {
+        self.job = None;
+        let run = JobRun::start(&self.lm, &task, job)?;
+        self.job = Some((task, run));
+        Ok(())
+    }
+
+    /// One step of the job started last; its result after the last one.
+    pub async fn job_step(&mut self) -> Result<Option<JobResult>> {
+        let (task, run) = self.job.as_mut().ok_or(Error::NotReady {
+            what: "the job",
+            todo: "start it first",
+        })?;
+        let result = run.step(&self.lm, task).await?;
+        if result.is_some() {
+            self.job = None;
+        }
+        Ok(result)
     }
 
     /// The current prompt as a PEFT adapter.

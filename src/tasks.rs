@@ -11,7 +11,7 @@ pub struct Example {
 }
 
 /// How a task is scored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskKind {
     /// Greedy continuation must equal the output exactly (up to surrounding whitespace).
     Generate,
@@ -297,8 +297,9 @@ pub fn chance_level(examples: &[Example]) -> f32 {
     counts.values().copied().max().unwrap_or(0) as f32 / examples.len().max(1) as f32
 }
 
-/// A task as the session uses it: examples split into training and held-out sets.
-#[derive(Debug, Clone, PartialEq)]
+/// A task as the session uses it: examples split into training and held-out sets (serialized:
+/// to hand an experiment's training to another engine).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     pub name: String,
     pub kind: TaskKind,

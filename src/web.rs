@@ -12,8 +12,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::adapter::AdapterFiles;
 use crate::error::{Error, ErrorView};
-use crate::experiments::ExperimentConfig;
+use crate::experiments::{ExperimentConfig, ExperimentProgress};
 use crate::inspect::{header_length, inspect};
+use crate::job::{Job, JobResult};
 use crate::loader::{LoadedModel, ModelFiles};
 use crate::model::parse_config;
 use crate::report;
@@ -72,6 +73,18 @@ fn to_js<T: Serialize>(value: &T) -> JsResult {
 fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, what: &str) -> Result<T, JsValue> {
     serde_wasm_bindgen::from_value(value)
         .map_err(|e| js_error(Error::setting(format!("{what}: {e}"))))
+}
+
+/// An experiment's progress for the page; at the end, the command line's `tables` and, for
+/// scale, its `reading` (`report.rs`) beside the summary.
+fn experiment_view(progress: ExperimentProgress) -> JsResult {
+    let mut view = serde_json::to_value(&progress).map_err(|e| js_error(Error::internal(e)))?;
+    if let Some(done) = &progress.done {
+        view["done"]["tables"] =
+            serde_json::to_value(report::tables(done)).map_err(|e| js_error(Error::internal(e)))?;
+        view["done"]["reading"] = report::reading(done).into();
+    }
+    to_js(&view)
 }
 
 /// The safetensors header's length from the file's first 8 bytes (checked: the page asks for
@@ -340,14 +353,49 @@ impl Lab {
     pub async fn experiment_step(&mut self) -> JsResult {
         self.crash_at(CrashPoint::Experiment);
         let progress = self.session_mut()?.experiment_step().await;
-        let progress = progress.map_err(js_error)?;
-        let mut view = serde_json::to_value(&progress).map_err(|e| js_error(Error::internal(e)))?;
-        if let Some(done) = &progress.done {
-            view["done"]["tables"] = serde_json::to_value(report::tables(done))
-                .map_err(|e| js_error(Error::internal(e)))?;
-            view["done"]["reading"] = report::reading(done).into();
+        experiment_view(progress.map_err(js_error)?)
+    }
+
+    /// A training of the experiment for a helper engine: `{job, task}`, or undefined when none
+    /// can start now (`Experiment::take_job`).
+    #[wasm_bindgen(js_name = experimentTakeJob)]
+    pub fn experiment_take_job(&mut self) -> JsResult {
+        match self.session_mut()?.experiment_take_job() {
+            Some((job, task)) => to_js(&serde_json::json!({ "job": job, "task": task })),
+            None => Ok(JsValue::UNDEFINED),
         }
-        to_js(&view)
+    }
+
+    /// A helper's finished job (`jobStep`'s result): the experiment's progress, as a step's.
+    #[wasm_bindgen(js_name = experimentJobDone)]
+    pub fn experiment_job_done(&mut self, result: JsValue) -> JsResult {
+        let result: JobResult = from_js(result, "job result")?;
+        let progress = self.session_mut()?.experiment_job_done(result);
+        experiment_view(progress.map_err(js_error)?)
+    }
+
+    /// A job whose helper stopped: the experiment runs it again.
+    #[wasm_bindgen(js_name = experimentJobFailed)]
+    pub fn experiment_job_failed(&mut self, index: usize) -> Result<(), JsValue> {
+        self.session_mut()?.experiment_job_failed(index);
+        Ok(())
+    }
+
+    /// A helper's side: starts a job another engine handed over (`experimentTakeJob`'s).
+    #[wasm_bindgen(js_name = startJob)]
+    pub fn start_job(&mut self, task: JsValue, job: JsValue) -> Result<(), JsValue> {
+        let task: Task = from_js(task, "job's task")?;
+        let job: Job = from_js(job, "job")?;
+        self.session_mut()?.start_job(task, job).map_err(js_error)
+    }
+
+    /// One step of the job: its result after the last step, undefined before.
+    #[wasm_bindgen(js_name = jobStep)]
+    pub async fn job_step(&mut self) -> JsResult {
+        match self.session_mut()?.job_step().await.map_err(js_error)? {
+            Some(result) => to_js(&result),
+            None => Ok(JsValue::UNDEFINED),
+        }
     }
 
     /// The family member (scale) to load before the experiment's next step: its index in the

@@ -9,6 +9,7 @@ use pollster::block_on;
 use soft_prompt_lab::backend;
 use soft_prompt_lab::error::Error;
 use soft_prompt_lab::experiments::{ExperimentConfig, ExperimentName};
+use soft_prompt_lab::job::Job;
 use soft_prompt_lab::schedule::EvalCadence;
 use soft_prompt_lab::session::{Conditioning, Session, Settings};
 use soft_prompt_lab::settings::InitName;
@@ -319,6 +320,87 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
         }
     };
     assert_eq!(summary.arms.len(), 4, "{:?}", summary.arms);
+}
+
+/// The page's pool runs an experiment's trainings on helper engines (`take_job`; a helper's
+/// session runs the job step by step) while this engine steps its own: the summary must be the
+/// one a single engine makes, exactly (the same seeds on the same model), whatever order the
+/// runs finish in; a job whose helper failed runs here instead. Transfer and the ensemble are
+/// the experiments whose runs depend on others (a source prompt by seed, the vote on all).
+#[test]
+fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
+    let mut here = open_bundled();
+    let mut helper = open_bundled();
+    here.set_task(builtin("sentiment"));
+    let summary_of = |s: &mut Session, helper: Option<&mut Session>| {
+        let mut helper = helper;
+        let mut away: Option<usize> = None;
+        let mut failed_one = false;
+        let mut helped = 0;
+        loop {
+            if let (Some(h), None) = (helper.as_deref_mut(), away)
+                && let Some((job, task)) = s.experiment_take_job()
+            {
+                // What crosses to the helper and back crosses as JSON.
+                let job: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+                let task: Task =
+                    serde_json::from_str(&serde_json::to_string(&task).unwrap()).unwrap();
+                if !failed_one {
+                    // The first helper "dies" before answering: the run comes back here.
+                    failed_one = true;
+                    s.experiment_job_failed(job.index);
+                } else {
+                    away = Some(job.index);
+                    h.start_job(task, job).unwrap();
+                }
+            }
+            let p = block_on(s.experiment_step()).unwrap();
+            if let Some(done) = p.done {
+                break (done, helped);
+            }
+            // One helper step per step here; all of the job when nothing is left here.
+            if let Some(h) = helper.as_deref_mut().filter(|_| away.is_some()) {
+                loop {
+                    if let Some(result) = block_on(h.job_step()).unwrap() {
+                        let text = serde_json::to_string(&result).unwrap();
+                        away = None;
+                        helped += 1;
+                        if let Some(done) = s
+                            .experiment_job_done(serde_json::from_str(&text).unwrap())
+                            .unwrap()
+                            .done
+                        {
+                            return (done, helped);
+                        }
+                        break;
+                    }
+                    if !p.waiting {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    for name in [ExperimentName::Transfer, ExperimentName::Ensemble] {
+        let config = ExperimentConfig {
+            steps: 3,
+            seeds: 2,
+            ..ExperimentConfig::new(name, Settings::default())
+        };
+        let mut summaries = Vec::new();
+        for with_helper in [false, true] {
+            here.start_experiment(config.clone(), Some(builtin("antonyms")))
+                .unwrap();
+            let h = with_helper.then_some(&mut helper);
+            let (summary, helped) = summary_of(&mut here, h);
+            assert!(
+                !with_helper || helped >= 1,
+                "{name:?}: no run on the helper"
+            );
+            summaries.push(serde_json::to_value(summary).unwrap());
+        }
+        assert_eq!(summaries[0], summaries[1], "{name:?}");
+    }
 }
 
 /// Scale runs the text prompt, prompt tuning and model tuning on each model of a family, one

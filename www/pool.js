@@ -2,7 +2,8 @@
 // copy of the frozen model, taking a part of every training step's batch (src/pool.rs). No shared
 // memory and no cross-origin isolation: parts and gradients travel as messages. Helpers join when
 // their model has loaded (training starts without them) and leave when they die; the engine
-// computes a dead helper's part itself.
+// computes a dead helper's part itself. During an experiment each helper runs whole trainings
+// (jobs) instead: one at a time, handed back to the engine if the helper dies.
 import { LabClient } from './lab-client.js';
 import { REQUEST } from './protocol.js';
 
@@ -12,6 +13,8 @@ export class Pool {
     this.onChange = onChange;
     this.ready = [];
     this.all = new Set();
+    /** Helpers running a job now. */
+    this.busy = new Set();
   }
 
   /** Starts `count` helpers on the model `source` (the Cache API makes their fetch local). */
@@ -60,6 +63,33 @@ export class Pool {
       });
     }));
   };
+
+  /** Helpers free to take a job. */
+  idle() {
+    return this.ready.filter((h) => !this.busy.has(h));
+  }
+
+  /**
+   * Runs `job` on `task` on an idle helper: resolves with its result, `{cancelled: true}`, or
+   * null when the helper failed (dropped: the engine runs the job again).
+   */
+  async runJob(helper, task, job) {
+    this.busy.add(helper);
+    try {
+      return await helper.request(REQUEST.JOB, { task, job });
+    } catch (e) {
+      // A helper that crashed is gone; one whose run failed (its error) stays in the pool.
+      if (e?.fatal) this.drop(helper);
+      return null;
+    } finally {
+      this.busy.delete(helper);
+    }
+  }
+
+  /** Stops every job in progress after its current step (a pause, or another experiment). */
+  cancelJobs() {
+    for (const helper of this.busy) helper.request(REQUEST.CANCEL_JOB).catch(() => {});
+  }
 
   /** Ends one helper abruptly, as a crash would (tests, and trying the fault path by hand). */
   kill() {

@@ -47,6 +47,11 @@
 //                                                                 src/pool.rs; rows as JSON)
 //   kill-helper   {}                                          -> undefined (ends one helper abruptly: tests;
 //                                                                 ahead of the queue)
+//   job           {task, job}                                 -> the job's result (src/job.rs JobResult) | {cancelled:
+//                                                                 true} (a helper runs one training of another's
+//                                                                 experiment: src/experiments.rs take_job)
+//   cancel-job    {}                                          -> undefined (ahead of the queue: the job stops after
+//                                                                 its current step)
 //   import        {config, weights, settings, modelName}      -> {nVirtual, prompt} (modelName: the loaded model's
 //                                                                 name, checked against the adapter's base model)
 //
@@ -57,8 +62,9 @@
 //                 held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end;
 //                 deviceMemory = {allocs, bytesInUse, bytesReserved} of burn's GPU allocator;
 //                 wasmBytes: the size of the wasm instance's memory after the step
-//   experiment-progress {runsDone, runs, stepsDone, stepsTotal, arm, seed, finished?, arms?, models?, done?}
-//                 one step of an experiment (src/experiments.rs `ExperimentProgress`); done = the summary
+//   experiment-progress {runsDone, runs, runsAway, stepsDone, stepsTotal, arm, seed, finished?, arms?, models?, done?}
+//                 one step of an experiment, or a run a helper engine finished (src/experiments.rs
+//                 `ExperimentProgress`); done = the summary
 //                 with its tables and, for scale, its reading (src/report.rs)
 //   experiment-model {name, file, loaded, total, secondsLeft?}  bytes of a family member's file (scale), fetched
 //                 through the model cache when the experiment reaches that model
@@ -99,6 +105,8 @@ export const REQUEST = Object.freeze({
   IMPORT: 'import',
   PART: 'part',
   KILL_HELPER: 'kill-helper',
+  JOB: 'job',
+  CANCEL_JOB: 'cancel-job',
 });
 
 /** Event and answer types (worker -> page). */

@@ -17,6 +17,8 @@ let requestedWorkers = 1;
 let engineBackend = null;
 /** An experiment is running (its steps loop like training's; a pause cancels it). */
 let experimenting = false;
+/** A helper's job was cancelled (`cancel-job`): it stops after its current step. */
+let jobCancelled = false;
 /** Bumped by every pause: a play still waiting in the queue when the user paused does not start. */
 let pauses = 0;
 // One call into the wasm session at a time: requests and training steps queue here.
@@ -154,12 +156,57 @@ async function loadFamilyMember(index) {
   lab.loadExperimentModel(index, ...files);
 }
 
+/**
+ * The experiment's trainings on helper engines: each started experiment bumps `generation`, so
+ * what a cancelled one's jobs answer later is ignored; `answers` wait for the next step to apply
+ * them (one call into the session at a time), `away` are the jobs' promises.
+ */
+const jobs = { generation: 0, answers: [], away: new Set() };
+
+/** Hands a training to every idle helper while the experiment has one to give. */
+function handOutJobs() {
+  for (const helper of pool?.idle() ?? []) {
+    const taken = lab.experimentTakeJob();
+    if (!taken) return;
+    const { generation } = jobs;
+    const away = pool.runJob(helper, taken.task, taken.job).then((result) => {
+      jobs.answers.push({ generation, index: taken.job.index, result });
+    });
+    jobs.away.add(away);
+    away.finally(() => jobs.away.delete(away));
+  }
+}
+
+/** Applies the helpers' answers: a finished run is progress; a failed one runs again. */
+function takeAnswers() {
+  for (const { generation, index, result } of jobs.answers.splice(0)) {
+    if (generation !== jobs.generation || !experimenting) continue;
+    if (result && !result.cancelled) reportExperiment(lab.experimentJobDone(result));
+    else lab.experimentJobFailed(index);
+  }
+}
+
+function reportExperiment(progress) {
+  post(EVENT.EXPERIMENT_PROGRESS, progress);
+  if (progress.done) experimenting = false;
+}
+
 async function experimentStep() {
+  takeAnswers();
+  if (!experimenting) return;
+  handOutJobs();
   const needed = lab.experimentModelNeeded();
   if (needed !== undefined) await loadFamilyMember(needed);
   const progress = await lab.experimentStep();
-  post(EVENT.EXPERIMENT_PROGRESS, progress);
-  if (progress.done) experimenting = false;
+  // Every run left is on a helper: wait for one to answer (unless one did meanwhile).
+  if (!progress.waiting) reportExperiment(progress);
+  else if (jobs.answers.length === 0) await Promise.race(jobs.away);
+}
+
+/** Stops the experiment's jobs on the helpers (a pause, or a new experiment). */
+function cancelJobs() {
+  jobs.generation += 1;
+  pool?.cancelJobs();
 }
 
 /** Runs `step` through the queue again and again while `going()`; an error stops it via `fail`. */
@@ -254,6 +301,7 @@ const handlers = {
   },
   async [REQUEST.EXPERIMENT]({ config, source, base, modelsBase }) {
     playing = false;
+    cancelJobs();
     family = { base: modelsBase, names: config.models ?? [] };
     const files = source ? await builtinTask(base, source) : [];
     lab.startExperiment(config, ...files);
@@ -290,6 +338,17 @@ const handlers = {
   [REQUEST.CRASH_NEXT]: ({ point }) => lab.crashNext(point),
   [REQUEST.TIME_STEPS]: ({ steps }) => lab.timeSteps(steps),
   [REQUEST.PART]: ({ prompt, shape, rows }) => lab.partGradient(prompt, shape, rows),
+  async [REQUEST.JOB]({ task, job }) {
+    jobCancelled = false;
+    lab.startJob(task, job);
+    for (;;) {
+      const result = await lab.jobStep();
+      if (result) return result;
+      // A macrotask between steps, so a cancel-job gets in.
+      await new Promise((resolve) => { setTimeout(resolve, 0); });
+      if (jobCancelled) return { cancelled: true };
+    }
+  },
   async [REQUEST.IMPORT]({ config, weights, settings, modelName }) {
     playing = false;
     return lab.importAdapter(new Uint8Array(config), new Uint8Array(weights), settings, modelName);
@@ -300,8 +359,14 @@ self.onmessage = async ({ data }) => {
   const { id, type } = data;
   if (type === REQUEST.PAUSE) {
     // Ahead of the queue: a pause must not wait behind the step in progress.
+    if (experimenting) cancelJobs();
     stopLoops();
     pauses += 1;
+    post(EVENT.REPLY, { id });
+    return;
+  }
+  if (type === REQUEST.CANCEL_JOB) {
+    jobCancelled = true;
     post(EVENT.REPLY, { id });
     return;
   }

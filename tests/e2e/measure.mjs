@@ -7,7 +7,8 @@
 //   node tests/e2e/measure.mjs webgpu     adds the WebGPU path (SwiftShader here: a software adapter)
 //   node tests/e2e/measure.mjs quick      leaves out the experiments (about 10 minutes)
 //   node tests/e2e/measure.mjs real       only the SmolLM2-135M-shaped model
-//   node tests/e2e/measure.mjs pool       only the default run with 1 and 2 engines
+//   node tests/e2e/measure.mjs pool       only the default run and the experiments with 1 and 2 engines
+//   node tests/e2e/measure.mjs pool-experiments [NAME...]  only the experiments with 1 and 2 engines
 // Needs the built page (./build.sh) and Debian's Chromium.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { open, ready, start, text } from './harness.mjs';
@@ -149,6 +150,27 @@ async function poolRuns() {
   }
 }
 
+/**
+ * Each experiment's wall time (defaults, sentiment) with 1 engine and with 2 (the pool's helper
+ * takes whole trainings), alternated: `names` (all of them but scale, which stays on one engine).
+ */
+async function poolExperiments(names) {
+  for (const name of names) {
+    const wall = {};
+    for (const workers of [1, 2]) {
+      const t = await open(env, `?backend=cpu&task=sentiment&workers=${workers}&exp=${name}`);
+      await ready(t.page);
+      await t.page.waitForSelector(`#backend-badge[data-workers="${workers}"]`, { timeout: 120_000 });
+      const started = performance.now();
+      await t.page.click('#exp-run');
+      await t.page.waitForSelector(`#exp-status[data-done="${name}"]`, { timeout: 1_800_000 });
+      wall[workers] = (performance.now() - started) / 1000;
+      await t.context.close();
+    }
+    row(`CPU experiment on sentiment: ${name}, 1 engine → 2 engines`, `${wall[1].toFixed(0)} s → ${wall[2].toFixed(0)} s (${(wall[2] / wall[1]).toFixed(2)}×)`);
+  }
+}
+
 /** Chromium's renderer processes (the page's worker runs in its renderer). */
 function renderers() {
   return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
@@ -224,15 +246,21 @@ async function webgpu() {
 }
 
 try {
-  const only = ['real', 'pool'].find((a) => process.argv.includes(a));
+  const only = ['real', 'pool', 'pool-experiments'].find((a) => process.argv.includes(a));
+  const names = ['prompt-length', 'init', 'transfer', 'text-vs-soft', 'ensemble'];
+  const asked = names.filter((n) => process.argv.includes(n));
+  if (only === 'pool-experiments') await poolExperiments(asked.length ? asked : names);
   if (!only) {
     await cpu();
     await soak();
     if (!process.argv.includes('quick')) for (const task of ['sentiment', 'antonyms']) await experiments(task);
   }
-  if (only !== 'real') await poolRuns();
+  if (!only || only === 'pool') {
+    await poolRuns();
+    await poolExperiments(names);
+  }
   // The load's memory with one engine (helpers would load their copies after it); then the step with two.
-  if (only !== 'pool') for (const workers of [1, 2]) await realModel(workers);
+  if (!only || only === 'real') for (const workers of [1, 2]) await realModel(workers);
   if (process.argv.includes('webgpu')) await webgpu();
   console.log('### The page (headless Chromium, bundled model, antonyms, default settings)\n');
   console.log('| what | figure |\n| --- | --- |');

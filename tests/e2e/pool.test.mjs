@@ -52,3 +52,29 @@ test('a helper engine that dies mid-run leaves the pool smaller and the run goin
     await run.t.context.close();
   }
 });
+
+test('an experiment\'s trainings run on the helper engines: the same table as on one engine, even when a helper dies', async () => {
+  const table = async (workers, during) => {
+    const t = await open(env, `?backend=cpu&task=sentiment&workers=${workers}&exp=transfer&exp_steps=4&exp_seeds=2`);
+    try {
+      await ready(t.page);
+      await t.page.waitForSelector(`#backend-badge[data-workers="${workers}"]`);
+      await t.page.click('#exp-run');
+      await during?.(t.page);
+      await t.page.waitForSelector('#exp-status[data-done="transfer"]', { timeout: 300_000 });
+      assert.deepEqual(t.errors, []);
+      return await t.page.locator('#exp-table table').first().locator('tbody tr').allInnerTexts();
+    } finally {
+      await t.context.close();
+    }
+  };
+  const one = await table(1);
+  const three = await table(3, async (page) => {
+    await page.waitForFunction(() => / · [12] more on helper engines/.test(document.querySelector('#exp-status').textContent));
+    await page.evaluate(() => window.softPromptLab.killHelper());
+  });
+  // Each run is the same seed on the same model wherever it runs (the native test checks the
+  // whole summary); the killed helper's run ran again on another engine.
+  assert.deepEqual(three, one);
+  assert.equal(one.length, 3);
+});

@@ -95,6 +95,7 @@ export function experimentsPanel(ctx) {
     const elapsed = (performance.now() - started) / 1000;
     const left = p.stepsDone ? (elapsed / p.stepsDone) * (p.stepsTotal - p.stepsDone) : 0;
     $('exp-status').textContent = `Run ${Math.min(p.runsDone + 1, p.runs)} of ${p.runs}: ${p.arm}, seed ${p.seed}`
+      + (p.runsAway ? ` · ${p.runsAway} more on helper engines` : '')
       + (p.stepsDone ? ` · about ${Math.ceil(left)} s left` : '');
     if (p.finished) ui.experiment.addRun(p.finished, p.arms, p.models);
     if (p.done) {
