@@ -16,7 +16,7 @@ use soft_prompt_lab::experiments::{
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, Sampling, generate};
 use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::report::{self, percent};
-use soft_prompt_lab::schedule::EvalCadence;
+use soft_prompt_lab::schedule::{EvalCadence, median};
 use soft_prompt_lab::session::Session;
 use soft_prompt_lab::settings::{
     self, InitName, NUMBERS, NumberSetting, OptimizerName, SEED, Settings,
@@ -372,14 +372,6 @@ impl Fitted {
             self.seconds
         )
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
-    }
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 /// Trains a soft prompt on the session's task with a progress bar (loss, gradient norm,

@@ -9,8 +9,9 @@ use crate::loader::LoadedModel;
 use crate::soft_prompt::target_logprobs;
 use crate::tasks::{Example, TaskKind, check_labels};
 
-/// Rows per forward pass during evaluation: bounds memory, not results.
-const EVAL_ROWS: usize = 32;
+/// Rows per forward pass during evaluation: bounds memory; a generation's budget is its chunk's
+/// longest answer (so a pool splits evaluations along these chunks: src/pool.rs).
+pub const EVAL_ROWS: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {
@@ -26,6 +27,21 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
+    /// Each example against the answer predicted for it (in the same order).
+    pub fn scored(examples: &[Example], predicted: Vec<String>) -> Self {
+        let predictions = examples
+            .iter()
+            .zip(predicted)
+            .map(|(ex, predicted)| Prediction {
+                correct: predicted.trim() == ex.output.trim(),
+                input: ex.input.clone(),
+                expected: ex.output.clone(),
+                predicted,
+            })
+            .collect();
+        Self { predictions }
+    }
+
     pub fn accuracy(&self) -> f32 {
         let n = self.predictions.len().max(1);
         self.predictions.iter().filter(|p| p.correct).count() as f32 / n as f32
@@ -44,17 +60,7 @@ pub async fn evaluate(
             classified_answers(lm, prompting, examples, labels).await?
         }
     };
-    let predictions = examples
-        .iter()
-        .zip(predicted)
-        .map(|(ex, predicted)| Prediction {
-            correct: predicted.trim() == ex.output.trim(),
-            input: ex.input.clone(),
-            expected: ex.output.clone(),
-            predicted,
-        })
-        .collect();
-    Ok(EvalReport { predictions })
+    Ok(EvalReport::scored(examples, predicted))
 }
 
 async fn generated_answers(

@@ -1,7 +1,8 @@
 //! Data parallelism over engines that share nothing (the page's pool of workers, each with its own
 //! copy of the frozen model): a batch's rows split in parts, each part's loss and prompt gradient
 //! computed by a helper while this engine computes the first part, the parts added. Prompt tuning
-//! makes this cheap: the only gradient is the prompt's, a few thousand numbers.
+//! makes this cheap: the only gradient is the prompt's, a few thousand numbers. Held-out scoring
+//! splits the same way, by example.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,10 +10,15 @@ use std::pin::Pin;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::read_f32;
 use crate::batch::{ScoredBatch, Sequence};
 use crate::error::{Error, Result};
+use crate::eval::{EVAL_ROWS, EvalReport, evaluate};
+use crate::generate::Prompting;
+use crate::loader::LoadedModel;
 use crate::model::Model;
-use crate::soft_prompt::target_logprobs;
+use crate::soft_prompt::{SoftPrompt, target_logprobs};
+use crate::tasks::{Example, TaskKind};
 
 /// One part as a helper receives it: the rows' token ids and where each row's answer starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +46,8 @@ pub struct PartShape {
 }
 
 pub type PartsFuture<'a> = Pin<Box<dyn Future<Output = Vec<Option<PartResult>>> + 'a>>;
+/// Each part's predicted answers, in its examples' order (None: the part failed).
+pub type AnswersFuture<'a> = Pin<Box<dyn Future<Output = Vec<Option<Vec<String>>>> + 'a>>;
 
 /// Engines elsewhere that compute batch parts. `compute` must start the work before it returns
 /// (the caller computes its own part meanwhile); a part that failed (its helper died) comes back
@@ -53,6 +61,15 @@ pub trait Helpers {
         shape: PartShape,
         parts: Vec<Vec<PartRow>>,
     ) -> PartsFuture<'a>;
+    /// Starts scoring each part of some held-out examples with the soft prompt `prompt`
+    /// (`[n_virtual, d_model]` row-major), one part per helper, as `compute` starts its parts.
+    fn evaluate<'a>(
+        &'a self,
+        prompt: Vec<f32>,
+        n_virtual: usize,
+        kind: &TaskKind,
+        parts: Vec<Vec<Example>>,
+    ) -> AnswersFuture<'a>;
 }
 
 /// One part's summed target loss divided by `total_targets` (the whole batch's count) and its
@@ -115,8 +132,8 @@ pub async fn compute_part(
     );
     let (loss, grad) = part_gradient(model, prompt, &part, shape.total_targets)?;
     Ok(PartResult {
-        loss: crate::backend::read_f32(loss).await?[0],
-        grad: crate::backend::read_f32(grad).await?,
+        loss: read_f32(loss).await?[0],
+        grad: read_f32(grad).await?,
     })
 }
 
@@ -136,7 +153,7 @@ pub async fn pooled_loss_and_grad(
         total_targets: batch.targets.len(),
     };
     let parts = batch.split(helpers.count() + 1);
-    let values = crate::backend::read_f32(prompt.clone()).await?;
+    let values = read_f32(prompt.clone()).await?;
     let sent: Vec<Vec<PartRow>> = parts[1..].iter().map(rows_of).collect();
     let remote = helpers.compute(values, shape, sent);
     let (mut loss, mut grad) =
@@ -157,4 +174,67 @@ pub async fn pooled_loss_and_grad(
         grad = grad + g;
     }
     Ok((loss, grad))
+}
+
+/// Scores examples a helper was sent: each one's predicted answer with the prompt `values`
+/// (`[n_virtual, d_model]`), what `Helpers::evaluate` answers with on the helper's side.
+pub async fn evaluate_part(
+    lm: &LoadedModel,
+    values: &[f32],
+    n_virtual: usize,
+    kind: &TaskKind,
+    examples: &[Example],
+) -> Result<Vec<String>> {
+    let prompt = SoftPrompt::from_values(lm, values, n_virtual)?;
+    let report = evaluate(lm, &Prompting::soft(prompt.values()), examples, kind).await?;
+    Ok(report
+        .predictions
+        .into_iter()
+        .map(|p| p.predicted)
+        .collect())
+}
+
+/// Held-out predictions with the soft prompt `prompt`, the examples split between the helpers
+/// and this engine in whole chunks of `EVAL_ROWS`, as one engine generates them (an answer's
+/// token budget is its chunk's longest answer), so the answers are one engine's; this engine
+/// takes the last, shortest part; a part whose helper failed is scored here too.
+pub async fn pooled_evaluate(
+    lm: &LoadedModel,
+    prompt: Tensor<2>,
+    examples: &[Example],
+    kind: &TaskKind,
+    helpers: &dyn Helpers,
+) -> Result<EvalReport> {
+    let chunks = examples.len().div_ceil(EVAL_ROWS);
+    let engines = (helpers.count() + 1).clamp(1, chunks.max(1));
+    let parts: Vec<&[Example]> = examples
+        .chunks(chunks.div_ceil(engines).max(1) * EVAL_ROWS)
+        .collect();
+    let Some((here, sent)) = parts.split_last().filter(|(_, sent)| !sent.is_empty()) else {
+        return evaluate(lm, &Prompting::soft(prompt), examples, kind).await;
+    };
+    let [n_virtual, _] = prompt.dims();
+    let values = read_f32(prompt.clone()).await?;
+    let remote = helpers.evaluate(
+        values,
+        n_virtual,
+        kind,
+        sent.iter().map(|p| p.to_vec()).collect(),
+    );
+    let prompting = Prompting::soft(prompt);
+    let last = evaluate(lm, &prompting, here, kind).await?;
+    let answers = remote.await;
+    let mut report = EvalReport {
+        predictions: Vec::new(),
+    };
+    for (i, part) in sent.iter().enumerate() {
+        let answer = answers.get(i).cloned().flatten();
+        let more = match answer.filter(|a| a.len() == part.len()) {
+            Some(predicted) => EvalReport::scored(part, predicted),
+            None => evaluate(lm, &prompting, part, kind).await?,
+        };
+        report.predictions.extend(more.predictions);
+    }
+    report.predictions.extend(last.predictions);
+    Ok(report)
 }

@@ -95,6 +95,15 @@ impl Schedule {
     }
 }
 
+/// The middle of some timings (0 for none).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

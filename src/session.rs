@@ -6,19 +6,22 @@ use serde::Serialize;
 use web_time::Instant;
 
 use crate::adapter::{self, AdapterConfig, AdapterFiles};
-use crate::batch::{Sampler, Sequence};
+use crate::batch::{Sampler, ScoredBatch, Sequence};
 use crate::error::{Error, Result};
 use crate::eval::{EvalReport, evaluate};
 use crate::experiments::{Experiment, ExperimentConfig, ExperimentProgress};
 use crate::generate::{GenerateOptions, Prompting, generate};
 use crate::job::{Job, JobResult, JobRun};
 use crate::loader::{LoadedModel, ModelFiles};
-use crate::pool::{Helpers, PartResult, PartRow, PartShape, compute_part};
+use crate::pool::{
+    Helpers, PartResult, PartRow, PartShape, compute_part, evaluate_part, part_gradient,
+    pooled_evaluate,
+};
 use crate::run::Run;
-use crate::schedule::{EvalCadence, Schedule};
+use crate::schedule::{EvalCadence, Schedule, median};
 pub use crate::settings::Settings;
 use crate::soft_prompt::{PromptInit, SoftPrompt};
-use crate::tasks::{Task, TaskSummary};
+use crate::tasks::{Example, Task, TaskKind, TaskSummary};
 use crate::train::{StepStats, Trainer};
 use crate::viz::{Neighbour, VocabMap};
 use burn::tensor::Device;
@@ -337,25 +340,26 @@ impl Session {
         Ok(crate::backend::read_f32(loss).await?[0])
     }
 
+    /// Rows the size of an antonym example (8 tokens read, 2 scored), fixed pseudo-random ids: a
+    /// default-sized batch to time steps on, with no task needed.
+    fn timing_rows(&self) -> Vec<Sequence> {
+        let vocab = self.lm.model.config.vocab_size as u32;
+        let rows = (0..Settings::default().batch as u32).map(|r| Sequence {
+            ids: (0..10u32)
+                .map(|t| (r * 7919 + t * 104_729) % vocab)
+                .collect(),
+            n_context: 8,
+        });
+        rows.collect()
+    }
+
     /// Median milliseconds of a default-sized training step on this session's device: `steps`
-    /// timed steps after one warm-up, on a throwaway prompt and fixed rows of token ids (no task
-    /// needed; the user's run is not touched). Backend "auto" compares the backends with it.
+    /// timed steps after one warm-up, on a throwaway prompt and the timing rows (the user's run
+    /// is not touched). Backend "auto" compares the backends with it.
     pub async fn time_steps(&self, steps: usize) -> Result<f64> {
         let settings = Settings::default();
-        let vocab = self.lm.model.config.vocab_size as u32;
-        // Rows the size of an antonym example: 8 tokens read, 2 scored; fixed pseudo-random ids.
-        let rows = (0..settings.batch as u32)
-            .map(|r| Sequence {
-                ids: (0..10u32)
-                    .map(|t| (r * 7919 + t * 104_729) % vocab)
-                    .collect(),
-                n_context: 8,
-            })
-            .collect();
-        let mut sampler = Sampler::new(rows, 0)?;
-        let init = PromptInit::SampleVocab { first_k: None };
-        let prompt = SoftPrompt::init(&self.lm, settings.virtual_tokens, &init, 0)?;
-        let mut trainer = Trainer::new(prompt, settings.train_config());
+        let mut sampler = Sampler::new(self.timing_rows(), 0)?;
+        let mut trainer = Trainer::new(self.timing_prompt()?, settings.train_config());
         let mut times = Vec::new();
         for i in 0..=steps.max(1) {
             let t = Instant::now();
@@ -366,8 +370,34 @@ impl Session {
                 times.push(ms_since(t));
             }
         }
-        times.sort_by(f64::total_cmp);
-        Ok(times[times.len() / 2])
+        Ok(median(times))
+    }
+
+    /// Median milliseconds of what each of `parts` engines computes in a pooled step of the
+    /// timing batch (one part's loss and prompt gradient), timed on this engine alone: the pool's
+    /// per-engine work at sizes the machine has no cores for (`./build.sh bench`).
+    pub async fn time_parts(&self, parts: usize, steps: usize) -> Result<f64> {
+        let settings = Settings::default();
+        let pad = self.lm.tokenizer.pad_id();
+        let batch = ScoredBatch::new(&self.timing_rows(), settings.virtual_tokens, pad)?;
+        let part = batch.split(parts).swap_remove(0);
+        let prompt = self.timing_prompt()?.values();
+        let mut times = Vec::new();
+        for i in 0..=steps.max(1) {
+            let t = Instant::now();
+            let (_, grad) =
+                part_gradient(&self.lm.model, prompt.clone(), &part, batch.targets.len())?;
+            crate::backend::read_f32(grad).await?;
+            if i > 0 {
+                times.push(ms_since(t));
+            }
+        }
+        Ok(median(times))
+    }
+
+    fn timing_prompt(&self) -> Result<SoftPrompt> {
+        let init = PromptInit::SampleVocab { first_k: None };
+        SoftPrompt::init(&self.lm, Settings::default().virtual_tokens, &init, 0)
     }
 
     /// A fresh prompt from `settings` (or the given one, e.g. an imported adapter), ready to train.
@@ -517,10 +547,26 @@ impl Session {
         })
     }
 
-    /// Held-out accuracy with no prompt, the task's text prompt, or the soft prompt.
+    /// Held-out accuracy with no prompt, the task's text prompt, or the soft prompt (scored with
+    /// the helpers, when there are some).
     pub async fn evaluate(&self, how: Conditioning) -> Result<EvalReport> {
         let task = self.task()?;
+        if let (Conditioning::SoftPrompt, Some(helpers)) = (how, self.helpers.as_deref()) {
+            let prompt = self.run()?.run.trainer.prompt.values();
+            return pooled_evaluate(&self.lm, prompt, &task.test, &task.kind, helpers).await;
+        }
         evaluate(&self.lm, &self.prompting(how)?, &task.test, &task.kind).await
+    }
+
+    /// A helper's side of `pooled_evaluate` (`pool::evaluate_part`).
+    pub async fn eval_part(
+        &self,
+        values: &[f32],
+        n_virtual: usize,
+        kind: &TaskKind,
+        examples: &[Example],
+    ) -> Result<Vec<String>> {
+        evaluate_part(&self.lm, values, n_virtual, kind, examples).await
     }
 
     /// No prompt, the text prompt and the soft prompt on the held-out set (the first two are

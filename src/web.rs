@@ -19,7 +19,7 @@ use crate::loader::{LoadedModel, ModelFiles};
 use crate::model::parse_config;
 use crate::report;
 use crate::session::{Session, Settings};
-use crate::tasks::{Task, TaskSpec};
+use crate::tasks::{Example, Task, TaskKind, TaskSpec};
 use crate::web_helpers::JsHelpers;
 
 /// Set by wgpu when the GPU goes away; every later call reports it instead of touching the device.
@@ -264,10 +264,36 @@ impl Lab {
     /// (`(prompt: Float32Array, shape, parts: string) => Promise<Array<{loss, grad} | null>>`,
     /// www/pool.js); a count of 0 trains alone.
     #[wasm_bindgen(js_name = setHelpers)]
-    pub fn set_helpers(&mut self, compute: js_sys::Function, count: usize) -> Result<(), JsValue> {
-        let helpers = (count > 0).then(|| Box::new(JsHelpers::new(compute, count)) as Box<_>);
+    pub fn set_helpers(
+        &mut self,
+        compute: js_sys::Function,
+        evaluate: js_sys::Function,
+        count: usize,
+    ) -> Result<(), JsValue> {
+        let helpers =
+            (count > 0).then(|| Box::new(JsHelpers::new(compute, evaluate, count)) as Box<_>);
         self.session_mut()?.set_helpers(helpers);
         Ok(())
+    }
+
+    /// Scores some of another engine's held-out examples (JSON) with its prompt (this engine
+    /// is a helper): each one's predicted answer.
+    #[wasm_bindgen(js_name = evalPart)]
+    pub async fn eval_part(
+        &self,
+        prompt: Vec<f32>,
+        n_virtual: usize,
+        kind: String,
+        examples: String,
+    ) -> JsResult {
+        let parse = |e: serde_json::Error| js_error(Error::setting(format!("held-out part: {e}")));
+        let kind: TaskKind = serde_json::from_str(&kind).map_err(parse)?;
+        let examples: Vec<Example> = serde_json::from_str(&examples).map_err(parse)?;
+        let session = self.session()?;
+        let answers = session
+            .eval_part(&prompt, n_virtual, &kind, &examples)
+            .await;
+        to_js(&answers.map_err(js_error)?)
     }
 
     /// Computes a part of another engine's batch (this engine is a helper):
@@ -308,6 +334,16 @@ impl Lab {
     #[wasm_bindgen(js_name = timeSteps)]
     pub async fn time_steps(&self, steps: usize) -> Result<f64, JsValue> {
         self.session()?.time_steps(steps).await.map_err(js_error)
+    }
+
+    /// Median ms of one part's loss and gradient when a default-sized batch is split among
+    /// `parts` engines (`Session::time_parts`: the bench's pool sizes beyond the cores).
+    #[wasm_bindgen(js_name = timeParts)]
+    pub async fn time_parts(&self, parts: usize, steps: usize) -> Result<f64, JsValue> {
+        self.session()?
+            .time_parts(parts, steps)
+            .await
+            .map_err(js_error)
     }
 
     /// Examples typed or uploaded by the user (JSONL, `input => output` lines, or CSV).

@@ -6,7 +6,11 @@ use common::*;
 use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
-use soft_prompt_lab::pool::{Helpers, PartRow, PartShape, PartsFuture, compute_part};
+use soft_prompt_lab::loader::LoadedModel;
+use soft_prompt_lab::pool::{
+    AnswersFuture, Helpers, PartRow, PartShape, PartsFuture, compute_part, evaluate_part,
+    pooled_evaluate,
+};
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::{Example, TaskKind, parse_jsonl};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer, loss_and_grad};
@@ -205,9 +209,10 @@ fn model_tuning_changes_its_copy_and_leaves_the_base_unchanged() {
 }
 
 /// Helpers that compute their parts in this process, as the page's workers do in theirs (the
-/// same `compute_part`), failing the parts listed in `fail` as a dead worker would.
+/// same `compute_part` and `evaluate_part`), failing the parts listed in `fail` as a dead
+/// worker would.
 struct LocalHelpers<'a> {
-    model: &'a soft_prompt_lab::model::Model,
+    lm: &'a LoadedModel,
     count: usize,
     fail: Vec<usize>,
 }
@@ -225,10 +230,29 @@ impl Helpers for LocalHelpers<'_> {
         Box::pin(async move {
             let mut out = Vec::new();
             for (i, rows) in parts.into_iter().enumerate() {
-                let result = compute_part(self.model, prompt.clone(), shape, rows)
+                let result = compute_part(&self.lm.model, prompt.clone(), shape, rows)
                     .await
                     .ok();
                 out.push(result.filter(|_| !self.fail.contains(&i)));
+            }
+            out
+        })
+    }
+    fn evaluate<'b>(
+        &'b self,
+        prompt: Vec<f32>,
+        n_virtual: usize,
+        kind: &TaskKind,
+        parts: Vec<Vec<Example>>,
+    ) -> AnswersFuture<'b> {
+        let kind = kind.clone();
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (i, examples) in parts.into_iter().enumerate() {
+                let answers = evaluate_part(self.lm, &prompt, n_virtual, &kind, &examples)
+                    .await
+                    .ok();
+                out.push(answers.filter(|_| !self.fail.contains(&i)));
             }
             out
         })
@@ -266,7 +290,7 @@ fn a_pool_of_engines_follows_one_engines_trajectory() {
     let (alone, prompt) = run(None);
     for (count, fail) in [(1, vec![]), (2, vec![]), (2, vec![1])] {
         let helpers = LocalHelpers {
-            model: &lm.model,
+            lm: &lm,
             count,
             fail,
         };
@@ -276,5 +300,48 @@ fn a_pool_of_engines_follows_one_engines_trajectory() {
             l < 1e-5 && p < 1e-5,
             "{count} helpers: losses {l}, prompt {p}"
         );
+    }
+}
+
+/// Held-out scoring split by example between 1, 2 or 3 engines (one helper dead in the last
+/// case) gives every example the answer one engine gives it, in order, for generation and for
+/// classification: the engines score the chunks one engine would.
+#[test]
+fn a_pool_of_engines_scores_held_out_examples_as_one_engine() {
+    let lm = load("tiny-a");
+    // Three chunks of evaluation rows (EVAL_ROWS), the last one short: two parts, then three.
+    let test: Vec<Example> = (0..70)
+        .map(|i| {
+            let ex = &examples()[i % 4];
+            Example {
+                input: format!("{} {i} ->", ex.input.trim_end_matches(" ->")),
+                output: ex.output.clone(),
+            }
+        })
+        .collect();
+    let prompt = SoftPrompt::init(&lm, 4, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
+    let labels = vec![" cold".to_string(), " small".to_string()];
+    for kind in [TaskKind::Generate, TaskKind::Classify { labels }] {
+        let prompting = Prompting::soft(prompt.values());
+        let alone = pollster::block_on(evaluate(&lm, &prompting, &test, &kind)).unwrap();
+        for (count, fail) in [(1, vec![]), (2, vec![]), (2, vec![0])] {
+            let helpers = LocalHelpers {
+                lm: &lm,
+                count,
+                fail,
+            };
+            let pooled = pollster::block_on(pooled_evaluate(
+                &lm,
+                prompt.values(),
+                &test,
+                &kind,
+                &helpers,
+            ))
+            .unwrap();
+            assert_eq!(
+                pooled.predictions, alone.predictions,
+                "{kind:?}, {count} helpers"
+            );
+        }
     }
 }

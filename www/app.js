@@ -302,6 +302,8 @@ window.softPromptLab = {
   crashNext: (point) => rt.client.request(REQUEST.CRASH_NEXT, { point }),
   /** Ends one helper engine of the CPU pool abruptly, as a crash would. */
   killHelper: () => rt.client.request(REQUEST.KILL_HELPER),
+  /** One engine's share of a default step when `parts` engines share it (the bench). */
+  timeParts: (parts) => rt.client.request(REQUEST.TIME_PARTS, { parts, steps: 15 }),
 };
 await ctx.tasks.fillList();
 rt.serial(startChosen).catch((e) => {

@@ -2,7 +2,7 @@
 // copy of the frozen model, taking a part of every training step's batch (src/pool.rs). No shared
 // memory and no cross-origin isolation: parts and gradients travel as messages. Helpers join when
 // their model has loaded (training starts without them) and leave when they die; the engine
-// computes a dead helper's part itself. During an experiment each helper runs whole trainings
+// computes a dead helper's part itself. Held-out evaluations split the same way, by example. During an experiment each helper runs whole trainings
 // (jobs) instead: one at a time, handed back to the engine if the helper dies.
 import { LabClient } from './lab-client.js';
 import { REQUEST } from './protocol.js';
@@ -48,21 +48,28 @@ export class Pool {
   }
 
   /**
-   * The engine's `Helpers`: sends part i to helper i, resolves with each answer, or null for a
-   * part whose helper failed (the engine computes it).
+   * Sends part i to helper i as a `type` request with `fields(part)`: resolves with each answer,
+   * or null for a part whose helper failed (dropped; the engine computes that part).
    */
-  compute = (prompt, shape, partsJson) => {
-    const parts = JSON.parse(partsJson);
+  send(type, parts, fields) {
     const helpers = this.ready.slice(0, parts.length);
-    return Promise.all(parts.map((rows, i) => {
+    return Promise.all(parts.map((part, i) => {
       const helper = helpers[i];
       if (!helper) return null;
-      return helper.request(REQUEST.PART, { prompt, shape, rows: JSON.stringify(rows) }).catch(() => {
+      return helper.request(type, fields(part)).catch(() => {
         this.drop(helper);
         return null;
       });
     }));
-  };
+  }
+
+  /** The engine's `Helpers::compute`: a training step's batch parts (rows of token ids). */
+  compute = (prompt, shape, partsJson) => this.send(REQUEST.PART, JSON.parse(partsJson),
+    (rows) => ({ prompt, shape, rows: JSON.stringify(rows) }));
+
+  /** The engine's `Helpers::evaluate`: parts of the held-out examples, each one's answer back. */
+  evaluate = (prompt, nVirtual, kind, partsJson) => this.send(REQUEST.EVAL_PART, JSON.parse(partsJson),
+    (examples) => ({ prompt, nVirtual, kind, examples: JSON.stringify(examples) }));
 
   /** Helpers free to take a job. */
   idle() {

@@ -43,8 +43,12 @@
 //   crash-next    {point: 'load' | 'train' | 'experiment'}    -> undefined (the engine panics there next: tests)
 //   time-steps    {steps}                                     -> median ms of a default-sized training step on this
 //                                                                 backend (a throwaway prompt; backend "auto")
+//   time-parts    {parts, steps}                              -> median ms of one engine's part of that step when
+//                                                                 `parts` engines share it (the bench's pool sizes)
 //   part          {prompt, shape, rows}                       -> {loss, grad} (a helper's share of a step's batch:
 //                                                                 src/pool.rs; rows as JSON)
+//   eval-part     {prompt, nVirtual, kind, examples}          -> each example's predicted answer (a helper's share
+//                                                                 of a held-out evaluation; kind and examples as JSON)
 //   kill-helper   {}                                          -> undefined (ends one helper abruptly: tests;
 //                                                                 ahead of the queue)
 //   job           {task, job}                                 -> the job's result (src/job.rs JobResult) | {cancelled:
@@ -102,8 +106,10 @@ export const REQUEST = Object.freeze({
   SIMULATE_GPU_LOSS: 'simulate-gpu-loss',
   CRASH_NEXT: 'crash-next',
   TIME_STEPS: 'time-steps',
+  TIME_PARTS: 'time-parts',
   IMPORT: 'import',
   PART: 'part',
+  EVAL_PART: 'eval-part',
   KILL_HELPER: 'kill-helper',
   JOB: 'job',
   CANCEL_JOB: 'cancel-job',

@@ -132,7 +132,7 @@ function startPool(source, params) {
   if (size < 2) return;
   const current = new Pool((count) => {
     if (pool !== current) return;
-    enqueue(() => lab.setHelpers(current.compute, count)).catch(() => {});
+    enqueue(() => lab.setHelpers(current.compute, current.evaluate, count)).catch(() => {});
     post(EVENT.POOL, { workers: count + 1, wanted: size });
   });
   pool = current;
@@ -337,7 +337,9 @@ const handlers = {
   [REQUEST.SIMULATE_GPU_LOSS]: () => lab.simulateGpuLoss(),
   [REQUEST.CRASH_NEXT]: ({ point }) => lab.crashNext(point),
   [REQUEST.TIME_STEPS]: ({ steps }) => lab.timeSteps(steps),
+  [REQUEST.TIME_PARTS]: ({ parts, steps }) => lab.timeParts(parts, steps),
   [REQUEST.PART]: ({ prompt, shape, rows }) => lab.partGradient(prompt, shape, rows),
+  [REQUEST.EVAL_PART]: ({ prompt, nVirtual, kind, examples }) => lab.evalPart(prompt, nVirtual, kind, examples),
   async [REQUEST.JOB]({ task, job }) {
     jobCancelled = false;
     lab.startJob(task, job);

@@ -148,6 +148,27 @@ async function poolRuns() {
     row(`CPU, ${w} engine${w > 1 ? 's' : ''}: ms per step, the step alone (median of 15)`, med(r.map((x) => x.step)).toFixed(1));
     row(`CPU, ${w} engine${w > 1 ? 's' : ''}: antonyms reaches 80% held-out`, `${med(r.map((x) => x.reached)).toFixed(1)} s (steps ${r.map((x) => x.at).join(', ')})`);
   }
+  return { one: med(runs[1].map((x) => x.step)), two: med(runs[2].map((x) => x.step)) };
+}
+
+/**
+ * What pools of 4 and 8 engines would give on a machine with the cores: each engine's part of
+ * a default step at that size, timed alone on one engine (the compute it would do), plus the
+ * coordination the pool of 2 measured (its step less its part: messages, the prompt sent out,
+ * gradients added), taken as the same for every size.
+ */
+async function poolProjection({ one, two }) {
+  const t = await open(env, '?backend=cpu&task=antonyms&workers=1');
+  await ready(t.page);
+  const part = {};
+  for (const k of [1, 2, 4, 8]) part[k] = await t.page.evaluate((n) => window.softPromptLab.timeParts(n), k);
+  await t.context.close();
+  const coordination = Math.max(0, two - part[2]);
+  for (const k of [1, 2, 4, 8]) {
+    const step = k === 1 ? one : part[k] + coordination;
+    row(`CPU pool of ${k}: one engine's part of a step (timed alone) → the step${k > 2 ? ', projected' : ', measured'}`,
+      `${part[k].toFixed(1)} ms → ${step.toFixed(1)} ms (${(one / step).toFixed(2)}× one engine; coordination ${coordination.toFixed(1)} ms)`);
+  }
 }
 
 /**
@@ -256,7 +277,7 @@ try {
     if (!process.argv.includes('quick')) for (const task of ['sentiment', 'antonyms']) await experiments(task);
   }
   if (!only || only === 'pool') {
-    await poolRuns();
+    await poolProjection(await poolRuns());
     await poolExperiments(names);
   }
   // The load's memory with one engine (helpers would load their copies after it); then the step with two.
