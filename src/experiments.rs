@@ -370,6 +370,14 @@ pub struct Experiment {
     base: Option<Base>,
 }
 
+/// The task a run trains on: the experiment's `task`, or (`on_source`) transfer's source task.
+fn task_for<'a>(task: &'a Task, source: Option<&'a Task>, on_source: bool) -> Result<&'a Task> {
+    match on_source {
+        true => source.ok_or_else(|| Error::setting("no source task")),
+        false => Ok(task),
+    }
+}
+
 /// A few hand-written text prompts for a task: its own, a bare question, and for classification
 /// the labels spelled out.
 fn text_prompts(task: &Task) -> Vec<String> {
@@ -637,8 +645,9 @@ impl Experiment {
             return None;
         };
         let job = self.job(i, settings, *from_source, *on_source);
+        let task = task_for(&self.task, self.source.as_ref(), *on_source).ok()?;
         self.status[i] = Status::Away;
-        Some((job, self.task_for(*on_source)))
+        Some((job, task))
     }
 
     fn job(&self, index: usize, settings: &Settings, from_source: bool, on_source: bool) -> Job {
@@ -652,13 +661,6 @@ impl Experiment {
                 .flatten(),
             curve_every: curve.then(|| self.config.steps.div_ceil(CURVE_POINTS)),
             keep_prompt: on_source,
-        }
-    }
-
-    fn task_for(&self, on_source: bool) -> &Task {
-        match (on_source, &self.source) {
-            (true, Some(source)) => source,
-            _ => &self.task,
         }
     }
 
@@ -797,13 +799,7 @@ impl Experiment {
     ) -> Result<Option<RunResult>> {
         let index = job.index;
         let settings = job.settings.clone();
-        let task = match on_source {
-            true => self
-                .source
-                .as_ref()
-                .ok_or_else(|| Error::setting("no source task"))?,
-            false => &self.task,
-        };
+        let task = task_for(&self.task, self.source.as_ref(), on_source)?;
         if self.current.is_none() {
             let run = JobRun::start(lm, task, job)?;
             self.current = Some(Current {
