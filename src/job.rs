@@ -70,10 +70,6 @@ impl JobRun {
         })
     }
 
-    pub fn index(&self) -> usize {
-        self.job.index
-    }
-
     /// One training step; the last one ends in the held-out evaluation and the job's result.
     pub async fn step(&mut self, lm: &LoadedModel, task: &Task) -> Result<Option<JobResult>> {
         let stats = self.run.step(lm, None).await?;
