@@ -632,20 +632,17 @@ impl Experiment {
         if self.on_family() {
             return None;
         }
-        let i = (0..self.plan.len()).find(|&i| {
-            let train = matches!(self.plan[i].kind, RunKind::Train { .. });
-            train && self.ready(i)
-        })?;
-        let RunKind::Train {
-            settings,
-            from_source,
-            on_source,
-        } = &self.plan[i].kind
-        else {
-            return None;
-        };
-        let job = self.job(i, settings, *from_source, *on_source);
-        let task = task_for(&self.task, self.source.as_ref(), *on_source).ok()?;
+        let (i, settings, from_source, on_source) =
+            (0..self.plan.len()).find_map(|i| match &self.plan[i].kind {
+                RunKind::Train {
+                    settings,
+                    from_source,
+                    on_source,
+                } if self.ready(i) => Some((i, settings, *from_source, *on_source)),
+                _ => None,
+            })?;
+        let job = self.job(i, settings, from_source, on_source);
+        let task = task_for(&self.task, self.source.as_ref(), on_source).ok()?;
         self.status[i] = Status::Away;
         Some((job, task))
     }
@@ -732,8 +729,8 @@ impl Experiment {
                 from_source,
                 on_source,
             } => {
-                let job = self.job(index, settings, *from_source, *on_source);
-                self.train_step(lm, job, *on_source).await?
+                self.train_step(lm, index, settings, *from_source, *on_source)
+                    .await?
             }
         };
         Ok(match finished {
@@ -794,13 +791,15 @@ impl Experiment {
     async fn train_step(
         &mut self,
         lm: &LoadedModel,
-        job: Job,
+        index: usize,
+        settings: &Settings,
+        from_source: bool,
         on_source: bool,
     ) -> Result<Option<RunResult>> {
-        let index = job.index;
-        let settings = job.settings.clone();
-        let task = task_for(&self.task, self.source.as_ref(), on_source)?;
         if self.current.is_none() {
+            // The job (with transfer's source prompt copied in) is made once, when its run starts.
+            let job = self.job(index, settings, from_source, on_source);
+            let task = task_for(&self.task, self.source.as_ref(), on_source)?;
             let run = JobRun::start(lm, task, job)?;
             self.current = Some(Current {
                 index,
@@ -816,6 +815,7 @@ impl Experiment {
                 "a prompt-tuning step on a model-tuning run",
             ));
         };
+        let task = task_for(&self.task, self.source.as_ref(), on_source)?;
         let done = run.step(lm, task).await?;
         self.steps_done += 1;
         let Some(done) = done else {
