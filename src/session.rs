@@ -204,6 +204,13 @@ pub struct Session {
     job: Option<(Task, JobRun)>,
 }
 
+fn no_experiment() -> Error {
+    Error::NotReady {
+        what: "the experiment",
+        todo: "start it first",
+    }
+}
+
 fn no_prompt() -> Error {
     Error::NotReady {
         what: "the soft prompt",
@@ -652,10 +659,7 @@ impl Session {
     /// One step of the experiment in progress, on this session's model or (scale) on the family
     /// member it needs.
     pub async fn experiment_step(&mut self) -> Result<ExperimentProgress> {
-        let experiment = self.experiment.as_mut().ok_or(Error::NotReady {
-            what: "the experiment",
-            todo: "start it first",
-        })?;
+        let experiment = self.experiment.as_mut().ok_or_else(no_experiment)?;
         let lm = match &self.family_model {
             _ if !experiment.on_family() => &self.lm,
             Some((held, lm)) if *held == experiment.model_needed() => lm,
@@ -682,10 +686,7 @@ impl Session {
 
     /// A job another engine finished: the experiment's progress with its result.
     pub fn experiment_job_done(&mut self, result: JobResult) -> Result<ExperimentProgress> {
-        let experiment = self.experiment.as_mut().ok_or(Error::NotReady {
-            what: "the experiment",
-            todo: "start it first",
-        })?;
+        let experiment = self.experiment.as_mut().ok_or_else(no_experiment)?;
         experiment.job_done(result)
     }
 
