@@ -8,6 +8,7 @@
 //   node tests/e2e/measure.mjs quick      leaves out the experiments (about 10 minutes)
 //   node tests/e2e/measure.mjs real       only the SmolLM2-135M-shaped model
 //   node tests/e2e/measure.mjs pool       only the default run and the experiments with 1 and 2 engines
+//   node tests/e2e/measure.mjs pool-runs  only the default run with 1 and 2 engines
 //   node tests/e2e/measure.mjs pool-experiments [NAME...]  only the experiments with 1 and 2 engines
 // Needs the built page (./build.sh) and Debian's Chromium.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -19,18 +20,23 @@ const env = await start();
 const rows = [];
 const row = (what, value) => rows.push(`| ${what} | ${value} |`);
 
-/** Median of the step times the page reports (the step alone: evaluations not included). */
+/**
+ * Median of the step times the page reports (the step alone: evaluations not included), read in
+ * the page as each step's figures change (polling from here would load the page's thread).
+ */
 async function msPerStep(page, n) {
-  const times = [];
-  let last = '';
-  while (times.length < n) {
-    const [step, title] = await page.evaluate(() => [document.querySelector('#f-step').textContent, document.querySelector('#f-speed').title]);
-    if (step !== last && title) {
-      times.push(Number(title.match(/([\d.]+) ms/)[1]));
-      last = step;
-    }
-    await page.waitForTimeout(5);
-  }
+  const times = await page.evaluate((count) => new Promise((resolve) => {
+    const times = [];
+    const speed = document.querySelector('#f-speed');
+    new MutationObserver((_, observer) => {
+      const m = speed.title.match(/([\d.]+) ms/);
+      if (m) times.push(Number(m[1]));
+      if (times.length >= count) {
+        observer.disconnect();
+        resolve(times);
+      }
+    }).observe(speed, { attributeFilter: ['title'] });
+  }), n);
   times.sort((a, b) => a - b);
   return times[Math.floor(n / 2)];
 }
@@ -131,6 +137,7 @@ async function poolRuns() {
     const t = await open(env, `?backend=cpu&task=antonyms&workers=${workers}`);
     await ready(t.page);
     await t.page.waitForSelector(`#backend-badge[data-workers="${workers}"]`, { timeout: 120_000 });
+    const busy = await mainThreadBusy(t);
     const started = performance.now();
     await t.page.click('#play');
     const handle = await t.page.waitForFunction(() => Number.parseFloat(document.querySelector('#f-acc').textContent) >= 80
@@ -138,7 +145,8 @@ async function poolRuns() {
     const reached = (performance.now() - started) / 1000;
     const step = await msPerStep(t.page, 15);
     await t.page.waitForSelector('#f-fp-after[data-equal]', { timeout: 900_000 });
-    runs[workers].push({ whole: (performance.now() - started) / 1000, reached, at: (await handle.jsonValue()).split(' ')[0], step });
+    const whole = (performance.now() - started) / 1000;
+    runs[workers].push({ whole, reached, at: (await handle.jsonValue()).split(' ')[0], step, page: (await busy()) / whole });
     await t.context.close();
   }
   const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -146,9 +154,19 @@ async function poolRuns() {
     const r = runs[w];
     row(`CPU, ${w} engine${w > 1 ? 's (the pool)' : ''}: the whole default run`, `${med(r.map((x) => x.whole)).toFixed(1)} s, ${(200 / med(r.map((x) => x.whole))).toFixed(1)} steps/s, ${(1000 * med(r.map((x) => x.whole)) / 200).toFixed(1)} ms per step as felt (runs: ${r.map((x) => x.whole.toFixed(1)).join(', ')} s)`);
     row(`CPU, ${w} engine${w > 1 ? 's' : ''}: ms per step, the step alone (median of 15)`, med(r.map((x) => x.step)).toFixed(1));
+    row(`CPU, ${w} engine${w > 1 ? 's' : ''}: the page's own thread during the run (drawing)`, `${(100 * med(r.map((x) => x.page))).toFixed(0)}% of a core`);
     row(`CPU, ${w} engine${w > 1 ? 's' : ''}: antonyms reaches 80% held-out`, `${med(r.map((x) => x.reached)).toFixed(1)} s (steps ${r.map((x) => x.at).join(', ')})`);
   }
   return { one: med(runs[1].map((x) => x.step)), two: med(runs[2].map((x) => x.step)) };
+}
+
+/** Starts counting the page thread's busy time (Chromium's own task total); the result reads the seconds since. */
+async function mainThreadBusy(t) {
+  const cdp = await t.context.newCDPSession(t.page);
+  await cdp.send('Performance.enable');
+  const read = async () => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'TaskDuration').value;
+  const before = await read();
+  return async () => (await read()) - before;
 }
 
 /**
@@ -267,7 +285,7 @@ async function webgpu() {
 }
 
 try {
-  const only = ['real', 'pool', 'pool-experiments'].find((a) => process.argv.includes(a));
+  const only = ['real', 'pool', 'pool-runs', 'pool-experiments'].find((a) => process.argv.includes(a));
   const names = ['prompt-length', 'init', 'transfer', 'text-vs-soft', 'ensemble'];
   const asked = names.filter((n) => process.argv.includes(n));
   if (only === 'pool-experiments') await poolExperiments(asked.length ? asked : names);
@@ -276,9 +294,12 @@ try {
     await soak();
     if (!process.argv.includes('quick')) for (const task of ['sentiment', 'antonyms']) await experiments(task);
   }
-  if (!only || only === 'pool') {
-    await poolProjection(await poolRuns());
-    await poolExperiments(names);
+  if (!only || only === 'pool' || only === 'pool-runs') {
+    const steps = await poolRuns();
+    if (only !== 'pool-runs') {
+      await poolProjection(steps);
+      await poolExperiments(names);
+    }
   }
   // The load's memory with one engine (helpers would load their copies after it); then the step with two.
   if (!only || only === 'real') for (const workers of [1, 2]) await realModel(workers);

@@ -1,6 +1,6 @@
 // The vocabulary's embeddings on their first two principal components (faint points), with the
 // soft prompt's vectors and their paths drawn on top (ECharts scatter + lines).
-import { chartIn } from './chart.js';
+import { chartIn, paced } from './chart.js';
 import { percent } from '../dom.js';
 
 const COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
@@ -13,6 +13,7 @@ export class EmbeddingMap {
     this.chart = chartIn(el);
     this.trails = [];
     this.vocab = [];
+    this.redraw = paced(() => this.draw());
   }
 
   /** Once per model: the vocabulary points `[n, 2]` flattened and their token texts. */
@@ -23,11 +24,14 @@ export class EmbeddingMap {
     this.chart.setOption({
       animation: false,
       grid: { left: 40, right: 16, top: 30, bottom: 40 },
-      tooltip: { trigger: 'item', formatter: (p) => `${escape(p.data[2] ?? p.seriesName)}` },
+      tooltip: { trigger: 'item', formatter: (p) => `${escape(p.value?.[2] ?? p.seriesName)}` },
       xAxis: { type: 'value', name: `PC1 (${pct(explained[0])})`, nameLocation: 'middle', nameGap: 24, scale: true },
       yAxis: { type: 'value', name: `PC2 (${pct(explained[1])})`, scale: true },
+      // Drawn once per model, on the layer below the prompt's: a prompt's move repaints its own.
+      series: [{ id: 'vocabulary', name: 'vocabulary', type: 'scatter', data: this.vocab, symbolSize: 3, large: true,
+        itemStyle: { color: '#999', opacity: 0.35 }, zlevel: 0 }],
     }, { notMerge: true });
-    this.draw();
+    this.changed();
   }
 
   /** The prompt at one step: `[n_virtual, 2]` flattened. */
@@ -38,28 +42,35 @@ export class EmbeddingMap {
       t.push([points[2 * i], points[2 * i + 1]]);
       if (t.length > MAX_TRAIL) t.splice(1, 1); // keep the start, thin the middle
     });
-    this.draw();
+    this.changed();
   }
 
   clearPrompt() {
     this.trails = [];
-    this.draw();
+    this.changed();
   }
 
-  draw() {
-    const series = [{ name: 'vocabulary', type: 'scatter', data: this.vocab, symbolSize: 3, large: true,
-      itemStyle: { color: '#999', opacity: 0.35 } }];
-    this.trails.forEach((t, i) => {
-      const color = COLORS[i % COLORS.length];
-      series.push({ name: `P${i + 1} path`, type: 'line', data: t, showSymbol: false, lineStyle: { color, width: 1 } });
-      series.push({ name: `P${i + 1}`, type: 'scatter', data: [[...t[t.length - 1], `virtual token P${i + 1}`]],
-        symbolSize: 10, itemStyle: { color, borderColor: '#000' },
-        label: { show: true, formatter: `P${i + 1}`, position: 'right' } });
-    });
-    this.chart.setOption({ series }, { replaceMerge: ['series'] });
+  /** The accessible name follows the prompt at once; the canvas follows at its pace. */
+  changed() {
     const path = this.trails.length ? `, each with a path of ${this.trails[0].length} positions` : '';
     this.el.setAttribute('aria-label', `Map of ${this.vocab.length} vocabulary tokens on two principal components, `
       + `with ${this.trails.length} prompt vectors${path}.`);
+    this.redraw();
+  }
+
+  /** The paths in one series and the prompt's vectors in another: a series costs the chart more than a point. */
+  draw() {
+    const color = (i) => COLORS[i % COLORS.length];
+    const paths = this.trails.map((t, i) => ({ coords: t, lineStyle: { color: color(i) } }));
+    const heads = this.trails.map((t, i) => ({ value: [...t[t.length - 1], `virtual token P${i + 1}`],
+      itemStyle: { color: color(i) }, label: { formatter: `P${i + 1}` } }));
+    this.chart.setOption({ series: [
+      { id: 'vocabulary' }, // kept as setVocabulary drew it
+      { id: 'paths', name: 'prompt paths', type: 'lines', coordinateSystem: 'cartesian2d', polyline: true,
+        data: paths, lineStyle: { width: 1, opacity: 1 }, zlevel: 1 },
+      { id: 'prompt', name: 'prompt', type: 'scatter', data: heads, symbolSize: 10, zlevel: 1,
+        itemStyle: { borderColor: '#000' }, label: { show: true, position: 'right' } },
+    ] });
   }
 }
 

@@ -1,6 +1,6 @@
 // Loss and held-out accuracy by step (ECharts line chart, two axes), with the frozen model's loss
 // with no prompt as a reference line: training starts near it and should fall far below it.
-import { chartIn } from './chart.js';
+import { chartIn, paced } from './chart.js';
 
 export class TrainingChart {
   constructor(el) {
@@ -9,6 +9,7 @@ export class TrainingChart {
     this.loss = [];
     this.acc = [];
     this.reference = null;
+    this.redraw = paced(() => this.draw());
     this.chart.setOption({
       animation: false,
       grid: { left: 48, right: 48, top: 30, bottom: 36 },
@@ -30,23 +31,29 @@ export class TrainingChart {
   /** The loss with no prompt on this task (null: none). */
   setReference(loss) {
     this.reference = loss;
-    this.draw();
+    this.changed();
   }
 
   clear() {
     this.loss = [];
     this.acc = [];
-    this.draw();
+    this.changed();
   }
 
   addLoss(step, loss) {
     this.loss.push([step, loss]);
-    this.draw();
+    this.changed();
   }
 
   addAccuracy(step, accuracy) {
     this.acc.push([step, Math.round(accuracy * 1000) / 10]);
-    this.draw();
+    this.changed();
+  }
+
+  /** The accessible name follows the data at once; the canvas follows at its pace. */
+  changed() {
+    this.el.setAttribute('aria-label', this.summary());
+    this.redraw();
   }
 
   draw() {
@@ -56,7 +63,6 @@ export class TrainingChart {
       data: [{ yAxis: this.reference }],
     };
     this.chart.setOption({ series: [{ data: this.loss, markLine }, { data: this.acc }] });
-    this.el.setAttribute('aria-label', this.summary());
   }
 
   /** What the chart shows, in words (its accessible name). */
