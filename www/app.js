@@ -148,7 +148,7 @@ function showBackend(used) {
  * The engines training together on the CPU path (this worker and its helpers), on the badge; a
  * helper that stops (the count falls while as many were wanted) is said in a note.
  */
-function showPool({ workers, wanted }) {
+function showPool({ workers, wanted, helperBytes }) {
   const badge = $('backend-badge');
   const before = Number(badge.dataset.workers);
   if (workers < before && Number(badge.dataset.wanted) === wanted) {
@@ -157,6 +157,7 @@ function showPool({ workers, wanted }) {
   badge.dataset.workers = workers;
   badge.dataset.wanted = wanted;
   badge.textContent = wanted > 1 ? `${badge.dataset.base} · ${workers} workers` : badge.dataset.base;
+  rt.set({ helperBytes });
 }
 
 /**

@@ -5,13 +5,19 @@
 // computes a dead helper's part itself. Held-out evaluations split the same way, by example. During an experiment each helper runs whole trainings
 // (jobs) instead: one at a time, handed back to the engine if the helper dies.
 import { LabClient } from './lab-client.js';
-import { REQUEST } from './protocol.js';
+import { EVENT, REQUEST } from './protocol.js';
 
 export class Pool {
-  /** `onChange(count)`: the number of helpers taking parts changed. */
-  constructor(onChange) {
+  /**
+   * `onChange(count)`: the number of helpers taking parts changed; `onMemory()`: a helper's
+   * memory grew (`memory()` says each one's).
+   */
+  constructor(onChange, onMemory) {
     this.onChange = onChange;
+    this.onMemory = onMemory;
     this.ready = [];
+    /** Each helper's wasm memory in bytes, as it last reported. */
+    this.bytes = new Map();
     this.all = new Set();
     /** Helpers running a job now. */
     this.busy = new Set();
@@ -23,12 +29,13 @@ export class Pool {
   }
 
   async spawn(source) {
-    const client = new LabClient({ onEvent: () => {}, onFatal: () => this.drop(client) });
+    const client = new LabClient({ onEvent: (msg) => this.heard(client, msg), onFatal: () => this.drop(client) });
     this.all.add(client);
     try {
       await client.request(REQUEST.INIT, { backend: 'cpu', helper: true });
-      await client.request(REQUEST.LOAD_MODEL, { source });
+      const loaded = await client.request(REQUEST.LOAD_MODEL, { source });
       if (!this.all.has(client)) return; // stopped while it loaded
+      this.bytes.set(client, loaded.wasmBytes);
       this.ready.push(client);
       this.onChange(this.ready.length);
     } catch {
@@ -36,9 +43,21 @@ export class Pool {
     }
   }
 
+  heard(client, msg) {
+    if (msg.type !== EVENT.MEMORY) return;
+    this.bytes.set(client, msg.wasmBytes);
+    if (this.ready.includes(client)) this.onMemory();
+  }
+
+  /** The wasm memory of each helper taking parts, in bytes. */
+  memory() {
+    return this.ready.map((h) => this.bytes.get(h));
+  }
+
   /** A helper that failed, or one the page stops: it takes no more parts. */
   drop(client) {
     if (!this.all.delete(client)) return;
+    this.bytes.delete(client);
     client.terminate();
     const i = this.ready.indexOf(client);
     if (i >= 0) {

@@ -122,6 +122,8 @@ export const EVENT = Object.freeze({
   EXPERIMENT_PROGRESS: 'experiment-progress',
   EXPERIMENT_MODEL: 'experiment-model',
   POOL: 'pool',
+  /** A helper's wasm memory grew: {wasmBytes} (it only grows: a few a run). */
+  MEMORY: 'memory',
   ERROR: 'error',
   REPLY: 'reply',
 });

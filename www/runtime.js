@@ -18,6 +18,7 @@ export class Runtime {
     // The prompt's last view on the host, {task, model, values, nVirtual}: what a restart
     // carries when the engine cannot hand its prompt over (a crash, a lost GPU).
     this.promptCopy = null;
+    this.helperBytes = []; // the wasm memory of each helper engine in the CPU pool
     this.pending = 0; // page actions queued or running
     this.views = [];
     this.chain = Promise.resolve();

@@ -13,6 +13,10 @@ let loadAbort = null;
 let pool = null;
 /** Engines the page asked for (0: as many as cores and memory allow); a helper's own is 1. */
 let requestedWorkers = 1;
+/** This worker is a helper in another's pool: it reports its memory as it grows. */
+let isHelper = false;
+/** The wasm memory size a helper last reported. */
+let reportedBytes = 0;
 /** The backend INIT started: 'cpu' or 'webgpu'. */
 let engineBackend = null;
 /** An experiment is running (its steps loop like training's; a pause cancels it). */
@@ -123,17 +127,24 @@ function poolSize(params) {
   return Math.max(1, Math.min(cores, Math.floor(memory / (params * 4 * 2.5))));
 }
 
+/** The engines training together and each helper's memory (this engine's comes with each step). */
+function postPool(wanted) {
+  post(EVENT.POOL, { workers: (pool?.ready.length ?? 0) + 1, wanted, helperBytes: pool?.memory() ?? [] });
+}
+
 /** Helpers for the model just loaded, on the CPU path; they join as they finish loading. */
 function startPool(source, params) {
   pool?.stop();
   pool = null;
   const size = engineBackend === 'cpu' ? poolSize(params) : 1;
-  post(EVENT.POOL, { workers: 1, wanted: size });
+  postPool(size);
   if (size < 2) return;
   const current = new Pool((count) => {
     if (pool !== current) return;
     enqueue(() => lab.setHelpers(current.compute, current.evaluate, count)).catch(() => {});
-    post(EVENT.POOL, { workers: count + 1, wanted: size });
+    postPool(size);
+  }, () => {
+    if (pool === current) postPool(size);
   });
   pool = current;
   current.start(size - 1, source);
@@ -246,6 +257,7 @@ function enqueue(fn) {
 const handlers = {
   async [REQUEST.INIT]({ backend, helper = false, workers = 1 }) {
     await ready;
+    isHelper = helper;
     requestedWorkers = helper ? 1 : workers;
     if (backend === 'webgpu') {
       if (!self.navigator.gpu) throw { kind: 'Device', message: 'this browser has no WebGPU (navigator.gpu is missing); using the CPU backend' };
@@ -393,6 +405,10 @@ self.onmessage = async ({ data }) => {
   try {
     const value = await enqueue(() => handler(request));
     post(EVENT.REPLY, { id, value });
+    if (isHelper && memory.buffer.byteLength > reportedBytes) {
+      reportedBytes = memory.buffer.byteLength;
+      post(EVENT.MEMORY, { wasmBytes: reportedBytes });
+    }
   } catch (e) {
     post(EVENT.ERROR, { id, ...errorFields(e) });
   }

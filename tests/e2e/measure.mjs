@@ -146,7 +146,9 @@ async function poolRuns() {
     const step = await msPerStep(t.page, 15);
     await t.page.waitForSelector('#f-fp-after[data-equal]', { timeout: 900_000 });
     const whole = (performance.now() - started) / 1000;
-    runs[workers].push({ whole, reached, at: (await handle.jsonValue()).split(' ')[0], step, page: (await busy()) / whole });
+    const memory = t.page.locator('#f-memory');
+    const engines = [Number(await memory.getAttribute('data-bytes')), ...JSON.parse(await memory.getAttribute('data-helpers'))];
+    runs[workers].push({ whole, reached, at: (await handle.jsonValue()).split(' ')[0], step, page: (await busy()) / whole, engines });
     await t.context.close();
   }
   const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -154,6 +156,7 @@ async function poolRuns() {
     const r = runs[w];
     row(`CPU, ${w} engine${w > 1 ? 's (the pool)' : ''}: the whole default run`, `${med(r.map((x) => x.whole)).toFixed(1)} s, ${(200 / med(r.map((x) => x.whole))).toFixed(1)} steps/s, ${(1000 * med(r.map((x) => x.whole)) / 200).toFixed(1)} ms per step as felt (runs: ${r.map((x) => x.whole.toFixed(1)).join(', ')} s)`);
     row(`CPU, ${w} engine${w > 1 ? 's' : ''}: ms per step, the step alone (median of 15)`, med(r.map((x) => x.step)).toFixed(1));
+    row(`CPU, ${w} engine${w > 1 ? 's' : ''}: each engine's wasm memory after the run (the coordinator first)`, r.at(-1).engines.map((b) => `${(b / 2 ** 20).toFixed(0)} MB`).join(', '));
     row(`CPU, ${w} engine${w > 1 ? 's' : ''}: the page's own thread during the run (drawing)`, `${(100 * med(r.map((x) => x.page))).toFixed(0)}% of a core`);
     row(`CPU, ${w} engine${w > 1 ? 's' : ''}: antonyms reaches 80% held-out`, `${med(r.map((x) => x.reached)).toFixed(1)} s (steps ${r.map((x) => x.at).join(', ')})`);
   }

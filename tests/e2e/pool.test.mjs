@@ -31,6 +31,11 @@ test('a pool of 3 engines trains the same prompt as one engine (the same loss an
   const one = await train(1, 10);
   await one.t.context.close();
   const three = await train(3, 10);
+  // Each engine's memory is on the page: this one's, then each helper's (a model copy each).
+  const helpers = JSON.parse(await three.page.locator('#f-memory').getAttribute('data-helpers'));
+  assert.equal(helpers.length, 2);
+  for (const bytes of helpers) assert.ok(bytes > 2 ** 20, `a helper's memory: ${bytes} bytes`);
+  assert.match(await text(three.page, '#f-memory'), /^\d+ MB \+ \d+ MB, \d+ MB in 2 helpers$/);
   await three.t.context.close();
   // The parts' sums differ from one engine's in the order of float additions (~1e-7 relative):
   // four decimals agree (the native test checks 1e-5 over 20 steps).
@@ -47,6 +52,7 @@ test('a helper engine that dies mid-run leaves the pool smaller and the run goin
     await run.page.waitForSelector('#backend-badge[data-workers="2"]');
     assert.match(await text(run.page, '#backend-badge'), / · 2 workers$/);
     assert.match(await text(run.page, '#backend-note'), /A helper engine stopped: training goes on with 2 workers\./);
+    assert.match(await text(run.page, '#f-memory'), / in 1 helper$/);
     assert.match(run.loss, /^\d+\.\d{4}$/);
   } finally {
     await run.t.context.close();

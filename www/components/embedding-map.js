@@ -61,7 +61,8 @@ export class EmbeddingMap {
   /** The paths in one series and the prompt's vectors in another: a series costs the chart more than a point. */
   draw() {
     const color = (i) => COLORS[i % COLORS.length];
-    const paths = this.trails.map((t, i) => ({ coords: t, lineStyle: { color: color(i) } }));
+    // A path needs two points: the first snapshot's is its start twice.
+    const paths = this.trails.map((t, i) => ({ coords: t.length > 1 ? t : [t[0], t[0]], lineStyle: { color: color(i) } }));
     const heads = this.trails.map((t, i) => ({ value: [...t[t.length - 1], `virtual token P${i + 1}`],
       itemStyle: { color: color(i) }, label: { formatter: `P${i + 1}` } }));
     this.chart.setOption({ series: [

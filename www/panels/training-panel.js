@@ -13,6 +13,8 @@ const SPEED_WINDOW_MS = 5000;
 export function trainingPanel(ctx) {
   const { state, rt, ui } = ctx;
   let stepTimes = [];
+  /** The last step's memory figures ({wasmBytes, gpu}); none before a step. */
+  let memory = null;
 
   /** The numeric inputs, with bounds and help from the engine's table (virtual tokens first, as it lists them). */
   function buildSettings() {
@@ -54,6 +56,7 @@ export function trainingPanel(ctx) {
     ui.map.clearPrompt();
     ui.outputs.clear();
     stepTimes = [];
+    memory = null;
     $('train-progress').value = 0;
     for (const id of ['f-step', 'f-loss', 'f-acc', 'f-speed', 'f-grad', 'f-memory']) $(id).textContent = '–';
     $('f-fp-after').firstChild.textContent = '–';
@@ -107,11 +110,7 @@ export function trainingPanel(ctx) {
     $('f-step').textContent = `${p.step} / ${p.target}`;
     $('f-loss').textContent = p.loss.toFixed(4);
     $('f-grad').textContent = p.gradNorm.toFixed(4);
-    const gpu = p.deviceMemory;
-    $('f-memory').textContent = `${(p.wasmBytes / 2 ** 20).toFixed(0)} MB`
-      + (gpu ? `; GPU ${(gpu.bytesReserved / 2 ** 20).toFixed(0)} MB in ${gpu.allocs} buffers` : '');
-    $('f-memory').dataset.bytes = p.wasmBytes;
-    if (gpu) $('f-memory').dataset.gpu = JSON.stringify(gpu);
+    memory = { wasmBytes: p.wasmBytes, gpu: p.deviceMemory }; // drawn by render, with the helpers'
     $('f-speed').title = `the last step took ${p.msPerStep.toFixed(0)} ms`;
     if (stepTimes.length > 1) {
       $('f-speed').textContent = ((stepTimes.length - 1) / ((now - stepTimes[0]) / 1000)).toFixed(1);
@@ -176,6 +175,21 @@ export function trainingPanel(ctx) {
     $('reset').addEventListener('click', () => rt.serial(reset).catch(onError));
   }
 
+  /** This engine's memory (its last step's), each helper's, and burn's GPU allocator's. */
+  function showMemory() {
+    if (!memory) return;
+    const { wasmBytes, gpu } = memory;
+    const mb = (bytes) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+    const helpers = rt.helperBytes;
+    const el = $('f-memory');
+    el.textContent = mb(wasmBytes)
+      + (helpers.length ? ` + ${helpers.map(mb).join(', ')} in ${helpers.length} helper${helpers.length > 1 ? 's' : ''}` : '')
+      + (gpu ? `; GPU ${mb(gpu.bytesReserved)} in ${gpu.allocs} buffers` : '');
+    el.dataset.bytes = wasmBytes;
+    el.dataset.helpers = JSON.stringify(helpers);
+    if (gpu) el.dataset.gpu = JSON.stringify(gpu);
+  }
+
   /** The controls' state, from the runtime only. */
   function render() {
     const can = rt.can();
@@ -184,6 +198,7 @@ export function trainingPanel(ctx) {
     for (const id of ['step', 'reset']) $(id).disabled = !can.usePrompt;
     $('train-status').textContent = rt.pending > 0 ? 'Working…' : '';
     $('f-fp-before').firstChild.textContent = rt.modelInfo?.fingerprint ?? '–';
+    showMemory();
   }
 
   /** The prompt length the engine settled on (an imported or restored prompt's). */
