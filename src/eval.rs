@@ -9,8 +9,8 @@ use crate::loader::LoadedModel;
 use crate::soft_prompt::target_logprobs;
 use crate::tasks::{Example, TaskKind, check_labels};
 
-/// Rows per forward pass during evaluation: bounds memory; a generation's budget is its chunk's
-/// longest answer (so a pool splits evaluations along these chunks: src/pool.rs).
+/// Rows per forward pass during evaluation: bounds memory (each row's answer is its own, whatever
+/// rows share its pass, so a pool may split evaluations anywhere: src/pool.rs).
 pub const EVAL_ROWS: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -70,13 +70,14 @@ async fn generated_answers(
 ) -> Result<Vec<String>> {
     let mut out = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(EVAL_ROWS) {
-        // One token more than the longest answer: room for the newline that ends it.
-        let mut longest = 0;
-        for ex in chunk {
-            longest = longest.max(lm.tokenizer.encode(&ex.output)?.len());
-        }
+        // One token more than each answer: room for the newline that ends it.
+        let budgets = chunk
+            .iter()
+            .map(|ex| Ok(lm.tokenizer.encode(&ex.output)?.len() + 1))
+            .collect::<Result<Vec<usize>>>()?;
         let opts = GenerateOptions {
-            max_new_tokens: longest + 1,
+            max_new_tokens: budgets.iter().copied().max().unwrap_or(1),
+            budgets,
             ..GenerateOptions::default()
         };
         let inputs: Vec<&str> = chunk.iter().map(|e| e.input.as_str()).collect();

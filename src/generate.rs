@@ -52,7 +52,11 @@ pub enum Sampling {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateOptions {
+    /// New tokens at most, for every row.
     pub max_new_tokens: usize,
+    /// Each row's own budget under that (empty: `max_new_tokens` for every row): an evaluation
+    /// gives each example its answer's length, so no answer depends on the rows batched with it.
+    pub budgets: Vec<usize>,
     pub sampling: Sampling,
     /// Stop after a token that contains a newline (the answer end the prompt is trained for).
     pub stop_at_newline: bool,
@@ -63,6 +67,7 @@ impl Default for GenerateOptions {
     fn default() -> Self {
         Self {
             max_new_tokens: 16,
+            budgets: Vec::new(),
             sampling: Sampling::Greedy,
             stop_at_newline: true,
             stop_at_eos: true,
@@ -121,7 +126,8 @@ pub async fn generate(
             let eos = opts.stop_at_eos && lm.tokenizer.is_eos(token);
             let newline =
                 opts.stop_at_newline && lm.tokenizer.token_text(token).contains(ANSWER_END);
-            done[r] = eos || newline || rows[r].len() + n_virtual >= max_len;
+            let spent = opts.budgets.get(r).is_some_and(|&b| new_ids[r].len() >= b);
+            done[r] = eos || newline || spent || rows[r].len() + n_virtual >= max_len;
         }
         if done.iter().all(|&d| d) || step + 1 == opts.max_new_tokens {
             break;

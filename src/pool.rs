@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::read_f32;
 use crate::batch::{ScoredBatch, Sequence};
 use crate::error::{Error, Result};
-use crate::eval::{EVAL_ROWS, EvalReport, evaluate};
+use crate::eval::{EvalReport, evaluate};
 use crate::generate::Prompting;
 use crate::loader::LoadedModel;
 use crate::model::Model;
@@ -194,10 +194,10 @@ pub async fn evaluate_part(
         .collect())
 }
 
-/// Held-out predictions with the soft prompt `prompt`, the examples split between the helpers
-/// and this engine in whole chunks of `EVAL_ROWS`, as one engine generates them (an answer's
-/// token budget is its chunk's longest answer), so the answers are one engine's; this engine
-/// takes the last, shortest part; a part whose helper failed is scored here too.
+/// Held-out predictions with the soft prompt `prompt`, the examples split evenly between the
+/// helpers and this engine (an example's answer does not depend on the rows scored with it, so
+/// the answers are one engine's); this engine takes the last part; a part whose helper failed
+/// is scored here too.
 pub async fn pooled_evaluate(
     lm: &LoadedModel,
     prompt: Tensor<2>,
@@ -205,10 +205,9 @@ pub async fn pooled_evaluate(
     kind: &TaskKind,
     helpers: &dyn Helpers,
 ) -> Result<EvalReport> {
-    let chunks = examples.len().div_ceil(EVAL_ROWS);
-    let engines = (helpers.count() + 1).clamp(1, chunks.max(1));
+    let engines = (helpers.count() + 1).clamp(1, examples.len().max(1));
     let parts: Vec<&[Example]> = examples
-        .chunks(chunks.div_ceil(engines).max(1) * EVAL_ROWS)
+        .chunks(examples.len().div_ceil(engines).max(1))
         .collect();
     let Some((here, sent)) = parts.split_last().filter(|(_, sent)| !sent.is_empty()) else {
         return evaluate(lm, &Prompting::soft(prompt), examples, kind).await;

@@ -305,17 +305,24 @@ fn a_pool_of_engines_follows_one_engines_trajectory() {
 
 /// Held-out scoring split by example between 1, 2 or 3 engines (one helper dead in the last
 /// case) gives every example the answer one engine gives it, in order, for generation and for
-/// classification: the engines score the chunks one engine would.
+/// classification, though the parts cut across one engine's passes of `EVAL_ROWS`: an example's
+/// answer does not depend on the rows scored with it.
 #[test]
 fn a_pool_of_engines_scores_held_out_examples_as_one_engine() {
     let lm = load("tiny-a");
-    // Three chunks of evaluation rows (EVAL_ROWS), the last one short: two parts, then three.
+    // Three passes of evaluation rows (EVAL_ROWS) on one engine; parts of 35, then of 24, 24, 22.
     let test: Vec<Example> = (0..70)
         .map(|i| {
             let ex = &examples()[i % 4];
+            // One long answer: the rows that share a pass with it on one engine but not in the
+            // pool would get its budget with a budget per pass, not per row.
+            let output = match i {
+                33 => ex.output.repeat(6),
+                _ => ex.output.clone(),
+            };
             Example {
                 input: format!("{} {i} ->", ex.input.trim_end_matches(" ->")),
-                output: ex.output.clone(),
+                output,
             }
         })
         .collect();
