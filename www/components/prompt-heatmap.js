@@ -14,14 +14,15 @@ export class PromptHeatmap {
   constructor(el) {
     this.el = el;
     this.canvas = document.createElement('canvas');
-    this.canvas.style.display = 'block';
+    // The element's size at once when it changes; its pixels follow in the drawing.
+    Object.assign(this.canvas.style, { display: 'block', width: '100%', height: '100%' });
     el.replaceChildren(this.canvas);
     this.view = null;
     this.size = { width: 0, height: 0 }; // the element's, from its observer (reading it forces a layout)
     this.redraw = paced(() => this.draw());
     new ResizeObserver(([entry]) => {
       this.size = entry.contentRect;
-      this.redraw();
+      this.draw(); // under a millisecond: no need to wait for the pace
     }).observe(el);
     this.canvas.addEventListener('mousemove', (ev) => this.hover(ev));
   }
@@ -43,7 +44,6 @@ export class PromptHeatmap {
     const p = this.plot();
     const ratio = window.devicePixelRatio || 1;
     Object.assign(this.canvas, { width: Math.round(p.width * ratio), height: Math.round(p.height * ratio) });
-    Object.assign(this.canvas.style, { width: `${p.width}px`, height: `${p.height}px` });
     const ctx = this.canvas.getContext('2d');
     ctx.scale(ratio, ratio);
     if (!this.view) return;
