@@ -27,9 +27,9 @@ export class EmbeddingMap {
       tooltip: { trigger: 'item', formatter: (p) => `${escape(p.value?.[2] ?? p.seriesName)}` },
       xAxis: { type: 'value', name: `PC1 (${pct(explained[0])})`, nameLocation: 'middle', nameGap: 24, scale: true },
       yAxis: { type: 'value', name: `PC2 (${pct(explained[1])})`, scale: true },
-      // Drawn once per model, on the layer below the prompt's: a prompt's move repaints its own.
+      // Given once per model: the prompt's drawings leave its 4,096 points' data as they are.
       series: [{ id: 'vocabulary', name: 'vocabulary', type: 'scatter', data: this.vocab, symbolSize: 3, large: true,
-        itemStyle: { color: '#999', opacity: 0.35 }, zlevel: 0 }],
+        itemStyle: { color: '#999', opacity: 0.35 } }],
     }, { notMerge: true });
     this.changed();
   }
@@ -68,8 +68,8 @@ export class EmbeddingMap {
     this.chart.setOption({ series: [
       { id: 'vocabulary' }, // kept as setVocabulary drew it
       { id: 'paths', name: 'prompt paths', type: 'lines', coordinateSystem: 'cartesian2d', polyline: true,
-        data: paths, lineStyle: { width: 1, opacity: 1 }, zlevel: 1 },
-      { id: 'prompt', name: 'prompt', type: 'scatter', data: heads, symbolSize: 10, zlevel: 1,
+        data: paths, lineStyle: { width: 1, opacity: 1 } },
+      { id: 'prompt', name: 'prompt', type: 'scatter', data: heads, symbolSize: 10,
         itemStyle: { borderColor: '#000' }, label: { show: true, position: 'right' } },
     ] });
   }
