@@ -75,8 +75,23 @@ export function pageErrors(page) {
 
 /** Waits for the model to be loaded and a prompt to be ready to train. */
 export async function ready(page, timeout = 120_000) {
-  await page.waitForSelector('#model-status[data-ready="true"]', { timeout });
-  await page.waitForSelector('#play:not([disabled])', { timeout });
+  try {
+    await page.waitForSelector('#model-status[data-ready="true"]', { timeout });
+    await page.waitForSelector('#play:not([disabled])', { timeout });
+  } catch (e) {
+    // What the page said instead: a timeout alone does not tell a hang from an error shown.
+    e.message += `\npage state: ${JSON.stringify(await pageState(page).catch((err) => String(err)))}`;
+    throw e;
+  }
+}
+
+/** The page's status lines and every error message it shows (empty ones left out). */
+function pageState(page) {
+  return page.evaluate(() => Object.fromEntries(
+    ['model-status', 'train-status', 'backend-badge', 'backend-note', 'model-error', 'task-error', 'custom-error', 'train-error']
+      .map((id) => [id, document.getElementById(id)?.textContent.trim()])
+      .filter(([, text]) => text),
+  ));
 }
 
 export const text = (page, sel) => page.locator(sel).innerText();
