@@ -33,9 +33,8 @@ export class Pool {
     this.all.add(client);
     try {
       await client.request(REQUEST.INIT, { backend: 'cpu', helper: true });
-      const loaded = await client.request(REQUEST.LOAD_MODEL, { source });
+      await client.request(REQUEST.LOAD_MODEL, { source });
       if (!this.all.has(client)) return; // stopped while it loaded
-      this.bytes.set(client, loaded.wasmBytes);
       this.ready.push(client);
       this.onChange(this.ready.length);
     } catch {
@@ -43,6 +42,7 @@ export class Pool {
     }
   }
 
+  /** A helper's events: its memory (reported before its answer to the model load, and as it grows). */
   heard(client, msg) {
     if (msg.type !== EVENT.MEMORY) return;
     this.bytes.set(client, msg.wasmBytes);

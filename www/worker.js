@@ -404,11 +404,12 @@ self.onmessage = async ({ data }) => {
   const request = type === REQUEST.PLAY ? { ...data, pausesSeen: pauses } : data;
   try {
     const value = await enqueue(() => handler(request));
-    post(EVENT.REPLY, { id, value });
+    // Before the reply: the pool knows a helper's memory by the time its model-load answer lands.
     if (isHelper && memory.buffer.byteLength > reportedBytes) {
       reportedBytes = memory.buffer.byteLength;
       post(EVENT.MEMORY, { wasmBytes: reportedBytes });
     }
+    post(EVENT.REPLY, { id, value });
   } catch (e) {
     post(EVENT.ERROR, { id, ...errorFields(e) });
   }

@@ -18,6 +18,7 @@ export class PromptHeatmap {
     Object.assign(this.canvas.style, { display: 'block', width: '100%', height: '100%' });
     el.replaceChildren(this.canvas);
     this.view = null;
+    this.max = 0; // the view's largest magnitude: the colour scale's ends
     this.size = { width: 0, height: 0 }; // the element's, from its observer (reading it forces a layout)
     this.redraw = paced(() => this.draw());
     new ResizeObserver(([entry]) => {
@@ -29,8 +30,9 @@ export class PromptHeatmap {
 
   update(view) {
     this.view = view;
-    const max = largest(view.values);
-    this.el.setAttribute('aria-label', `Heatmap of the prompt matrix: ${view.nVirtual} virtual tokens by ${view.dModel} dimensions, values from ${(-max).toFixed(2)} to ${max.toFixed(2)}.`);
+    this.max = largest(view.values);
+    const max = this.max.toFixed(2);
+    this.el.setAttribute('aria-label', `Heatmap of the prompt matrix: ${view.nVirtual} virtual tokens by ${view.dModel} dimensions, values from -${max} to ${max}.`);
     this.redraw();
   }
 
@@ -48,7 +50,7 @@ export class PromptHeatmap {
     ctx.scale(ratio, ratio);
     if (!this.view) return;
     const { values, nVirtual, dModel } = this.view;
-    const max = largest(values);
+    const { max } = this;
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(cellImage(values, nVirtual, dModel, max), p.x, p.y, p.w, p.h);
     ctx.font = FONT;
