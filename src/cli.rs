@@ -613,7 +613,8 @@ fn sweep_scale(a: &SweepArgs, task: Task) -> Result<()> {
     let mut loaded: Option<(usize, LoadedModel)> = None;
     let started = Instant::now();
     let summary = run_experiment(|| {
-        let k = experiment.model_needed();
+        // Nothing here goes to other engines: until the end there is always a next model.
+        let k = experiment.model_needed().unwrap_or_default();
         if loaded.as_ref().is_none_or(|(i, _)| *i != k) {
             loaded = None; // the previous model's memory goes first
             loaded = Some((k, load_model(&a.family[k])?));

@@ -23,12 +23,11 @@ use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::eval::evaluate;
+use crate::eval::{EvalReport, evaluate};
+pub use crate::footprint::Footprint;
 use crate::generate::Prompting;
-use crate::job::{Job, JobResult, JobRun};
+use crate::job::{Job, JobResult, JobRun, Tuning};
 use crate::loader::LoadedModel;
-use crate::model::Model;
-use crate::model_tuning::{ModelTuningConfig, ModelTuningRun};
 use crate::settings::{InitName, Settings};
 use crate::tasks::{Task, TaskKind};
 
@@ -197,28 +196,6 @@ pub struct RunResult {
     predictions: Vec<String>,
 }
 
-/// What a training run changed, measured at its end (scale): the contrast the method is about.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Footprint {
-    /// Numbers the run trained: the prompt's, or every weight of the model's copy.
-    pub learnt: u64,
-    /// Weights of the model the trained copy differs in from the base (none for prompt tuning).
-    pub weights_changed: u64,
-    /// The model's weights in all.
-    pub weights: u64,
-    /// The optimizer's state: Adam and AdamW keep two f32 moments per trained number.
-    pub optimizer_bytes: u64,
-    /// The base's fingerprint after the run equals its fingerprint before the first run on it.
-    pub base_unchanged: bool,
-}
-
-/// A family member's weights as they were before its first run, and their fingerprint.
-struct Base {
-    snapshot: Model,
-    fingerprint: u64,
-}
-
 /// An arm across its seeds (mean, min and max are NaN until a run of it finishes).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -326,16 +303,10 @@ pub struct ExperimentProgress {
     pub done: Option<ExperimentSummary>,
 }
 
-/// What a run trains: a soft prompt, or (scale) a copy of the whole model.
-enum Training {
-    Prompt(Box<JobRun>),
-    Model(Box<ModelTuningRun>),
-}
-
-/// The run this engine is on, by its index in the plan.
+/// The training this engine is on, by its index in the plan.
 struct Current {
     index: usize,
-    run: Training,
+    run: JobRun,
 }
 
 /// Where each run of the plan is.
@@ -366,15 +337,33 @@ pub struct Experiment {
     /// Each finished run's result, by its index in the plan.
     results: Vec<Option<RunResult>>,
     steps_done: usize,
-    /// The model the runs are on now, before any of them (scale: footprints compare with it).
-    base: Option<Base>,
 }
 
-/// The task a run trains on: the experiment's `task`, or (`on_source`) transfer's source task.
-fn task_for<'a>(task: &'a Task, source: Option<&'a Task>, on_source: bool) -> Result<&'a Task> {
-    match on_source {
-        true => source.ok_or_else(|| Error::setting("no source task")),
-        false => Ok(task),
+/// The task a run of `kind` trains on: the experiment's `task`, or transfer's source task. (A
+/// free function: callers borrow these fields beside others they change.)
+fn task_for<'a>(task: &'a Task, source: Option<&'a Task>, kind: &RunKind) -> Result<&'a Task> {
+    match kind {
+        RunKind::Train {
+            on_source: true, ..
+        } => source.ok_or_else(|| Error::setting("no source task")),
+        _ => Ok(task),
+    }
+}
+
+/// A text prompt's run: its held-out evaluation.
+fn text_result(spec: &RunSpec, report: EvalReport) -> RunResult {
+    RunResult {
+        arm: spec.arm,
+        seed: spec.seed,
+        accuracy: report.accuracy(),
+        loss: None,
+        curve: Vec::new(),
+        footprint: None,
+        predictions: report
+            .predictions
+            .into_iter()
+            .map(|p| p.predicted)
+            .collect(),
     }
 }
 
@@ -579,7 +568,6 @@ impl Experiment {
             source_prompts: BTreeMap::new(),
             results: vec![None; n_runs],
             steps_done: 0,
-            base: None,
         })
     }
 
@@ -620,45 +608,47 @@ impl Experiment {
         current.or_else(|| (0..self.plan.len()).find(|&i| self.ready(i)))
     }
 
-    /// The model the next step runs on: an index into the config's `models` (always 0 for the
-    /// experiments on the loaded model).
-    pub fn model_needed(&self) -> usize {
-        self.next_here().map_or(0, |i| self.plan[i].model)
+    /// The model the next step here runs on: an index into the config's `models` (always 0 for
+    /// the experiments on the loaded model); None when nothing is left to step here.
+    pub fn model_needed(&self) -> Option<usize> {
+        self.next_here().map(|i| self.plan[i].model)
     }
 
-    /// A training another engine can do now, handed over (it is not run here unless
-    /// `job_failed` gives it back). None on a family (scale: the others hold the loaded model only).
+    /// A training another engine can do now, handed over with the task it trains on (it is not
+    /// run here unless `job_failed` gives it back). On a family (scale) the job names its model.
     pub fn take_job(&mut self) -> Option<(Job, &Task)> {
-        if self.on_family() {
-            return None;
-        }
-        let (i, settings, from_source, on_source) =
-            (0..self.plan.len()).find_map(|i| match &self.plan[i].kind {
-                RunKind::Train {
-                    settings,
-                    from_source,
-                    on_source,
-                } if self.ready(i) => Some((i, settings, *from_source, *on_source)),
-                _ => None,
-            })?;
-        let job = self.job(i, settings, from_source, on_source);
-        let task = task_for(&self.task, self.source.as_ref(), on_source).ok()?;
+        let (i, job) = (0..self.plan.len())
+            .filter(|&i| self.ready(i))
+            .find_map(|i| Some((i, self.job(i)?)))?;
+        let task = task_for(&self.task, self.source.as_ref(), &self.plan[i].kind).ok()?;
         self.status[i] = Status::Away;
         Some((job, task))
     }
 
-    fn job(&self, index: usize, settings: &Settings, from_source: bool, on_source: bool) -> Job {
-        let seed = self.plan[index].seed;
+    /// Run `index` as a job, when it is a training (text prompts and the vote are not).
+    fn job(&self, index: usize) -> Option<Job> {
+        let spec = &self.plan[index];
+        let (settings, tuning, from_source, on_source) = match &spec.kind {
+            RunKind::Train {
+                settings,
+                from_source,
+                on_source,
+            } => (settings, Tuning::Prompt, *from_source, *on_source),
+            RunKind::ModelTune(settings) => (settings, Tuning::Model, false, false),
+            RunKind::Text(_) | RunKind::Vote => return None,
+        };
         let curve = self.config.name == ExperimentName::Transfer && !on_source;
-        Job {
+        Some(Job {
             index,
+            model: self.on_family().then_some(spec.model),
+            tuning,
             settings: settings.clone(),
             given: from_source
-                .then(|| self.source_prompts.get(&seed).cloned())
+                .then(|| self.source_prompts.get(&spec.seed).cloned())
                 .flatten(),
             curve_every: curve.then(|| self.config.steps.div_ceil(CURVE_POINTS)),
             keep_prompt: on_source,
-        }
+        })
     }
 
     /// A job another engine finished: its run's result, as `step` reports a run of its own.
@@ -696,18 +686,13 @@ impl Experiment {
         };
         self.status[index] = Status::Here;
         let spec = self.plan[index].clone();
-        // Counted and kept once per model, when its first step comes (not on every step).
+        // Counted once per model, when its first step here comes (or a job's footprint).
         if let Some(size) = self
             .models
             .get_mut(spec.model)
             .filter(|s| s.parameters == 0)
         {
             size.parameters = lm.model.num_params() as u64;
-            self.base = Some(Base {
-                // Tensors are shared, not copied: a run that wrote to the base would not change these.
-                snapshot: lm.model.clone(),
-                fingerprint: lm.model.fingerprint().await?,
-            });
         }
         let finished = match &spec.kind {
             RunKind::Text(text) => {
@@ -718,20 +703,10 @@ impl Experiment {
                     &self.task.kind,
                 )
                 .await?;
-                Some(self.result(&spec, report.accuracy(), None, Vec::new(), &report))
+                Some(text_result(&spec, report))
             }
             RunKind::Vote => Some(self.vote(&spec)),
-            RunKind::ModelTune(settings) => {
-                self.model_tune_step(lm, index, &spec, settings).await?
-            }
-            RunKind::Train {
-                settings,
-                from_source,
-                on_source,
-            } => {
-                self.train_step(lm, index, settings, *from_source, *on_source)
-                    .await?
-            }
+            RunKind::Train { .. } | RunKind::ModelTune(_) => self.train_step(lm, index).await?,
         };
         Ok(match finished {
             Some(result) => self.finish(index, result),
@@ -777,156 +752,41 @@ impl Experiment {
         if let Some(values) = job.prompt {
             self.source_prompts.insert(spec.seed, values);
         }
+        // A model whose every run went to other engines is counted from their footprints.
+        if let (Some(size), Some(f)) = (self.models.get_mut(spec.model), &job.footprint) {
+            size.parameters = f.weights;
+        }
         RunResult {
             arm: spec.arm,
             seed: spec.seed,
             accuracy: job.accuracy,
             loss: Some(job.loss),
             curve: job.curve,
-            footprint: None,
+            footprint: job.footprint,
             predictions: job.predictions,
         }
     }
 
-    async fn train_step(
-        &mut self,
-        lm: &LoadedModel,
-        index: usize,
-        settings: &Settings,
-        from_source: bool,
-        on_source: bool,
-    ) -> Result<Option<RunResult>> {
+    /// One step of a training here (the job it would be on another engine); its last step ends
+    /// in its evaluation.
+    async fn train_step(&mut self, lm: &LoadedModel, index: usize) -> Result<Option<RunResult>> {
+        let task = task_for(&self.task, self.source.as_ref(), &self.plan[index].kind)?;
         if self.current.is_none() {
             // The job (with transfer's source prompt copied in) is made once, when its run starts.
-            let job = self.job(index, settings, from_source, on_source);
-            let task = task_for(&self.task, self.source.as_ref(), on_source)?;
+            let job = self
+                .job(index)
+                .ok_or_else(|| Error::internal("a training step on a run with nothing to train"))?;
             let run = JobRun::start(lm, task, job)?;
-            self.current = Some(Current {
-                index,
-                run: Training::Prompt(Box::new(run)),
-            });
+            self.current = Some(Current { index, run });
         }
-        let Some(Current {
-            run: Training::Prompt(run),
-            ..
-        }) = &mut self.current
-        else {
-            return Err(Error::internal(
-                "a prompt-tuning step on a model-tuning run",
-            ));
-        };
-        let task = task_for(&self.task, self.source.as_ref(), on_source)?;
-        let done = run.step(lm, task).await?;
+        let current = self.current.as_mut().expect("started above");
+        let done = current.run.step(lm, task).await?;
         self.steps_done += 1;
         let Some(done) = done else {
             return Ok(None);
         };
-        let learnt = (settings.virtual_tokens * lm.model.config.d_model) as u64;
-        let footprint = self.footprint(lm, &lm.model, learnt).await?;
         self.current = None;
-        let mut result = self.job_result(done);
-        result.footprint = footprint;
-        Ok(Some(result))
-    }
-
-    /// One step of a model-tuning run; its last step ends in the tuned copy's evaluation.
-    async fn model_tune_step(
-        &mut self,
-        lm: &LoadedModel,
-        index: usize,
-        spec: &RunSpec,
-        settings: &Settings,
-    ) -> Result<Option<RunResult>> {
-        if self.current.is_none() {
-            let run = ModelTuningRun::start(
-                lm,
-                &self.task,
-                settings.batch,
-                settings.seed,
-                ModelTuningConfig::default(),
-            )?;
-            self.current = Some(Current {
-                index,
-                run: Training::Model(Box::new(run)),
-            });
-        }
-        let Some(Current {
-            run: Training::Model(run),
-            ..
-        }) = &mut self.current
-        else {
-            return Err(Error::internal(
-                "a model-tuning step on a prompt-tuning run",
-            ));
-        };
-        let stats = run.step(lm).await?;
-        self.steps_done += 1;
-        if stats.step < self.config.steps {
-            return Ok(None);
-        }
-        let tuned = run.tuned(lm);
-        let report = evaluate(
-            &tuned,
-            &Prompting::text(""),
-            &self.task.test,
-            &self.task.kind,
-        )
-        .await?;
-        let learnt = lm.model.num_params() as u64;
-        let footprint = self.footprint(lm, &tuned.model, learnt).await?;
-        self.current = None;
-        let mut result = self.result(
-            spec,
-            report.accuracy(),
-            Some(stats.loss),
-            Vec::new(),
-            &report,
-        );
-        result.footprint = footprint;
-        Ok(Some(result))
-    }
-
-    /// What a run that trained `learnt` numbers left: `trained` (the model it ran, the base for
-    /// prompt tuning) against the base before, and the base's fingerprint now (scale only).
-    async fn footprint(
-        &self,
-        lm: &LoadedModel,
-        trained: &Model,
-        learnt: u64,
-    ) -> Result<Option<Footprint>> {
-        let Some(base) = &self.base else {
-            return Ok(None);
-        };
-        Ok(Some(Footprint {
-            learnt,
-            weights_changed: trained.weights_differing(&base.snapshot).await?,
-            weights: lm.model.num_params() as u64,
-            optimizer_bytes: 2 * 4 * learnt,
-            base_unchanged: lm.model.fingerprint().await? == base.fingerprint,
-        }))
-    }
-
-    fn result(
-        &self,
-        spec: &RunSpec,
-        accuracy: f32,
-        loss: Option<f32>,
-        curve: Vec<(usize, f32)>,
-        report: &crate::eval::EvalReport,
-    ) -> RunResult {
-        RunResult {
-            arm: spec.arm,
-            seed: spec.seed,
-            accuracy,
-            loss,
-            curve,
-            footprint: None,
-            predictions: report
-                .predictions
-                .iter()
-                .map(|p| p.predicted.clone())
-                .collect(),
-        }
+        Ok(Some(self.job_result(done)))
     }
 
     /// The ensemble's majority vote over the runs before it (ties: the earliest prompt's answer).

@@ -25,6 +25,7 @@ pub mod batch;
 pub mod error;
 pub mod eval;
 pub mod experiments;
+pub mod footprint;
 pub mod generate;
 pub mod inspect;
 pub mod job;

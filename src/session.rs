@@ -191,8 +191,8 @@ pub struct Session {
     run: Option<Scheduled>,
     /// The experiment in progress, on the current task (it trains its own prompts).
     experiment: Option<Experiment>,
-    /// The family member the experiment runs on now (scale), by its index in the experiment's
-    /// models.
+    /// The family member (scale) the experiment's steps or a helper's job run on now, by its
+    /// index in the experiment's models.
     family_model: Option<(usize, LoadedModel)>,
     cadence: EvalCadence,
     /// No-prompt and text-prompt results depend on the model and the task only.
@@ -201,7 +201,8 @@ pub struct Session {
     /// Engines elsewhere that share the training steps (`set_helpers`).
     helpers: Option<Box<dyn Helpers>>,
     /// An experiment's training handed to this engine by the one that planned it (`start_job`).
-    job: Option<(Task, JobRun)>,
+    /// With the task it trains on and the family member it runs on (`Job::model`).
+    job: Option<(Task, Option<usize>, JobRun)>,
 }
 
 fn no_experiment() -> Error {
@@ -641,28 +642,52 @@ impl Session {
         Ok(())
     }
 
-    /// The family member (scale) the experiment's next step runs on, when the session does not
-    /// hold it: the caller loads it (`set_experiment_model`). None on the session's own model.
+    /// The family member (scale) the experiment's next step here runs on, when the session does
+    /// not hold it: the caller loads it (`hold_family_member`). None on the session's own model.
     pub fn experiment_model_needed(&self) -> Option<usize> {
         let e = self.experiment.as_ref();
-        let k = e.filter(|e| e.on_family() && !e.finished())?.model_needed();
-        let held = self.family_model.as_ref().map(|(i, _)| *i);
-        (held != Some(k)).then_some(k)
+        let k = e
+            .filter(|e| e.on_family() && !e.finished())?
+            .model_needed()?;
+        self.member_needed(Some(k))
     }
 
-    /// Holds family member `index` for the experiment's steps on it; `None` frees the one held
-    /// (before loading the next, so two are never in memory at once).
-    pub fn set_experiment_model(&mut self, model: Option<(usize, LoadedModel)>) {
+    /// The family member a job runs on (`Job::model`), when the session does not hold it.
+    pub fn job_model_needed(&self, job: &Job) -> Option<usize> {
+        self.member_needed(job.model)
+    }
+
+    fn member_needed(&self, member: Option<usize>) -> Option<usize> {
+        let held = self.family_model.as_ref().map(|(i, _)| *i);
+        member.filter(|k| held != Some(*k))
+    }
+
+    /// Holds family member `index` for the steps on it; `None` frees the one held (before
+    /// loading the next, so two are never in memory at once).
+    pub fn hold_family_member(&mut self, model: Option<(usize, LoadedModel)>) {
         self.family_model = model;
+    }
+
+    /// The model a step runs on: family member `member` (which must be held), or the session's.
+    fn model_for(&self, member: Option<usize>) -> Result<&LoadedModel> {
+        match (&self.family_model, member) {
+            (_, None) => Ok(&self.lm),
+            (Some((held, lm)), Some(k)) if *held == k => Ok(lm),
+            _ => Err(Error::NotReady {
+                what: "the family member to run on",
+                todo: "load the model it needs first",
+            }),
+        }
     }
 
     /// One step of the experiment in progress, on this session's model or (scale) on the family
     /// member it needs.
     pub async fn experiment_step(&mut self) -> Result<ExperimentProgress> {
-        let experiment = self.experiment.as_mut().ok_or_else(no_experiment)?;
+        let experiment = self.experiment.as_ref().ok_or_else(no_experiment)?;
+        let member = experiment.model_needed().filter(|_| experiment.on_family());
         let lm = match &self.family_model {
-            _ if !experiment.on_family() => &self.lm,
-            Some((held, lm)) if *held == experiment.model_needed() => lm,
+            Some((held, lm)) if member == Some(*held) => lm,
+            _ if member.is_none() => &self.lm,
             _ => {
                 return Err(Error::NotReady {
                     what: "the experiment's next model",
@@ -670,6 +695,7 @@ impl Session {
                 });
             }
         };
+        let experiment = self.experiment.as_mut().ok_or_else(no_experiment)?;
         let progress = experiment.step(lm).await?;
         if progress.done.is_some() {
             self.family_model = None;
@@ -700,20 +726,25 @@ impl Session {
     /// Starts a job another engine handed over, on `task`, in place of any other (a helper's side).
     pub fn start_job(&mut self, task: Task, job: Job) -> Result<()> {
         self.job = None;
-        let run = JobRun::start(&self.lm, &task, job)?;
-        self.job = Some((task, run));
+        if job.model.is_none() {
+            self.family_model = None;
+        }
+        let member = job.model;
+        let run = JobRun::start(self.model_for(member)?, &task, job)?;
+        self.job = Some((task, member, run));
         Ok(())
     }
 
-    /// One step of the job started last; its result after the last one.
+    /// One step of the job started last; its result after the last one (the job ends there,
+    /// or at an error: the engine that handed it over runs it again).
     pub async fn job_step(&mut self) -> Result<Option<JobResult>> {
-        let (task, run) = self.job.as_mut().ok_or(Error::NotReady {
+        let (task, member, mut run) = self.job.take().ok_or(Error::NotReady {
             what: "the job",
             todo: "start it first",
         })?;
-        let result = run.step(&self.lm, task).await?;
-        if result.is_some() {
-            self.job = None;
+        let result = run.step(self.model_for(member)?, &task).await?;
+        if result.is_none() {
+            self.job = Some((task, member, run));
         }
         Ok(result)
     }

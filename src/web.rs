@@ -441,9 +441,18 @@ impl Lab {
         Ok(self.session()?.experiment_model_needed())
     }
 
-    /// Loads family member `index` (scale) from its three files, in place of the one held.
-    #[wasm_bindgen(js_name = loadExperimentModel)]
-    pub fn load_experiment_model(
+    /// The family member (scale) a job runs on, when this engine does not hold it: its index
+    /// for `loadFamilyMember`, or undefined.
+    #[wasm_bindgen(js_name = jobModelNeeded)]
+    pub fn job_model_needed(&self, job: JsValue) -> Result<Option<usize>, JsValue> {
+        let job: Job = from_js(job, "job")?;
+        Ok(self.session()?.job_model_needed(&job))
+    }
+
+    /// Loads family member `index` (scale) from its three files, in place of the one held, for
+    /// the experiment's steps or a job on it.
+    #[wasm_bindgen(js_name = loadFamilyMember)]
+    pub fn load_family_member(
         &mut self,
         index: usize,
         config: Vec<u8>,
@@ -452,14 +461,14 @@ impl Lab {
     ) -> Result<(), JsValue> {
         let device = self.device.clone();
         let session = self.session_mut()?;
-        session.set_experiment_model(None);
+        session.hold_family_member(None);
         let files = ModelFiles {
             config_json: &config,
             safetensors: &weights,
             tokenizer_json: &tokenizer,
         };
         let lm = LoadedModel::from_bytes(files, &device).map_err(js_error)?;
-        session.set_experiment_model(Some((index, lm)));
+        session.hold_family_member(Some((index, lm)));
         Ok(())
     }
 

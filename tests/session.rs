@@ -326,12 +326,20 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
 /// session runs the job step by step) while this engine steps its own: the summary must be the
 /// one a single engine makes, exactly (the same seeds on the same model), whatever order the
 /// runs finish in; a job whose helper failed runs here instead. Transfer and the ensemble are
-/// the experiments whose runs depend on others (a source prompt by seed, the vote on all).
+/// the experiments whose runs depend on others (a source prompt by seed, the vote on all); scale
+/// sends jobs on family members (each engine loads the member it needs) that measure footprints.
 #[test]
 fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
     let mut here = open_bundled();
     let mut helper = open_bundled();
     here.set_task(builtin("sentiment"));
+    let family = ["tiny-a", "tiny-b"];
+    let hold = |s: &mut Session, k: Option<usize>| {
+        if let Some(k) = k {
+            s.hold_family_member(None);
+            s.hold_family_member(Some((k, common::load(family[k]))));
+        }
+    };
     let summary_of = |s: &mut Session, helper: Option<&mut Session>| {
         let mut helper = helper;
         let mut away: Option<usize> = None;
@@ -351,9 +359,11 @@ fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
                     s.experiment_job_failed(job.index);
                 } else {
                     away = Some(job.index);
+                    hold(h, h.job_model_needed(&job));
                     h.start_job(task, job).unwrap();
                 }
             }
+            hold(s, s.experiment_model_needed());
             let p = block_on(s.experiment_step()).unwrap();
             if let Some(done) = p.done {
                 break (done, helped);
@@ -381,10 +391,18 @@ fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
             }
         }
     };
-    for name in [ExperimentName::Transfer, ExperimentName::Ensemble] {
+    for name in [
+        ExperimentName::Transfer,
+        ExperimentName::Ensemble,
+        ExperimentName::Scale,
+    ] {
         let config = ExperimentConfig {
             steps: 3,
             seeds: 2,
+            models: match name {
+                ExperimentName::Scale => family.map(String::from).to_vec(),
+                _ => Vec::new(),
+            },
             ..ExperimentConfig::new(name, Settings::default())
         };
         let mut summaries = Vec::new();
@@ -400,6 +418,17 @@ fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
             summaries.push(serde_json::to_value(summary).unwrap());
         }
         assert_eq!(summaries[0], summaries[1], "{name:?}");
+        if name == ExperimentName::Scale {
+            let runs = summaries[1]["runs"].as_array().unwrap();
+            let kept = runs
+                .iter()
+                .filter(|r| r["footprint"]["baseUnchanged"] == true);
+            assert_eq!(
+                kept.count(),
+                8,
+                "2 models × 2 trainings × 2 seeds: {runs:?}"
+            );
+        }
     }
 }
 
@@ -427,8 +456,9 @@ fn scale_runs_three_methods_on_each_model_of_a_family() {
     let mut e = Experiment::new(config, builtin("sentiment"), None).unwrap();
     let mut needed = Vec::new();
     let summary = loop {
-        needed.push(e.model_needed());
-        let p = block_on(e.step(&family[e.model_needed()])).unwrap();
+        let k = e.model_needed().unwrap();
+        needed.push(k);
+        let p = block_on(e.step(&family[k])).unwrap();
         // 2 models × (2 prompt tunings + 2 model tunings) × 3 steps.
         assert_eq!(p.steps_total, 24);
         if let Some(done) = p.done {
@@ -486,9 +516,9 @@ fn a_session_steps_scale_through_the_family_members_it_is_given() {
     let summary = loop {
         if let Some(k) = s.experiment_model_needed() {
             loaded.push(k);
-            s.set_experiment_model(None);
+            s.hold_family_member(None);
             let lm: LoadedModel = common::load(family[k]);
-            s.set_experiment_model(Some((k, lm)));
+            s.hold_family_member(Some((k, lm)));
         }
         if let Some(done) = block_on(s.experiment_step()).unwrap().done {
             break done;

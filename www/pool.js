@@ -96,13 +96,14 @@ export class Pool {
   }
 
   /**
-   * Runs `job` on `task` on an idle helper: resolves with its result, `{cancelled: true}`, or
-   * null when the helper failed (dropped: the engine runs the job again).
+   * Runs `job` on `task` on an idle helper (scale's: on a member of `family`, which it loads):
+   * resolves with its result, `{cancelled: true}`, or null when the helper failed (dropped: the
+   * engine runs the job again).
    */
-  async runJob(helper, task, job) {
+  async runJob(helper, task, job, family) {
     this.busy.add(helper);
     try {
-      return await helper.request(REQUEST.JOB, { task, job });
+      return await helper.request(REQUEST.JOB, { task, job, family });
     } catch (e) {
       // A helper that crashed is gone; one whose run failed (its error) stays in the pool.
       if (e?.fatal) this.drop(helper);

@@ -51,9 +51,10 @@
 //                                                                 of a held-out evaluation; kind and examples as JSON)
 //   kill-helper   {}                                          -> undefined (ends one helper abruptly: tests;
 //                                                                 ahead of the queue)
-//   job           {task, job}                                 -> the job's result (src/job.rs JobResult) | {cancelled:
+//   job           {task, job, family}                         -> the job's result (src/job.rs JobResult) | {cancelled:
 //                                                                 true} (a helper runs one training of another's
-//                                                                 experiment: src/experiments.rs take_job)
+//                                                                 experiment: src/experiments.rs take_job; family:
+//                                                                 scale's {base, names}, the job's model among them)
 //   cancel-job    {}                                          -> undefined (ahead of the queue: the job stops after
 //                                                                 its current step)
 //   import        {config, weights, settings, modelName}      -> {nVirtual, prompt} (modelName: the loaded model's

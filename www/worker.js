@@ -159,12 +159,15 @@ async function trainStep() {
 /** The family the scale experiment runs on: `{base, names}` (src/experiments.rs FAMILY). */
 let family = null;
 
-/** A family member (scale), fetched through the model cache when the experiment reaches it. */
-async function loadFamilyMember(index) {
+/**
+ * A family member (scale), fetched through the model cache when the experiment (or a helper's
+ * job) reaches it; `progress` hears its download.
+ */
+async function loadFamilyMember(index, progress) {
   const name = family.names[index];
   const source = { kind: 'url', base: fileUrl(family.base, name) };
-  const files = await modelFiles(source, (p) => post(EVENT.EXPERIMENT_MODEL, { name, ...p }));
-  lab.loadExperimentModel(index, ...files);
+  const files = await modelFiles(source, (p) => progress({ name, ...p }));
+  lab.loadFamilyMember(index, ...files);
 }
 
 /**
@@ -180,7 +183,7 @@ function handOutJobs() {
     const taken = lab.experimentTakeJob();
     if (!taken) return;
     const { generation } = jobs;
-    const away = pool.runJob(helper, taken.task, taken.job).then((result) => {
+    const away = pool.runJob(helper, taken.task, taken.job, family).then((result) => {
       jobs.answers.push({ generation, index: taken.job.index, result });
     });
     jobs.away.add(away);
@@ -207,7 +210,7 @@ async function experimentStep() {
   if (!experimenting) return;
   handOutJobs();
   const needed = lab.experimentModelNeeded();
-  if (needed !== undefined) await loadFamilyMember(needed);
+  if (needed !== undefined) await loadFamilyMember(needed, (p) => post(EVENT.EXPERIMENT_MODEL, p));
   const progress = await lab.experimentStep();
   // Every run left is on a helper: wait for one to answer (unless one did meanwhile).
   if (!progress.waiting) reportExperiment(progress);
@@ -352,8 +355,11 @@ const handlers = {
   [REQUEST.TIME_PARTS]: ({ parts, steps }) => lab.timeParts(parts, steps),
   [REQUEST.PART]: ({ prompt, shape, rows }) => lab.partGradient(prompt, shape, rows),
   [REQUEST.EVAL_PART]: ({ prompt, nVirtual, kind, examples }) => lab.evalPart(prompt, nVirtual, kind, examples),
-  async [REQUEST.JOB]({ task, job }) {
+  async [REQUEST.JOB]({ task, job, family: jobFamily }) {
     jobCancelled = false;
+    family = jobFamily;
+    const needed = lab.jobModelNeeded(job);
+    if (needed !== undefined) await loadFamilyMember(needed, () => {});
     lab.startJob(task, job);
     for (;;) {
       const result = await lab.jobStep();

@@ -194,7 +194,7 @@ async function poolProjection({ one, two }) {
 
 /**
  * Each experiment's wall time (defaults, sentiment) with 1 engine and with 2 (the pool's helper
- * takes whole trainings), alternated: `names` (all of them but scale, which stays on one engine).
+ * takes whole trainings; scale's on the family member each names), alternated: `names`.
  */
 async function poolExperiments(names) {
   for (const name of names) {
@@ -289,7 +289,7 @@ async function webgpu() {
 
 try {
   const only = ['real', 'pool', 'pool-runs', 'pool-experiments'].find((a) => process.argv.includes(a));
-  const names = ['prompt-length', 'init', 'transfer', 'text-vs-soft', 'ensemble'];
+  const names = ['prompt-length', 'init', 'transfer', 'text-vs-soft', 'ensemble', 'scale'];
   const asked = names.filter((n) => process.argv.includes(n));
   if (only === 'pool-experiments') await poolExperiments(asked.length ? asked : names);
   if (!only) {

@@ -276,13 +276,22 @@ test('experiments: text against soft runs with progress, a chart, a table and do
   }, { acceptDownloads: true });
 });
 
-test('scale, short: the family is fetched as the experiment reaches each size, the engine\'s tables and reading are shown, the chart is on parameters', async () => {
-  await withPage('?backend=cpu&workers=1&task=sentiment&exp=scale&exp_steps=2&exp_seeds=1', async (page) => {
+test('scale, short, on a pool of 2: the family is fetched as the experiment reaches each size, the helper takes trainings on them, the engine\'s tables and reading are shown, the chart is on parameters', async () => {
+  await withPage('?backend=cpu&workers=2&task=sentiment&exp=scale&exp_steps=2&exp_seeds=1', async (page) => {
     assert.match(await text(page, '#exp-finding'), /bundled model's family \(wordnet-gpt-xs, wordnet-gpt-s, wordnet-gpt;/);
     const fetched = [];
     page.on('request', (r) => { if (r.url().includes('/models/wordnet-gpt-')) fetched.push(r.url().split('/models/')[1]); });
+    await page.waitForSelector('#backend-badge[data-workers="2"]', { timeout: 120_000 });
+    // The status says while a training is on the helper; it may last less than a poll.
+    await page.evaluate(() => {
+      const status = document.querySelector('#exp-status');
+      new MutationObserver(() => {
+        if (/more on helper engines/.test(status.textContent)) status.dataset.sawHelper = '';
+      }).observe(status, { childList: true, characterData: true, subtree: true });
+    });
     await page.click('#exp-run');
     await page.waitForSelector('#exp-status[data-done="scale"]', { timeout: 120_000 });
+    assert.equal(await page.locator('#exp-status').getAttribute('data-saw-helper'), '', 'a training went to the helper');
     assert.ok(['wordnet-gpt-xs/model.safetensors', 'wordnet-gpt-s/model.safetensors'].every((f) => fetched.includes(f)), fetched.join(' '));
     const tables = await page.locator('#exp-table table').evaluateAll((ts) => ts.map((t) => [...t.rows].map((r) => [...r.cells].map((c) => c.textContent))));
     assert.equal(tables.length, 3, 'the arms, Figure 1\'s table, what each method changed (src/report.rs)');
