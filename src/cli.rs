@@ -620,7 +620,7 @@ fn sweep_scale(a: &SweepArgs, task: Task) -> Result<()> {
             loaded = Some((k, load_model(&a.family[k])?));
         }
         let (_, lm) = loaded.as_ref().expect("loaded above");
-        pollster::block_on(experiment.step(lm))
+        pollster::block_on(experiment.step(lm, None))
     })?;
     print!("{}", markdown(&summary, started.elapsed().as_secs_f64()));
     Ok(())

@@ -15,11 +15,11 @@ use crate::footprint::{Base, Footprint};
 use crate::generate::Prompting;
 use crate::loader::LoadedModel;
 use crate::model_tuning::{ModelTuningConfig, ModelTuningRun};
+use crate::pool::{Helpers, pooled_evaluate};
 use crate::run::Run;
 use crate::settings::Settings;
 use crate::soft_prompt::SoftPrompt;
 use crate::tasks::Task;
-use crate::train::StepStats;
 
 /// What a job trains: a soft prompt on the frozen model, or (scale's comparison) every weight
 /// of a copy of it.
@@ -109,12 +109,21 @@ impl JobRun {
     }
 
     /// One training step on `lm` (the model the job names); the last one ends in the held-out
-    /// evaluation and the job's result.
-    pub async fn step(&mut self, lm: &LoadedModel, task: &Task) -> Result<Option<JobResult>> {
+    /// evaluation and the job's result. A prompt tuning's steps and evaluations are shared with
+    /// `helpers` (engines holding the same model: idle ones of the page's pool) when given.
+    pub async fn step(
+        &mut self,
+        lm: &LoadedModel,
+        task: &Task,
+        helpers: Option<&dyn Helpers>,
+    ) -> Result<Option<JobResult>> {
         if self.job.model.is_some() && self.base.is_none() {
             self.base = Some(Base::of(&lm.model).await?);
         }
-        let stats = self.train(lm).await?;
+        let stats = match &mut self.training {
+            Training::Prompt(run) => run.step(lm, helpers).await?,
+            Training::Model(run) => run.step(lm).await?,
+        };
         let steps = self.job.settings.steps;
         let curve_due = self
             .job
@@ -124,12 +133,24 @@ impl JobRun {
             return Ok(None);
         }
         // Model tuning is evaluated on its tuned copy with no prompt, as it was trained.
-        let (tuned, prompting) = match &self.training {
-            Training::Prompt(run) => (None, Prompting::soft(run.trainer.prompt.values())),
-            Training::Model(run) => (Some(run.tuned(lm)), Prompting::text("")),
+        let tuned = match &self.training {
+            Training::Prompt(_) => None,
+            Training::Model(run) => Some(run.tuned(lm)),
         };
         let evaluated = tuned.as_ref().unwrap_or(lm);
-        let report = evaluate(evaluated, &prompting, &task.test, &task.kind).await?;
+        let report = match (&self.training, helpers) {
+            (Training::Prompt(run), Some(h)) => {
+                let prompt = run.trainer.prompt.values();
+                pooled_evaluate(lm, prompt, &task.test, &task.kind, h).await?
+            }
+            (Training::Prompt(run), None) => {
+                let prompting = Prompting::soft(run.trainer.prompt.values());
+                evaluate(lm, &prompting, &task.test, &task.kind).await?
+            }
+            (Training::Model(_), _) => {
+                evaluate(evaluated, &Prompting::text(""), &task.test, &task.kind).await?
+            }
+        };
         let accuracy = report.accuracy();
         if curve_due {
             self.curve.push((stats.step, accuracy));
@@ -166,11 +187,13 @@ impl JobRun {
         }))
     }
 
-    async fn train(&mut self, lm: &LoadedModel) -> Result<StepStats> {
-        match &mut self.training {
-            Training::Prompt(run) => run.step(lm, None).await,
-            Training::Model(run) => run.step(lm).await,
-        }
+    /// Training steps still to take.
+    pub fn steps_left(&self) -> usize {
+        let done = match &self.training {
+            Training::Prompt(run) => run.trainer.step,
+            Training::Model(run) => run.tuner.step,
+        };
+        self.job.settings.steps.saturating_sub(done)
     }
 
     /// Numbers the run trains: the prompt's, or every weight of the model's copy.

@@ -695,8 +695,10 @@ impl Session {
                 });
             }
         };
+        // Helpers hold the session's model: not a family member's.
+        let helpers = self.helpers.as_deref().filter(|_| member.is_none());
         let experiment = self.experiment.as_mut().ok_or_else(no_experiment)?;
-        let progress = experiment.step(lm).await?;
+        let progress = experiment.step(lm, helpers).await?;
         if progress.done.is_some() {
             self.family_model = None;
         }
@@ -742,7 +744,7 @@ impl Session {
             what: "the job",
             todo: "start it first",
         })?;
-        let result = run.step(self.model_for(member)?, &task).await?;
+        let result = run.step(self.model_for(member)?, &task, None).await?;
         if result.is_none() {
             self.job = Some((task, member, run));
         }

@@ -260,19 +260,19 @@ impl Lab {
         Ok(out)
     }
 
-    /// Shares each training step's batch with `count` helper engines through `compute`
-    /// (`(prompt: Float32Array, shape, parts: string) => Promise<Array<{loss, grad} | null>>`,
-    /// www/pool.js); a count of 0 trains alone.
+    /// Shares each training step's batch with the helper engines free at the time (`idle`:
+    /// `() => number`) through `compute` (`(prompt: Float32Array, shape, parts: string) =>
+    /// Promise<Array<{loss, grad} | null>>`, www/pool.js), and held-out scoring through
+    /// `evaluate`; while none is free this engine trains alone.
     #[wasm_bindgen(js_name = setHelpers)]
     pub fn set_helpers(
         &mut self,
         compute: js_sys::Function,
         evaluate: js_sys::Function,
-        count: usize,
+        idle: js_sys::Function,
     ) -> Result<(), JsValue> {
-        let helpers =
-            (count > 0).then(|| Box::new(JsHelpers::new(compute, evaluate, count)) as Box<_>);
-        self.session_mut()?.set_helpers(helpers);
+        let helpers = JsHelpers::new(compute, evaluate, idle);
+        self.session_mut()?.set_helpers(Some(Box::new(helpers)));
         Ok(())
     }
 

@@ -11,15 +11,16 @@ use crate::tasks::{Example, TaskKind};
 pub struct JsHelpers {
     compute: Function,
     evaluate: Function,
-    count: usize,
+    /// `() => number`: the helpers free now (those on an experiment's job are not).
+    idle: Function,
 }
 
 impl JsHelpers {
-    pub fn new(compute: Function, evaluate: Function, count: usize) -> Self {
+    pub fn new(compute: Function, evaluate: Function, idle: Function) -> Self {
         Self {
             compute,
             evaluate,
-            count,
+            idle,
         }
     }
 
@@ -72,7 +73,8 @@ fn part_result(value: JsValue) -> Option<PartResult> {
 
 impl Helpers for JsHelpers {
     fn count(&self) -> usize {
-        self.count
+        let idle = self.idle.call0(&JsValue::NULL).ok();
+        idle.and_then(|n| n.as_f64()).map_or(0, |n| n as usize)
     }
 
     fn compute<'a>(

@@ -458,7 +458,7 @@ fn scale_runs_three_methods_on_each_model_of_a_family() {
     let summary = loop {
         let k = e.model_needed().unwrap();
         needed.push(k);
-        let p = block_on(e.step(&family[k])).unwrap();
+        let p = block_on(e.step(&family[k], None)).unwrap();
         // 2 models × (2 prompt tunings + 2 model tunings) × 3 steps.
         assert_eq!(p.steps_total, 24);
         if let Some(done) = p.done {

@@ -2,19 +2,20 @@
 // copy of the frozen model, taking a part of every training step's batch (src/pool.rs). No shared
 // memory and no cross-origin isolation: parts and gradients travel as messages. Helpers join when
 // their model has loaded (training starts without them) and leave when they die; the engine
-// computes a dead helper's part itself. Held-out evaluations split the same way, by example. During an experiment each helper runs whole trainings
-// (jobs) instead: one at a time, handed back to the engine if the helper dies.
+// computes a dead helper's part itself. Held-out evaluations split the same way, by example.
+// During an experiment each helper runs whole trainings (jobs) instead, one at a time, handed
+// back to the engine if the helper dies; a helper with no job to take shares the engine's own
+// training steps (parts go to free helpers only).
 import { LabClient } from './lab-client.js';
 import { EVENT, REQUEST } from './protocol.js';
 
 export class Pool {
   /**
-   * `onChange(count)`: the number of helpers taking parts changed; `onMemory()`: a helper's
-   * memory grew (`memory()` says each one's).
+   * `onChange()`: a helper joined or left, or its memory grew (`ready` and `memory()` say how
+   * things stand).
    */
-  constructor(onChange, onMemory) {
+  constructor(onChange) {
     this.onChange = onChange;
-    this.onMemory = onMemory;
     this.ready = [];
     /** Each helper's wasm memory in bytes, as it last reported. */
     this.bytes = new Map();
@@ -36,7 +37,7 @@ export class Pool {
       await client.request(REQUEST.LOAD_MODEL, { source });
       if (!this.all.has(client)) return; // stopped while it loaded
       this.ready.push(client);
-      this.onChange(this.ready.length);
+      this.onChange();
     } catch {
       this.drop(client);
     }
@@ -46,7 +47,7 @@ export class Pool {
   heard(client, msg) {
     if (msg.type !== EVENT.MEMORY) return;
     this.bytes.set(client, msg.wasmBytes);
-    if (this.ready.includes(client)) this.onMemory();
+    if (this.ready.includes(client)) this.onChange();
   }
 
   /** The wasm memory of each helper taking parts, in bytes. */
@@ -62,7 +63,7 @@ export class Pool {
     const i = this.ready.indexOf(client);
     if (i >= 0) {
       this.ready.splice(i, 1);
-      this.onChange(this.ready.length);
+      this.onChange();
     }
   }
 
@@ -71,7 +72,7 @@ export class Pool {
    * or null for a part whose helper failed (dropped; the engine computes that part).
    */
   send(type, parts, fields) {
-    const helpers = this.ready.slice(0, parts.length);
+    const helpers = this.idle().slice(0, parts.length);
     return Promise.all(parts.map((part, i) => {
       const helper = helpers[i];
       if (!helper) return null;
@@ -90,7 +91,10 @@ export class Pool {
   evaluate = (prompt, nVirtual, kind, partsJson) => this.send(REQUEST.EVAL_PART, JSON.parse(partsJson),
     (examples) => ({ prompt, nVirtual, kind, examples: JSON.stringify(examples) }));
 
-  /** Helpers free to take a job. */
+  /** The engine's count of helpers to share a step with: those free now. */
+  idleCount = () => this.idle().length;
+
+  /** Helpers free to take a job or a part (not on a job). */
   idle() {
     return this.ready.filter((h) => !this.busy.has(h));
   }

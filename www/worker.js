@@ -139,14 +139,12 @@ function startPool(source, params) {
   const size = engineBackend === 'cpu' ? poolSize(params) : 1;
   postPool(size);
   if (size < 2) return;
-  const current = new Pool((count) => {
-    if (pool !== current) return;
-    enqueue(() => lab.setHelpers(current.compute, current.evaluate, count)).catch(() => {});
-    postPool(size);
-  }, () => {
+  const current = new Pool(() => {
     if (pool === current) postPool(size);
   });
   pool = current;
+  // The engine asks the pool how many helpers are free at each step (none until one joins).
+  enqueue(() => lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
   current.start(size - 1, source);
 }
 
