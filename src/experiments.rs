@@ -891,6 +891,40 @@ mod tests {
     use super::*;
     use crate::tasks::Example;
 
+    /// With nothing in progress here, the last waiting prompt tuning stays for this engine (the
+    /// free helpers share its steps); scale's trainings on a family go out to the last one
+    /// (helpers cannot share steps on a model they do not hold).
+    #[test]
+    fn the_last_waiting_training_stays_here_unless_helpers_cannot_share_it() {
+        let task = Task {
+            name: "t".into(),
+            kind: TaskKind::Generate,
+            train: vec![Example {
+                input: "x ->".into(),
+                output: " a".into(),
+            }],
+            test: Vec::new(),
+            text_prompt: "say".into(),
+        };
+        let ensemble = ExperimentConfig::new(ExperimentName::Ensemble, Settings::default());
+        let mut e = Experiment::new(ensemble, task.clone(), None).unwrap();
+        let taken: Vec<usize> = std::iter::from_fn(|| Some(e.take_job()?.0.index)).collect();
+        assert_eq!(taken, [0, 1], "prompt 3 (and the vote) stay here");
+        let scale = ExperimentConfig {
+            models: vec!["s".into(), "m".into()],
+            seeds: 1,
+            ..ExperimentConfig::new(ExperimentName::Scale, Settings::default())
+        };
+        let mut e = Experiment::new(scale, task, None).unwrap();
+        let taken: Vec<(usize, Option<usize>)> =
+            std::iter::from_fn(|| e.take_job().map(|(j, _)| (j.index, j.model))).collect();
+        // Each model: text prompt (here), prompt tuning, model tuning.
+        assert_eq!(
+            taken,
+            [(1, Some(0)), (2, Some(0)), (4, Some(1)), (5, Some(1))]
+        );
+    }
+
     #[test]
     fn the_majority_vote_counts_answers_and_breaks_ties_by_the_first_prompt() {
         let ex = |o: &str| Example {
