@@ -172,6 +172,13 @@ enum RunKind {
     Vote,
 }
 
+impl RunKind {
+    /// A training (a job another engine could run), not a text prompt's scoring or the vote.
+    fn trains(&self) -> bool {
+        matches!(self, Self::Train { .. } | Self::ModelTune(_))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct RunSpec {
     arm: usize,
@@ -573,11 +580,7 @@ impl Experiment {
     }
 
     fn steps_total(&self) -> usize {
-        self.plan
-            .iter()
-            .filter(|r| matches!(r.kind, RunKind::Train { .. } | RunKind::ModelTune(_)))
-            .count()
-            * self.config.steps
+        self.plan.iter().filter(|r| r.kind.trains()).count() * self.config.steps
     }
 
     pub fn finished(&self) -> bool {
@@ -618,12 +621,11 @@ impl Experiment {
     /// A training another engine can do now, handed over with the task it trains on (it is not
     /// run here unless `job_failed` gives it back). On a family (scale) the job names its model.
     pub fn take_job(&mut self) -> Option<(Job, &Task)> {
-        let (i, job) = (0..self.plan.len())
-            .filter(|&i| self.ready(i))
-            .find_map(|i| Some((i, self.job(i)?)))?;
+        let i = (0..self.plan.len()).find(|&i| self.ready(i) && self.plan[i].kind.trains())?;
         if self.keep_here(i) {
             return None;
         }
+        let job = self.job(i)?;
         let task = task_for(&self.task, self.source.as_ref(), &self.plan[i].kind).ok()?;
         self.status[i] = Status::Away;
         Some((job, task))
@@ -634,11 +636,11 @@ impl Experiment {
     /// model; ~1.24× faster on two engines), where a helper would run it alone — it ends sooner
     /// unless this engine has more than a fifth of a run left.
     fn keep_here(&self, i: usize) -> bool {
-        let training = |j: usize| matches!(self.plan[j].kind, RunKind::Train { .. });
+        let prompt_tuning = matches!(self.plan[i].kind, RunKind::Train { .. });
         let others = (0..self.plan.len())
-            .any(|j| j != i && self.status[j] == Status::Waiting && self.job(j).is_some());
+            .any(|j| j != i && self.status[j] == Status::Waiting && self.plan[j].kind.trains());
         let left_here = self.current.as_ref().map_or(0, |c| c.run.steps_left());
-        !others && !self.on_family() && training(i) && left_here * 5 <= self.config.steps
+        !others && !self.on_family() && prompt_tuning && left_here * 5 <= self.config.steps
     }
 
     /// Run `index` as a job, when it is a training (text prompts and the vote are not).

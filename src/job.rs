@@ -138,16 +138,12 @@ impl JobRun {
             Training::Model(run) => Some(run.tuned(lm)),
         };
         let evaluated = tuned.as_ref().unwrap_or(lm);
-        let report = match (&self.training, helpers) {
-            (Training::Prompt(run), Some(h)) => {
+        let report = match &self.training {
+            Training::Prompt(run) => {
                 let prompt = run.trainer.prompt.values();
-                pooled_evaluate(lm, prompt, &task.test, &task.kind, h).await?
+                pooled_evaluate(lm, prompt, &task.test, &task.kind, helpers).await?
             }
-            (Training::Prompt(run), None) => {
-                let prompting = Prompting::soft(run.trainer.prompt.values());
-                evaluate(lm, &prompting, &task.test, &task.kind).await?
-            }
-            (Training::Model(_), _) => {
+            Training::Model(_) => {
                 evaluate(evaluated, &Prompting::text(""), &task.test, &task.kind).await?
             }
         };

@@ -197,19 +197,21 @@ pub async fn evaluate_part(
 /// Held-out predictions with the soft prompt `prompt`, the examples split evenly between the
 /// helpers and this engine (an example's answer does not depend on the rows scored with it, so
 /// the answers are one engine's); this engine takes the last part; a part whose helper failed
-/// is scored here too.
+/// is scored here too. With no helpers (or none free) this engine scores them all.
 pub async fn pooled_evaluate(
     lm: &LoadedModel,
     prompt: Tensor<2>,
     examples: &[Example],
     kind: &TaskKind,
-    helpers: &dyn Helpers,
+    helpers: Option<&dyn Helpers>,
 ) -> Result<EvalReport> {
-    let engines = (helpers.count() + 1).clamp(1, examples.len().max(1));
+    let count = helpers.map_or(0, |h| h.count());
+    let engines = (count + 1).clamp(1, examples.len().max(1));
     let parts: Vec<&[Example]> = examples
         .chunks(examples.len().div_ceil(engines).max(1))
         .collect();
-    let Some((here, sent)) = parts.split_last().filter(|(_, sent)| !sent.is_empty()) else {
+    let split = parts.split_last().filter(|(_, sent)| !sent.is_empty());
+    let (Some(helpers), Some((here, sent))) = (helpers, split) else {
         return evaluate(lm, &Prompting::soft(prompt), examples, kind).await;
     };
     let [n_virtual, _] = prompt.dims();

@@ -219,6 +219,23 @@ fn no_prompt() -> Error {
     }
 }
 
+/// The model a step runs on: family member `member` (which must be held), or the session's own.
+/// (A free function: callers borrow these fields beside the experiment they step.)
+fn model_for<'a>(
+    lm: &'a LoadedModel,
+    family: &'a Option<(usize, LoadedModel)>,
+    member: Option<usize>,
+) -> Result<&'a LoadedModel> {
+    match (family, member) {
+        (_, None) => Ok(lm),
+        (Some((held, held_lm)), Some(k)) if *held == k => Ok(held_lm),
+        _ => Err(Error::NotReady {
+            what: "the family member to run on",
+            todo: "load the model it needs first",
+        }),
+    }
+}
+
 fn hex(v: u64) -> String {
     format!("{v:016x}")
 }
@@ -559,8 +576,9 @@ impl Session {
     /// the helpers, when there are some).
     pub async fn evaluate(&self, how: Conditioning) -> Result<EvalReport> {
         let task = self.task()?;
-        if let (Conditioning::SoftPrompt, Some(helpers)) = (how, self.helpers.as_deref()) {
+        if let Conditioning::SoftPrompt = how {
             let prompt = self.run()?.run.trainer.prompt.values();
+            let helpers = self.helpers.as_deref();
             return pooled_evaluate(&self.lm, prompt, &task.test, &task.kind, helpers).await;
         }
         evaluate(&self.lm, &self.prompting(how)?, &task.test, &task.kind).await
@@ -668,33 +686,12 @@ impl Session {
         self.family_model = model;
     }
 
-    /// The model a step runs on: family member `member` (which must be held), or the session's.
-    fn model_for(&self, member: Option<usize>) -> Result<&LoadedModel> {
-        match (&self.family_model, member) {
-            (_, None) => Ok(&self.lm),
-            (Some((held, lm)), Some(k)) if *held == k => Ok(lm),
-            _ => Err(Error::NotReady {
-                what: "the family member to run on",
-                todo: "load the model it needs first",
-            }),
-        }
-    }
-
     /// One step of the experiment in progress, on this session's model or (scale) on the family
     /// member it needs.
     pub async fn experiment_step(&mut self) -> Result<ExperimentProgress> {
         let experiment = self.experiment.as_ref().ok_or_else(no_experiment)?;
         let member = experiment.model_needed().filter(|_| experiment.on_family());
-        let lm = match &self.family_model {
-            Some((held, lm)) if member == Some(*held) => lm,
-            _ if member.is_none() => &self.lm,
-            _ => {
-                return Err(Error::NotReady {
-                    what: "the experiment's next model",
-                    todo: "load the model it needs first",
-                });
-            }
-        };
+        let lm = model_for(&self.lm, &self.family_model, member)?;
         // Helpers hold the session's model: not a family member's.
         let helpers = self.helpers.as_deref().filter(|_| member.is_none());
         let experiment = self.experiment.as_mut().ok_or_else(no_experiment)?;
@@ -732,7 +729,7 @@ impl Session {
             self.family_model = None;
         }
         let member = job.model;
-        let run = JobRun::start(self.model_for(member)?, &task, job)?;
+        let run = JobRun::start(model_for(&self.lm, &self.family_model, member)?, &task, job)?;
         self.job = Some((task, member, run));
         Ok(())
     }
@@ -744,7 +741,8 @@ impl Session {
             what: "the job",
             todo: "start it first",
         })?;
-        let result = run.step(self.model_for(member)?, &task, None).await?;
+        let lm = model_for(&self.lm, &self.family_model, member)?;
+        let result = run.step(lm, &task, None).await?;
         if result.is_none() {
             self.job = Some((task, member, run));
         }

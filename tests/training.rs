@@ -342,7 +342,7 @@ fn a_pool_of_engines_scores_held_out_examples_as_one_engine() {
                 prompt.values(),
                 &test,
                 &kind,
-                &helpers,
+                Some(&helpers),
             ))
             .unwrap();
             assert_eq!(
