@@ -2,7 +2,8 @@
 # Soft Prompt Lab build entry point.
 #   ./build.sh serve   set up, build the page (release wasm + JS libraries) into www/, serve it
 #   ./build.sh         set up, build the page and the native command line
-#   ./build.sh test    set up, run every test: native (cargo test) and the page in headless Chromium
+#   ./build.sh test    set up, run every test: native (cargo test), the page in headless Chromium, and
+#                      the cross-engine subset in Chromium, Firefox ESR and WebKit
 #   ./build.sh test-gpu  the parity fixtures on native wgpu with fusion (lavapipe: no GPU needed)
 #   ./build.sh dist    set up, build the page, and make dist/: the site for any static host (tools/dist.mjs)
 #   ./build.sh bench   the speed figures, ours against PyTorch + PEFT and the page's: BENCHMARKS.md
@@ -61,6 +62,12 @@ browser() {
   apt_install chromium
 }
 
+engines() {
+  # The cross-engine subset (tests/e2e/engines.test.mjs) also runs in Debian's Firefox ESR and in
+  # WebKit (WebKitWebDriver with its MiniBrowser, on a virtual display).
+  apt_install chromium firefox-esr webkit2gtk-driver xvfb xauth
+}
+
 lavapipe() {
   # Mesa's CPU Vulkan driver: native wgpu finds it as an adapter, so the GPU tests need no GPU.
   apt_install mesa-vulkan-drivers libvulkan1
@@ -83,7 +90,7 @@ run_tests() {
   # The reader's way in (examples/train_bundled.rs) must keep working: built and run.
   timed "example" cargo run --example train_bundled
   timed "page build" build_page
-  timed "chromium" browser
+  timed "browsers" engines
   timed "page tests" node --test --test-concurrency=1 tests/e2e/
   # CI keeps under 45 minutes from nothing: where the time went, at the end of the log.
   echo "time by phase: $(IFS=,; echo "${phases[*]}" | sed 's/,/, /g')"

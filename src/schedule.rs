@@ -10,13 +10,17 @@ pub const PROMPT_EVERY: usize = 5;
 /// Held-out evaluation and prompt snapshots may take this share of a run's time (the page's
 /// target is 15%: the evaluation forced at the last step comes on top).
 pub const OVERHEAD_SHARE: f64 = 0.13;
+/// A time-share run is evaluated at least this often, whatever an evaluation costs: the curve
+/// must show some held-out points even where evaluations are slow against steps (a pool of
+/// engines on fewer cores made one evaluation cost more than the whole run's share).
+pub const MIN_EVALS: usize = 4;
 
 /// How often the held-out set is evaluated during a run (always at its last step).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum EvalCadence {
     /// Whenever the time spent looking (evaluations and snapshots, the next evaluation included)
     /// stays within this share of the run's time: the first evaluation comes at step 1, then
-    /// they spread out as far as they cost.
+    /// they spread out as far as they cost, but never more than a `MIN_EVALS`th of the run apart.
     TimeShare(f64),
     /// Every this many steps (0: only at the end).
     Every(usize),
@@ -36,6 +40,8 @@ pub struct Schedule {
     training: Duration,
     overhead: Duration,
     last_eval: Duration,
+    /// The step of the last evaluation (0: none yet).
+    last_eval_step: usize,
 }
 
 impl Schedule {
@@ -46,6 +52,7 @@ impl Schedule {
             training: Duration::ZERO,
             overhead: Duration::ZERO,
             last_eval: Duration::ZERO,
+            last_eval_step: 0,
         }
     }
 
@@ -57,9 +64,10 @@ impl Schedule {
         self.overhead += took;
     }
 
-    pub fn record_eval(&mut self, took: Duration) {
+    pub fn record_eval(&mut self, step: usize, took: Duration) {
         self.overhead += took;
         self.last_eval = took;
+        self.last_eval_step = step;
     }
 
     pub fn finished(&self, step: usize) -> bool {
@@ -79,7 +87,9 @@ impl Schedule {
             EvalCadence::TimeShare(share) => {
                 // The next evaluation is assumed to cost what the last one did.
                 let looking = (self.overhead + self.last_eval).as_secs_f64();
-                looking <= share * (self.training.as_secs_f64() + looking)
+                let within_share = looking <= share * (self.training.as_secs_f64() + looking);
+                let gap = (self.target / MIN_EVALS).max(1);
+                within_share || step >= self.last_eval_step + gap
             }
         }
     }
@@ -120,13 +130,29 @@ mod tests {
             s.record_step(10 * MS);
             if s.eval_due(step) {
                 evals.push(step);
-                s.record_eval(100 * MS);
+                s.record_eval(step, 100 * MS);
             }
         }
         assert_eq!(evals[0], 1);
         assert_eq!(*evals.last().unwrap(), 1000, "always at the end");
         assert!(s.overhead_share() <= 0.16, "{}", s.overhead_share());
         assert!(evals.len() >= 5, "{evals:?}");
+    }
+
+    #[test]
+    fn costly_evaluations_still_come_a_few_times_a_run() {
+        // Evaluations of 2 s against steps of 10 ms: the share alone would allow only the first
+        // (step 1) and the last; the run still gets one every quarter (the page's curve).
+        let mut s = Schedule::new(200, EvalCadence::TimeShare(0.13));
+        let mut evals = Vec::new();
+        for step in 1..=200 {
+            s.record_step(10 * MS);
+            if s.eval_due(step) {
+                evals.push(step);
+                s.record_eval(step, 2000 * MS);
+            }
+        }
+        assert_eq!(evals, [1, 51, 101, 151, 200]);
     }
 
     #[test]

@@ -380,16 +380,18 @@ impl Session {
 
     /// Median milliseconds of a default-sized training step on this session's device: `steps`
     /// timed steps after one warm-up, on a throwaway prompt and the timing rows (the user's run
-    /// is not touched). Backend "auto" compares the backends with it.
+    /// is not touched), shared with the idle helpers as a training step is. Backend "auto"
+    /// compares the backends with it; the page's pool compares its sizes with it.
     pub async fn time_steps(&self, steps: usize) -> Result<f64> {
         let settings = Settings::default();
         let mut sampler = Sampler::new(self.timing_rows(), 0)?;
         let mut trainer = Trainer::new(self.timing_prompt()?, settings.train_config());
+        let helpers = self.helpers.as_deref();
         let mut times = Vec::new();
         for i in 0..=steps.max(1) {
             let t = Instant::now();
             trainer
-                .step_next(&self.lm, &mut sampler, settings.batch, None)
+                .step_next(&self.lm, &mut sampler, settings.batch, helpers)
                 .await?;
             if i > 0 {
                 times.push(ms_since(t));
@@ -504,7 +506,7 @@ impl Session {
             let view = EvalView::from(self.evaluate(Conditioning::SoftPrompt).await?);
             let accuracy = view.accuracy;
             let run = self.run.as_mut().ok_or_else(no_prompt)?;
-            run.schedule.record_eval(t.elapsed());
+            run.schedule.record_eval(step, t.elapsed());
             run.evaluated = Some((step, view));
             (Some(accuracy), Some(ms_since(t)))
         } else {

@@ -329,8 +329,8 @@ impl Lab {
             .map_err(js_error)
     }
 
-    /// Median ms of a default-sized training step on this backend (`Session::time_steps`):
-    /// backend "auto" times both backends with it.
+    /// Median ms of a default-sized training step on this backend, shared with the idle
+    /// helpers (`Session::time_steps`): backend "auto" and the pool's sizing time with it.
     #[wasm_bindgen(js_name = timeSteps)]
     pub async fn time_steps(&self, steps: usize) -> Result<f64, JsValue> {
         self.session()?.time_steps(steps).await.map_err(js_error)

@@ -148,7 +148,7 @@ function showBackend(used) {
  * The engines training together on the CPU path (this worker and its helpers), on the badge; a
  * helper that stops (the count falls while as many were wanted) is said in a note.
  */
-function showPool({ workers, wanted, helperBytes }) {
+function showPool({ workers, wanted, why, helperBytes }) {
   const badge = $('backend-badge');
   const before = Number(badge.dataset.workers);
   if (workers < before && Number(badge.dataset.wanted) === wanted) {
@@ -157,6 +157,9 @@ function showPool({ workers, wanted, helperBytes }) {
   badge.dataset.workers = workers;
   badge.dataset.wanted = wanted;
   badge.textContent = wanted > 1 ? `${badge.dataset.base} · ${workers} workers` : badge.dataset.base;
+  // How many engines the CPU path runs, and why (measured, asked for, or what the device allows).
+  $('pool-note').hidden = !why;
+  $('pool-note').textContent = why ? `Engines: ${why}.` : '';
   rt.set({ helperBytes });
 }
 

@@ -2,10 +2,15 @@
 
 export const $ = (id) => document.getElementById(id);
 
-/** Shows an error `{message, line?}` in `el`, or hides `el` when there is none. */
+/**
+ * Shows an error `{message, line?}` in `el`, or hides `el` when there is none. `line` is a task
+ * file's line, from the engine; a JavaScript Error's own `line` (JavaScriptCore's: where the
+ * Error was made) is never shown.
+ */
 export function showError(el, e) {
   el.hidden = !e;
-  el.textContent = e ? (e.line ? `Line ${e.line}: ${e.message}` : e.message ?? String(e)) : '';
+  const line = e instanceof Error ? undefined : e?.line;
+  el.textContent = e ? (line ? `Line ${line}: ${e.message}` : e.message ?? String(e)) : '';
 }
 
 export function fmtCount(n) {

@@ -118,9 +118,7 @@ function concat(chunks, length) {
 
 /**
  * Reads `response`'s body into `sink`, reporting progress. With the size known, bytes go into one
- * buffer through a BYOB reader and one reused 1 MB scratch buffer: no chunk is allocated per read
- * (a 270 MB model's chunks would otherwise wait as garbage beside it). The scratch, not the whole
- * buffer, is handed to the stream: a dropped connection loses only it, and the download resumes.
+ * buffer of that size (`fillBuffer`); otherwise they are kept as chunks, joined at the end.
  */
 async function readBody(response, sink, onProgress) {
   const started = performance.now();
@@ -130,17 +128,7 @@ async function readBody(response, sink, onProgress) {
     onProgress(sink.loaded, sink.total, sink.total ? (sink.total - sink.loaded) / rate / 1000 : undefined);
   };
   if (sink.buffer) {
-    const reader = response.body.getReader({ mode: 'byob' });
-    let scratch = new ArrayBuffer(2 ** 20);
-    for (;;) {
-      const { done, value } = await reader.read(new Uint8Array(scratch));
-      if (done) break;
-      scratch = value.buffer; // a BYOB read hands the buffer back, moved
-      if (sink.loaded + value.byteLength > sink.total) throw fileError(`${response.url} is longer than the ${sink.total} bytes its server announced`);
-      sink.buffer.set(value, sink.loaded);
-      sink.loaded += value.byteLength;
-      progress();
-    }
+    await fillBuffer(response, sink, progress);
     return;
   }
   const reader = response.body.getReader();
@@ -150,6 +138,44 @@ async function readBody(response, sink, onProgress) {
     sink.chunks.push(value);
     sink.loaded += value.byteLength;
     progress();
+  }
+}
+
+/**
+ * A BYOB reader where the engine has one (Chromium, Firefox): the bytes come through one reused
+ * 1 MB scratch buffer, so no chunk is allocated per read (a 270 MB model's chunks would otherwise
+ * wait as garbage beside it). The scratch, not the whole buffer, is handed to the stream: a
+ * dropped connection loses only it, and the download resumes. WebKit's fetch bodies are not byte
+ * streams (getReader({mode: 'byob'}) throws a TypeError before reading anything): there the
+ * default reader's chunks are copied into the same buffer.
+ */
+function byobReader(body) {
+  try {
+    return body.getReader({ mode: 'byob' });
+  } catch {
+    return null;
+  }
+}
+
+async function fillBuffer(response, sink, progress) {
+  const put = (value) => {
+    if (sink.loaded + value.byteLength > sink.total) throw fileError(`${response.url} is longer than the ${sink.total} bytes its server announced`);
+    sink.buffer.set(value, sink.loaded);
+    sink.loaded += value.byteLength;
+    progress();
+  };
+  const byob = byobReader(response.body);
+  if (!byob) {
+    const reader = response.body.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) put(r.value);
+    return;
+  }
+  let scratch = new ArrayBuffer(2 ** 20);
+  for (;;) {
+    const { done, value } = await byob.read(new Uint8Array(scratch));
+    if (done) break;
+    scratch = value.buffer; // a BYOB read hands the buffer back, moved
+    put(value);
   }
 }
 

@@ -22,11 +22,16 @@ export class Pool {
     this.all = new Set();
     /** Helpers running a job now. */
     this.busy = new Set();
+    /** At most this many helpers take parts and jobs (the worker lowers it to time smaller pools). */
+    this.limit = Infinity;
   }
 
-  /** Starts `count` helpers on the model `source` (the Cache API makes their fetch local). */
+  /**
+   * Starts `count` helpers on the model `source` (the Cache API makes their fetch local): resolves
+   * once each has joined or failed.
+   */
   start(count, source) {
-    for (let i = 0; i < count; i += 1) this.spawn(source);
+    return Promise.all(Array.from({ length: count }, () => this.spawn(source)));
   }
 
   async spawn(source) {
@@ -94,9 +99,14 @@ export class Pool {
   /** The engine's count of helpers to share a step with: those free now. */
   idleCount = () => this.idle().length;
 
-  /** Helpers free to take a job or a part (not on a job). */
+  /** Helpers free to take a job or a part (not on a job), within `limit`. */
   idle() {
-    return this.ready.filter((h) => !this.busy.has(h));
+    return this.ready.filter((h) => !this.busy.has(h)).slice(0, this.limit);
+  }
+
+  /** Keeps the first `count` helpers and stops the others (they did not make a step faster). */
+  keep(count) {
+    for (const helper of this.ready.slice(count)) this.drop(helper);
   }
 
   /**

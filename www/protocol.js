@@ -6,7 +6,7 @@
 //
 // Requests
 //   init          {backend: 'webgpu' | 'cpu', workers?, helper?} -> {backend, adapter}
-//                 workers: engines to train with on the CPU path (0: as cores and memory allow);
+//                 workers: engines to train with on the CPU path (0: as cores and memory allow, then measured);
 //                 helper: this worker is one of another's helper engines (www/pool.js)
 //   inspect       {source, batch, nVirtual}                   -> what the model will cost, before its weights are
 //                                                                 fetched (src/inspect.rs CheckpointSummary:
@@ -73,8 +73,9 @@
 //                 with its tables and, for scale, its reading (src/report.rs)
 //   experiment-model {name, file, loaded, total, secondsLeft?}  bytes of a family member's file (scale), fetched
 //                 through the model cache when the experiment reaches that model
-//   pool          {workers, wanted}       engines training together on the CPU path (this one and its
-//                                           helpers that have loaded), and how many were started
+//   pool          {workers, wanted, why}  engines training together on the CPU path (this one and its
+//                                           helpers that have loaded), how many are wanted, and why
+//                                           (the link's number, the device's limits, or a measured step)
 //   error         {id?, kind, message, line?, fatal, experiment?}
 //                 kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (kind GpuLost: the page
 //                 restarts it on the CPU; Panic, an engine crash: on the same backend). Every request

@@ -54,12 +54,14 @@ function crashError(e) {
 }
 
 function errorFields(e) {
-  // The engine's errors arrive as {kind, message, line?, fatal} (src/error.rs ErrorView).
-  if (e && typeof e === 'object' && 'kind' in e && 'message' in e) {
+  // The engine's errors arrive as plain objects {kind, message, line?, fatal} (src/error.rs
+  // ErrorView): only theirs name a task file's line.
+  if (e && typeof e === 'object' && !(e instanceof Error) && 'kind' in e && 'message' in e) {
     return { kind: e.kind, message: e.message, line: e.line, fatal: Boolean(e.fatal) };
   }
   if (e instanceof WebAssembly.RuntimeError) return crashError(e);
-  // model-files.js names a failed fetch's kind (File) on the Error.
+  // model-files.js names a failed fetch's kind (File) on the Error. An Error's own `line` is not
+  // passed on: JavaScriptCore puts the source line of `new Error` there.
   return { kind: e?.kind ?? 'Internal', message: e instanceof Error ? e.message : String(e), fatal: false };
 }
 
@@ -116,36 +118,99 @@ async function checkpointHead(source) {
 }
 
 /**
- * How many engines train: the page's number, else one per core while the model copies fit in
- * half the memory the device reports (each holds its weights in f32, an embedding copy and a
- * step's activations: about 2.5 times the f32 weights).
+ * How many engines may train, and why: the page's number, else one per core the browser reports
+ * while the model copies fit in half the memory the device reports (each holds its weights in
+ * f32, an embedding copy and a step's activations: about 2.5 times the f32 weights). `measure`:
+ * the size is only an upper bound, timed once the helpers have loaded (`measurePool`).
  */
 function poolSize(params) {
-  if (requestedWorkers > 0) return requestedWorkers;
+  if (requestedWorkers > 0) {
+    const n = requestedWorkers;
+    return { size: n, measure: false, why: `${engines(n)}, as the link's workers=${n} asks` };
+  }
   const cores = self.navigator.hardwareConcurrency || 1;
   const memory = ((self.navigator.deviceMemory || 4) * 2 ** 30) / 2;
-  return Math.max(1, Math.min(cores, Math.floor(memory / (params * 4 * 2.5))));
+  const fit = Math.max(1, Math.floor(memory / (params * 4 * 2.5)));
+  const size = Math.min(cores, fit);
+  if (size > 1) return { size, measure: true, why: `measuring whether ${size} engines make a step faster than one` };
+  const why = cores < 2 ? 'one engine: the browser reports one core' : 'one engine: a second copy of the model would not fit in half the memory the browser reports';
+  return { size, measure: false, why };
 }
 
+const engines = (n) => (n === 1 ? 'one engine' : `${n} engines`);
+
+/** The pool's size and why: what the page says of it. */
+let poolPlan = { wanted: 1, why: '' };
+
 /** The engines training together and each helper's memory (this engine's comes with each step). */
-function postPool(wanted) {
-  post(EVENT.POOL, { workers: (pool?.ready.length ?? 0) + 1, wanted, helperBytes: pool?.memory() ?? [] });
+function postPool() {
+  post(EVENT.POOL, { workers: (pool?.ready.length ?? 0) + 1, ...poolPlan, helperBytes: pool?.memory() ?? [] });
 }
 
 /** Helpers for the model just loaded, on the CPU path; they join as they finish loading. */
 function startPool(source, params) {
   pool?.stop();
   pool = null;
-  const size = engineBackend === 'cpu' ? poolSize(params) : 1;
-  postPool(size);
+  const { size, measure, why } = engineBackend === 'cpu' ? poolSize(params) : { size: 1, measure: false, why: '' };
+  poolPlan = { wanted: size, why };
+  postPool();
   if (size < 2) return;
   const current = new Pool(() => {
-    if (pool === current) postPool(size);
+    if (pool === current) postPool();
   });
   pool = current;
   // The engine asks the pool how many helpers are free at each step (none until one joins).
   enqueue(() => lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
-  current.start(size - 1, source);
+  const joined = current.start(size - 1, source);
+  if (measure) joined.then(() => measurePool(current));
+}
+
+/** Timed steps per pool size (after a warm-up step each): a few, as a large model's take seconds. */
+const POOL_TIMED_STEPS = 2;
+/** A pooled step must beat one engine's by this factor to be kept: helpers cost memory. */
+const POOL_MUST_BEAT = 0.95;
+
+/**
+ * Times a training step on one engine and on the pool at halving sizes, and keeps the fastest
+ * (the browser's core count is not taken on trust: WebKit reported 4 on a 2-core machine, where
+ * 4 engines made a run 1.7 times slower). Waits while the helpers run an experiment's jobs.
+ */
+async function measurePool(current) {
+  const retry = () => setTimeout(() => measurePool(current), 1000);
+  await enqueue(async () => {
+    if (pool !== current || current.ready.length === 0) return;
+    if (experimenting || current.busy.size > 0) {
+      retry();
+      return;
+    }
+    const times = new Map();
+    for (const n of [1, ...halvings(current.ready.length + 1)]) {
+      current.limit = n - 1;
+      times.set(n, await lab.timeSteps(POOL_TIMED_STEPS));
+    }
+    current.limit = Infinity;
+    let best = 1;
+    for (const [n, ms] of times) {
+      if (ms < times.get(1) * POOL_MUST_BEAT && ms < times.get(best)) best = n;
+    }
+    poolPlan = { wanted: best, why: poolReason(best, times) };
+    current.keep(best - 1);
+    postPool();
+  }).catch(() => {});
+}
+
+/** n, n/2, n/4, ... down to 2. */
+function halvings(n) {
+  const out = [];
+  for (let k = n; k >= 2; k = Math.floor(k / 2)) out.push(k);
+  return out;
+}
+
+function poolReason(best, times) {
+  const ms = (n) => `${times.get(n).toFixed(0)} ms`;
+  if (best > 1) return `${engines(best)}: a step took ${ms(best)} against ${ms(1)} on one engine`;
+  const pooled = [...times.keys()].filter((n) => n > 1).map((n) => `${ms(n)} on ${n}`).join(', ');
+  return `one engine: helpers did not make a step faster here (${ms(1)} on one, ${pooled})`;
 }
 
 async function trainStep() {

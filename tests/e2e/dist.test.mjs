@@ -3,52 +3,22 @@
 // Time limits bound a hang; they do not measure speed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, appendFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { cpSync, mkdtempSync, readFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, launch, pageErrors, ready } from './harness.mjs';
 import { makeDist } from '../../tools/dist.mjs';
+import { freePort, hostPage, plainServer, stopServers } from './sites.mjs';
 
 const work = mkdtempSync(join(tmpdir(), 'spl-dist-'));
 const site = join(work, 'site');
 let browser;
-const servers = [];
 
 before(async () => { browser = await launch({ webgpu: false }); });
 after(async () => {
   await browser?.close();
-  for (const s of servers) s.kill();
+  stopServers();
 });
-
-function freePort() {
-  return new Promise((ok) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
-
-/** `python3 -m http.server` on `dir`; resolves to {url, stop, paths} once it answers (paths: GETs served). */
-async function plainServer(dir, port) {
-  const p = port ?? (await freePort());
-  const child = spawn('python3', ['-m', 'http.server', String(p), '--bind', '127.0.0.1', '--directory', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  servers.push(child);
-  const paths = [];
-  child.stderr.on('data', (d) => paths.push(...[...String(d).matchAll(/"GET (\S+)/g)].map((m) => m[1])));
-  const url = `http://127.0.0.1:${p}/`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(url);
-      return { url, port: p, paths, stop: () => new Promise((ok) => { child.once('exit', ok); child.kill(); }) };
-    } catch {
-      await new Promise((ok) => { setTimeout(ok, 100); });
-    }
-  }
-  throw new Error(`python3 -m http.server did not start on ${p}`);
-}
 
 /** A fresh browser context on `url`, collecting uncaught errors and policy refusals. */
 async function visit(url) {
@@ -102,15 +72,6 @@ test('dist/ on a plain static server: trains, works offline after one visit, and
   assert.deepEqual(errors, []);
   await context.close();
 });
-
-/** examples/embed/host.html with the lab at `lab` and the host's origin `host`, written under `dir`. */
-function hostPage(dir, lab, host) {
-  mkdirSync(dir, { recursive: true });
-  const html = readFileSync(join(ROOT, 'examples', 'embed', 'host.html'), 'utf8')
-    .replace('https://YOUR-SITE.example/soft-prompt-lab/', lab)
-    .replace('https://YOUR-COURSE.example', host);
-  writeFileSync(join(dir, 'index.html'), html);
-}
 
 test('embedded in a course page on another origin: the host hears ready, step and done, and sets the task; other origins are ignored', async () => {
   await makeDist(join(ROOT, 'www'), site);
