@@ -80,11 +80,24 @@ function totalSize(response) {
 }
 
 /**
+ * A Range request to `url`. WebKit drops the Range header when it follows a redirect (the Hub's
+ * resolve/ address answers 302 to its file store), and the whole file comes back: the range is
+ * asked again of the address the redirect led to.
+ */
+async function rangeRequest(url, range, signal) {
+  const init = { headers: { Range: range }, signal, cache: 'no-store' };
+  const response = await request(url, init);
+  if (response.status === 206 || !response.redirected) return response;
+  response.body?.cancel().catch(() => {});
+  return request(response.url, init);
+}
+
+/**
  * Bytes `start..end` (inclusive) of `url` and the file's size. A server that ignores Range sends
  * the whole file: it is read only as far as needed, then the rest is cancelled.
  */
 export async function fetchRange(url, start, end) {
-  const response = await request(url, { headers: { Range: `bytes=${start}-${end}` }, cache: 'no-store' });
+  const response = await rangeRequest(url, `bytes=${start}-${end}`);
   const size = totalSize(response);
   const skip = response.status === 206 ? 0 : start;
   const want = end - start + 1;
@@ -194,8 +207,9 @@ async function download(url, onProgress, signal, notes) {
   const sink = newSink(0);
   let response;
   for (let tries = 0; ; tries += 1) {
-    const headers = sink.loaded ? { Range: `bytes=${sink.loaded}-` } : {};
-    response = await request(url, { headers, signal, cache: 'no-store' });
+    response = sink.loaded
+      ? await rangeRequest(url, `bytes=${sink.loaded}-`, signal)
+      : await request(url, { signal, cache: 'no-store' });
     if (sink.loaded && response.status !== 206) {
       notes.push(`the server of ${fileName(url)} does not resume downloads (it ignored a Range request): it restarted from the start`);
       sink.chunks.length = 0;

@@ -165,15 +165,17 @@ function startPool(source, params) {
   if (measure) joined.then(() => measurePool(current));
 }
 
-/** Timed steps per pool size (after a warm-up step each): a few, as a large model's take seconds. */
-const POOL_TIMED_STEPS = 2;
+/** Below this many ms a step is timed twice per pool size (and one engine again at the end). */
+const POOL_QUICK_STEP_MS = 300;
 /** A pooled step must beat one engine's by this factor to be kept: helpers cost memory. */
 const POOL_MUST_BEAT = 0.95;
 
 /**
  * Times a training step on one engine and on the pool at halving sizes, and keeps the fastest
  * (the browser's core count is not taken on trust: WebKit reported 4 on a 2-core machine, where
- * 4 engines made a run 1.7 times slower). Waits while the helpers run an experiment's jobs.
+ * 4 engines made a run 1.7 times slower). Each timing is a warm-up step and one or two timed
+ * steps: a large model's steps take seconds, so it is timed once per size. Waits while the
+ * helpers run an experiment's jobs.
  */
 async function measurePool(current) {
   const retry = () => setTimeout(() => measurePool(current), 1000);
@@ -184,10 +186,17 @@ async function measurePool(current) {
       return;
     }
     const times = new Map();
-    for (const n of [1, ...halvings(current.ready.length + 1)]) {
+    const time = async (n, steps) => {
       current.limit = n - 1;
-      times.set(n, await lab.timeSteps(POOL_TIMED_STEPS));
-    }
+      const ms = await lab.timeSteps(steps);
+      times.set(n, Math.min(ms, times.get(n) ?? Infinity));
+    };
+    await time(1, 1);
+    const steps = times.get(1) < POOL_QUICK_STEP_MS ? 2 : 1;
+    for (const n of halvings(current.ready.length + 1)) await time(n, steps);
+    // Quick steps: one engine again (the best of the two), so a step still warming up or a noisy
+    // moment does not decide alone.
+    if (steps > 1) await time(1, steps);
     current.limit = Infinity;
     let best = 1;
     for (const [n, ms] of times) {

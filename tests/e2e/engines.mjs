@@ -27,7 +27,10 @@ export async function launchEngine(engine) {
   return {
     engine,
     ...driver,
-    /** Polls `fn(arg)` in the page until it returns something truthy, which it resolves to. */
+    /**
+     * Polls `fn(arg)` in the page until it returns something truthy, which it resolves to. Return
+     * plain values: a DOM element or a File does not survive every driver's serialisation.
+     */
     async waitFor(fn, arg, what, timeoutMs = 120_000) {
       const end = Date.now() + timeoutMs;
       for (;;) {

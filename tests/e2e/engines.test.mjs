@@ -5,7 +5,7 @@
 // a resumed download, the Cache API), the host-page events across origins, and an offline reload
 // (the service worker). The whole suite runs in Chromium (page.test.mjs and the rest).
 // Time limits bound a hang; they do not measure speed (the figures are printed as diagnostics).
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,12 +52,15 @@ for (const engine of ENGINES) {
       lab = await plainServer(site);
     });
     after(async () => { await b?.close(); });
+    // No uncaught error in the page during each test (where the driver reports them).
+    afterEach(() => { assert.deepEqual(b.errors.splice(0), []); });
 
     test('first load and the default antonyms run: ready, ≥ 90% held-out, the base unchanged, the pool\'s size said', async (t) => {
       const started = Date.now();
       await b.goto(`${lab.url}?task=antonyms`);
       await ready();
       const readyS = (Date.now() - started) / 1000;
+      const loadTimes = await b.run(() => document.querySelector('#model-status').title);
       const runStarted = Date.now();
       await b.run(click, '#play');
       await b.waitFor(() => document.querySelector('#f-fp-after')?.dataset.equal, null, 'the default run to end', 600_000);
@@ -70,24 +73,27 @@ for (const engine of ENGINES) {
       const pool = await b.waitFor(() => !/measuring/.test(document.querySelector('#pool-note').textContent)
         && document.querySelector('#pool-note').textContent, null, 'the pool\'s size');
       assert.match(pool, /^Engines: (one engine|\d engines)/);
-      t.diagnostic(`${engine}: ready ${readyS.toFixed(1)} s after navigation; 200 steps in ${runS.toFixed(1)} s; ${accuracy}% held-out; ${pool}`);
+      t.diagnostic(`${engine}: ready ${readyS.toFixed(1)} s after navigation (${loadTimes}); 200 steps in ${runS.toFixed(1)} s; ${accuracy}% held-out; ${pool}`);
     });
 
     test('an adapter exported and imported back gives the same predictions', async () => {
-      await b.waitFor(() => document.querySelector('#accuracies .acc[data-key="softPrompt"]'), null, 'the comparison');
+      await b.waitFor(() => Boolean(document.querySelector('#accuracies .acc[data-key="softPrompt"]')), null, 'the comparison');
       const predictions = () => [...document.querySelectorAll('#outputs-table tbody tr td:nth-child(5)')].map((td) => td.textContent);
       const before = await b.run(predictions);
       const accuracies = await text('#accuracies');
       // The download's bytes, kept in the page (no engine's download dialog is involved).
       await b.run(() => {
-        const click = HTMLAnchorElement.prototype.click;
+        const { click } = HTMLAnchorElement.prototype;
+        const objectUrl = URL.createObjectURL;
+        URL.createObjectURL = (blob) => { window.exportedBlob = blob; return objectUrl.call(URL, blob); };
         HTMLAnchorElement.prototype.click = function keep() {
           if (!this.download) return click.call(this);
-          return fetch(this.href).then((r) => r.blob()).then((blob) => { window.exported = new File([blob], this.download); });
+          window.exported = new File([window.exportedBlob], this.download);
+          return undefined;
         };
         document.querySelector('#export').click();
       });
-      await b.waitFor(() => window.exported, null, 'the exported zip');
+      await b.waitFor(() => Boolean(window.exported), null, 'the exported zip');
       await b.run(() => {
         const seed = document.querySelector('#s-seed');
         seed.value = '7';
@@ -101,7 +107,7 @@ for (const engine of ENGINES) {
         input.files = files.files;
         input.dispatchEvent(new Event('change'));
       });
-      await b.waitFor(() => document.querySelector('#accuracies .acc[data-key="softPrompt"]'), null, 'the imported prompt compared');
+      await b.waitFor(() => Boolean(document.querySelector('#accuracies .acc[data-key="softPrompt"]')), null, 'the imported prompt compared');
       assert.deepEqual(await b.run(predictions), before);
       assert.equal(await text('#accuracies'), accuracies);
       assert.equal(await b.run(() => document.querySelector('#shelf-error').hidden), true);
@@ -125,7 +131,7 @@ for (const engine of ENGINES) {
 
     test('at phone width no panel scrolls sideways', async () => {
       await b.goto(`${lab.url}phone.html`);
-      await b.waitFor(() => document.querySelector('iframe').contentDocument?.querySelector('#model-status[data-ready="true"]'), null, 'the framed lab ready');
+      await b.waitFor(() => Boolean(document.querySelector('iframe').contentDocument?.querySelector('#model-status[data-ready="true"]')), null, 'the framed lab ready');
       const wide = await b.run(() => [...document.querySelector('iframe').contentDocument.querySelectorAll('.panel, .table-wrap, main, body')]
         .filter((el) => el.scrollWidth > el.clientWidth + 1)
         .map((el) => `${el.id || el.className || el.tagName} (${el.scrollWidth} > ${el.clientWidth})`));
@@ -190,7 +196,6 @@ for (const engine of ENGINES) {
       await b.run(click, '#step');
       await b.waitFor(() => document.querySelector('#f-step').textContent.startsWith('1 /'), null, 'a step offline');
       assert.equal(await b.run(() => document.querySelector('meta[name="build"]').content), version);
-      assert.deepEqual(b.errors, []);
     });
   });
 }

@@ -187,6 +187,8 @@ test('WebGPU path: the fixtures\' first loss and prompt gradient match PEFT in t
     await page.click('#step');
     await page.waitForFunction(() => document.querySelector('#backend-badge').dataset.backend === 'cpu', null, { timeout: 120_000 });
     await ready(page);
+    // The restart is a queued action: when none is left, the prompt is back.
+    await page.waitForFunction(() => document.querySelector('#train-status').textContent === '');
     assert.match(await text(page, '#backend-note'), /the GPU was lost .* switched to the CPU backend/);
     assert.equal(await text(page, '#nearest'), drawn, 'the same prompt, carried from the host snapshot');
     assert.equal(await page.locator('#s-virtualTokens').inputValue(), '1');
