@@ -21,7 +21,8 @@
 //                          {kind: 'files', config, weights, tokenizer} (ArrayBuffers)
 //   cancel-load   {}                                          -> undefined (ahead of the queue: stops the download;
 //                                                                 the load answers {cancelled: true})
-//   set-task      {builtin: name, base} | {custom: {name, text}} -> task summary and lossWithoutPrompt
+//   set-task      {builtin: name, base} | {custom: {name, text}} -> task summary (its loss with no prompt follows
+//                                                                 as a `baseline` event once a prompt is ready)
 //   reset         {settings}                                  -> prompt view (a new prompt; stops training)
 //   play          {steps}                                     -> {started, finished} (trains to `steps`: progress
 //                                                                 events; not started when a pause came after it, or
@@ -76,6 +77,8 @@
 //   pool          {workers, wanted, why}  engines training together on the CPU path (this one and its
 //                                           helpers that have loaded), how many are wanted, and why
 //                                           (the link's number, the device's limits, or a measured step)
+//   baseline      {task, loss}            the task's loss with no prompt (the loss chart's reference line), computed
+//                                           after the first prompt is ready, off the way to "ready"
 //   error         {id?, kind, message, line?, fatal, experiment?}
 //                 kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (kind GpuLost: the page
 //                 restarts it on the CPU; Panic, an engine crash: on the same backend). Every request
@@ -124,6 +127,7 @@ export const EVENT = Object.freeze({
   EXPERIMENT_PROGRESS: 'experiment-progress',
   EXPERIMENT_MODEL: 'experiment-model',
   POOL: 'pool',
+  BASELINE: 'baseline',
   /** A helper's wasm memory grew: {wasmBytes} (it only grows: a few a run). */
   MEMORY: 'memory',
   ERROR: 'error',

@@ -132,12 +132,41 @@ function poolSize(params) {
   const memory = ((self.navigator.deviceMemory || 4) * 2 ** 30) / 2;
   const fit = Math.max(1, Math.floor(memory / (params * 4 * 2.5)));
   const size = Math.min(cores, fit);
-  if (size > 1) return { size, measure: true, why: `measuring whether ${size} engines make a step faster than one` };
+  if (size > 1) return { size, measure: true, why: `measuring how many of up to ${size} engines add speed (the browser reports ${cores} cores)` };
   const why = cores < 2 ? 'one engine: the browser reports one core' : 'one engine: a second copy of the model would not fit in half the memory the browser reports';
   return { size, measure: false, why };
 }
 
 const engines = (n) => (n === 1 ? 'one engine' : `${n} engines`);
+
+/**
+ * Work that waits until a prompt is ready or training starts (a request of `PROMPT_READY`
+ * answered), off the way to the page's "ready": the helpers for the model just loaded, and the
+ * task's loss with no prompt (the chart's reference line). On few cores the helpers' loading, and
+ * in WebKit that first forward pass (2.1 s there against 0.2-0.6 s in Chromium: JavaScriptCore's
+ * first tier runs new wasm code slowly), had delayed "ready": 5.8 s against Chromium's 2.8 s.
+ */
+const afterPrompt = { pool: null, baseline: null };
+const PROMPT_READY = new Set([REQUEST.RESET, REQUEST.IMPORT, REQUEST.RESTORE_PROMPT, REQUEST.PLAY, REQUEST.STEP, REQUEST.EXPERIMENT]);
+/** Bumped by every task set: a baseline computed for an earlier task is not sent. */
+let tasksSet = 0;
+
+function runAfterPrompt() {
+  const { pool: startHelpers, baseline } = afterPrompt;
+  afterPrompt.pool = null;
+  afterPrompt.baseline = null;
+  startHelpers?.();
+  baseline?.();
+}
+
+/** The task's loss with no prompt, as a `baseline` event (unless another task came first). */
+function baselineOf(task) {
+  const set = tasksSet;
+  return () => enqueue(async () => {
+    if (set !== tasksSet) return;
+    post(EVENT.BASELINE, { task, loss: await lab.lossWithoutPrompt() });
+  }).catch(() => {});
+}
 
 /** The pool's size and why: what the page says of it. */
 let poolPlan = { wanted: 1, why: '' };
@@ -161,65 +190,90 @@ function startPool(source, params) {
   pool = current;
   // The engine asks the pool how many helpers are free at each step (none until one joins).
   enqueue(() => lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
-  const joined = current.start(size - 1, source);
-  if (measure) joined.then(() => measurePool(current));
+  // A measured pool starts with one helper and grows while the engines' work grows with them.
+  const joined = current.start((measure ? 2 : size) - 1, source);
+  if (measure) joined.then(() => measurePool(current, { source, cap: size, solo: 0, steps: 0, together: new Map() }));
 }
 
-/** Below this many ms a step is timed twice per pool size (and one engine again at the end). */
+/** Below this many ms a step is timed twice per measurement, above it once (a large model's). */
 const POOL_QUICK_STEP_MS = 300;
-/** A pooled step must beat one engine's by this factor to be kept: helpers cost memory. */
+/** More engines are tried while n at once do at least this share of n engines' work. */
+const POOL_NEAR_LINEAR = 0.8;
+/** Engines at once must do this much more work than one to be kept: each holds the model. */
+const POOL_MIN_RATE = 1.25;
+/** A step split over the pool must beat one engine's by this factor for steps to be shared. */
 const POOL_MUST_BEAT = 0.95;
 
 /**
- * Times a training step on one engine and on the pool at halving sizes, and keeps the fastest
- * (the browser's core count is not taken on trust: WebKit reported 4 on a 2-core machine, where
- * 4 engines made a run 1.7 times slower). Each timing is a warm-up step and one or two timed
- * steps: a large model's steps take seconds, so it is timed once per size. Waits while the
- * helpers run an experiment's jobs.
+ * Sizes the pool by measuring, not by the browser's core count (WebKit reported 4 on a 2-core
+ * machine, where 4 engines made a run 1.7 times slower than one). `m` gathers the timings:
+ * one engine's step alone (`solo`), then each size's step with every engine timing at once
+ * (`together`: what side-by-side trainings get, as an experiment's). While n engines at once do
+ * nearly n engines' work, the pool doubles (up to `cap`); then it keeps the smallest size that does
+ * nearly the best, stops the other helpers, and shares training steps only if a split step beats
+ * one engine's. Runs in the queue between training steps; waits while an experiment's jobs run.
  */
-async function measurePool(current) {
-  const retry = () => setTimeout(() => measurePool(current), 1000);
+async function measurePool(current, m) {
+  let grow = 0;
   await enqueue(async () => {
     if (pool !== current || current.ready.length === 0) return;
     if (experimenting || current.busy.size > 0) {
-      retry();
+      setTimeout(() => measurePool(current, m), 1000);
       return;
     }
-    const times = new Map();
-    const time = async (n, steps) => {
-      current.limit = n - 1;
-      const ms = await lab.timeSteps(steps);
-      times.set(n, Math.min(ms, times.get(n) ?? Infinity));
-    };
-    await time(1, 1);
-    const steps = times.get(1) < POOL_QUICK_STEP_MS ? 2 : 1;
-    for (const n of halvings(current.ready.length + 1)) await time(n, steps);
-    // Quick steps: one engine again (the best of the two), so a step still warming up or a noisy
-    // moment does not decide alone.
-    if (steps > 1) await time(1, steps);
-    current.limit = Infinity;
-    let best = 1;
-    for (const [n, ms] of times) {
-      if (ms < times.get(1) * POOL_MUST_BEAT && ms < times.get(best)) best = n;
+    current.limit = 0;
+    if (!m.solo) {
+      m.solo = await lab.timeSteps(1);
+      m.steps = m.solo < POOL_QUICK_STEP_MS ? 2 : 1;
     }
-    poolPlan = { wanted: best, why: poolReason(best, times) };
-    current.keep(best - 1);
-    postPool();
-  }).catch(() => {});
+    const n = current.ready.length + 1;
+    m.together.set(n, await timeTogether(current, m.steps));
+    const more = rate(m, n) >= POOL_NEAR_LINEAR * n && n < m.cap;
+    // One engine again, the best of the two (a quick step only): the first timing comes right
+    // after the helper joined, while the page still draws; it must not decide alone.
+    if (!more && m.steps > 1) m.solo = Math.min(m.solo, await lab.timeSteps(m.steps));
+    current.limit = Infinity;
+    if (more) grow = Math.min(2 * n, m.cap) - n;
+    else await settlePool(current, m);
+  }).catch(() => { current.limit = Infinity; });
+  if (grow > 0) current.start(grow, m.source).then(() => measurePool(current, m));
 }
 
-/** n, n/2, n/4, ... down to 2. */
-function halvings(n) {
-  const out = [];
-  for (let k = n; k >= 2; k = Math.floor(k / 2)) out.push(k);
-  return out;
+/** Engines at once, as many times one engine's work. */
+const rate = (m, n) => (n === 1 ? 1 : (n * m.solo) / m.together.get(n));
+
+/** Every engine of the pool times steps at once: the mean of their step times. */
+async function timeTogether(current, steps) {
+  const theirs = current.ready.map((h) => h.request(REQUEST.TIME_STEPS, { steps }).catch(() => null));
+  const times = await Promise.all([lab.timeSteps(steps), ...theirs]);
+  const ok = times.filter(Number.isFinite);
+  return ok.reduce((a, b) => a + b, 0) / ok.length;
 }
 
-function poolReason(best, times) {
-  const ms = (n) => `${times.get(n).toFixed(0)} ms`;
-  if (best > 1) return `${engines(best)}: a step took ${ms(best)} against ${ms(1)} on one engine`;
-  const pooled = [...times.keys()].filter((n) => n > 1).map((n) => `${ms(n)} on ${n}`).join(', ');
-  return `one engine: helpers did not make a step faster here (${ms(1)} on one, ${pooled})`;
+async function settlePool(current, m) {
+  const sizes = [1, ...m.together.keys()];
+  const best = Math.max(...sizes.map((n) => rate(m, n)));
+  let keep = sizes.find((n) => rate(m, n) >= 0.9 * best);
+  if (rate(m, keep) < POOL_MIN_RATE) keep = 1;
+  current.keep(keep - 1);
+  let split = null;
+  if (keep > 1) {
+    split = await lab.timeSteps(m.steps);
+    current.shareSteps = split < m.solo * POOL_MUST_BEAT;
+  }
+  poolPlan = { wanted: keep, why: poolReason(m, keep, split, current.shareSteps) };
+  postPool();
+}
+
+function poolReason(m, keep, split, shared) {
+  const ms = (x) => `${x.toFixed(0)} ms`;
+  const together = [...m.together.keys()].map((n) => `${n} at once did ${rate(m, n).toFixed(2)}×`).join(', ');
+  const work = `${together} one engine's work`;
+  if (keep === 1) return `one engine: ${work}, so helpers would not speed anything up here`;
+  const step = shared
+    ? `a training step is split among them (${ms(split)} against ${ms(m.solo)} on one)`
+    : `a training step stays on one engine (split, it took ${ms(split)} against ${ms(m.solo)})`;
+  return `${engines(keep)}: ${work}; an experiment's trainings run side by side, and ${step}`;
 }
 
 async function trainStep() {
@@ -376,7 +430,10 @@ const handlers = {
     if (source.kind !== 'files') for (const f of files) f.buffer.transfer?.(0);
     const loaded = await loading;
     const engineMs = performance.now() - loadStarted;
-    startPool(source, loaded.info.params);
+    // The old model's helpers go now; the new ones start after the first prompt (`afterPrompt`).
+    pool?.stop();
+    pool = null;
+    afterPrompt.pool = () => startPool(source, loaded.info.params);
     return {
       ...loaded, downloadNotes: notes, wasmBytes: memory.buffer.byteLength, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings },
     };
@@ -384,7 +441,9 @@ const handlers = {
   async [REQUEST.SET_TASK]({ builtin, base, custom }) {
     stopLoops();
     const summary = custom ? lab.setCustomTask(custom.name, custom.text) : lab.setBuiltinTask(...(await builtinTask(base, builtin)));
-    return { ...summary, lossWithoutPrompt: await lab.lossWithoutPrompt() };
+    tasksSet += 1;
+    afterPrompt.baseline = baselineOf(summary.name);
+    return summary;
   },
   async [REQUEST.EXPERIMENT]({ config, source, base, modelsBase }) {
     playing = false;
@@ -488,6 +547,7 @@ self.onmessage = async ({ data }) => {
       post(EVENT.MEMORY, { wasmBytes: reportedBytes });
     }
     post(EVENT.REPLY, { id, value });
+    if (PROMPT_READY.has(type)) runAfterPrompt();
   } catch (e) {
     post(EVENT.ERROR, { id, ...errorFields(e) });
   }

@@ -146,7 +146,12 @@ for (const engine of ENGINES) {
       await b.goto(url);
       await ready();
       await b.waitFor(() => !document.querySelector('#model-check').hidden, null, 'the model\'s cost');
-      assert.ok(weightGets().every((l) => /bytes=\d+-\d+$/.test(l)), `only the header: ${weightGets()}`);
+      // The header's two Range reads. WebKit drops the Range header when it follows the Hub's
+      // redirect: each read then starts a whole-file answer, which the page cancels and asks again
+      // of the address the redirect named (www/model-files.js rangeRequest).
+      const ranged = weightGets().filter((l) => /bytes=\d+-\d+$/.test(l));
+      assert.deepEqual(ranged.map((l) => l.split(' ').pop().split('-')[0]), ['bytes=0', 'bytes=8'], `${weightGets()}`);
+      assert.equal(weightGets().length - ranged.length, engine === 'webkit' ? 2 : 0, `${weightGets()}`);
       hub.mode.dropOnce = true;
       await b.run(click, '#model-load');
       await b.waitFor((r) => document.querySelector('#model-status').textContent.startsWith(`${r}: `), repo, 'the Hub model loaded');

@@ -52,7 +52,7 @@ export function taskPanel(ctx) {
     }
     rt.set({ task, hasPrompt: false, training: false });
     $('task-about').textContent = describe(task);
-    ui.chart.setReference(task.lossWithoutPrompt);
+    ui.chart.setReference(null); // the engine's baseline event brings the new task's
     const shelved = ui.shelf.get(name);
     if (shelved) {
       await ctx.adapters.use(shelved).catch(ctx.adapters.onError);
@@ -80,5 +80,10 @@ export function taskPanel(ctx) {
     ctx.saveUrl();
     selectQueued(CUSTOM_TASK);
   });
-  return { fillList, select, selectQueued };
+  /** The engine's `baseline` event: the task's loss with no prompt, if it is still the task. */
+  function onBaseline({ task, loss }) {
+    if (rt.task?.name === task) ui.chart.setReference(loss);
+  }
+
+  return { fillList, select, selectQueued, onBaseline };
 }
