@@ -149,12 +149,12 @@ function showBackend(used) {
  * The engines training together on the CPU path (this worker and its helpers), on the badge; a
  * helper that stops (the count falls while as many were wanted) is said in a note.
  */
-function showPool({ workers, wanted, why, helperBytes }) {
+function showPool({ workers, wanted, why, failed, helperBytes }) {
   const badge = $('backend-badge');
-  const before = Number(badge.dataset.workers);
-  if (workers < before && Number(badge.dataset.wanted) === wanted) {
+  if (failed > Number(badge.dataset.failed ?? 0)) {
     note(`A helper engine stopped: training goes on with ${workers} worker${workers === 1 ? '' : 's'}.`);
   }
+  badge.dataset.failed = failed;
   badge.dataset.workers = workers;
   badge.dataset.wanted = wanted;
   badge.textContent = wanted > 1 ? `${badge.dataset.base} · ${workers} workers` : badge.dataset.base;

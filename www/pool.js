@@ -26,6 +26,8 @@ export class Pool {
     this.limit = Infinity;
     /** Whether training steps and evaluations are split among the helpers (else only jobs go out). */
     this.shareSteps = true;
+    /** Helpers that failed (crashed, or could not load): the page says so. */
+    this.failed = 0;
   }
 
   /**
@@ -37,7 +39,7 @@ export class Pool {
   }
 
   async spawn(source) {
-    const client = new LabClient({ onEvent: (msg) => this.heard(client, msg), onFatal: () => this.drop(client) });
+    const client = new LabClient({ onEvent: (msg) => this.heard(client, msg), onFatal: () => this.drop(client, true) });
     this.all.add(client);
     try {
       await client.request(REQUEST.INIT, { backend: 'cpu', helper: true });
@@ -46,7 +48,7 @@ export class Pool {
       this.ready.push(client);
       this.onChange();
     } catch {
-      this.drop(client);
+      this.drop(client, true);
     }
   }
 
@@ -62,9 +64,10 @@ export class Pool {
     return this.ready.map((h) => this.bytes.get(h));
   }
 
-  /** A helper that failed, or one the page stops: it takes no more parts. */
-  drop(client) {
+  /** A helper that `failed`, or one the page stops: it takes no more parts. */
+  drop(client, failed = false) {
     if (!this.all.delete(client)) return;
+    if (failed) this.failed += 1;
     this.bytes.delete(client);
     client.terminate();
     const i = this.ready.indexOf(client);
@@ -84,7 +87,7 @@ export class Pool {
       const helper = helpers[i];
       if (!helper) return null;
       return helper.request(type, fields(part)).catch(() => {
-        this.drop(helper);
+        this.drop(helper, true);
         return null;
       });
     }));
@@ -122,7 +125,7 @@ export class Pool {
       return await helper.request(REQUEST.JOB, { task, job, family });
     } catch (e) {
       // A helper that crashed is gone; one whose run failed (its error) stays in the pool.
-      if (e?.fatal) this.drop(helper);
+      if (e?.fatal) this.drop(helper, true);
       return null;
     } finally {
       this.busy.delete(helper);

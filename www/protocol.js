@@ -74,9 +74,10 @@
 //                 with its tables and, for scale, its reading (src/report.rs)
 //   experiment-model {name, file, loaded, total, secondsLeft?}  bytes of a family member's file (scale), fetched
 //                 through the model cache when the experiment reaches that model
-//   pool          {workers, wanted, why}  engines training together on the CPU path (this one and its
-//                                           helpers that have loaded), how many are wanted, and why
-//                                           (the link's number, the device's limits, or a measured step)
+//   pool          {workers, wanted, why, failed}  engines training together on the CPU path (this one and
+//                                           its helpers that have loaded), how many are wanted, and why
+//                                           (the link's number, the device's limits, or measured timings);
+//                                           failed: helpers of this pool that crashed or could not load
 //   baseline      {task, loss}            the task's loss with no prompt (the loss chart's reference line), computed
 //                                           after the first prompt is ready, off the way to "ready"
 //   error         {id?, kind, message, line?, fatal, experiment?}

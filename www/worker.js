@@ -173,7 +173,7 @@ let poolPlan = { wanted: 1, why: '' };
 
 /** The engines training together and each helper's memory (this engine's comes with each step). */
 function postPool() {
-  post(EVENT.POOL, { workers: (pool?.ready.length ?? 0) + 1, ...poolPlan, helperBytes: pool?.memory() ?? [] });
+  post(EVENT.POOL, { workers: (pool?.ready.length ?? 0) + 1, ...poolPlan, failed: pool?.failed ?? 0, helperBytes: pool?.memory() ?? [] });
 }
 
 /** Helpers for the model just loaded, on the CPU path; they join as they finish loading. */
@@ -255,6 +255,7 @@ async function settlePool(current, m) {
   const best = Math.max(...sizes.map((n) => rate(m, n)));
   let keep = sizes.find((n) => rate(m, n) >= 0.9 * best);
   if (rate(m, keep) < POOL_MIN_RATE) keep = 1;
+  poolPlan = { ...poolPlan, wanted: keep }; // before the others stop: no "a helper stopped" note
   current.keep(keep - 1);
   let split = null;
   if (keep > 1) {
@@ -431,8 +432,9 @@ const handlers = {
     const loaded = await loading;
     const engineMs = performance.now() - loadStarted;
     // The old model's helpers go now; the new ones start after the first prompt (`afterPrompt`).
-    pool?.stop();
+    const old = pool;
     pool = null;
+    old?.stop();
     afterPrompt.pool = () => startPool(source, loaded.info.params);
     return {
       ...loaded, downloadNotes: notes, wasmBytes: memory.buffer.byteLength, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings },

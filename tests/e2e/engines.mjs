@@ -58,23 +58,18 @@ async function playwright() {
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const page = await browser.newPage({ viewport: { width: WIDTH, height: HEIGHT } });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  return {
-    errors,
-    goto: (url) => page.goto(url),
-    reload: () => page.reload(),
-    run: (fn, arg) => page.evaluate(fn, arg),
-    close: () => browser.close(),
-  };
+  return pageDriver(browser, await browser.newPage({ viewport: { width: WIDTH, height: HEIGHT } }));
 }
 
 async function firefox() {
   const browser = await puppeteer.launch({
     browser: 'firefox', executablePath: '/usr/bin/firefox-esr', headless: true, defaultViewport: { width: WIDTH, height: HEIGHT },
   });
-  const page = await browser.newPage();
+  return pageDriver(browser, await browser.newPage());
+}
+
+/** Playwright's and Puppeteer's pages answer alike: `run` is their `evaluate`. */
+function pageDriver(browser, page) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   return {

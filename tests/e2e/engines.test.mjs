@@ -139,7 +139,7 @@ for (const engine of ENGINES) {
       assert.equal(await b.run(() => document.querySelector('iframe').contentWindow.innerWidth), 390);
     });
 
-    test('a Hub model: only its header before Load, a dropped download resumed with Range, and the Cache API\'s copy on the next visit', async () => {
+    test('a Hub model: only its header before Load, a dropped download resumed with Range, a missing one named without a line number, and the Cache API\'s copy on the next visit', async () => {
       const repo = `${engine}/llama`;
       const weightGets = () => hub.log.filter((l) => l.startsWith(`GET /files/${repo}/model.safetensors`));
       const url = `${lab.url}?backend=cpu&task=antonyms&vt=2&batch=4&steps=3&hub=${encodeURIComponent(hub.url)}&model=${repo}`;
@@ -160,6 +160,17 @@ for (const engine of ENGINES) {
       await b.run(click, '#play');
       await b.waitFor(() => document.querySelector('#f-fp-after')?.dataset.equal, null, '3 steps');
       assert.equal(await b.run(() => document.querySelector('#f-fp-after').dataset.equal), 'true');
+
+      // A JavaScript error names no line (JavaScriptCore puts its own `line` on every Error).
+      await b.run(() => {
+        const input = document.querySelector('#model-url');
+        input.value = 'missing/model';
+        input.dispatchEvent(new Event('input'));
+        document.querySelector('#model-url-form').requestSubmit();
+      });
+      const missing = await b.waitFor(() => !document.querySelector('#model-error').hidden && document.querySelector('#model-error').textContent,
+        null, 'the missing model named');
+      assert.match(missing, /^could not fetch .*missing\/model\/resolve\/main\/config\.json: the server answered 404/);
 
       // The next visit loads the stored copy: no weights are downloaded again.
       const seen = weightGets().length;
