@@ -134,6 +134,13 @@ bench() {
     echo
     node tests/e2e/measure.mjs
     echo
+    # The page in Chromium, Firefox and WebKit: ready, and the default run on one engine against
+    # the measured pool, alternated.
+    engines
+    echo "### The page in three browser engines"
+    echo
+    node tests/e2e/measure-engines.mjs 2
+    echo
     # Native wgpu (the GPU if there is one, else lavapipe): dispatches per step, unfused and fused.
     cargo bench --profile dev --bench step --features gpu -- --gpu --gpu-steps 3
     echo

@@ -145,6 +145,7 @@ const engines = (n) => (n === 1 ? 'one engine' : `${n} engines`);
  * task's loss with no prompt (the chart's reference line). On few cores the helpers' loading, and
  * in WebKit that first forward pass (2.1 s there against 0.2-0.6 s in Chromium: JavaScriptCore's
  * first tier runs new wasm code slowly), had delayed "ready": 5.8 s against Chromium's 2.8 s.
+ * A measured pool waits longer, until no training runs (`startWhenIdle`).
  */
 const afterPrompt = { pool: null, baseline: null };
 const PROMPT_READY = new Set([REQUEST.RESET, REQUEST.IMPORT, REQUEST.RESTORE_PROMPT, REQUEST.PLAY, REQUEST.STEP, REQUEST.EXPERIMENT]);
@@ -190,9 +191,27 @@ function startPool(source, params) {
   pool = current;
   // The engine asks the pool how many helpers are free at each step (none until one joins).
   enqueue(() => lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
+  if (!measure) {
+    current.start(size - 1, source);
+    return;
+  }
   // A measured pool starts with one helper and grows while the engines' work grows with them.
-  const joined = current.start((measure ? 2 : size) - 1, source);
-  if (measure) joined.then(() => measurePool(current, { source, cap: size, solo: 0, steps: 0, together: new Map() }));
+  const m = { source, cap: size, solo: 0, steps: 0, together: new Map() };
+  startWhenIdle(current, () => current.start(1, source).then(() => measurePool(current, m)));
+}
+
+/**
+ * Runs `begin` once no training runs (or at once for an experiment, whose trainings the helpers
+ * take): helpers loading and being timed beside a run took its cores (WebKit, 2 cores: a default
+ * run 27-31 s on one engine, 34-48 s while a pool of up to 4 loaded and was measured beside it).
+ */
+function startWhenIdle(current, begin) {
+  if (pool !== current) return;
+  if (playing) {
+    setTimeout(() => startWhenIdle(current, begin), 500);
+    return;
+  }
+  begin();
 }
 
 /** Below this many ms a step is timed twice per measurement, above it once (a large model's). */
@@ -211,13 +230,13 @@ const POOL_MUST_BEAT = 0.95;
  * (`together`: what side-by-side trainings get, as an experiment's). While n engines at once do
  * nearly n engines' work, the pool doubles (up to `cap`); then it keeps the smallest size that does
  * nearly the best, stops the other helpers, and shares training steps only if a split step beats
- * one engine's. Runs in the queue between training steps; waits while an experiment's jobs run.
+ * one engine's. Runs in the queue while the engine is idle (no training, no experiment).
  */
 async function measurePool(current, m) {
   let grow = 0;
   await enqueue(async () => {
     if (pool !== current || current.ready.length === 0) return;
-    if (experimenting || current.busy.size > 0) {
+    if (playing || experimenting || current.busy.size > 0) {
       setTimeout(() => measurePool(current, m), 1000);
       return;
     }
@@ -236,7 +255,7 @@ async function measurePool(current, m) {
     if (more) grow = Math.min(2 * n, m.cap) - n;
     else await settlePool(current, m);
   }).catch(() => { current.limit = Infinity; });
-  if (grow > 0) current.start(grow, m.source).then(() => measurePool(current, m));
+  if (grow > 0) startWhenIdle(current, () => current.start(grow, m.source).then(() => measurePool(current, m)));
 }
 
 /** Engines at once, as many times one engine's work. */
