@@ -189,30 +189,44 @@ function startPool(source, params) {
     if (pool === current) postPool();
   });
   pool = current;
-  // The engine asks the pool how many helpers are free at each step (none until one joins).
-  enqueue(() => lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
+  const begin = (helpers) => {
+    // The engine asks the pool how many helpers are free at each step (none until one joins).
+    enqueue(() => lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
+    return current.start(helpers, source);
+  };
   if (!measure) {
-    current.start(size - 1, source);
+    begin(size - 1);
     return;
   }
   // A measured pool starts with one helper and grows while the engines' work grows with them.
   const m = { source, cap: size, solo: 0, steps: 0, together: new Map() };
-  startWhenIdle(current, () => current.start(1, source).then(() => measurePool(current, m)));
+  startWhenIdle(current, () => begin(1).then(() => measurePool(current, m)));
 }
 
+/** How long the engine must be idle (no training) before a measured pool starts. */
+const POOL_IDLE_MS = 3000;
+
 /**
- * Runs `begin` once no training runs (or at once for an experiment, whose trainings the helpers
- * take): helpers loading and being timed beside a run took its cores (WebKit, 2 cores: a default
- * run 27-31 s on one engine, 34-48 s while a pool of up to 4 loaded and was measured beside it).
+ * Runs `begin` once no training has run for `POOL_IDLE_MS` (an experiment, whose trainings the
+ * helpers take, counts as idle): helpers loading and being timed beside a run took its cores
+ * (WebKit, 2 cores: a default run 27-31 s on one engine, 34-48 s while a pool of up to 4 loaded
+ * and was measured beside it; a visitor tends to press Train right after "ready").
  */
 function startWhenIdle(current, begin) {
   if (pool !== current) return;
   if (playing) {
-    setTimeout(() => startWhenIdle(current, begin), 500);
+    whenStopped.push(() => startWhenIdle(current, begin));
     return;
   }
-  begin();
+  setTimeout(() => {
+    if (pool !== current) return;
+    if (playing) whenStopped.push(() => startWhenIdle(current, begin));
+    else begin();
+  }, POOL_IDLE_MS);
 }
+
+/** What waits for the training loop to stop (it runs them when it does). */
+const whenStopped = [];
 
 /** Below this many ms a step is timed twice per measurement, above it once (a large model's). */
 const POOL_QUICK_STEP_MS = 300;
@@ -236,7 +250,11 @@ async function measurePool(current, m) {
   let grow = 0;
   await enqueue(async () => {
     if (pool !== current || current.ready.length === 0) return;
-    if (playing || experimenting || current.busy.size > 0) {
+    if (playing) {
+      whenStopped.push(() => measurePool(current, m));
+      return;
+    }
+    if (experimenting || current.busy.size > 0) {
       setTimeout(() => measurePool(current, m), 1000);
       return;
     }
@@ -369,18 +387,27 @@ function cancelJobs() {
   pool?.cancelJobs();
 }
 
-/** Runs `step` through the queue again and again while `going()`; an error stops it via `fail`. */
-function repeat(step, going, fail) {
-  if (!going()) return;
+/**
+ * Runs `step` through the queue again and again while `going()`; an error stops it via `fail`;
+ * `stopped()` runs when the loop ends.
+ */
+function repeat(step, going, fail, stopped = () => {}) {
+  if (!going()) {
+    stopped();
+    return;
+  }
   enqueue(step).catch(fail).then(() => {
     // setTimeout yields to the message loop, so a pause or a request gets in between steps.
-    if (going()) setTimeout(() => repeat(step, going, fail), 0);
+    if (going()) setTimeout(() => repeat(step, going, fail, stopped), 0);
+    else stopped();
   });
 }
 
 const tick = () => repeat(trainStep, () => playing, (e) => {
   playing = false;
   post(EVENT.ERROR, errorFields(e));
+}, () => {
+  for (const waiting of whenStopped.splice(0)) waiting();
 });
 
 const experimentTick = () => repeat(experimentStep, () => experimenting, (e) => {

@@ -98,6 +98,9 @@ async function webkit() {
       await new Promise((ok) => { setTimeout(ok, 200); });
     }
   }
+  // The driver, MiniBrowser and Xvfb go with this process even when it ends abruptly.
+  const stop = () => { try { process.kill(-server.pid); } catch { /* already gone */ } };
+  process.once('exit', stop);
   await driver.manage().setTimeouts({ script: 300_000, pageLoad: 120_000 });
   await driver.manage().window().setRect({ width: WIDTH, height: HEIGHT });
   return {
@@ -114,7 +117,7 @@ async function webkit() {
     },
     async close() {
       await driver.quit().catch(() => {});
-      try { process.kill(-server.pid); } catch { /* already gone */ }
+      stop();
     },
   };
 }

@@ -1,7 +1,7 @@
 // The page in each browser engine, for `./build.sh bench` (it prints, it does not judge): time
 // from navigation to a prompt ready to train, and the default 200-step antonyms run with one
 // engine (`?workers=1`) against the default pool (measured: www/worker.js measurePool),
-// alternated in one invocation, on the hosted form (dist/ on a plain static server).
+// alternated in one invocation (ABBA), on the hosted form (dist/ on a plain static server).
 //   node tests/e2e/measure-engines.mjs [ROUNDS] [ENGINE...]
 // Needs the built page (./build.sh) and the browsers `./build.sh test` installs.
 import { mkdtempSync } from 'node:fs';
@@ -31,7 +31,14 @@ async function run(b, query) {
   await b.waitFor(() => document.querySelector('#f-fp-after')?.dataset.equal, null, 'the run', 900_000);
   const secs = (Date.now() - t1) / 1000;
   const acc = await b.run(() => document.querySelector('#f-acc').textContent);
-  const pool = await b.run(() => document.querySelector('#pool-note').textContent);
+  // Settled before the next page: the comparison after the run, and the pool measured once the
+  // engine is idle (WebKit does not stop a page's workers at once when it navigates away, so
+  // what they still ran had slowed the next run).
+  await b.waitFor(() => Boolean(document.querySelector('#accuracies .acc[data-key="softPrompt"]')), null, 'the comparison');
+  const pool = await b.waitFor(() => !/measuring/.test(document.querySelector('#pool-note').textContent)
+    && document.querySelector('#pool-note').textContent, null, 'the pool measured');
+  await b.goto('about:blank');
+  await new Promise((ok) => { setTimeout(ok, 3000); });
   return { ready, secs, acc, pool };
 }
 
@@ -40,7 +47,9 @@ console.log('| --- | --- | --- | --- | --- | --- |');
 for (const engine of engines) {
   const b = await launchEngine(engine);
   for (let r = 0; r < rounds; r++) {
-    for (const [label, query] of [['1', '&workers=1'], ['default', '']]) {
+    // ABBA: the arm that goes first swaps each round (a page's leftovers weigh on the next one).
+    const arms = [['1', '&workers=1'], ['default', '']];
+    for (const [label, query] of r % 2 ? arms.reverse() : arms) {
       const m = await run(b, query);
       console.log(`| ${engine} | ${label} | ${m.ready.toFixed(1)} | ${m.secs.toFixed(1)} | ${m.acc} | ${m.pool || '–'} |`);
     }
