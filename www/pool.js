@@ -22,10 +22,6 @@ export class Pool {
     this.all = new Set();
     /** Helpers running a job now. */
     this.busy = new Set();
-    /** At most this many helpers take parts and jobs (the worker lowers it while it times steps). */
-    this.limit = Infinity;
-    /** Whether training steps and evaluations are split among the helpers (else only jobs go out). */
-    this.shareSteps = true;
     /** Helpers that failed (crashed, or could not load): the page says so. */
     this.failed = 0;
   }
@@ -101,17 +97,12 @@ export class Pool {
   evaluate = (prompt, nVirtual, kind, partsJson) => this.send(REQUEST.EVAL_PART, JSON.parse(partsJson),
     (examples) => ({ prompt, nVirtual, kind, examples: JSON.stringify(examples) }));
 
-  /** The engine's count of helpers to share a step with: those free now, if splitting pays. */
-  idleCount = () => (this.shareSteps ? this.idle().length : 0);
+  /** The engine's count of helpers to share a step with: those free now. */
+  idleCount = () => this.idle().length;
 
-  /** Helpers free to take a job or a part (not on a job), within `limit`. */
+  /** Helpers free to take a job or a part (not on a job). */
   idle() {
-    return this.ready.filter((h) => !this.busy.has(h)).slice(0, this.limit);
-  }
-
-  /** Keeps the first `count` helpers and stops the others (measured: they added no speed). */
-  keep(count) {
-    for (const helper of this.ready.slice(count)) this.drop(helper);
+    return this.ready.filter((h) => !this.busy.has(h));
   }
 
   /**

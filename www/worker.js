@@ -120,30 +120,30 @@ async function checkpointHead(source) {
 /**
  * How many engines may train, and why: the page's number, else one per core the browser reports
  * while the model copies fit in half the memory the device reports (each holds its weights in
- * f32, an embedding copy and a step's activations: about 2.5 times the f32 weights). `measure`:
- * the size is only an upper bound, timed once the helpers have loaded (`measurePool`).
+ * f32, an embedding copy and a step's activations: about 2.5 times the f32 weights), at most
+ * `POOL_MAX` (WebKit reports 4 cores on a 2-core machine, where 4 engines made a run 1.7 times
+ * slower than one). A pool measured by timing (this session's first try, in git history) hung the
+ * engine's queue in the restless-user page test (seed 7), so none is measured.
  */
 function poolSize(params) {
   if (requestedWorkers > 0) {
     const n = requestedWorkers;
-    return { size: n, measure: false, why: `${engines(n)}, as the link's workers=${n} asks` };
+    return { size: n, why: `${engines(n)}, as the link's workers=${n} asks` };
   }
   const cores = self.navigator.hardwareConcurrency || 1;
   const memory = ((self.navigator.deviceMemory || 4) * 2 ** 30) / 2;
   const fit = Math.max(1, Math.floor(memory / (params * 4 * 2.5)));
   const size = Math.min(cores, fit);
-  // Measuring the pool (measurePool) hangs the engine's queue in the restless-user page test
-  // (seed 7, every run): until that is found, at most two engines start, unmeasured.
   if (size > 1) {
-    const n = Math.min(size, POOL_UNMEASURED_MAX);
-    return { size: n, measure: false, why: `${engines(n)} (the browser reports ${cores} cores; at most ${POOL_UNMEASURED_MAX} start: WebKit reports 4 on 2-core machines)` };
+    const n = Math.min(size, POOL_MAX);
+    return { size: n, why: `${engines(n)} (the browser reports ${cores} cores; at most ${POOL_MAX} start: WebKit reports 4 on 2-core machines)` };
   }
   const why = cores < 2 ? 'one engine: the browser reports one core' : 'one engine: a second copy of the model would not fit in half the memory the browser reports';
-  return { size, measure: false, why };
+  return { size, why };
 }
 
 const engines = (n) => (n === 1 ? 'one engine' : `${n} engines`);
-const POOL_UNMEASURED_MAX = 2;
+const POOL_MAX = 2;
 
 /**
  * Work that waits until a prompt is ready or training starts (a request of `PROMPT_READY`
@@ -151,7 +151,6 @@ const POOL_UNMEASURED_MAX = 2;
  * task's loss with no prompt (the chart's reference line). On few cores the helpers' loading, and
  * in WebKit that first forward pass (2.1 s there against 0.2-0.6 s in Chromium: JavaScriptCore's
  * first tier runs new wasm code slowly), had delayed "ready": 5.8 s against Chromium's 2.8 s.
- * A measured pool waits longer, until no training runs (`startWhenIdle`).
  */
 const afterPrompt = { pool: null, baseline: null };
 const PROMPT_READY = new Set([REQUEST.RESET, REQUEST.IMPORT, REQUEST.RESTORE_PROMPT, REQUEST.PLAY, REQUEST.STEP, REQUEST.EXPERIMENT]);
@@ -187,7 +186,7 @@ function postPool() {
 function startPool(source, params) {
   pool?.stop();
   pool = null;
-  const { size, measure, why } = engineBackend === 'cpu' ? poolSize(params) : { size: 1, measure: false, why: '' };
+  const { size, why } = engineBackend === 'cpu' ? poolSize(params) : { size: 1, why: '' };
   poolPlan = { wanted: size, why };
   postPool();
   if (size < 2) return;
@@ -195,149 +194,9 @@ function startPool(source, params) {
     if (pool === current) postPool();
   });
   pool = current;
-  const begin = (helpers) => {
-    // The engine asks the pool how many helpers are free at each step (none until one joins).
-    enqueue(() => lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
-    return current.start(helpers, source);
-  };
-  if (!measure) {
-    begin(size - 1);
-    return;
-  }
-  // A measured pool starts with one helper and grows while the engines' work grows with them.
-  const m = { source, cap: size, solo: 0, steps: 0, together: new Map() };
-  startWhenIdle(current, () => begin(1).then(() => measurePool(current, m)));
-}
-
-/** How long the engine must be idle (no training) before a measured pool starts. */
-const POOL_IDLE_MS = 3000;
-
-/**
- * Runs `begin` once no training has run for `POOL_IDLE_MS` (an experiment, whose trainings the
- * helpers take, counts as idle): helpers loading and being timed beside a run took its cores
- * (WebKit, 2 cores: a default run 27-31 s on one engine, 34-48 s while a pool of up to 4 loaded
- * and was measured beside it; a visitor tends to press Train right after "ready").
- */
-function startWhenIdle(current, begin) {
-  if (pool !== current) return;
-  if (playing) {
-    whenStopped.push(() => startWhenIdle(current, begin));
-    return;
-  }
-  setTimeout(() => {
-    if (pool !== current) return;
-    if (playing) whenStopped.push(() => startWhenIdle(current, begin));
-    else begin();
-  }, POOL_IDLE_MS);
-}
-
-/** What waits for the training loop to stop (it runs them when it does). */
-const whenStopped = [];
-
-/** Below this many ms a step is timed twice per measurement, above it once (a large model's). */
-const POOL_QUICK_STEP_MS = 300;
-/** More engines are tried while n at once do at least this share of n engines' work. */
-const POOL_NEAR_LINEAR = 0.8;
-/** Engines at once must do this much more work than one to be kept: each holds the model. */
-const POOL_MIN_RATE = 1.25;
-/** A step split over the pool must beat one engine's by this factor for steps to be shared. */
-const POOL_MUST_BEAT = 0.95;
-
-/**
- * Sizes the pool by measuring, not by the browser's core count (WebKit reported 4 on a 2-core
- * machine, where 4 engines made a run 1.7 times slower than one). `m` gathers the timings:
- * one engine's step alone (`solo`), then each size's step with every engine timing at once
- * (`together`: what side-by-side trainings get, as an experiment's). While n engines at once do
- * nearly n engines' work, the pool doubles (up to `cap`); then it keeps the smallest size that does
- * nearly the best, stops the other helpers, and shares training steps only if a split step beats
- * one engine's. Runs in the queue while the engine is idle (no training, no experiment).
- */
-async function measurePool(current, m) {
-  let grow = 0;
-  await enqueue(async () => {
-    if (pool !== current || current.ready.length === 0) return;
-    if (playing) {
-      whenStopped.push(() => measurePool(current, m));
-      return;
-    }
-    if (experimenting || current.busy.size > 0) {
-      setTimeout(() => measurePool(current, m), 1000);
-      return;
-    }
-    current.limit = 0;
-    if (!m.solo) {
-      m.solo = await lab.timeSteps(1);
-      m.steps = m.solo < POOL_QUICK_STEP_MS ? 2 : 1;
-    }
-    const n = current.ready.length + 1;
-    m.together.set(n, await timeTogether(current, m.steps));
-    const more = rate(m, n) >= POOL_NEAR_LINEAR * n && n < m.cap;
-    // One engine again, the best of the two (a quick step only): the first timing comes right
-    // after the helper joined, while the page still draws; it must not decide alone.
-    if (!more && m.steps > 1) m.solo = Math.min(m.solo, await lab.timeSteps(m.steps));
-    current.limit = Infinity;
-    if (more) grow = Math.min(2 * n, m.cap) - n;
-    else await settlePool(current, m);
-  }).catch(() => { current.limit = Infinity; });
-  if (grow > 0) startWhenIdle(current, () => current.start(grow, m.source).then(() => measurePool(current, m)));
-}
-
-/** Engines at once, as many times one engine's work. */
-const rate = (m, n) => (n === 1 ? 1 : (n * m.solo) / m.together.get(n));
-
-/**
- * Every engine of the pool times steps at once: the mean of their step times. A helper that has
- * not answered long after this engine is dropped (it is stuck: the queue must not wait on it).
- */
-async function timeTogether(current, steps) {
-  let mine = null;
-  const answered = new Set();
-  const late = (h) => new Promise((resolve) => {
-    const check = () => {
-      if (answered.has(h)) resolve(null);
-      else if (mine === null) setTimeout(check, 1000);
-      else {
-        setTimeout(() => {
-          if (answered.has(h)) return;
-          resolve(null);
-          current.drop(h, true);
-        }, 10 * mine + 5000);
-      }
-    };
-    check();
-  });
-  const ask = (h) => h.request(REQUEST.TIME_STEPS, { steps }).catch(() => null).finally(() => answered.add(h));
-  const theirs = current.ready.map((h) => Promise.race([ask(h), late(h)]));
-  const times = await Promise.all([lab.timeSteps(steps).then((ms) => { mine = ms; return ms; }), ...theirs]);
-  const ok = times.filter(Number.isFinite);
-  return ok.reduce((a, b) => a + b, 0) / ok.length;
-}
-
-async function settlePool(current, m) {
-  const sizes = [1, ...m.together.keys()];
-  const best = Math.max(...sizes.map((n) => rate(m, n)));
-  let keep = sizes.find((n) => rate(m, n) >= 0.9 * best);
-  if (rate(m, keep) < POOL_MIN_RATE) keep = 1;
-  poolPlan = { ...poolPlan, wanted: keep }; // before the others stop: no "a helper stopped" note
-  current.keep(keep - 1);
-  let split = null;
-  if (keep > 1) {
-    split = await lab.timeSteps(m.steps);
-    current.shareSteps = split < m.solo * POOL_MUST_BEAT;
-  }
-  poolPlan = { wanted: keep, why: poolReason(m, keep, split, current.shareSteps) };
-  postPool();
-}
-
-function poolReason(m, keep, split, shared) {
-  const ms = (x) => `${x.toFixed(0)} ms`;
-  const together = [...m.together.keys()].map((n) => `${n} at once did ${rate(m, n).toFixed(2)}×`).join(', ');
-  const work = `${together} one engine's work`;
-  if (keep === 1) return `one engine: ${work}, so helpers would not speed anything up here`;
-  const step = shared
-    ? `a training step is split among them (${ms(split)} against ${ms(m.solo)} on one)`
-    : `a training step stays on one engine (split, it took ${ms(split)} against ${ms(m.solo)})`;
-  return `${engines(keep)}: ${work}; an experiment's trainings run side by side, and ${step}`;
+  // The engine asks the pool how many helpers are free at each step (none until one joins).
+  enqueue(() => lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
+  current.start(size - 1, source);
 }
 
 async function trainStep() {
@@ -413,27 +272,18 @@ function cancelJobs() {
   pool?.cancelJobs();
 }
 
-/**
- * Runs `step` through the queue again and again while `going()`; an error stops it via `fail`;
- * `stopped()` runs when the loop ends.
- */
-function repeat(step, going, fail, stopped = () => {}) {
-  if (!going()) {
-    stopped();
-    return;
-  }
+/** Runs `step` through the queue again and again while `going()`; an error stops it via `fail`. */
+function repeat(step, going, fail) {
+  if (!going()) return;
   enqueue(step).catch(fail).then(() => {
     // setTimeout yields to the message loop, so a pause or a request gets in between steps.
-    if (going()) setTimeout(() => repeat(step, going, fail, stopped), 0);
-    else stopped();
+    if (going()) setTimeout(() => repeat(step, going, fail), 0);
   });
 }
 
 const tick = () => repeat(trainStep, () => playing, (e) => {
   playing = false;
   post(EVENT.ERROR, errorFields(e));
-}, () => {
-  for (const waiting of whenStopped.splice(0)) waiting();
 });
 
 const experimentTick = () => repeat(experimentStep, () => experimenting, (e) => {
