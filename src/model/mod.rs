@@ -10,6 +10,7 @@
 mod config;
 pub mod gpt2;
 pub mod llama;
+mod load;
 mod weights;
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -18,7 +19,8 @@ use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 pub use config::{Arch, ModelConfig, SpecialIds, parse_config};
-pub use weights::{load_weights, non_finite, to_f32};
+pub use load::load_weights;
+pub use weights::{non_finite, to_f32};
 
 use crate::error::{Error, Result};
 

@@ -1,16 +1,14 @@
-//! `model.safetensors` to a frozen [`Model`]: every key, shape and dtype checked against the
-//! config before anything is built, F32/F16/BF16 decoded to f32, non-finite values refused, and
-//! anything left over named.
+//! Reading `model.safetensors`: every key, shape and dtype checked against the config before
+//! anything is built, F32/F16/BF16 decoded to f32, non-finite values refused, and anything left
+//! over named.
 
 use std::collections::BTreeSet;
 
-use burn::module::{Module, Param};
+use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
-use super::gpt2::Gpt2;
-use super::llama::Llama;
-use super::{Arch, Model, ModelConfig, Net};
+use super::{Arch, ModelConfig};
 use crate::error::{Error, Result};
 
 /// How many values are NaN or infinite.
@@ -53,7 +51,30 @@ pub(crate) struct WeightReader<'a> {
     device: Device,
 }
 
-impl WeightReader<'_> {
+impl<'a> WeightReader<'a> {
+    /// Opens `model.safetensors`. Keys may carry the family's prefix (`transformer.`, `model.`)
+    /// as `save_pretrained` writes them, or not (the original GPT-2 files).
+    pub(crate) fn open(config: &ModelConfig, bytes: &'a [u8], device: &Device) -> Result<Self> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsCorrupt {
+            detail: e.to_string(),
+        })?;
+        let wanted = match config.arch {
+            Arch::Gpt2(_) => "transformer.",
+            Arch::Llama(_) => "model.",
+        };
+        let prefix = if st.names().iter().any(|n| n.starts_with(wanted)) {
+            wanted
+        } else {
+            ""
+        };
+        Ok(WeightReader {
+            st,
+            prefix,
+            seen: BTreeSet::new(),
+            device: device.clone(),
+        })
+    }
+
     /// The tensor `name` (under the prefix), of `shape` (`why`: where the shape comes from).
     pub(crate) fn tensor<const D: usize>(
         &mut self,
@@ -137,7 +158,7 @@ impl WeightReader<'_> {
 
     /// The last layer `config.json` promises must be in the file's header before any layer is
     /// built: a huge layer count is a named error, not an allocation that aborts.
-    fn require_layers(&self, config: &ModelConfig) -> Result<()> {
+    pub(crate) fn require_layers(&self, config: &ModelConfig) -> Result<()> {
         let (last, field) = match config.arch {
             Arch::Gpt2(_) => (format!("h.{}.ln_1.weight", config.n_layer - 1), "n_layer"),
             Arch::Llama(_) => (
@@ -156,7 +177,7 @@ impl WeightReader<'_> {
     }
 
     /// A tied head may still be stored; it must at least have the embedding's shape.
-    fn tied_head(&mut self, config: &ModelConfig) -> Result<()> {
+    pub(crate) fn tied_head(&mut self, config: &ModelConfig) -> Result<()> {
         let key = "lm_head.weight";
         if !self.st.names().contains(&key) {
             return Ok(());
@@ -179,7 +200,7 @@ impl WeightReader<'_> {
 
     /// Every tensor of the file was read (or is a known buffer): anything else means the config
     /// describes another model.
-    fn no_others(&self, config: &ModelConfig) -> Result<()> {
+    pub(crate) fn no_others(&self, config: &ModelConfig) -> Result<()> {
         let unexpected: BTreeSet<&str> = self
             .st
             .names()
@@ -212,48 +233,4 @@ fn is_buffer(name: &str) -> bool {
     name.ends_with(".attn.bias")
         || name.ends_with(".attn.masked_bias")
         || name.ends_with("rotary_emb.inv_freq")
-}
-
-/// Builds the frozen model from `model.safetensors`. Keys may carry the family's prefix
-/// (`transformer.`, `model.`) as `save_pretrained` writes them, or not (the original GPT-2 files).
-pub fn load_weights(config: &ModelConfig, bytes: &[u8], device: &Device) -> Result<Model> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsCorrupt {
-        detail: e.to_string(),
-    })?;
-    let wanted = match config.arch {
-        Arch::Gpt2(_) => "transformer.",
-        Arch::Llama(_) => "model.",
-    };
-    let prefix = if st.names().iter().any(|n| n.starts_with(wanted)) {
-        wanted
-    } else {
-        ""
-    };
-    let mut r = WeightReader {
-        st,
-        prefix,
-        seen: BTreeSet::new(),
-        device: device.clone(),
-    };
-    r.require_layers(config)?;
-    let net = match &config.arch {
-        Arch::Gpt2(g) => {
-            let net = Gpt2::load(&mut r, config, g)?;
-            r.tied_head(config)?;
-            Net::Gpt2(net)
-        }
-        Arch::Llama(l) => {
-            let net = Llama::load(&mut r, config, l)?;
-            if l.tie_word_embeddings {
-                r.tied_head(config)?;
-            }
-            Net::Llama(net)
-        }
-    };
-    r.no_others(config)?;
-    Ok(Model {
-        net,
-        config: config.clone(),
-    }
-    .no_grad())
 }
