@@ -30,13 +30,21 @@ fn main() -> soft_prompt_lab::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    session.reset(Settings {
-        steps,
-        ..Settings::default()
-    })?;
-    let before = block_on(session.evaluate(Conditioning::SoftPrompt))?.accuracy();
-    while !session.finished() {
-        let p = block_on(session.advance())?;
+    session.lab.reset(
+        &session.engine,
+        Settings {
+            steps,
+            ..Settings::default()
+        },
+    )?;
+    let before = block_on(
+        session
+            .lab
+            .evaluate(&session.engine, Conditioning::SoftPrompt),
+    )?
+    .accuracy();
+    while !session.lab.finished() {
+        let p = block_on(session.lab.advance(&session.engine))?;
         if let Some(acc) = p.accuracy {
             println!(
                 "step {:>4}  loss {:.4}  held-out {:.1}%",
@@ -46,7 +54,12 @@ fn main() -> soft_prompt_lab::Result<()> {
             );
         }
     }
-    let after = block_on(session.evaluate(Conditioning::SoftPrompt))?.accuracy();
+    let after = block_on(
+        session
+            .lab
+            .evaluate(&session.engine, Conditioning::SoftPrompt),
+    )?
+    .accuracy();
     println!(
         "antonyms, held-out accuracy: {:.1}% at init -> {:.1}% after {steps} steps",
         100.0 * before,

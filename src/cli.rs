@@ -384,8 +384,8 @@ fn fit(
     title: &str,
     held_out: usize,
 ) -> Result<Fitted> {
-    session.set_eval_cadence(cadence);
-    session.reset(settings.clone())?;
+    session.lab.set_eval_cadence(cadence);
+    session.lab.reset(&session.engine, settings.clone())?;
     let bar = ProgressBar::new(settings.steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed}]")
@@ -396,7 +396,7 @@ fn fit(
     let mut accuracy = None;
     let (mut step_ms, mut eval_ms) = (Vec::new(), Vec::new());
     loop {
-        let progress = pollster::block_on(session.advance())?;
+        let progress = pollster::block_on(session.lab.advance(&session.engine))?;
         accuracy = progress.accuracy.or(accuracy);
         step_ms.push(progress.ms_per_step);
         eval_ms.extend(progress.eval_ms);
@@ -459,7 +459,11 @@ fn train(a: TrainArgs) -> Result<()> {
         "train",
         held_out,
     )?;
-    let files = pollster::block_on(session.export(&a.model.display().to_string()))?;
+    let files = pollster::block_on(
+        session
+            .lab
+            .export(&session.engine, &a.model.display().to_string()),
+    )?;
     std::fs::create_dir_all(&a.out).map_err(|e| Error::FileWrite {
         path: a.out.display().to_string(),
         detail: e.to_string(),
@@ -509,7 +513,7 @@ fn eval_tasks(a: EvalArgs) -> Result<()> {
         let held_out = task.test.len();
         session.set_task(task);
         let fitted = fit(&mut session, &s, a.prompt.cadence(), &name, held_out)?;
-        let c = pollster::block_on(session.compare())?;
+        let c = pollster::block_on(session.lab.compare(&session.engine))?;
         rows.push(format!(
             "| {name} | {} | {} | {} | {} | {} | {:.0} ms | {:.1} s |",
             c.soft_prompt.predictions.len(),
@@ -576,9 +580,14 @@ fn sweep(a: SweepArgs) -> Result<()> {
     let mut session = pollster::block_on(Session::new(load_model(model)?))?;
     session.set_task(task);
     for name in names {
-        session.start_experiment(sweep_config(&a, name, Vec::new()), Some(source.clone()))?;
+        session.host.start(
+            &mut session.engine,
+            sweep_config(&a, name, Vec::new()),
+            Some(source.clone()),
+        )?;
         let started = Instant::now();
-        let summary = run_experiment(|| pollster::block_on(session.experiment_step()))?;
+        let summary =
+            run_experiment(|| pollster::block_on(session.host.step(&mut session.engine)))?;
         print!("{}", markdown(&summary, started.elapsed().as_secs_f64()));
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! The method's findings, reproduced on the loaded model: each experiment is a list of seeded
 //! trainings ("runs") on the session's task, taken one step at a time so the page can show
 //! progress and cancel between steps; each run ends in held-out accuracy. The command line's
-//! `sweep` and the page's worker run the same plans (`Session::experiment_step`). On the page's
+//! `sweep` and the page's worker run the same plans (`ExperimentHost::step`). On the page's
 //! CPU path the pool's helper engines take trainings that can start (`take_job`: src/job.rs)
 //! while this engine steps its own, so independent runs go side by side.
 //!

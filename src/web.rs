@@ -255,7 +255,7 @@ impl Lab {
         let session = Session::open(config, weights, tokenizer, &self.device)
             .await
             .map_err(js_error)?;
-        let out = to_js(&session.loaded_view())?;
+        let out = to_js(&session.engine.loaded_view())?;
         self.session = Some(session);
         Ok(out)
     }
@@ -272,7 +272,9 @@ impl Lab {
         idle: js_sys::Function,
     ) -> Result<(), JsValue> {
         let helpers = JsHelpers::new(compute, evaluate, idle);
-        self.session_mut()?.set_helpers(Some(Box::new(helpers)));
+        self.session_mut()?
+            .engine
+            .set_helpers(Some(Box::new(helpers)));
         Ok(())
     }
 
@@ -289,9 +291,10 @@ impl Lab {
         let parse = |e: serde_json::Error| js_error(Error::setting(format!("held-out part: {e}")));
         let kind: TaskKind = serde_json::from_str(&kind).map_err(parse)?;
         let examples: Vec<Example> = serde_json::from_str(&examples).map_err(parse)?;
-        let session = self.session()?;
-        let answers = session
-            .eval_part(&prompt, n_virtual, &kind, &examples)
+        let s = self.session()?;
+        let answers = s
+            .helper
+            .eval_part(&s.engine, &prompt, n_virtual, &kind, &examples)
             .await;
         to_js(&answers.map_err(js_error)?)
     }
@@ -302,9 +305,10 @@ impl Lab {
     pub async fn part_gradient(&self, prompt: Vec<f32>, shape: JsValue, rows: String) -> JsResult {
         let shape = from_js(shape, "part shape")?;
         let rows = serde_json::from_str(&rows).map_err(|e| js_error(Error::internal(e)))?;
-        let part = self
-            .session()?
-            .part(prompt, shape, rows)
+        let s = self.session()?;
+        let part = s
+            .helper
+            .part(&s.engine, prompt, shape, rows)
             .await
             .map_err(js_error)?;
         let obj = Object::new();
@@ -324,23 +328,29 @@ impl Lab {
     #[wasm_bindgen(js_name = lossWithoutPrompt)]
     pub async fn loss_without_prompt(&self) -> Result<f32, JsValue> {
         self.session()?
+            .engine
             .loss_without_prompt()
             .await
             .map_err(js_error)
     }
 
     /// Median ms of a default-sized training step on this backend, shared with the idle
-    /// helpers (`Session::time_steps`): backend "auto" and the pool's sizing time with it.
+    /// helpers (`Engine::time_steps`): backend "auto" and the pool's sizing time with it.
     #[wasm_bindgen(js_name = timeSteps)]
     pub async fn time_steps(&self, steps: usize) -> Result<f64, JsValue> {
-        self.session()?.time_steps(steps).await.map_err(js_error)
+        self.session()?
+            .engine
+            .time_steps(steps)
+            .await
+            .map_err(js_error)
     }
 
     /// Median ms of one part's loss and gradient when a default-sized batch is split among
-    /// `parts` engines (`Session::time_parts`: the bench's pool sizes beyond the cores).
+    /// `parts` engines (`Engine::time_parts`: the bench's pool sizes beyond the cores).
     #[wasm_bindgen(js_name = timeParts)]
     pub async fn time_parts(&self, parts: usize, steps: usize) -> Result<f64, JsValue> {
         self.session()?
+            .engine
             .time_parts(parts, steps)
             .await
             .map_err(js_error)
@@ -356,9 +366,9 @@ impl Lab {
     /// A new prompt initialised from `settings` (the page's settings object): its view.
     pub async fn reset(&mut self, settings: JsValue) -> JsResult {
         let settings: Settings = from_js(settings, "settings")?;
-        let session = self.session_mut()?;
-        session.reset(settings).map_err(js_error)?;
-        to_js(&session.prompt_view().await.map_err(js_error)?)
+        let s = self.session_mut()?;
+        s.lab.reset(&s.engine, settings).map_err(js_error)?;
+        to_js(&s.lab.prompt_view(&s.engine).await.map_err(js_error)?)
     }
 
     /// Plans an experiment (`{name, steps, seeds, base}`) on the current task; transfer starts
@@ -378,8 +388,9 @@ impl Lab {
             }
             _ => None,
         };
-        self.session_mut()?
-            .start_experiment(config, source)
+        let s = self.session_mut()?;
+        s.host
+            .start(&mut s.engine, config, source)
             .map_err(js_error)
     }
 
@@ -388,7 +399,8 @@ impl Lab {
     #[wasm_bindgen(js_name = experimentStep)]
     pub async fn experiment_step(&mut self) -> JsResult {
         self.crash_at(CrashPoint::Experiment);
-        let progress = self.session_mut()?.experiment_step().await;
+        let s = self.session_mut()?;
+        let progress = s.host.step(&mut s.engine).await;
         experiment_view(progress.map_err(js_error)?)
     }
 
@@ -396,7 +408,7 @@ impl Lab {
     /// can start now (`Experiment::take_job`).
     #[wasm_bindgen(js_name = experimentTakeJob)]
     pub fn experiment_take_job(&mut self) -> JsResult {
-        match self.session_mut()?.experiment_take_job() {
+        match self.session_mut()?.host.take_job() {
             Some((job, task)) => to_js(&serde_json::json!({ "job": job, "task": task })),
             None => Ok(JsValue::UNDEFINED),
         }
@@ -406,14 +418,14 @@ impl Lab {
     #[wasm_bindgen(js_name = experimentJobDone)]
     pub fn experiment_job_done(&mut self, result: JsValue) -> JsResult {
         let result: JobResult = from_js(result, "job result")?;
-        let progress = self.session_mut()?.experiment_job_done(result);
+        let progress = self.session_mut()?.host.job_done(result);
         experiment_view(progress.map_err(js_error)?)
     }
 
     /// A job whose helper stopped: the experiment runs it again.
     #[wasm_bindgen(js_name = experimentJobFailed)]
     pub fn experiment_job_failed(&mut self, index: usize) -> Result<(), JsValue> {
-        self.session_mut()?.experiment_job_failed(index);
+        self.session_mut()?.host.job_failed(index);
         Ok(())
     }
 
@@ -422,13 +434,17 @@ impl Lab {
     pub fn start_job(&mut self, task: JsValue, job: JsValue) -> Result<(), JsValue> {
         let task: Task = from_js(task, "job's task")?;
         let job: Job = from_js(job, "job")?;
-        self.session_mut()?.start_job(task, job).map_err(js_error)
+        let s = self.session_mut()?;
+        s.helper
+            .start_job(&mut s.engine, task, job)
+            .map_err(js_error)
     }
 
     /// One step of the job: its result after the last step, undefined before.
     #[wasm_bindgen(js_name = jobStep)]
     pub async fn job_step(&mut self) -> JsResult {
-        match self.session_mut()?.job_step().await.map_err(js_error)? {
+        let s = self.session_mut()?;
+        match s.helper.job_step(&s.engine).await.map_err(js_error)? {
             Some(result) => to_js(&result),
             None => Ok(JsValue::UNDEFINED),
         }
@@ -438,7 +454,8 @@ impl Lab {
     /// experiment's `models`, or undefined.
     #[wasm_bindgen(js_name = experimentModelNeeded)]
     pub fn experiment_model_needed(&self) -> Result<Option<usize>, JsValue> {
-        Ok(self.session()?.experiment_model_needed())
+        let s = self.session()?;
+        Ok(s.host.model_needed(&s.engine))
     }
 
     /// The family member (scale) a job runs on, when this engine does not hold it: its index
@@ -446,7 +463,8 @@ impl Lab {
     #[wasm_bindgen(js_name = jobModelNeeded)]
     pub fn job_model_needed(&self, job: JsValue) -> Result<Option<usize>, JsValue> {
         let job: Job = from_js(job, "job")?;
-        Ok(self.session()?.job_model_needed(&job))
+        let s = self.session()?;
+        Ok(s.helper.model_needed(&s.engine, &job))
     }
 
     /// Loads family member `index` (scale) from its three files, in place of the one held, for
@@ -461,45 +479,48 @@ impl Lab {
     ) -> Result<(), JsValue> {
         let device = self.device.clone();
         let session = self.session_mut()?;
-        session.hold_family_member(None);
+        session.engine.hold_family_member(None);
         let files = ModelFiles {
             config_json: &config,
             safetensors: &weights,
             tokenizer_json: &tokenizer,
         };
         let lm = LoadedModel::from_bytes(files, &device).map_err(js_error)?;
-        session.hold_family_member(Some((index, lm)));
+        session.engine.hold_family_member(Some((index, lm)));
         Ok(())
     }
 
     /// Where the current run ends.
     #[wasm_bindgen(js_name = setSteps)]
     pub fn set_steps(&mut self, steps: usize) -> Result<(), JsValue> {
-        self.session_mut()?.set_steps(steps).map_err(js_error)
+        self.session_mut()?.lab.set_steps(steps).map_err(js_error)
     }
 
     /// The run has reached its step count.
     pub fn finished(&self) -> Result<bool, JsValue> {
-        Ok(self.session()?.finished())
+        Ok(self.session()?.lab.finished())
     }
 
     /// One turn of the schedule: `Progress` (step, loss, prompt/accuracy/done when due).
     pub async fn advance(&mut self) -> JsResult {
         self.crash_at(CrashPoint::Train);
-        let progress = self.session_mut()?.advance().await.map_err(js_error)?;
+        let s = self.session_mut()?;
+        let progress = s.lab.advance(&s.engine).await.map_err(js_error)?;
         to_js(&progress)
     }
 
     /// No prompt, the text prompt and the soft prompt on the held-out set.
     pub async fn compare(&mut self) -> JsResult {
-        to_js(&self.session_mut()?.compare().await.map_err(js_error)?)
+        let s = self.session_mut()?;
+        to_js(&s.lab.compare(&s.engine).await.map_err(js_error)?)
     }
 
     /// Greedy continuation with the current soft prompt.
     pub async fn generate(&self, input: String, max_new_tokens: usize) -> JsResult {
-        let text = self
-            .session()?
-            .generate(&input, max_new_tokens)
+        let s = self.session()?;
+        let text = s
+            .lab
+            .generate(&s.engine, &input, max_new_tokens)
             .await
             .map_err(js_error)?;
         Ok(text.into())
@@ -507,15 +528,16 @@ impl Lab {
 
     /// How a text is tokenized: `[{id, text}]`.
     pub fn tokenize(&self, text: &str) -> JsResult {
-        to_js(&self.session()?.tokens(text).map_err(js_error)?)
+        to_js(&self.session()?.engine.tokens(text).map_err(js_error)?)
     }
 
     /// The prompt as PEFT adapter files: `{config, weights}` (Uint8Arrays).
     #[wasm_bindgen(js_name = exportAdapter)]
     pub async fn export_adapter(&self, base_model: String) -> JsResult {
-        let files = self
-            .session()?
-            .export(&base_model)
+        let s = self.session()?;
+        let files = s
+            .lab
+            .export(&s.engine, &base_model)
             .await
             .map_err(js_error)?;
         let obj = Object::new();
@@ -542,11 +564,11 @@ impl Lab {
         settings: JsValue,
     ) -> JsResult {
         let settings: Settings = from_js(settings, "settings")?;
-        let session = self.session_mut()?;
-        session
-            .restore(&values, n_virtual, settings)
+        let s = self.session_mut()?;
+        s.lab
+            .restore(&s.engine, &values, n_virtual, settings)
             .map_err(js_error)?;
-        to_js(&session.prompt_view().await.map_err(js_error)?)
+        to_js(&s.lab.prompt_view(&s.engine).await.map_err(js_error)?)
     }
 
     /// Replaces the prompt with a PEFT adapter's: `{nVirtual, prompt}` (the prompt's view).
@@ -563,9 +585,10 @@ impl Lab {
             config_json: config,
             safetensors: weights,
         };
-        let session = self.session_mut()?;
-        let n_virtual = session
-            .import(&files, settings, &model_name)
+        let s = self.session_mut()?;
+        let n_virtual = s
+            .lab
+            .import(&s.engine, &files, settings, &model_name)
             .map_err(js_error)?;
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -575,7 +598,7 @@ impl Lab {
         }
         to_js(&Imported {
             n_virtual,
-            prompt: session.prompt_view().await.map_err(js_error)?,
+            prompt: s.lab.prompt_view(&s.engine).await.map_err(js_error)?,
         })
     }
 }

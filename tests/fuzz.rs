@@ -471,13 +471,16 @@ fn train_and_generate(lm: LoadedModel) -> Result<(), Error> {
     let mut session = block_on(Session::new(lm))?;
     let examples = "hot => cold\nbig => small\nup => down\nwet => dry\nold => new\n";
     session.set_task(Task::custom("custom", examples)?);
-    session.reset(Settings {
-        virtual_tokens: 2,
-        batch: 4,
-        ..Settings::default()
-    })?;
-    block_on(session.advance())?;
-    block_on(session.generate("hot ->", 3))?;
+    session.lab.reset(
+        &session.engine,
+        Settings {
+            virtual_tokens: 2,
+            batch: 4,
+            ..Settings::default()
+        },
+    )?;
+    block_on(session.lab.advance(&session.engine))?;
+    block_on(session.lab.generate(&session.engine, "hot ->", 3))?;
     Ok(())
 }
 
@@ -738,12 +741,15 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
             || {
                 let task = Task::custom("custom", &text)?;
                 session.set_task(task);
-                session.reset(Settings {
-                    virtual_tokens: 2,
-                    batch: 4,
-                    ..Settings::default()
-                })?;
-                block_on(session.step())
+                session.lab.reset(
+                    &session.engine,
+                    Settings {
+                        virtual_tokens: 2,
+                        batch: 4,
+                        ..Settings::default()
+                    },
+                )?;
+                block_on(session.lab.step(&session.engine))
             },
         );
         tally.run(

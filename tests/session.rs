@@ -154,7 +154,7 @@ fn builtin(name: &str) -> Task {
 #[test]
 fn a_session_trains_shows_exports_and_imports_on_the_bundled_model() {
     let mut s = open_bundled();
-    let info = s.info();
+    let info = s.engine.info();
     assert_eq!(info.params, 2_578_560);
     s.set_task(builtin("sentiment"));
     // lr 0.1: 30 steps reach ~79% held-out here (the CLI with the same settings measured 79.0%).
@@ -163,8 +163,8 @@ fn a_session_trains_shows_exports_and_imports_on_the_bundled_model() {
         lr: 0.1,
         ..Settings::default()
     };
-    s.reset(settings.clone()).unwrap();
-    let before = block_on(s.prompt_view()).unwrap();
+    s.lab.reset(&s.engine, settings.clone()).unwrap();
+    let before = block_on(s.lab.prompt_view(&s.engine)).unwrap();
     assert_eq!((before.n_virtual, before.d_model), (8, 192));
     assert_eq!(before.points.len(), 16);
     // Class-label init: the first two virtual tokens start on the labels " negative", " positive"
@@ -172,24 +172,26 @@ fn a_session_trains_shows_exports_and_imports_on_the_bundled_model() {
     assert_eq!(before.nearest[0][0].text, " negative");
     assert!((before.nearest[0][0].cosine - 1.0).abs() < 1e-5);
 
-    let losses: Vec<f32> = (0..30).map(|_| block_on(s.step()).unwrap().loss).collect();
+    let losses: Vec<f32> = (0..30)
+        .map(|_| block_on(s.lab.step(&s.engine)).unwrap().loss)
+        .collect();
     // Batch losses are noisy; compare means of the first and last ten steps (measured: ~4x lower).
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
     assert!(
         mean(&losses[20..]) < 0.7 * mean(&losses[..10]),
         "{losses:?}"
     );
-    let after = block_on(s.prompt_view()).unwrap();
+    let after = block_on(s.lab.prompt_view(&s.engine)).unwrap();
     assert_ne!(after.values, before.values, "the prompt moved");
     assert_ne!(after.points, before.points);
     assert_eq!(
-        block_on(s.fingerprint()).unwrap(),
+        block_on(s.engine.fingerprint()).unwrap(),
         info.fingerprint,
         "base unchanged"
     );
 
-    let soft = block_on(s.evaluate(Conditioning::SoftPrompt)).unwrap();
-    let none = block_on(s.evaluate(Conditioning::NoPrompt)).unwrap();
+    let soft = block_on(s.lab.evaluate(&s.engine, Conditioning::SoftPrompt)).unwrap();
+    let none = block_on(s.lab.evaluate(&s.engine, Conditioning::NoPrompt)).unwrap();
     assert!(
         soft.accuracy() > none.accuracy(),
         "{} vs {}",
@@ -198,16 +200,23 @@ fn a_session_trains_shows_exports_and_imports_on_the_bundled_model() {
     );
 
     // Export, start over, import: the same predictions as before.
-    let files = block_on(s.export("wordnet-gpt")).unwrap();
-    s.reset(Settings {
-        seed: 1,
-        ..settings.clone()
-    })
-    .unwrap();
-    assert_eq!(s.import(&files, settings, "").unwrap(), 8);
-    let again = block_on(s.evaluate(Conditioning::SoftPrompt)).unwrap();
+    let files = block_on(s.lab.export(&s.engine, "wordnet-gpt")).unwrap();
+    s.lab
+        .reset(
+            &s.engine,
+            Settings {
+                seed: 1,
+                ..settings.clone()
+            },
+        )
+        .unwrap();
+    assert_eq!(s.lab.import(&s.engine, &files, settings, "").unwrap(), 8);
+    let again = block_on(s.lab.evaluate(&s.engine, Conditioning::SoftPrompt)).unwrap();
     assert_eq!(again.predictions, soft.predictions);
-    assert_eq!(block_on(s.prompt_view()).unwrap().values, after.values);
+    assert_eq!(
+        block_on(s.lab.prompt_view(&s.engine)).unwrap().values,
+        after.values
+    );
 }
 
 /// Backend "auto" times a step on each backend: a positive figure, without a task, and the
@@ -215,15 +224,18 @@ fn a_session_trains_shows_exports_and_imports_on_the_bundled_model() {
 #[test]
 fn timing_a_step_leaves_the_run_alone() {
     let mut s = open_bundled();
-    let ms = block_on(s.time_steps(2)).unwrap();
+    let ms = block_on(s.engine.time_steps(2)).unwrap();
     assert!(ms.is_finite() && ms > 0.0, "{ms}");
     s.set_task(builtin("antonyms"));
-    s.reset(Settings::default()).unwrap();
-    block_on(s.step()).unwrap();
-    let before = block_on(s.prompt_view()).unwrap().values;
-    block_on(s.time_steps(1)).unwrap();
-    assert_eq!(block_on(s.prompt_view()).unwrap().values, before);
-    assert_eq!(block_on(s.step()).unwrap().step, 2);
+    s.lab.reset(&s.engine, Settings::default()).unwrap();
+    block_on(s.lab.step(&s.engine)).unwrap();
+    let before = block_on(s.lab.prompt_view(&s.engine)).unwrap().values;
+    block_on(s.engine.time_steps(1)).unwrap();
+    assert_eq!(
+        block_on(s.lab.prompt_view(&s.engine)).unwrap().values,
+        before
+    );
+    assert_eq!(block_on(s.lab.step(&s.engine)).unwrap().step, 2);
 }
 
 #[test]
@@ -233,16 +245,22 @@ fn training_starts_near_the_no_prompt_loss_and_falls_far_below_it() {
     // it below a fifth of that.
     let mut s = open_bundled();
     s.set_task(builtin("sentiment"));
-    let reference = block_on(s.loss_without_prompt()).unwrap();
+    let reference = block_on(s.engine.loss_without_prompt()).unwrap();
     assert!((10.0..16.0).contains(&reference), "{reference}");
     for init in [InitName::ClassLabels, InitName::Random] {
-        s.reset(Settings {
-            init,
-            lr: 0.1,
-            ..Settings::default()
-        })
-        .unwrap();
-        let losses: Vec<f32> = (0..30).map(|_| block_on(s.step()).unwrap().loss).collect();
+        s.lab
+            .reset(
+                &s.engine,
+                Settings {
+                    init,
+                    lr: 0.1,
+                    ..Settings::default()
+                },
+            )
+            .unwrap();
+        let losses: Vec<f32> = (0..30)
+            .map(|_| block_on(s.lab.step(&s.engine)).unwrap().loss)
+            .collect();
         assert!(
             (losses[0] - reference).abs() < 0.25 * reference,
             "{init:?}: {losses:?}"
@@ -258,8 +276,8 @@ fn training_starts_near_the_no_prompt_loss_and_falls_far_below_it() {
 fn experiments_train_their_own_prompts_and_summarise_every_arm() {
     let mut s = open_bundled();
     s.set_task(builtin("sentiment"));
-    s.reset(Settings::default()).unwrap();
-    let before = block_on(s.prompt_view()).unwrap().values;
+    s.lab.reset(&s.engine, Settings::default()).unwrap();
+    let before = block_on(s.lab.prompt_view(&s.engine)).unwrap().values;
     // (experiment, arms): text against soft has sentiment's own prompt, "Answer: " and the labels.
     for (name, arms) in [
         (ExperimentName::PromptLength, 5),
@@ -273,10 +291,11 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
             seeds: 2,
             ..ExperimentConfig::new(name, Settings::default())
         };
-        s.start_experiment(config, Some(builtin("antonyms")))
+        s.host
+            .start(&mut s.engine, config, Some(builtin("antonyms")))
             .unwrap();
         let summary = loop {
-            let p = block_on(s.experiment_step()).unwrap();
+            let p = block_on(s.host.step(&mut s.engine)).unwrap();
             assert!(p.steps_done <= p.steps_total && p.runs_done <= p.runs);
             if let Some(done) = p.done {
                 break done;
@@ -296,11 +315,12 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
         }
     }
     assert_eq!(
-        block_on(s.prompt_view()).unwrap().values,
+        block_on(s.lab.prompt_view(&s.engine)).unwrap().values,
         before,
         "the session's prompt is untouched"
     );
-    let same_task = s.start_experiment(
+    let same_task = s.host.start(
+        &mut s.engine,
         ExperimentConfig::new(ExperimentName::Transfer, Settings::default()),
         Some(builtin("sentiment")),
     );
@@ -313,9 +333,9 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
         seeds: 1,
         ..ExperimentConfig::new(ExperimentName::Init, Settings::default())
     };
-    s.start_experiment(config, None).unwrap();
+    s.host.start(&mut s.engine, config, None).unwrap();
     let summary = loop {
-        if let Some(done) = block_on(s.experiment_step()).unwrap().done {
+        if let Some(done) = block_on(s.host.step(&mut s.engine)).unwrap().done {
             break done;
         }
     };
@@ -336,8 +356,9 @@ fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
     let family = ["tiny-a", "tiny-b"];
     let hold = |s: &mut Session, k: Option<usize>| {
         if let Some(k) = k {
-            s.hold_family_member(None);
-            s.hold_family_member(Some((k, common::load(family[k]))));
+            s.engine.hold_family_member(None);
+            s.engine
+                .hold_family_member(Some((k, common::load(family[k]))));
         }
     };
     let summary_of = |s: &mut Session, helper: Option<&mut Session>| {
@@ -347,7 +368,7 @@ fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
         let mut helped = 0;
         loop {
             if let (Some(h), None) = (helper.as_deref_mut(), away)
-                && let Some((job, task)) = s.experiment_take_job()
+                && let Some((job, task)) = s.host.take_job()
             {
                 // What crosses to the helper and back crosses as JSON.
                 let job: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
@@ -356,27 +377,28 @@ fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
                 if !failed_one {
                     // The first helper "dies" before answering: the run comes back here.
                     failed_one = true;
-                    s.experiment_job_failed(job.index);
+                    s.host.job_failed(job.index);
                 } else {
                     away = Some(job.index);
-                    hold(h, h.job_model_needed(&job));
-                    h.start_job(task, job).unwrap();
+                    hold(h, h.helper.model_needed(&h.engine, &job));
+                    h.helper.start_job(&mut h.engine, task, job).unwrap();
                 }
             }
-            hold(s, s.experiment_model_needed());
-            let p = block_on(s.experiment_step()).unwrap();
+            hold(s, s.host.model_needed(&s.engine));
+            let p = block_on(s.host.step(&mut s.engine)).unwrap();
             if let Some(done) = p.done {
                 break (done, helped);
             }
             // One helper step per step here; all of the job when nothing is left here.
             if let Some(h) = helper.as_deref_mut().filter(|_| away.is_some()) {
                 loop {
-                    if let Some(result) = block_on(h.job_step()).unwrap() {
+                    if let Some(result) = block_on(h.helper.job_step(&h.engine)).unwrap() {
                         let text = serde_json::to_string(&result).unwrap();
                         away = None;
                         helped += 1;
                         if let Some(done) = s
-                            .experiment_job_done(serde_json::from_str(&text).unwrap())
+                            .host
+                            .job_done(serde_json::from_str(&text).unwrap())
                             .unwrap()
                             .done
                         {
@@ -407,7 +429,8 @@ fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
         };
         let mut summaries = Vec::new();
         for with_helper in [false, true] {
-            here.start_experiment(config.clone(), Some(builtin("antonyms")))
+            here.host
+                .start(&mut here.engine, config.clone(), Some(builtin("antonyms")))
                 .unwrap();
             let h = with_helper.then_some(&mut helper);
             let (summary, helped) = summary_of(&mut here, h);
@@ -509,23 +532,23 @@ fn a_session_steps_scale_through_the_family_members_it_is_given() {
     };
     let mut s = open_bundled();
     s.set_task(builtin("sentiment"));
-    s.start_experiment(config, None).unwrap();
-    let before = block_on(s.experiment_step()).unwrap_err();
+    s.host.start(&mut s.engine, config, None).unwrap();
+    let before = block_on(s.host.step(&mut s.engine)).unwrap_err();
     assert!(matches!(before, Error::NotReady { .. }), "{before}");
     let mut loaded = Vec::new();
     let summary = loop {
-        if let Some(k) = s.experiment_model_needed() {
+        if let Some(k) = s.host.model_needed(&s.engine) {
             loaded.push(k);
-            s.hold_family_member(None);
+            s.engine.hold_family_member(None);
             let lm: LoadedModel = common::load(family[k]);
-            s.hold_family_member(Some((k, lm)));
+            s.engine.hold_family_member(Some((k, lm)));
         }
-        if let Some(done) = block_on(s.experiment_step()).unwrap().done {
+        if let Some(done) = block_on(s.host.step(&mut s.engine)).unwrap().done {
             break done;
         }
     };
     assert_eq!(loaded, [0, 1], "each member loaded once, in order");
-    assert_eq!(s.experiment_model_needed(), None, "nothing more to load");
+    assert_eq!(s.host.model_needed(&s.engine), None, "nothing more to load");
     let names: Vec<&str> = summary.models.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, family);
     // The tables the command line prints and the page draws.
@@ -558,7 +581,7 @@ fn a_session_steps_scale_through_the_family_members_it_is_given() {
 fn session_settings_and_order_errors_are_named() {
     let mut s = open_bundled();
     assert!(matches!(
-        s.reset(Settings::default()),
+        s.lab.reset(&s.engine, Settings::default()),
         Err(Error::NotReady {
             what: "the task",
             ..
@@ -583,11 +606,14 @@ fn session_settings_and_order_errors_are_named() {
             ..Settings::default()
         },
     ] {
-        assert!(matches!(s.reset(bad), Err(Error::Setting { .. })));
+        assert!(matches!(
+            s.lab.reset(&s.engine, bad),
+            Err(Error::Setting { .. })
+        ));
     }
     assert!(
         matches!(
-            block_on(s.step()),
+            block_on(s.lab.step(&s.engine)),
             Err(Error::NotReady {
                 what: "the soft prompt",
                 ..
@@ -596,8 +622,8 @@ fn session_settings_and_order_errors_are_named() {
         "no prompt yet"
     );
     // Class labels on a generation task fall back to sampled vocabulary.
-    s.reset(Settings::default()).unwrap();
-    assert!(block_on(s.step()).is_ok());
+    s.lab.reset(&s.engine, Settings::default()).unwrap();
+    assert!(block_on(s.lab.step(&s.engine)).is_ok());
 }
 
 /// The session's one schedule: what each `advance` returns, when the run ends, a step past the
@@ -606,16 +632,20 @@ fn session_settings_and_order_errors_are_named() {
 fn the_schedule_advances_snapshots_evaluates_and_ends() {
     let mut s = open_bundled();
     s.set_task(builtin("sentiment"));
-    s.set_eval_cadence(EvalCadence::Every(4));
-    s.reset(Settings {
-        steps: 6,
-        batch: 4,
-        ..Settings::default()
-    })
-    .unwrap();
+    s.lab.set_eval_cadence(EvalCadence::Every(4));
+    s.lab
+        .reset(
+            &s.engine,
+            Settings {
+                steps: 6,
+                batch: 4,
+                ..Settings::default()
+            },
+        )
+        .unwrap();
     let mut seen = Vec::new();
-    while !s.finished() {
-        let p = block_on(s.advance()).unwrap();
+    while !s.lab.finished() {
+        let p = block_on(s.lab.advance(&s.engine)).unwrap();
         assert_eq!(p.target, 6);
         assert!(p.stats.loss.is_finite() && p.ms_per_step > 0.0);
         seen.push((
@@ -637,16 +667,16 @@ fn the_schedule_advances_snapshots_evaluates_and_ends() {
         ]
     );
     // The Step button past the end: one more step, the end moves with it.
-    let p = block_on(s.advance()).unwrap();
+    let p = block_on(s.lab.advance(&s.engine)).unwrap();
     assert_eq!((p.stats.step, p.target), (7, 7));
     assert!(p.done.is_some());
     // Going on to 10 steps resumes the same prompt.
-    s.set_steps(10).unwrap();
-    assert!(!s.finished());
-    assert!(s.set_steps(0).is_err());
+    s.lab.set_steps(10).unwrap();
+    assert!(!s.lab.finished());
+    assert!(s.lab.set_steps(0).is_err());
 
-    let first = block_on(s.compare()).unwrap();
-    let again = block_on(s.compare()).unwrap();
+    let first = block_on(s.lab.compare(&s.engine)).unwrap();
+    let again = block_on(s.lab.compare(&s.engine)).unwrap();
     assert_eq!(first.no_prompt, again.no_prompt);
     assert_eq!(
         first.text_prompt.predictions.len(),
@@ -655,7 +685,7 @@ fn the_schedule_advances_snapshots_evaluates_and_ends() {
     assert_eq!(first.soft_prompt, again.soft_prompt);
     // The soft prompt's column is the schedule's evaluation of this step, reused: the same as a
     // fresh one.
-    let fresh = block_on(s.evaluate(Conditioning::SoftPrompt)).unwrap();
+    let fresh = block_on(s.lab.evaluate(&s.engine, Conditioning::SoftPrompt)).unwrap();
     assert_eq!(first.soft_prompt.predictions, fresh.predictions);
 }
 
