@@ -46,7 +46,5 @@ pub mod train;
 pub mod viz;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
-#[cfg(target_arch = "wasm32")]
-mod web_helpers;
 
 pub use error::{Error, Result};

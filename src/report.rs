@@ -1,5 +1,5 @@
 //! An experiment's results as tables: rows, labels and number formats decided here once, so the
-//! command line's Markdown (`sweep`) and the page's HTML tables (`web.rs` sends them with the
+//! command line's Markdown (`sweep`) and the page's HTML tables (`web` sends them with the
 //! summary) are the same table.
 
 use serde::Serialize;

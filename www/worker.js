@@ -43,7 +43,7 @@ function stopLoops() {
   experimenting = false;
 }
 
-/** The engine's own words for its panic: src/web.rs sends them just before the instance traps. */
+/** The engine's own words for its panic: src/web/mod.rs sends them just before the instance traps. */
 let crash = null;
 self.softPromptLabPanic = (json) => { crash = JSON.parse(json); };
 

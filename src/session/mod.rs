@@ -1,7 +1,7 @@
 //! One engine, as the page and the command line run it: what it has loaded (`engine`: the frozen
 //! model, its map, the task) and the three roles that borrow it — the lab's own run (`lab`), an
 //! experiment's host (`host`), and a helper doing work another engine hands over (`helper`).
-//! Plain Rust (tested natively); `web.rs` only converts inputs and outputs for JavaScript.
+//! Plain Rust (tested natively); `web` only converts inputs and outputs for JavaScript.
 //!
 //! A role's methods take the engine as their first argument:
 //! `session.lab.advance(&session.engine)`.

@@ -1,0 +1,267 @@
+//! The page's entry points (wasm-bindgen), called only by `www/worker.js`: JavaScript values in,
+//! `Session` calls, JavaScript values out; errors become `ErrorView` objects
+//! (`{kind, message, line?, fatal}`). The worker runs one call at a time; wasm-bindgen's own
+//! borrow of `Lab` for each `&mut self` call would refuse an overlapping one with a JS error.
+
+mod helper;
+mod hooks;
+mod host;
+mod js_helpers;
+mod lab;
+
+use std::sync::Mutex;
+
+use burn::tensor::Device;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::error::{Error, ErrorView};
+use crate::inspect::{header_length, inspect};
+use crate::model::parse_config;
+use crate::session::Session;
+use crate::tasks::{Task, TaskSpec};
+
+/// Set by wgpu when the GPU goes away; every later call reports it instead of touching the device.
+static GPU_LOST: Mutex<Option<String>> = Mutex::new(None);
+
+type JsResult = Result<JsValue, JsValue>;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The worker's receiver of a panic's `ErrorView` (JSON): after a panic the instance traps
+    /// and cannot be called again, so the words for the user leave before it does.
+    #[wasm_bindgen(catch, js_namespace = globalThis, js_name = softPromptLabPanic)]
+    fn report_panic(view_json: &str) -> Result<(), JsValue>;
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        let view = ErrorView::from(&Error::Panic {
+            detail: info.to_string().replace('\n', " "),
+        });
+        if let Ok(json) = serde_json::to_string(&view) {
+            // Absent outside the worker (a test page importing the module): nothing to tell.
+            let _ = report_panic(&json);
+        }
+    }));
+}
+
+/// Where `crashNext` makes the engine panic, to test the page's recovery (as `simulateGpuLoss`
+/// tests a lost GPU).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum CrashPoint {
+    Load,
+    Train,
+    Experiment,
+}
+
+fn js_error(e: Error) -> JsValue {
+    to_js(&ErrorView::from(&e)).unwrap_or_else(|_| JsValue::from_str(&e.to_string()))
+}
+
+/// Values cross as JSON text and `JSON.parse`: serde_wasm_bindgen's serializer, one boundary
+/// call per element, took 2.3 s (6 s before wasm-opt) for the vocabulary map's 12k values.
+fn to_js<T: Serialize>(value: &T) -> JsResult {
+    let text = serde_json::to_string(value).map_err(|e| js_error(Error::internal(e)))?;
+    js_sys::JSON::parse(&text).map_err(|e| js_error(Error::internal(format!("{e:?}"))))
+}
+
+fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, what: &str) -> Result<T, JsValue> {
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| js_error(Error::setting(format!("{what}: {e}"))))
+}
+
+/// The safetensors header's length from the file's first 8 bytes (checked: the page asks for
+/// that many bytes next).
+#[wasm_bindgen(js_name = headerLength)]
+pub fn header_length_js(first: &[u8]) -> Result<f64, JsValue> {
+    Ok(header_length(first).map_err(js_error)? as f64)
+}
+
+/// The split files a built-in task's `task.json` names: `[train, test]`.
+#[wasm_bindgen(js_name = taskSplits)]
+pub fn task_splits(spec_json: &[u8]) -> JsResult {
+    let spec = TaskSpec::parse(spec_json).map_err(js_error)?;
+    to_js(&[spec.train, spec.test])
+}
+
+/// A compute device and, once a model is loaded, the session on it.
+#[wasm_bindgen]
+pub struct Lab {
+    device: Device,
+    /// The largest buffer the GPU allows (none on the CPU).
+    max_buffer: Option<u64>,
+    session: Option<Session>,
+    /// Destroys the WebGPU device, as a driver reset would (`simulateGpuLoss`).
+    destroy_gpu: Option<Box<dyn Fn()>>,
+    /// A panic armed by `crashNext`.
+    crash: Option<CrashPoint>,
+}
+
+impl Lab {
+    fn new(device: Device, max_buffer: Option<u64>) -> Self {
+        Self {
+            device,
+            max_buffer,
+            session: None,
+            destroy_gpu: None,
+            crash: None,
+        }
+    }
+
+    /// Panics when a crash is armed at `point` (tests: `crashNext`).
+    fn crash_at(&mut self, point: CrashPoint) {
+        if self.crash == Some(point) {
+            self.crash = None;
+            panic!("a crash asked for by crashNext({point:?}), to test the page's recovery");
+        }
+    }
+
+    fn usable(&self) -> Result<(), JsValue> {
+        match GPU_LOST.lock().ok().and_then(|g| g.clone()) {
+            Some(reason) => Err(js_error(Error::GpuLost { reason })),
+            None => Ok(()),
+        }
+    }
+
+    /// The session; a lost GPU is reported before anything touches the device.
+    fn session(&self) -> Result<&Session, JsValue> {
+        self.usable()?;
+        self.session.as_ref().ok_or_else(not_loaded)
+    }
+
+    fn session_mut(&mut self) -> Result<&mut Session, JsValue> {
+        self.usable()?;
+        self.session.as_mut().ok_or_else(not_loaded)
+    }
+}
+
+fn not_loaded() -> JsValue {
+    js_error(Error::NotReady {
+        what: "the model",
+        todo: "wait for it to load",
+    })
+}
+
+#[wasm_bindgen]
+impl Lab {
+    /// The CPU backend (burn flex, wasm SIMD).
+    pub fn cpu() -> Lab {
+        Lab::new(crate::backend::cpu(), None)
+    }
+
+    /// The WebGPU backend; fails with a message when the browser has no usable adapter. Call once
+    /// per worker: the runtime cannot be initialised twice.
+    pub async fn webgpu() -> Result<Lab, JsValue> {
+        let (device, setup) = Device::wgpu_options()
+            .init_with_setup_async()
+            .await
+            .map_err(|e| {
+                js_error(Error::Device {
+                    detail: format!("WebGPU could not start ({e}); the CPU backend still works"),
+                })
+            })?;
+        setup.device.set_device_lost_callback(|reason, message| {
+            if let Ok(mut lost) = GPU_LOST.lock() {
+                *lost = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        let limits = setup.device.limits();
+        let max_buffer = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let gpu = setup.device.clone();
+        Ok(Lab {
+            destroy_gpu: Some(Box::new(move || gpu.destroy())),
+            ..Lab::new(device.autodiff(), Some(max_buffer))
+        })
+    }
+
+    /// What a checkpoint will cost before its weights are fetched (`inspect::inspect`), with this
+    /// backend's largest buffer (`gpuBufferLimit`, none on the CPU) to hold its largest tensor.
+    pub fn inspect(
+        &self,
+        config: &[u8],
+        header: Option<Vec<u8>>,
+        download_bytes: f64,
+        batch: usize,
+        n_virtual: usize,
+    ) -> JsResult {
+        let summary = inspect(
+            config,
+            header.as_deref(),
+            download_bytes as u64,
+            batch,
+            n_virtual,
+        )
+        .map_err(js_error)?;
+        let mut view = serde_json::to_value(&summary).map_err(|e| js_error(Error::internal(e)))?;
+        view["gpuBufferLimit"] = self.max_buffer.into();
+        to_js(&view)
+    }
+
+    /// Loads a model from its three files: `{info, mapPoints, mapLabels, explained}`.
+    pub async fn load(
+        &mut self,
+        config: Vec<u8>,
+        weights: Vec<u8>,
+        tokenizer: Vec<u8>,
+    ) -> JsResult {
+        self.usable()?;
+        self.crash_at(CrashPoint::Load);
+        // The page refuses these before fetching; a model that arrives anyway is refused here,
+        // not by an allocation failure that would abort the instance.
+        let summary = inspect(&config, None, weights.len() as u64, 1, 1).map_err(js_error)?;
+        if let Some(detail) = summary.refusal {
+            return Err(js_error(Error::ModelTooLarge { detail }));
+        }
+        if let Some(max) = self.max_buffer {
+            let cfg = parse_config(&config).map_err(js_error)?;
+            crate::backend::check_buffer_limit(cfg.embedding_bytes(), max).map_err(js_error)?;
+        }
+        let session = Session::open(config, weights, tokenizer, &self.device)
+            .await
+            .map_err(js_error)?;
+        let out = to_js(&session.engine.loaded_view())?;
+        self.session = Some(session);
+        Ok(out)
+    }
+
+    /// A built-in task from its `task.json` and JSONL splits: the task summary.
+    #[wasm_bindgen(js_name = setBuiltinTask)]
+    pub fn set_builtin_task(&mut self, spec: &[u8], train: &str, test: &str) -> JsResult {
+        let task = Task::builtin(spec, train, test).map_err(js_error)?;
+        to_js(&self.session_mut()?.set_task(task))
+    }
+
+    /// The loss of the answers with no prompt (the loss chart's reference line).
+    #[wasm_bindgen(js_name = lossWithoutPrompt)]
+    pub async fn loss_without_prompt(&self) -> Result<f32, JsValue> {
+        self.session()?
+            .engine
+            .loss_without_prompt()
+            .await
+            .map_err(js_error)
+    }
+
+    /// Median ms of a default-sized training step on this backend, shared with the idle
+    /// helpers (`Engine::time_steps`): backend "auto" and the pool's sizing time with it.
+    #[wasm_bindgen(js_name = timeSteps)]
+    pub async fn time_steps(&self, steps: usize) -> Result<f64, JsValue> {
+        self.session()?
+            .engine
+            .time_steps(steps)
+            .await
+            .map_err(js_error)
+    }
+
+    /// Examples typed or uploaded by the user (JSONL, `input => output` lines, or CSV).
+    #[wasm_bindgen(js_name = setCustomTask)]
+    pub fn set_custom_task(&mut self, name: &str, text: &str) -> JsResult {
+        let task = Task::custom(name, text).map_err(js_error)?;
+        to_js(&self.session_mut()?.set_task(task))
+    }
+}
