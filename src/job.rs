@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::read_f32;
 use crate::error::Result;
-use crate::eval::evaluate;
+use crate::eval::{EvalReport, evaluate};
 use crate::footprint::{Base, Footprint};
 use crate::generate::Prompting;
 use crate::loader::LoadedModel;
@@ -20,6 +20,7 @@ use crate::run::Run;
 use crate::settings::Settings;
 use crate::soft_prompt::SoftPrompt;
 use crate::tasks::Task;
+use crate::train::StepStats;
 
 /// What a job trains: a soft prompt on the frozen model, or (scale's comparison) every weight
 /// of a copy of it.
@@ -65,9 +66,91 @@ pub struct JobResult {
     pub footprint: Option<Footprint>,
 }
 
+/// The training a job runs: each question about it answered here, once per kind.
 enum Training {
     Prompt(Box<Run>),
     Model(Box<ModelTuningRun>),
+}
+
+impl Training {
+    fn start(lm: &LoadedModel, task: &Task, job: &Job) -> Result<Self> {
+        let settings = &job.settings;
+        Ok(match job.tuning {
+            Tuning::Prompt => {
+                let given = match &job.given {
+                    Some(values) => Some((
+                        SoftPrompt::from_values(lm, values, settings.virtual_tokens)?,
+                        settings.prompt_init(&task.kind)?,
+                    )),
+                    None => None,
+                };
+                Self::Prompt(Box::new(Run::start(lm, task, settings.clone(), given)?))
+            }
+            Tuning::Model => {
+                let config = ModelTuningConfig::default();
+                let run = ModelTuningRun::start(lm, task, settings.batch, settings.seed, config)?;
+                Self::Model(Box::new(run))
+            }
+        })
+    }
+
+    /// One step; a prompt tuning's shared with `helpers`.
+    async fn step(&mut self, lm: &LoadedModel, helpers: Option<&dyn Helpers>) -> Result<StepStats> {
+        match self {
+            Self::Prompt(run) => run.step(lm, helpers).await,
+            Self::Model(run) => run.step(lm).await,
+        }
+    }
+
+    fn steps_done(&self) -> usize {
+        match self {
+            Self::Prompt(run) => run.trainer.step,
+            Self::Model(run) => run.tuner.step,
+        }
+    }
+
+    /// The model as trained: model tuning's tuned copy (none for a prompt: the base itself).
+    fn tuned(&self, lm: &LoadedModel) -> Option<LoadedModel> {
+        match self {
+            Self::Prompt(_) => None,
+            Self::Model(run) => Some(run.tuned(lm)),
+        }
+    }
+
+    /// Held-out accuracy on `evaluated` (`tuned`, else the base): a prompt tuning with its
+    /// prompt (scored with `helpers`); model tuning with no prompt, as it was trained.
+    async fn evaluate(
+        &self,
+        evaluated: &LoadedModel,
+        task: &Task,
+        helpers: Option<&dyn Helpers>,
+    ) -> Result<EvalReport> {
+        match self {
+            Self::Prompt(run) => {
+                let prompt = run.trainer.prompt.values();
+                pooled_evaluate(evaluated, prompt, &task.test, &task.kind, helpers).await
+            }
+            Self::Model(_) => {
+                evaluate(evaluated, &Prompting::text(""), &task.test, &task.kind).await
+            }
+        }
+    }
+
+    /// Numbers the run trains: the prompt's, or every weight of the model's copy.
+    fn learnt(&self, lm: &LoadedModel) -> u64 {
+        match self {
+            Self::Prompt(run) => (run.trainer.prompt.n_virtual() * lm.model.config.d_model) as u64,
+            Self::Model(_) => lm.model.num_params() as u64,
+        }
+    }
+
+    /// The trained prompt's values (none for model tuning).
+    async fn prompt(&self) -> Result<Option<Vec<f32>>> {
+        match self {
+            Self::Prompt(run) => Ok(Some(read_f32(run.trainer.prompt.values()).await?)),
+            Self::Model(_) => Ok(None),
+        }
+    }
 }
 
 /// A job in progress on one engine.
@@ -81,28 +164,9 @@ pub struct JobRun {
 
 impl JobRun {
     pub fn start(lm: &LoadedModel, task: &Task, job: Job) -> Result<Self> {
-        let settings = &job.settings;
-        let training = match job.tuning {
-            Tuning::Prompt => {
-                let given = match &job.given {
-                    Some(values) => Some((
-                        SoftPrompt::from_values(lm, values, settings.virtual_tokens)?,
-                        settings.prompt_init(&task.kind)?,
-                    )),
-                    None => None,
-                };
-                let run = Run::start(lm, task, settings.clone(), given)?;
-                Training::Prompt(Box::new(run))
-            }
-            Tuning::Model => {
-                let config = ModelTuningConfig::default();
-                let run = ModelTuningRun::start(lm, task, settings.batch, settings.seed, config)?;
-                Training::Model(Box::new(run))
-            }
-        };
         Ok(Self {
+            training: Training::start(lm, task, &job)?,
             job,
-            training,
             base: None,
             curve: Vec::new(),
         })
@@ -120,10 +184,7 @@ impl JobRun {
         if self.job.model.is_some() && self.base.is_none() {
             self.base = Some(Base::of(&lm.model).await?);
         }
-        let stats = match &mut self.training {
-            Training::Prompt(run) => run.step(lm, helpers).await?,
-            Training::Model(run) => run.step(lm).await?,
-        };
+        let stats = self.training.step(lm, helpers).await?;
         let steps = self.job.settings.steps;
         let curve_due = self
             .job
@@ -132,21 +193,9 @@ impl JobRun {
         if !curve_due && stats.step < steps {
             return Ok(None);
         }
-        // Model tuning is evaluated on its tuned copy with no prompt, as it was trained.
-        let tuned = match &self.training {
-            Training::Prompt(_) => None,
-            Training::Model(run) => Some(run.tuned(lm)),
-        };
+        let tuned = self.training.tuned(lm);
         let evaluated = tuned.as_ref().unwrap_or(lm);
-        let report = match &self.training {
-            Training::Prompt(run) => {
-                let prompt = run.trainer.prompt.values();
-                pooled_evaluate(lm, prompt, &task.test, &task.kind, helpers).await?
-            }
-            Training::Model(_) => {
-                evaluate(evaluated, &Prompting::text(""), &task.test, &task.kind).await?
-            }
-        };
+        let report = self.training.evaluate(evaluated, task, helpers).await?;
         let accuracy = report.accuracy();
         if curve_due {
             self.curve.push((stats.step, accuracy));
@@ -156,16 +205,14 @@ impl JobRun {
         }
         let footprint = match &self.base {
             Some(base) => {
-                let learnt = self.learnt(lm);
+                let learnt = self.training.learnt(lm);
                 Some(base.footprint(&lm.model, &evaluated.model, learnt).await?)
             }
             None => None,
         };
-        let prompt = match &self.training {
-            Training::Prompt(run) if self.job.keep_prompt => {
-                Some(read_f32(run.trainer.prompt.values()).await?)
-            }
-            _ => None,
+        let prompt = match self.job.keep_prompt {
+            true => self.training.prompt().await?,
+            false => None,
         };
         Ok(Some(JobResult {
             index: self.job.index,
@@ -185,18 +232,9 @@ impl JobRun {
 
     /// Training steps still to take.
     pub fn steps_left(&self) -> usize {
-        let done = match &self.training {
-            Training::Prompt(run) => run.trainer.step,
-            Training::Model(run) => run.tuner.step,
-        };
-        self.job.settings.steps.saturating_sub(done)
-    }
-
-    /// Numbers the run trains: the prompt's, or every weight of the model's copy.
-    fn learnt(&self, lm: &LoadedModel) -> u64 {
-        match self.job.tuning {
-            Tuning::Prompt => (self.job.settings.virtual_tokens * lm.model.config.d_model) as u64,
-            Tuning::Model => lm.model.num_params() as u64,
-        }
+        self.job
+            .settings
+            .steps
+            .saturating_sub(self.training.steps_done())
     }
 }

@@ -1,6 +1,6 @@
 // The page in each browser engine, for `./build.sh bench` (it prints, it does not judge): time
 // from navigation to a prompt ready to train, and the default 200-step antonyms run with one
-// engine (`?workers=1`) against the default pool (measured: www/worker.js measurePool),
+// engine (`?workers=1`) against the default pool (its size: www/engine/lab-pool.js poolSize),
 // alternated in one invocation (ABBA), on the hosted form (dist/ on a plain static server).
 //   node tests/e2e/measure-engines.mjs [ROUNDS] [ENGINE...]
 // Needs the built page (./build.sh) and the browsers `./build.sh test` installs.

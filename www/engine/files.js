@@ -1,0 +1,55 @@
+// The files the engine worker reads: a model's three files (from a URL or the user's own), a
+// checkpoint's config and safetensors header before any weights, a built-in task's files.
+import { headerLength, taskSplits } from '../pkg/soft_prompt_lab.js';
+import { fetchBytes, fetchRange, fileUrl } from '../model-files.js';
+import { MODEL_FILES } from '../protocol.js';
+
+/** A model's three files, reporting `onProgress({file, loaded, total, secondsLeft})` as they come. */
+export async function modelFiles(source, onProgress, { signal, notes } = {}) {
+  if (source.kind === 'files') {
+    return [source.config, source.weights, source.tokenizer].map((b) => new Uint8Array(b));
+  }
+  const out = [];
+  for (const file of MODEL_FILES) {
+    out.push(await fetchBytes(fileUrl(source.base, file), (loaded, total, secondsLeft) =>
+      onProgress({ file, loaded, total, secondsLeft }), { signal, notes }));
+  }
+  return out;
+}
+
+/** A sharded checkpoint is refused by name (its index is there, one model.safetensors is not). */
+async function refuseSharded(base, error) {
+  const index = await fetch(fileUrl(base, 'model.safetensors.index.json'), { method: 'HEAD' }).catch(() => null);
+  if (!index?.ok) throw error;
+  throw {
+    kind: 'Weights',
+    message: 'this model is split into several weight files (model.safetensors.index.json: a sharded checkpoint), and Soft Prompt Lab reads one model.safetensors. Choose a smaller model, or save this one as a single file (save_pretrained with max_shard_size larger than the model)',
+  };
+}
+
+/**
+ * `config.json`, the weights' safetensors header and the file's size, without the weights: two
+ * Range requests (the 8-byte length, then the header).
+ */
+export async function checkpointHead(source) {
+  if (source.kind === 'files') {
+    const weights = new Uint8Array(source.weights);
+    const n = headerLength(weights.subarray(0, 8));
+    return { config: new Uint8Array(source.config), header: weights.slice(8, 8 + n), size: weights.byteLength };
+  }
+  const config = await fetchBytes(fileUrl(source.base, 'config.json'));
+  const url = fileUrl(source.base, 'model.safetensors');
+  const first = await fetchRange(url, 0, 7).catch((e) => refuseSharded(source.base, e));
+  const n = headerLength(first.bytes);
+  const { bytes } = await fetchRange(url, 8, 8 + n - 1);
+  return { config, header: bytes, size: first.size };
+}
+
+/** A built-in task's files: its task.json and the two splits' text. */
+export async function builtinTask(base, name) {
+  const folder = fileUrl(base, name);
+  const spec = await fetchBytes(fileUrl(folder, 'task.json'), () => {});
+  const [train, test] = taskSplits(spec);
+  const text = async (file) => new TextDecoder().decode(await fetchBytes(fileUrl(folder, file), () => {}));
+  return [spec, await text(train), await text(test)];
+}

@@ -1,0 +1,65 @@
+// The lab engine's helpers on the CPU path: how many engines train together and why (said on
+// the page), and the pool (../pool.js) started for the model just loaded.
+import { EVENT } from '../protocol.js';
+import { Pool } from '../pool.js';
+import { engine, enqueue, post } from './state.js';
+
+const POOL_MAX = 2;
+const engines = (n) => (n === 1 ? 'one engine' : `${n} engines`);
+
+/**
+ * How many engines may train, and why: the page's number, else one per core the browser reports
+ * while the model copies fit in half the memory the device reports (each holds its weights in
+ * f32, an embedding copy and a step's activations: about 2.5 times the f32 weights), at most
+ * `POOL_MAX` (WebKit reports 4 cores on a 2-core machine, where 4 engines made a run 1.7 times
+ * slower than one). A pool measured by timing (commit 22a3ea3) hung the engine's queue in the
+ * restless-user page test (seed 7), so none is measured.
+ */
+function poolSize(params) {
+  if (engine.workers > 0) {
+    const n = engine.workers;
+    return { size: n, why: `${engines(n)}, as the link's workers=${n} asks` };
+  }
+  const cores = self.navigator.hardwareConcurrency || 1;
+  const memory = ((self.navigator.deviceMemory || 4) * 2 ** 30) / 2;
+  const fit = Math.max(1, Math.floor(memory / (params * 4 * 2.5)));
+  const size = Math.min(cores, fit);
+  if (size > 1) {
+    const n = Math.min(size, POOL_MAX);
+    return { size: n, why: `${engines(n)} (the browser reports ${cores} cores; at most ${POOL_MAX} start: WebKit reports 4 on 2-core machines)` };
+  }
+  const why = cores < 2 ? 'one engine: the browser reports one core' : 'one engine: a second copy of the model would not fit in half the memory the browser reports';
+  return { size, why };
+}
+
+/** The pool's size and why: what the page says of it. */
+let poolPlan = { wanted: 1, why: '' };
+
+/** The engines training together and each helper's memory (this engine's comes with each step). */
+function postPool() {
+  const { pool } = engine;
+  post(EVENT.POOL, { workers: (pool?.ready.length ?? 0) + 1, ...poolPlan, failed: pool?.failed ?? 0, helperBytes: pool?.memory() ?? [] });
+}
+
+/** Stops the helpers of the model loaded before. */
+export function stopPool() {
+  const old = engine.pool;
+  engine.pool = null;
+  old?.stop();
+}
+
+/** Helpers for the model just loaded, on the CPU path; they join as they finish loading. */
+export function startPool(source, params) {
+  stopPool();
+  const { size, why } = engine.backend === 'cpu' ? poolSize(params) : { size: 1, why: '' };
+  poolPlan = { wanted: size, why };
+  postPool();
+  if (size < 2) return;
+  const current = new Pool(() => {
+    if (engine.pool === current) postPool();
+  });
+  engine.pool = current;
+  // The engine asks the pool how many helpers are free at each step (none until one joins).
+  enqueue(() => engine.lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
+  current.start(size - 1, source);
+}
