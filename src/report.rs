@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::experiments::{ArmSummary, ExperimentSummary, Footprint, SCALE_METHODS};
+use crate::experiments::{ArmSummary, ExperimentSummary, Footprint, ModelSize, SCALE_METHODS};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Table {
@@ -192,6 +192,28 @@ pub fn markdown(table: &Table) -> String {
     out
 }
 
+/// What prompt tuning and model tuning changed on the largest model (the last seed's runs), as
+/// sentences; none without both footprints.
+fn contrast(summary: &ExperimentSummary, last: &ModelSize) -> String {
+    let last_model = summary.models.len() - 1;
+    let footprint = |m: usize| last_footprint(summary, scale_arm(summary, last_model, m)?);
+    match (footprint(1), footprint(2)) {
+        (Some(p), Some(m)) => format!(
+            " On {}, prompt tuning learnt {} numbers and left the model {} (one model serves every \
+             task, with a small prompt each); model tuning changed {} of its {} weights, a copy of \
+             the model per task, and kept {} of optimizer state against {}.",
+            last.name,
+            thousands(p.learnt),
+            base_after(&p),
+            thousands(m.weights_changed),
+            thousands(m.weights),
+            bytes(m.optimizer_bytes),
+            bytes(p.optimizer_bytes),
+        ),
+        _ => String::new(),
+    }
+}
+
 /// What a finished scale experiment shows here, beside the paper: the gap between model tuning
 /// and prompt tuning on the smallest and the largest model, and why a toy family may disagree.
 pub fn reading(summary: &ExperimentSummary) -> Option<String> {
@@ -217,24 +239,7 @@ pub fn reading(summary: &ExperimentSummary) -> Option<String> {
         _ => "the gap hardly changes with size here",
     };
     let [text, prompt, _] = SCALE_METHODS;
-    let last_model = summary.models.len() - 1;
-    // The last seed's run of method `m` on the largest model.
-    let footprint = |m: usize| last_footprint(summary, scale_arm(summary, last_model, m)?);
-    let contrast = match (footprint(1), footprint(2)) {
-        (Some(p), Some(m)) => format!(
-            " On {}, prompt tuning learnt {} numbers and left the model {} (one model serves every \
-             task, with a small prompt each); model tuning changed {} of its {} weights, a copy of \
-             the model per task, and kept {} of optimizer state against {}.",
-            last.name,
-            thousands(p.learnt),
-            base_after(&p),
-            thousands(m.weights_changed),
-            thousands(m.weights),
-            bytes(m.optimizer_bytes),
-            bytes(p.optimizer_bytes),
-        ),
-        _ => String::new(),
-    };
+    let contrast = contrast(summary, last);
     Some(format!(
         "Here, on {task}: {} on {} ({}) and {} on {} ({}): {trend}.{contrast} \
          Expect this family to disagree with the paper: its models have {} to {} parameters, the \

@@ -67,6 +67,19 @@ impl PromptInit {
     }
 }
 
+/// TEXT init: the embeddings of `text`'s tokens, repeated to `n_virtual` rows.
+fn text_rows(lm: &LoadedModel, text: &str, n_virtual: usize) -> Result<Tensor<2>> {
+    if lm.tokenizer.encode(text)?.is_empty() {
+        return Err(Error::setting(
+            "the init text is empty: type a few words that describe the task",
+        ));
+    }
+    // With the start ids (BOS), as PEFT tokenizes the init text.
+    let ids = lm.tokenizer.encode_start(text)?;
+    let ids: Vec<u32> = ids.iter().copied().cycle().take(n_virtual).collect();
+    Ok(lm.model.embedding_rows(&ids))
+}
+
 impl SoftPrompt {
     /// A trainable prompt from its values `[n_virtual, d_model]`.
     pub fn from_tensor(values: Tensor<2>) -> Self {
@@ -130,17 +143,7 @@ impl SoftPrompt {
             PromptInit::SampleVocab { first_k } => {
                 model.embedding_rows(&sample_ids(n_virtual, *first_k)?)
             }
-            PromptInit::Text(text) => {
-                if lm.tokenizer.encode(text)?.is_empty() {
-                    return Err(Error::setting(
-                        "the init text is empty: type a few words that describe the task",
-                    ));
-                }
-                // With the start ids (BOS), as PEFT tokenizes the init text.
-                let ids = lm.tokenizer.encode_start(text)?;
-                let ids: Vec<u32> = ids.iter().copied().cycle().take(n_virtual).collect();
-                model.embedding_rows(&ids)
-            }
+            PromptInit::Text(text) => text_rows(lm, text, n_virtual)?,
             PromptInit::ClassLabels { labels, first_k } => {
                 let mut rows = Vec::with_capacity(n_virtual);
                 for label in labels.iter().take(n_virtual) {

@@ -125,6 +125,26 @@ fn norm(v: &[f32]) -> f32 {
 /// Mean, top-2 principal directions and their explained-variance shares of `rows` (`[n, d]`):
 /// power iteration with deflation on the `d × d` covariance (d is at most a few thousand).
 fn pca2(rows: &[f32], d: usize) -> (Vec<f32>, [Vec<f32>; 2], [f32; 2]) {
+    let (mean, mut cov) = covariance(rows, d);
+    let total: f64 = (0..d).map(|i| cov[i * d + i]).sum::<f64>().max(1e-30);
+    let mut basis: [Vec<f32>; 2] = [vec![0.0; d], vec![0.0; d]];
+    let mut explained = [0f32; 2];
+    for (c, out) in basis.iter_mut().enumerate() {
+        let (v, lambda) = top_direction(&cov, d);
+        explained[c] = (lambda / total) as f32;
+        *out = v.iter().map(|x| *x as f32).collect();
+        // Deflate: remove this component before finding the next.
+        for i in 0..d {
+            for j in 0..d {
+                cov[i * d + j] -= lambda * v[i] * v[j];
+            }
+        }
+    }
+    (mean.iter().map(|m| *m as f32).collect(), basis, explained)
+}
+
+/// The mean of `rows` (`[n, d]`) and their `d × d` covariance, row-major.
+fn covariance(rows: &[f32], d: usize) -> (Vec<f64>, Vec<f64>) {
     let n = (rows.len() / d).max(1);
     let mut mean = vec![0f64; d];
     for r in rows.chunks(d) {
@@ -143,7 +163,7 @@ fn pca2(rows: &[f32], d: usize) -> (Vec<f32>, [Vec<f32>; 2], [f32; 2]) {
         TensorData::new(centred, [rows.len() / d, d]),
         &crate::backend::host(),
     );
-    let mut cov: Vec<f64> = x
+    let cov: Vec<f64> = x
         .clone()
         .transpose()
         .matmul(x) // [d, n] x [n, d] -> [d, d]
@@ -155,48 +175,41 @@ fn pca2(rows: &[f32], d: usize) -> (Vec<f32>, [Vec<f32>; 2], [f32; 2]) {
         .into_iter()
         .map(f64::from)
         .collect();
-    let total: f64 = (0..d).map(|i| cov[i * d + i]).sum::<f64>().max(1e-30);
-    let mut basis: [Vec<f32>; 2] = [vec![0.0; d], vec![0.0; d]];
-    let mut explained = [0f32; 2];
-    for (c, out) in basis.iter_mut().enumerate() {
-        // A fixed start (not random) keeps the map the same on every load; all-ones plus a ramp
-        // is not orthogonal to any direction in practice.
-        let mut v: Vec<f64> = (0..d).map(|i| 1.0 + i as f64 / d as f64).collect();
-        let mut lambda = 0.0;
-        for _ in 0..POWER_ROUNDS {
-            let mut w: Vec<f64> = (0..d)
-                .map(|i| {
-                    cov[i * d..(i + 1) * d]
-                        .iter()
-                        .zip(&v)
-                        .map(|(a, b)| a * b)
-                        .sum()
-                })
-                .collect();
-            let len = w.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if len < 1e-30 {
-                break;
-            }
-            w.iter_mut().for_each(|x| *x /= len);
-            lambda = len;
-            v = w;
+    (mean, cov)
+}
+
+/// The covariance's leading eigenvector (unit length, its largest component positive) and
+/// eigenvalue, by power iteration.
+fn top_direction(cov: &[f64], d: usize) -> (Vec<f64>, f64) {
+    // A fixed start (not random) keeps the map the same on every load; all-ones plus a ramp
+    // is not orthogonal to any direction in practice.
+    let mut v: Vec<f64> = (0..d).map(|i| 1.0 + i as f64 / d as f64).collect();
+    let mut lambda = 0.0;
+    for _ in 0..POWER_ROUNDS {
+        let mut w: Vec<f64> = (0..d)
+            .map(|i| {
+                cov[i * d..(i + 1) * d]
+                    .iter()
+                    .zip(&v)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
+            .collect();
+        let len = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if len < 1e-30 {
+            break;
         }
-        // Sign convention: the largest component positive, so the map does not flip between loads.
-        let big = v
-            .iter()
-            .copied()
-            .fold(0f64, |a, x| if x.abs() > a.abs() { x } else { a });
-        if big < 0.0 {
-            v.iter_mut().for_each(|x| *x = -*x);
-        }
-        explained[c] = (lambda / total) as f32;
-        *out = v.iter().map(|x| *x as f32).collect();
-        // Deflate: remove this component before finding the next.
-        for i in 0..d {
-            for j in 0..d {
-                cov[i * d + j] -= lambda * v[i] * v[j];
-            }
-        }
+        w.iter_mut().for_each(|x| *x /= len);
+        lambda = len;
+        v = w;
     }
-    (mean.iter().map(|m| *m as f32).collect(), basis, explained)
+    // Sign convention: the largest component positive, so the map does not flip between loads.
+    let big = v
+        .iter()
+        .copied()
+        .fold(0f64, |a, x| if x.abs() > a.abs() { x } else { a });
+    if big < 0.0 {
+        v.iter_mut().for_each(|x| *x = -*x);
+    }
+    (v, lambda)
 }

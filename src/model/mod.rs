@@ -266,6 +266,23 @@ impl Model {
     }
 }
 
+/// The forward pass with no prefix (no prompt, or a text prompt inside the tokens).
+fn run_unprefixed<F: Family>(
+    f: &F,
+    mut x: Tensor<3>,
+    at: &F::At,
+    masked: Mask,
+    keep: bool,
+) -> (Tensor<3>, Option<Vec<Kv>>) {
+    let mut kept = Vec::new();
+    for i in 0..f.layers() {
+        let (out, kv) = f.layer(i, x, at, None, masked.clone());
+        x = out;
+        kept.push(kv);
+    }
+    (f.final_norm(x), keep.then_some(kept))
+}
+
 /// The shared-prefix forward pass of [`Model::forward_prefixed`] for one family.
 fn run<F: Family>(
     f: &F,
@@ -282,15 +299,10 @@ fn run<F: Family>(
     let mut x = f.input(tokens, &text_at);
     let at = f.at(config, &text_at, &device);
     let masked = attention_mask(n, lengths, s, &device);
-    let mut kept = Vec::new();
     let Some(prefix) = prefix else {
-        for i in 0..f.layers() {
-            let (out, kv) = f.layer(i, x, &at, None, masked.clone());
-            x = out;
-            kept.push(kv);
-        }
-        return (f.final_norm(x), keep.then_some(kept));
+        return run_unprefixed(f, x, &at, masked, keep);
     };
+    let mut kept = Vec::new();
     let prefix_at = Positions::Run { from: 0, len: n };
     let mut p = f.input(prefix.unsqueeze::<3>(), &prefix_at); // [n, d] -> [1, n, d]
     let p_at = f.at(config, &prefix_at, &device);
