@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::plan::{self, RunKind, RunSpec, task_for};
 use super::summary::{
-    ArmSummary, ExperimentSummary, ModelSize, RunResult, model_label, text_result,
+    ArmSummary, ExperimentSummary, ModelSize, RunResult, model_label, text_result, vote,
 };
 use super::{CURVE_POINTS, ExperimentConfig, ExperimentName, MAX_SEEDS};
 use crate::error::{Error, Result};
@@ -353,39 +353,10 @@ impl Experiment {
         Ok(Some(self.job_result(done)))
     }
 
-    /// The ensemble's majority vote over the runs before it (ties: the earliest prompt's answer).
+    /// The ensemble's majority vote over the runs before it (`summary::vote`).
     fn vote(&self, spec: &RunSpec) -> RunResult {
         let members: Vec<&RunResult> = self.runs().filter(|r| r.arm < spec.arm).collect();
-        let expected: Vec<&str> = self.task.test.iter().map(|e| e.output.trim()).collect();
-        let mut predictions = Vec::with_capacity(expected.len());
-        let mut correct = 0;
-        for (i, want) in expected.iter().enumerate() {
-            let mut counts: Vec<(&str, usize)> = Vec::new();
-            for m in &members {
-                let p = m.predictions.get(i).map_or("", |p| p.trim());
-                match counts.iter_mut().find(|(q, _)| *q == p) {
-                    Some((_, c)) => *c += 1,
-                    None => counts.push((p, 1)),
-                }
-            }
-            // max_by_key keeps the last of equals: reversed, the earliest prompt wins a tie.
-            let winner = counts
-                .iter()
-                .rev()
-                .max_by_key(|(_, c)| *c)
-                .map_or("", |(p, _)| *p);
-            correct += usize::from(winner == *want);
-            predictions.push(winner.to_string());
-        }
-        RunResult {
-            arm: spec.arm,
-            seed: spec.seed,
-            accuracy: correct as f32 / expected.len().max(1) as f32,
-            loss: None,
-            curve: Vec::new(),
-            footprint: None,
-            predictions,
-        }
+        vote(&members, &self.task, spec)
     }
 
     /// The finished runs, in the plan's order.

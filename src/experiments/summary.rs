@@ -7,6 +7,7 @@ use super::ExperimentName;
 use super::plan::RunSpec;
 use crate::eval::EvalReport;
 pub use crate::footprint::Footprint;
+use crate::tasks::Task;
 
 /// One finished run: its arm, seed, held-out accuracy and final loss; for transfer, accuracy by
 /// step.
@@ -121,5 +122,39 @@ pub(super) fn text_result(spec: &RunSpec, report: EvalReport) -> RunResult {
             .into_iter()
             .map(|p| p.predicted)
             .collect(),
+    }
+}
+
+/// The ensemble's majority vote over its `members`' answers (ties: the earliest prompt's answer).
+pub(super) fn vote(members: &[&RunResult], task: &Task, spec: &RunSpec) -> RunResult {
+    let expected: Vec<&str> = task.test.iter().map(|e| e.output.trim()).collect();
+    let mut predictions = Vec::with_capacity(expected.len());
+    let mut correct = 0;
+    for (i, want) in expected.iter().enumerate() {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for m in members {
+            let p = m.predictions.get(i).map_or("", |p| p.trim());
+            match counts.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((p, 1)),
+            }
+        }
+        // max_by_key keeps the last of equals: reversed, the earliest prompt wins a tie.
+        let winner = counts
+            .iter()
+            .rev()
+            .max_by_key(|(_, c)| *c)
+            .map_or("", |(p, _)| *p);
+        correct += usize::from(winner == *want);
+        predictions.push(winner.to_string());
+    }
+    RunResult {
+        arm: spec.arm,
+        seed: spec.seed,
+        accuracy: correct as f32 / expected.len().max(1) as f32,
+        loss: None,
+        curve: Vec::new(),
+        footprint: None,
+        predictions,
     }
 }
