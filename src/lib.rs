@@ -1,23 +1,30 @@
-//! Soft Prompt Lab's engine: a frozen GPT-2-family model and a trainable soft prompt, the same
-//! code natively (CPU) and in the browser (WebGPU or CPU in wasm).
+//! Soft Prompt Lab's engine: a frozen language model (GPT-2, or the Llama family: Llama, SmolLM2,
+//! Qwen2) and a trainable soft prompt, the same code natively (CPU) and in the browser (WebGPU or
+//! CPU in wasm).
 //!
 //! Bytes in, typed results out: nothing here touches the file system or spawns threads, except
 //! the native conveniences marked `cfg(not(target_arch = "wasm32"))`.
 //!
 //! The data path, in reading order:
 //! - [`loader`] turns `config.json` + `model.safetensors` bytes into a frozen [`model::Model`]
-//!   (GPT-2 or the Llama family)
 //!   (every key, shape and dtype checked), [`text`] checks `tokenizer.json` against it;
 //! - [`tasks`] reads examples, [`batch`] tokenizes them into right-padded rows with the
 //!   positions whose next token is scored (only the answer's tokens: PEFT's `-100` labels);
-//! - [`soft_prompt`] prepends the prompt `P` to the embedded input, `cat(P, wte(ids))`, with an
-//!   all-ones attention mask over the virtual tokens, as PEFT does;
+//! - [`soft_prompt`] holds the prompt `P` and its inits; the forward pass prepends it to the
+//!   embedded input, `cat(P, wte(ids))`, with an all-ones attention mask over the virtual tokens
+//!   as PEFT does (`model::Model::forward_prefixed`, which computes `P`'s part once per batch);
 //! - [`train`] takes the mean cross-entropy on the scored tokens and steps an optimizer over `P`
-//!   alone (the base needs no gradient); [`schedule`] decides when a run looks at itself;
+//!   alone (the base needs no gradient); the gradient of a batch, or of a part of it, is
+//!   [`pool::part_gradient`] (one engine computes every part, or the page's helper engines share
+//!   them: [`pool`]); [`run`] is one run of it, [`schedule`] decides when a run looks at itself;
 //! - [`eval`] and [`generate`] measure and use the prompt; [`adapter`] saves it as PEFT does;
-//! - [`session`] is what the page and the command line run, with [`settings`] its one table of
-//!   defaults and bounds; [`viz`] maps the prompt among the vocabulary; [`web`] is the page's
-//!   wasm surface, [`backend`] the one place a device is chosen.
+//! - [`session`] is one engine as the page and the command line run it (the lab's run, an
+//!   experiment's host, a helper), with [`settings`] its one table of defaults and bounds;
+//!   [`experiments`] plans and runs the paper's findings, their trainings as [`job`]s any engine
+//!   can do ([`model_tuning`] for scale's comparison), [`report`] makes their tables;
+//! - [`viz`] maps the prompt among the vocabulary; `web` (wasm only) is the page's wasm surface, its
+//!   messages declared in [`protocol`] and its tables in [`page_table`]; [`backend`] is the one
+//!   place a device is chosen.
 
 pub mod adapter;
 pub mod backend;
@@ -34,6 +41,7 @@ pub mod model;
 pub mod model_tuning;
 pub mod page_table;
 pub mod pool;
+pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod schedule;

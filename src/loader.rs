@@ -23,6 +23,9 @@ pub struct ModelFiles<'a> {
     pub tokenizer_json: &'a [u8],
 }
 
+/// A model folder's files, in Hugging Face layout (the page fetches the same names).
+pub const MODEL_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
+
 impl LoadedModel {
     pub fn from_bytes(files: ModelFiles<'_>, device: &Device) -> Result<Self> {
         let config = parse_config(files.config_json)?;
@@ -35,11 +38,9 @@ impl LoadedModel {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(dir: &std::path::Path, device: &Device) -> Result<Self> {
         let read = |name: &str| crate::error::read_file(&dir.join(name));
-        let (config_json, safetensors, tokenizer_json) = (
-            read("config.json")?,
-            read("model.safetensors")?,
-            read("tokenizer.json")?,
-        );
+        let [config, weights, tokenizer] = MODEL_FILES;
+        let (config_json, safetensors, tokenizer_json) =
+            (read(config)?, read(weights)?, read(tokenizer)?);
         Self::from_bytes(
             ModelFiles {
                 config_json: &config_json,

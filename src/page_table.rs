@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::adapter;
 use crate::experiments::{DEFAULT_SEEDS, DEFAULT_STEPS, ExperimentName, FAMILY, MAX_SEEDS};
-use crate::settings::{InitName, NUMBERS, NumberSetting};
+use crate::settings::{InitName, NUMBERS, NumberSetting, PAGE_FIELDS};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -19,6 +19,8 @@ struct InitEntry {
 #[serde(rename_all = "camelCase")]
 struct Table {
     numbers: [NumberSetting; 5],
+    /// The settings the page sends with a run (`Settings`' page fields).
+    train_fields: [&'static str; 7],
     inits: Vec<InitEntry>,
     init_default: InitName,
     experiments: Vec<ExperimentEntry>,
@@ -51,6 +53,7 @@ struct ExperimentEntry {
 pub fn page_module() -> String {
     let table = Table {
         numbers: NUMBERS,
+        train_fields: PAGE_FIELDS,
         inits: InitName::ALL
             .iter()
             .map(|i| InitEntry {

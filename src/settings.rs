@@ -222,6 +222,18 @@ pub const WEIGHT_DECAY: f32 = 0.01;
 /// The prompt's gradient is clipped to this L2 norm (0: no clipping).
 pub const MAX_GRAD_NORM: f32 = 1.0;
 
+/// The fields of [`Settings`] the page sets and sends (its `TRAIN_FIELDS`); the others keep
+/// their serde defaults there (the command line's optimizer, weight decay, clipping, first-K).
+pub const PAGE_FIELDS: [&str; 7] = [
+    "virtualTokens",
+    "init",
+    "initText",
+    "lr",
+    "steps",
+    "batch",
+    "seed",
+];
+
 /// One training run's settings (the page keeps them in its URL; the command line has a flag
 /// for each).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,20 +4,45 @@ mod common;
 
 use soft_prompt_lab::error::{Error, ErrorKind, ErrorView};
 use soft_prompt_lab::page_table::page_module;
+use soft_prompt_lab::protocol;
+use soft_prompt_lab::settings::{PAGE_FIELDS, Settings};
 
-/// `www/settings.js` is generated from `src/settings.rs`; run with `UPDATE=1` to rewrite it.
+/// `www/settings.js` and `www/protocol.js` are generated from Rust (`src/page_table.rs`,
+/// `src/protocol.rs`); run with `UPDATE=1` to rewrite them.
 #[test]
-fn the_page_reads_the_settings_table_from_rust() {
-    let path = common::www("settings.js");
-    let want = page_module();
-    if std::env::var_os("UPDATE").is_some() {
-        std::fs::write(&path, &want).unwrap();
+fn the_page_reads_the_settings_table_and_the_messages_from_rust() {
+    for (file, want) in [
+        ("settings.js", page_module()),
+        ("protocol.js", protocol::page_module()),
+    ] {
+        let path = common::www(file);
+        if std::env::var_os("UPDATE").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "www/{file} is out of date: run `UPDATE=1 cargo test --test settings`"
+        );
     }
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        have == want,
-        "www/settings.js is out of date: run `UPDATE=1 cargo test --test settings`"
-    );
+}
+
+/// The page sends only `PAGE_FIELDS`: they are `Settings`' own names, and with them alone the
+/// engine's `Settings` deserialises to the same run (every other field has its default).
+#[test]
+fn the_page_fields_alone_make_the_engine_settings() {
+    let full = serde_json::to_value(Settings::default()).unwrap();
+    let page: serde_json::Map<String, serde_json::Value> = PAGE_FIELDS
+        .iter()
+        .map(|k| {
+            let v = full
+                .get(*k)
+                .unwrap_or_else(|| panic!("{k} is not a Settings field"));
+            (k.to_string(), v.clone())
+        })
+        .collect();
+    let back: Settings = serde_json::from_value(page.into()).unwrap();
+    assert_eq!(back, Settings::default());
 }
 
 #[test]

@@ -1,7 +1,12 @@
 // Backend "auto": which backend to start, and timing a training step on both. The page's start-up
 // (app.js) acts on the answers.
 import { LabClient } from './lab-client.js';
-import { REQUEST, adapterName } from './protocol.js';
+import { REQUEST } from './protocol.js';
+
+/** A GPU adapter's name, from what the browser tells of it (the badge and "auto" both show it). */
+export function adapterName(info = {}) {
+  return [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
+}
 
 /** Software GPU adapters: far slower than the CPU path (SwiftShader took 30 s for one step here). */
 const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|basic render/i;

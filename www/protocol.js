@@ -1,96 +1,104 @@
-// The messages between the page (main thread) and the lab worker, in one place.
+// Generated from src/protocol.rs in `cargo test --test settings` (UPDATE=1 rewrites it): the
+// messages between the page (main thread) and the engine worker, declared once in Rust.
 //
 // Requests (page -> worker) carry an `id`; the worker answers each with `reply` (same id, a
-// `value`) or `error` (same id). Events (worker -> page) carry no id. The worker handles requests
-// in the order they arrive, one at a time; only `pause` goes ahead of the queue.
+// `value`) or `error` (same id). Events (worker -> page) carry no id. The worker handles
+// requests in the order they arrive, one at a time, except those marked "ahead of the queue".
 //
 // Requests
-//   init          {backend: 'webgpu' | 'cpu', workers?, helper?} -> {backend, adapter}
-//                 workers: engines to train with on the CPU path (0: as cores and memory allow, then measured);
-//                 helper: this worker is one of another's helper engines (www/pool.js)
-//   inspect       {source, batch, nVirtual}                   -> what the model will cost, before its weights are
-//                                                                 fetched (src/inspect.rs CheckpointSummary:
-//                                                                 family, params, header {dtype}, downloadBytes,
-//                                                                 memory {weights, file, ..., total}, refusal?) and
-//                                                                 gpuBufferLimit (null on the CPU)
-//   load-model    {source}                                    -> {info, mapPoints, mapLabels, explained, timings,
-//                                                                 downloadNotes, wasmBytes} | {cancelled: true}
-//                 wasmBytes: the engine's memory once loaded (wasm memory never shrinks: its peak)
-//                 timings (ms): wasmMs (worker start to wasm compiled), fetchMs, parseMs, fingerprintMs, mapMs
-//                 source = {kind: 'url', base, id?} (id: a Hub model's owner/name) |
-//                          {kind: 'files', config, weights, tokenizer} (ArrayBuffers)
-//   cancel-load   {}                                          -> undefined (ahead of the queue: stops the download;
-//                                                                 the load answers {cancelled: true})
-//   set-task      {builtin: name, base} | {custom: {name, text}} -> task summary (its loss with no prompt follows
-//                                                                 as a `baseline` event once a prompt is ready)
-//   reset         {settings}                                  -> prompt view (a new prompt; stops training)
-//   play          {steps}                                     -> {started, finished} (trains to `steps`: progress
-//                                                                 events; not started when a pause came after it, or
-//                                                                 when the run is already there: finished)
-//   pause         {}                                          -> undefined (the loop stops after the current step)
-//   step          {steps}                                     -> undefined (one step: one progress event)
-//   compare       {}                                          -> {noPrompt, textPrompt, softPrompt} eval views
-//   tokenize      {text}                                      -> [{id, text}] (what the model reads)
-//   generate      {text}                                      -> continuation text
-//   export        {baseModel}                                 -> {config, weights} (Uint8Array)
-//   restore-prompt {values, nVirtual, settings}               -> prompt view (the prompt the page kept from its last
-//                                                                 view, after a restart)
-//   experiment    {config: {name, steps, seeds, base, models?}, source?, base?, modelsBase?}
-//                                                             -> undefined (runs the experiment on the current task:
-//                                                                 experiment-progress events; `pause` cancels it;
-//                                                                 source: the built-in task transfer starts from;
-//                                                                 models: scale's family, folders under modelsBase)
-//   simulate-gpu-loss {}                                      -> undefined (destroys the WebGPU device: tests)
-//   crash-next    {point: 'load' | 'train' | 'experiment'}    -> undefined (the engine panics there next: tests)
-//   time-steps    {steps}                                     -> median ms of a default-sized training step on this
-//                                                                 backend (a throwaway prompt; backend "auto")
-//   time-parts    {parts, steps}                              -> median ms of one engine's part of that step when
-//                                                                 `parts` engines share it (the bench's pool sizes)
-//   part          {prompt, shape, rows}                       -> {loss, grad} (a helper's share of a step's batch:
-//                                                                 src/pool.rs; rows as JSON)
-//   eval-part     {prompt, nVirtual, kind, examples}          -> each example's predicted answer (a helper's share
-//                                                                 of a held-out evaluation; kind and examples as JSON)
-//   kill-helper   {}                                          -> undefined (ends one helper abruptly: tests;
-//                                                                 ahead of the queue)
-//   job           {task, job, family}                         -> the job's result (src/job.rs JobResult) | {cancelled:
-//                                                                 true} (a helper runs one training of another's
-//                                                                 experiment: src/experiments.rs take_job; family:
-//                                                                 scale's {base, names}, the job's model among them)
-//   cancel-job    {}                                          -> undefined (ahead of the queue: the job stops after
-//                                                                 its current step)
-//   import        {config, weights, settings, modelName}      -> {nVirtual, prompt} (modelName: the loaded model's
-//                                                                 name, checked against the adapter's base model)
+//   init {backend: 'webgpu' | 'cpu', workers?, helper?} -> {backend, adapter}
+//       workers: engines to train with on the CPU path (0: as cores and memory allow); helper: this
+//       worker is one of another's helper engines (www/pool.js)
+//   inspect {source, batch, nVirtual} -> src/inspect.rs CheckpointSummary and gpuBufferLimit (null on the CPU)
+//       what the model will cost, before its weights are fetched: family, params, header {dtype},
+//       downloadBytes, memory {weights, file, ..., total}, refusal?
+//   load-model {source} -> {info, mapPoints, mapLabels, explained, timings, downloadNotes, wasmBytes} | {cancelled: true}
+//       wasmBytes: the engine's memory once loaded (wasm memory never shrinks: its peak); timings
+//       (ms): wasmMs (worker start to wasm compiled), fetchMs, parseMs, fingerprintMs, mapMs; source
+//       = {kind: 'url', base, id?} (id: a Hub model's owner/name) | {kind: 'files', config, weights,
+//       tokenizer} (ArrayBuffers)
+//   cancel-load {} -> undefined
+//       (ahead of the queue) stops the download in progress; the load answers {cancelled: true}
+//   set-task {builtin: name, base} | {custom: {name, text}} -> task summary
+//       its loss with no prompt follows as a `baseline` event once a prompt is ready
+//   reset {settings} -> prompt view
+//       a new prompt; stops training
+//   play {steps} -> {started, finished}
+//       trains to `steps` (progress events); not started when a pause came after it, or when the run
+//       is already there (finished)
+//   pause {} -> undefined
+//       (ahead of the queue) the training loop stops after the current step; an experiment is
+//       cancelled
+//   step {steps} -> undefined
+//       one step: one progress event
+//   compare {} -> {noPrompt, textPrompt, softPrompt} eval views
+//       the held-out set three ways
+//   tokenize {text} -> [{id, text}]
+//       what the model reads
+//   generate {text} -> continuation text
+//       with the soft prompt
+//   export {baseModel} -> {config, weights} (Uint8Array)
+//       the prompt as PEFT adapter files
+//   restore-prompt {values, nVirtual, settings} -> prompt view
+//       the prompt the page kept from its last view, after a restart
+//   experiment {config: {name, steps, seeds, base, models?}, source?, base?, modelsBase?} -> undefined
+//       runs the experiment on the current task (experiment-progress events; `pause` cancels it);
+//       source: the built-in task transfer starts from; models: scale's family, folders under
+//       modelsBase
+//   simulate-gpu-loss {} -> undefined
+//       destroys the WebGPU device (tests)
+//   crash-next {point: 'load' | 'train' | 'experiment'} -> undefined
+//       the engine panics there next (tests)
+//   time-steps {steps} -> median ms
+//       of a default-sized training step on this backend (a throwaway prompt; backend "auto")
+//   time-parts {parts, steps} -> median ms
+//       of one engine's part of that step when `parts` engines share it (the bench's pool sizes)
+//   part {prompt, shape, rows} -> {loss, grad}
+//       a helper's share of a step's batch (src/pool.rs; rows as JSON)
+//   eval-part {prompt, nVirtual, kind, examples} -> each example's predicted answer
+//       a helper's share of a held-out evaluation (kind and examples as JSON)
+//   kill-helper {} -> undefined
+//       (ahead of the queue) ends one helper abruptly (tests)
+//   job {task, job, family} -> the job's result (src/job.rs JobResult) | {cancelled: true}
+//       a helper runs one training of another's experiment (src/experiments/ take_job); family:
+//       scale's {base, names}, the job's model among them
+//   cancel-job {} -> undefined
+//       (ahead of the queue) the job stops after its current step
+//   import {config, weights, settings, modelName} -> {nVirtual, prompt}
+//       modelName: the loaded model's name, checked against the adapter's base model
 //
 // Events
-//   load-progress {file, loaded, total, secondsLeft?}  bytes of a model file received (total 0 when unknown)
-//   progress      {step, loss, gradNorm, target, msPerStep, prompt?, accuracy?, evalMs?, done?, deviceMemory?, wasmBytes}
-//                 one turn of the session's schedule (src/session.rs `Progress`): the prompt view and
-//                 held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end;
-//                 deviceMemory = {allocs, bytesInUse, bytesReserved} of burn's GPU allocator;
-//                 wasmBytes: the size of the wasm instance's memory after the step
+//   load-progress {file, loaded, total, secondsLeft?}
+//       bytes of a model file received (total 0 when unknown)
+//   progress {step, loss, gradNorm, target, msPerStep, prompt?, accuracy?, evalMs?, done?, deviceMemory?, wasmBytes}
+//       one turn of the run's schedule (src/session/views.rs `Progress`): the prompt view and
+//       held-out accuracy when due, done = {fingerprint, unchanged, overheadShare} at the end;
+//       deviceMemory = {allocs, bytesInUse, bytesReserved} of burn's GPU allocator; wasmBytes: the
+//       wasm instance's memory after the step
 //   experiment-progress {runsDone, runs, runsAway, stepsDone, stepsTotal, arm, seed, finished?, arms?, models?, done?}
-//                 one step of an experiment, or a run a helper engine finished (src/experiments.rs
-//                 `ExperimentProgress`); done = the summary
-//                 with its tables and, for scale, its reading (src/report.rs)
-//   experiment-model {name, file, loaded, total, secondsLeft?}  bytes of a family member's file (scale), fetched
-//                 through the model cache when the experiment reaches that model
-//   pool          {workers, wanted, why, failed}  engines training together on the CPU path (this one and
-//                                           its helpers that have loaded), how many are wanted, and why
-//                                           (the link's number, the device's limits, or measured timings);
-//                                           failed: helpers of this pool that crashed or could not load
-//   baseline      {task, loss}            the task's loss with no prompt (the loss chart's reference line), computed
-//                                           after the first prompt is ready, off the way to "ready"
-//   error         {id?, kind, message, line?, fatal, experiment?}
-//                 kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (kind GpuLost: the page
-//                 restarts it on the CPU; Panic, an engine crash: on the same backend). Every request
-//                 waiting then fails with this error (www/lab-client.js).
+//       one step of an experiment, or a run a helper engine finished (src/experiments/
+//       `ExperimentProgress`); done = the summary with its tables and, for scale, its reading
+//       (src/report.rs)
+//   experiment-model {name, file, loaded, total, secondsLeft?}
+//       bytes of a family member's file (scale), fetched through the model cache when the experiment
+//       reaches that model
+//   pool {workers, wanted, why, failed, helperBytes}
+//       engines training together on the CPU path (this one and its helpers that have loaded), how
+//       many are wanted and why; failed: helpers of this pool that crashed or could not load
+//   baseline {task, loss}
+//       the task's loss with no prompt (the loss chart's reference line), computed after the first
+//       prompt is ready, off the way to "ready"
+//   memory {wasmBytes}
+//       a helper's wasm memory grew (it only grows: a few times a run)
+//   error {id?, kind, message, line?, fatal, experiment?}
+//       kind: src/error.rs `ErrorKind`; fatal: the worker cannot go on (GpuLost: the page restarts
+//       it on the CPU; Panic, an engine crash: on the same backend). Every request waiting then
+//       fails with this error (www/lab-client.js)
+//   reply {id, value}
+//       a request's answer
 
+/** A model's files, as the engine reads them. */
 export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
-
-/** A GPU adapter's name, from what the browser tells of it (the badge and "auto" both show it). */
-export function adapterName(info = {}) {
-  return [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
-}
 
 /** Request types (page -> worker), as listed above. */
 export const REQUEST = Object.freeze({
@@ -113,13 +121,16 @@ export const REQUEST = Object.freeze({
   CRASH_NEXT: 'crash-next',
   TIME_STEPS: 'time-steps',
   TIME_PARTS: 'time-parts',
-  IMPORT: 'import',
   PART: 'part',
   EVAL_PART: 'eval-part',
   KILL_HELPER: 'kill-helper',
   JOB: 'job',
   CANCEL_JOB: 'cancel-job',
+  IMPORT: 'import',
 });
+
+/** Requests handled as they arrive, ahead of the queue. */
+export const AHEAD_OF_QUEUE = Object.freeze(['cancel-load', 'pause', 'kill-helper', 'cancel-job']);
 
 /** Event and answer types (worker -> page). */
 export const EVENT = Object.freeze({
@@ -129,7 +140,6 @@ export const EVENT = Object.freeze({
   EXPERIMENT_MODEL: 'experiment-model',
   POOL: 'pool',
   BASELINE: 'baseline',
-  /** A helper's wasm memory grew: {wasmBytes} (it only grows: a few a run). */
   MEMORY: 'memory',
   ERROR: 'error',
   REPLY: 'reply',

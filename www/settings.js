@@ -53,6 +53,15 @@ export default {
       "help": "Fixes the prompt's init and the order of the batches: the same seed, the same run."
     }
   ],
+  "trainFields": [
+    "virtualTokens",
+    "init",
+    "initText",
+    "lr",
+    "steps",
+    "batch",
+    "seed"
+  ],
   "inits": [
     {
       "name": "class-labels",

@@ -77,7 +77,7 @@ export const FIELDS = {
 };
 
 /** The fields the engine reads as its settings (src/settings.rs `Settings`). */
-export const TRAIN_FIELDS = ['virtualTokens', 'init', 'initText', 'lr', 'steps', 'batch', 'seed'];
+export const TRAIN_FIELDS = SETTINGS.trainFields;
 
 export function defaults() {
   return Object.fromEntries(Object.entries(FIELDS).map(([k, [, , d]]) => [k, d]));

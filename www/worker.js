@@ -5,7 +5,8 @@
 // (./engine/helper.js). The engine (src/session/) owns the schedule; this file loops and posts
 // what it returns.
 import init, { Lab } from './pkg/soft_prompt_lab.js';
-import { EVENT, REQUEST, adapterName } from './protocol.js';
+import { AHEAD_OF_QUEUE, EVENT, REQUEST } from './protocol.js';
+import { adapterName } from './backend-choice.js';
 import { builtinTask, checkpointHead, modelFiles } from './engine/files.js';
 import { startPool, stopPool } from './engine/lab-pool.js';
 import { cancelJobs, experimentStep, startExperiment } from './engine/experiment.js';
@@ -218,29 +219,24 @@ const handlers = {
   },
 };
 
-self.onmessage = async ({ data }) => {
-  const { id, type } = data;
-  if (type === REQUEST.PAUSE) {
-    // Ahead of the queue: a pause must not wait behind the step in progress.
+/** Requests handled as they arrive (protocol.js AHEAD_OF_QUEUE): they act on the one in progress. */
+const ahead = {
+  [REQUEST.PAUSE]() {
+    // A pause must not wait behind the step in progress.
     if (engine.experimenting) cancelJobs();
     stopLoops();
     pauses += 1;
-    post(EVENT.REPLY, { id });
-    return;
-  }
-  if (type === REQUEST.CANCEL_JOB) {
-    cancelJob();
-    post(EVENT.REPLY, { id });
-    return;
-  }
-  if (type === REQUEST.KILL_HELPER) {
-    engine.pool?.kill();
-    post(EVENT.REPLY, { id });
-    return;
-  }
-  if (type === REQUEST.CANCEL_LOAD) {
-    // Ahead of the queue too: the download it cancels is the request in progress.
-    loadAbort?.abort();
+  },
+  [REQUEST.CANCEL_JOB]: cancelJob,
+  [REQUEST.KILL_HELPER]: () => engine.pool?.kill(),
+  // The download it cancels is the request in progress.
+  [REQUEST.CANCEL_LOAD]: () => loadAbort?.abort(),
+};
+
+self.onmessage = async ({ data }) => {
+  const { id, type } = data;
+  if (AHEAD_OF_QUEUE.includes(type)) {
+    ahead[type]();
     post(EVENT.REPLY, { id });
     return;
   }
