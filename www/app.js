@@ -5,9 +5,10 @@ import { LabClient } from './lab-client.js';
 import { chosenBackend, timeBoth } from './backend-choice.js';
 import { $ } from './dom.js';
 import { Runtime } from './runtime.js';
-import { PANELS, fromUrl, toQuery } from './state.js';
+import { fromUrl, toQuery } from './state.js';
+import { layout } from './layout.js';
 import { HUB, sourceFor } from './hub.js';
-import { isStored } from './model-files.js';
+import { isStored } from './stored-models.js';
 import { TrainingChart } from './components/training-chart.js';
 import { EmbeddingMap } from './components/embedding-map.js';
 import { PromptHeatmap } from './components/prompt-heatmap.js';
@@ -247,44 +248,8 @@ async function startChosen() {
   if (state.backend === 'auto' && used === 'webgpu') await keepFaster();
 }
 
-function applyLayout() {
-  document.body.classList.toggle('embed', state.embed);
-  for (const p of PANELS) $(p).hidden = !state.panels.includes(p);
-}
-
-/** One checkbox per view; the choice is part of the URL (and of the embed code). */
-function panelToggles() {
-  for (const p of PANELS) {
-    const label = document.createElement('label');
-    const box = document.createElement('input');
-    box.type = 'checkbox';
-    box.checked = state.panels.includes(p);
-    box.addEventListener('change', () => {
-      state.panels = PANELS.filter((q) => (q === p ? box.checked : state.panels.includes(q)));
-      ctx.saveUrl();
-      applyLayout();
-    });
-    label.append(box, ` ${$(`${p}-title`).textContent}`);
-    $('panel-toggles').append(label);
-  }
-}
-
-async function copyEmbed() {
-  const src = `${location.origin}${location.pathname}${toQuery({ ...state, embed: true })}`;
-  // The attributes of README's snippet ("Embedding in course material").
-  const code = `<iframe src="${src.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}" title="Soft Prompt Lab" `
-    + 'width="100%" height="760" style="border:0" allow="clipboard-write"></iframe>';
-  try {
-    await navigator.clipboard.writeText(code);
-    $('copy-status').textContent = 'Embed code copied.';
-  } catch {
-    $('copy-status').textContent = code;
-  }
-}
-
 offline();
-applyLayout();
-panelToggles();
+layout(state, () => ctx.saveUrl());
 const tour = new Tour($('tour'), (step) => {
   state.tour = step;
   ctx.saveUrl();
@@ -292,7 +257,6 @@ const tour = new Tour($('tour'), (step) => {
 });
 $('tour-start').addEventListener('click', () => tour.show(1));
 if (state.tour) tour.show(state.tour);
-$('copy-embed').addEventListener('click', copyEmbed);
 $('backend-select').value = state.backend;
 $('backend-select').addEventListener('change', (e) => {
   state.backend = e.target.value;

@@ -1,7 +1,7 @@
 // Fetching a model's (and a built-in task's) files: byte progress, Cancel, a dropped connection
 // resumed with Range requests, and a copy kept in the Cache API so a second visit (or a backend
 // switch, which restarts the worker) loads from disk instead of the network. Also the first bytes
-// of a weights file (its header) without the rest, and the list of stored models.
+// of a weights file (its header) without the rest. The stored models' list: stored-models.js.
 
 const CACHE = 'soft-prompt-lab-files-v1';
 /** Tries after a connection drops before a download gives up. */
@@ -15,7 +15,7 @@ export function fileUrl(base, name) {
   return new URL(name, b.endsWith('/') ? b : `${b}/`);
 }
 
-async function openCache() {
+export async function openCache() {
   // The Cache API needs a secure context (localhost counts); without it files are just fetched.
   try {
     return typeof caches === 'undefined' ? null : await caches.open(CACHE);
@@ -295,36 +295,4 @@ export async function fetchBytes(url, onProgress = () => {}, { signal, notes = [
   const { bytes, response } = await download(url, onProgress, signal, notes);
   if (cache) await keep(cache, url, bytes, response, notes);
   return bytes;
-}
-
-/** Whether every file of the model folder `base` is in the cache (a load then downloads nothing). */
-export async function isStored(base, names) {
-  const cache = await openCache();
-  if (!cache) return false;
-  const found = await Promise.all(names.map((n) => cache.match(fileUrl(base, n).href)));
-  return found.every(Boolean);
-}
-
-/** The model folders in the cache (those holding a weights file) with their sizes: [{base, bytes}]. */
-export async function storedModels() {
-  const cache = await openCache();
-  if (!cache) return [];
-  const sizes = new Map();
-  const models = new Set();
-  for (const req of await cache.keys()) {
-    const base = req.url.slice(0, req.url.lastIndexOf('/') + 1);
-    if (req.url.endsWith('/model.safetensors')) models.add(base);
-    const res = await cache.match(req);
-    sizes.set(base, (sizes.get(base) ?? 0) + (Number(res?.headers.get('content-length')) || 0));
-  }
-  return [...models].map((base) => ({ base, bytes: sizes.get(base) })).sort((a, b) => b.bytes - a.bytes);
-}
-
-/** Removes every cached file of the folder `base`. */
-export async function removeStored(base) {
-  const cache = await openCache();
-  if (!cache) return;
-  for (const req of await cache.keys()) {
-    if (req.url.startsWith(base)) await cache.delete(req);
-  }
 }

@@ -3,7 +3,7 @@
 // is fetched — its download (progress, time left, Cancel), the stored copies, and its status.
 import { $, fmtCount, showError } from '../dom.js';
 import { BUNDLED_PARAMS, PRESETS } from '../hub.js';
-import { removeStored, storedModels } from '../model-files.js';
+import { removeStored, storedModels } from '../stored-models.js';
 import { MODEL_FILES, REQUEST } from '../protocol.js';
 import { parseField } from '../state.js';
 
