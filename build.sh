@@ -50,9 +50,9 @@ build_page() {
 }
 
 # optimise IN OUT: npm binaryen's wasm-opt -Os (Debian's version 108 produces a broken module).
-# It takes ~5 minutes on one core and leaves the gzip size about the same (4.1 vs 4.3 MB), but
-# WebKit compiles the smaller module faster: ready 2.2-3.8 s against 4.7-5.3 s without it (ABBA,
-# BENCHMARKS.md); Chromium is the same either way.
+# It takes ~5 minutes on one core and leaves the gzip size about the same (4.3 vs 4.1 MB), but
+# WebKit compiles the smaller module faster: ready 2.2-3.8 s against 4.7-5.3 s without it (README,
+# "Tests and benchmarks"); Chromium is the same either way.
 optimise() {
   node_modules/.bin/wasm-opt -Os --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
