@@ -1,5 +1,5 @@
 //! The page's copy of the engine's tables: the training settings (`settings.rs`), the
-//! experiments (`experiments.rs`) and the adapter's file names (`adapter.rs`), as the ES module `www/settings.js` (a test keeps it current).
+//! experiments (`experiments/`) and the adapter's file names (`adapter.rs`), as the ES module `www/settings.js` (a test keeps it current).
 //! Above both, so neither needs the other.
 
 use serde::Serialize;

@@ -37,7 +37,7 @@ const ctx = {
   state,
   rt,
   bundled: new URL(`./models/${BUNDLED_NAME}/`, import.meta.url).href,
-  /** Where the bundled model's family lives (scale: src/experiments.rs FAMILY). */
+  /** Where the bundled model's family lives (scale: src/experiments/mod.rs FAMILY). */
   modelsBase: new URL('./models/', import.meta.url).href,
   tasksBase: new URL('./tasks/', import.meta.url).href,
   /** The source a model reference (a Hub id or a folder URL) names, Hub ids under `?hub=`. */

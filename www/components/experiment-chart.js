@@ -20,7 +20,7 @@ export class ExperimentChart {
   }
 
   /**
-   * A finished run, and every arm's summary with it (src/experiments.rs `ArmSummary`), and the
+   * A finished run, and every arm's summary with it (src/experiments/summary.rs `ArmSummary`), and the
    * family's models for scale.
    */
   addRun(run, arms, models = []) {

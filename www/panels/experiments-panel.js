@@ -1,4 +1,4 @@
-// The experiments: the method's findings reproduced on the current task (src/experiments.rs),
+// The experiments: the method's findings reproduced on the current task (src/experiments/),
 // run by the worker one step at a time with their own prompts (the user's prompt is not touched).
 // Progress with an ETA, the chart and a table as runs finish, the finding to compare with, and
 // CSV / PNG downloads. The experiment and its source task are part of the URL.
