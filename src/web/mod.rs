@@ -48,8 +48,8 @@ pub fn start() {
     }));
 }
 
-/// Where `crashNext` makes the engine panic, to test the page's recovery (as `simulateGpuLoss`
-/// tests a lost GPU).
+/// Where the crash-next hook makes the engine panic, to test the page's recovery (as
+/// simulate-gpu-loss tests a lost GPU).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum CrashPoint {
@@ -95,9 +95,9 @@ pub struct Lab {
     /// The largest buffer the GPU allows (none on the CPU).
     max_buffer: Option<u64>,
     session: Option<Session>,
-    /// Destroys the WebGPU device, as a driver reset would (`simulateGpuLoss`).
+    /// Destroys the WebGPU device, as a driver reset would (`testHook` simulate-gpu-loss).
     destroy_gpu: Option<Box<dyn Fn()>>,
-    /// A panic armed by `crashNext`.
+    /// A panic armed by `testHook` crash-next.
     crash: Option<CrashPoint>,
 }
 
@@ -112,11 +112,13 @@ impl Lab {
         }
     }
 
-    /// Panics when a crash is armed at `point` (tests: `crashNext`).
+    /// Panics when a crash is armed at `point` (tests: `testHook` crash-next).
     fn crash_at(&mut self, point: CrashPoint) {
         if self.crash == Some(point) {
             self.crash = None;
-            panic!("a crash asked for by crashNext({point:?}), to test the page's recovery");
+            panic!(
+                "a crash asked for by the crash-next hook ({point:?}), to test the page's recovery"
+            );
         }
     }
 
