@@ -464,6 +464,15 @@ fn special_id_cases(bytes: &[u8], vocab: usize) -> Vec<(String, Vec<u8>)> {
     cases
 }
 
+/// Settings for a training turn on a fuzzed input: few virtual tokens, a small batch.
+fn tiny_run() -> Settings {
+    Settings {
+        virtual_tokens: 2,
+        batch: 4,
+        ..Settings::default()
+    }
+}
+
 /// A loaded model as a user goes on with it: one turn of training (a step and the held-out
 /// evaluation the schedule does at the first step) on a few examples, and a greedy
 /// continuation (which pads with and stops at the end token).
@@ -471,14 +480,7 @@ fn train_and_generate(lm: LoadedModel) -> Result<(), Error> {
     let mut session = block_on(Session::new(lm))?;
     let examples = "hot => cold\nbig => small\nup => down\nwet => dry\nold => new\n";
     session.set_task(Task::custom("custom", examples)?);
-    session.lab.reset(
-        &session.engine,
-        Settings {
-            virtual_tokens: 2,
-            batch: 4,
-            ..Settings::default()
-        },
-    )?;
+    session.lab.reset(&session.engine, tiny_run())?;
     block_on(session.lab.advance(&session.engine))?;
     block_on(session.lab.generate(&session.engine, "hot ->", 3))?;
     Ok(())
@@ -741,14 +743,7 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
             || {
                 let task = Task::custom("custom", &text)?;
                 session.set_task(task);
-                session.lab.reset(
-                    &session.engine,
-                    Settings {
-                        virtual_tokens: 2,
-                        batch: 4,
-                        ..Settings::default()
-                    },
-                )?;
+                session.lab.reset(&session.engine, tiny_run())?;
                 block_on(session.lab.step(&session.engine))
             },
         );

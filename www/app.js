@@ -159,7 +159,7 @@ function showPool({ workers, wanted, why, failed, helperBytes }) {
   badge.dataset.workers = workers;
   badge.dataset.wanted = wanted;
   badge.textContent = wanted > 1 ? `${badge.dataset.base} · ${workers} workers` : badge.dataset.base;
-  // How many engines the CPU path runs, and why (measured, asked for, or what the device allows).
+  // How many engines the CPU path runs, and why (asked for in the link, or what the device allows).
   $('pool-note').hidden = !why;
   $('pool-note').textContent = why ? `Engines: ${why}.` : '';
   rt.set({ helperBytes });

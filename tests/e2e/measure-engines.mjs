@@ -31,12 +31,10 @@ async function run(b, query) {
   await b.waitFor(() => document.querySelector('#f-fp-after')?.dataset.equal, null, 'the run', 900_000);
   const secs = (Date.now() - t1) / 1000;
   const acc = await b.run(() => document.querySelector('#f-acc').textContent);
-  // Settled before the next page: the comparison after the run, and the pool measured once the
-  // engine is idle (WebKit does not stop a page's workers at once when it navigates away, so
-  // what they still ran had slowed the next run).
+  // Settled before the next page: the comparison after the run (WebKit does not stop a page's
+  // workers at once when it navigates away, so what they still ran had slowed the next run).
   await b.waitFor(() => Boolean(document.querySelector('#accuracies .acc[data-key="softPrompt"]')), null, 'the comparison');
-  const pool = await b.waitFor(() => !/measuring/.test(document.querySelector('#pool-note').textContent)
-    && document.querySelector('#pool-note').textContent, null, 'the pool measured');
+  const pool = await b.run(() => document.querySelector('#pool-note').textContent);
   await b.goto('about:blank');
   await new Promise((ok) => { setTimeout(ok, 3000); });
   return { ready, secs, acc, pool };
