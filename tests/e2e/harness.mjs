@@ -11,14 +11,15 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ARTIFACTS = join(ROOT, 'tests', 'e2e', 'artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
 
-/** Debian's Chromium, with WebGPU (a software adapter) unless `webgpu` is false. */
-export function launch({ webgpu = true } = {}) {
+/** Debian's Chromium, with WebGPU (a software adapter) unless `webgpu` is false; `args`: more flags. */
+export function launch({ webgpu = true, args = [] } = {}) {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: [
       '--no-sandbox', '--disable-gpu-sandbox', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
+      ...args,
     ],
   });
 }
