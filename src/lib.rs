@@ -10,20 +10,21 @@
 //!   (every key, shape and dtype checked), [`text`] checks `tokenizer.json` against it;
 //! - [`tasks`] reads examples, [`batch`] tokenizes them into right-padded rows with the
 //!   positions whose next token is scored (only the answer's tokens: PEFT's `-100` labels);
-//! - [`soft_prompt`] holds the prompt `P` and its inits; the forward pass prepends it to the
-//!   embedded input, `cat(P, wte(ids))`, with an all-ones attention mask over the virtual tokens
-//!   as PEFT does (`model::Model::forward_prefixed`, which computes `P`'s part once per batch);
-//! - [`train`] takes the mean cross-entropy on the scored tokens and steps an optimizer over `P`
-//!   alone (the base needs no gradient); the gradient of a batch, or of a part of it, is
-//!   [`pool::part_gradient`] (one engine computes every part, or the page's helper engines share
-//!   them: [`pool`]); [`run`] is one run of it, [`schedule`] decides when a run looks at itself;
+//! - [`soft_prompt`] is the method: the prompt `P` and its inits, the prompted input
+//!   `cat(P, wte(ids))` with an all-ones attention mask over the virtual tokens as PEFT does
+//!   (`soft_prompt::prompted_input`; the forward pass computes `P`'s part once per batch:
+//!   `model::Model::forward_prefixed`), the cross-entropy on the scored tokens and the gradient
+//!   a step uses, `soft_prompt::prompt_gradient`, of `P` alone (the base needs no gradient);
+//! - [`train`] steps an optimizer over `P` with that gradient, a batch's parts computed by one
+//!   engine or shared with the page's helper engines ([`pool`]); [`run`] is one run of it,
+//!   [`schedule`] decides when a run looks at itself;
 //! - [`eval`] and [`generate`] measure and use the prompt; [`adapter`] saves it as PEFT does;
 //! - [`session`] is one engine as the page and the command line run it (the lab's run, an
 //!   experiment's host, a helper), with [`settings`] its one table of defaults and bounds;
 //!   [`experiments`] plans and runs the paper's findings, their trainings as [`job`]s any engine
 //!   can do ([`model_tuning`] for scale's comparison), [`report`] makes their tables;
 //! - [`viz`] maps the prompt among the vocabulary; `web` (wasm only) is the page's wasm surface, its
-//!   messages declared in [`protocol`] and its tables in [`page_table`]; [`backend`] is the one
+//!   messages and calls declared in [`protocol`] and its tables in [`page_table`]; [`backend`] is the one
 //!   place a device is chosen.
 
 pub mod adapter;

@@ -17,7 +17,7 @@ use crate::eval::{EvalReport, evaluate};
 use crate::generate::Prompting;
 use crate::loader::LoadedModel;
 use crate::model::Model;
-use crate::soft_prompt::{SoftPrompt, target_logprobs};
+use crate::soft_prompt::{SoftPrompt, prompt_gradient};
 use crate::tasks::{Example, TaskKind};
 
 /// One part as a helper receives it: the rows' token ids and where each row's answer starts.
@@ -72,25 +72,6 @@ pub trait Helpers {
     ) -> AnswersFuture<'a>;
 }
 
-/// One part's summed target loss divided by `total_targets` (the whole batch's count) and its
-/// gradient with respect to `prompt`, from its own autodiff graph on its own copy of the prompt.
-pub fn part_gradient(
-    model: &Model,
-    prompt: Tensor<2>,
-    part: &ScoredBatch,
-    total_targets: usize,
-) -> Result<(Tensor<1>, Tensor<2>)> {
-    let leaf = prompt.detach().require_grad();
-    let loss = target_logprobs(model, Some(leaf.clone()), part)?
-        .sum()
-        .div_scalar(-(total_targets as f64));
-    let mut grads = loss.backward();
-    let grad = leaf
-        .grad_remove(&mut grads)
-        .ok_or_else(|| Error::internal("the soft prompt received no gradient"))?;
-    Ok((loss.detach(), grad))
-}
-
 /// A part's rows as the batch held them.
 fn rows_of(part: &ScoredBatch) -> Vec<PartRow> {
     part.sequences()
@@ -130,7 +111,7 @@ pub async fn compute_part(
         TensorData::new(prompt, [shape.n_virtual, d]),
         &model.device(),
     );
-    let (loss, grad) = part_gradient(model, prompt, &part, shape.total_targets)?;
+    let (loss, grad) = prompt_gradient(model, prompt, &part, shape.total_targets)?;
     Ok(PartResult {
         loss: read_f32(loss).await?[0],
         grad: read_f32(grad).await?,
@@ -157,7 +138,7 @@ pub async fn pooled_loss_and_grad(
     let sent: Vec<Vec<PartRow>> = parts[1..].iter().map(rows_of).collect();
     let remote = helpers.compute(values, shape, sent);
     let (mut loss, mut grad) =
-        part_gradient(model, prompt.clone(), &parts[0], shape.total_targets)?;
+        prompt_gradient(model, prompt.clone(), &parts[0], shape.total_targets)?;
     let device = model.device();
     let results = remote.await;
     for (i, part) in parts[1..].iter().enumerate() {
@@ -168,7 +149,7 @@ pub async fn pooled_loss_and_grad(
                 Tensor::from_data(TensorData::new(vec![r.loss], [1]), &device),
                 Tensor::from_data(TensorData::new(r.grad, [n_virtual, d]), &device),
             ),
-            None => part_gradient(model, prompt.clone(), part, shape.total_targets)?,
+            None => prompt_gradient(model, prompt.clone(), part, shape.total_targets)?,
         };
         loss = loss + l;
         grad = grad + g;

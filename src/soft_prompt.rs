@@ -1,5 +1,14 @@
 //! The soft prompt: `n_virtual` learned vectors in the input-embedding space, prepended to the
 //! embedded input (`inputs_embeds = cat(P, wte(ids))`). It is the only thing that is trained.
+//!
+//! The method, in the order a step runs it (at the end of this file):
+//! - [`prompted_input`]: `cat(P, wte(ids))` as PEFT builds it, `[b, n_virtual + w, d_model]`;
+//! - [`prompted_hidden`]: the model run on it; it computes the prompt's positions once for all
+//!   rows (causal attention makes them equal), the same as [`prompted_hidden_plain`], which
+//!   runs the plain `cat` (tests/training.rs shows them equal);
+//! - [`target_logprobs`] and [`loss`]: cross-entropy at the scored (answer) positions only;
+//! - [`prompt_gradient`]: the loss's gradient with respect to `P` alone, what a training step
+//!   (train.rs, and each engine of the page's pool: pool.rs) feeds to the optimizer.
 
 use burn::module::{Module, Param};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -173,18 +182,50 @@ impl SoftPrompt {
     }
 }
 
+/// The right-padded token rows as ids `[b, w]`.
+fn token_ids(model: &Model, padded: &Padded) -> Tensor<2, Int> {
+    let data = TensorData::new(padded.ids.clone(), [padded.rows(), padded.width]);
+    Tensor::from_data(data, &model.device())
+}
+
+/// The prompted input as PEFT builds it for a causal LM: `inputs_embeds = cat(P, wte(ids))`,
+/// the prompt `[n_virtual, d_model]` repeated on each of the `b` rows before its tokens
+/// `[b, w, d_model]`: `[b, n_virtual + w, d_model]`, and each row's length with the prompt.
+pub fn prompted_input(
+    model: &Model,
+    prompt: Tensor<2>,
+    padded: &Padded,
+) -> (Tensor<3>, Vec<usize>) {
+    let [n, d] = prompt.dims();
+    let tokens = model.embed(token_ids(model, padded)); // [b, w, d]
+    let repeated = prompt.unsqueeze::<3>().expand([padded.rows(), n, d]); // [b, n, d]
+    let lengths = padded.lengths.iter().map(|l| n + l).collect();
+    (Tensor::cat(vec![repeated, tokens], 1), lengths)
+}
+
+/// Final hidden states `[b, n_virtual + w, d_model]` of [`prompted_input`] by the plain forward
+/// pass, every row running the prompt's positions itself: the reference [`prompted_hidden`]
+/// is tested against.
+pub fn prompted_hidden_plain(
+    model: &Model,
+    prompt: Tensor<2>,
+    padded: &Padded,
+) -> Result<Tensor<3>> {
+    let (inputs, lengths) = prompted_input(model, prompt, padded);
+    model.forward_prefixed(None, inputs, &lengths)
+}
+
 /// Final hidden states `[rows, n_virtual + width, d_model]` for right-padded token rows with an
 /// optional prompt `[n_virtual, d_model]` prepended to every row, as PEFT does for causal LMs:
 /// the prompt positions are always attended to, and positions run 0.. over prompt and tokens.
+/// The prompt's states are computed once and shared by the rows (`Model::forward_prefixed`).
 pub fn prompted_hidden(
     model: &Model,
     prompt: Option<Tensor<2>>,
     padded: &Padded,
 ) -> Result<Tensor<3>> {
-    let device = model.device();
-    let (b, w) = (padded.rows(), padded.width);
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(padded.ids.clone(), [b, w]), &device);
-    model.forward_prefixed(prompt, model.embed(ids), &padded.lengths) // [b, w, d] tokens
+    let tokens = model.embed(token_ids(model, padded)); // [b, w, d]
+    model.forward_prefixed(prompt, tokens, &padded.lengths)
 }
 
 fn host_tensor(model: &Model, values: Vec<f32>, n: usize, d: usize) -> Tensor<2> {
@@ -208,10 +249,33 @@ pub fn target_logprobs(
     Ok(model.target_logprobs(hidden, &batch.positions, &batch.targets))
 }
 
-/// Mean cross-entropy over the target tokens (as transformers' causal-LM loss with -100 labels).
+/// Mean cross-entropy over the target tokens (as transformers' causal-LM loss with -100 labels):
+/// the loss the page shows, and the one model tuning trains on.
 pub fn loss(model: &Model, prompt: Option<Tensor<2>>, batch: &ScoredBatch) -> Result<Tensor<1>> {
     require_targets(batch)?;
     Ok(target_logprobs(model, prompt, batch)?.mean().neg())
+}
+
+/// The gradient a prompt-tuning step uses: `batch`'s summed target loss divided by
+/// `total_targets` and its gradient with respect to the prompt `[n_virtual, d_model]` alone,
+/// from its own autodiff graph on its own copy of the prompt. With `total_targets` the batch's
+/// own count this is [`loss`] and its gradient; a batch split in parts (threads, or the page's
+/// engines) passes the whole batch's count, so the parts' values add up to the whole's.
+pub fn prompt_gradient(
+    model: &Model,
+    prompt: Tensor<2>,
+    batch: &ScoredBatch,
+    total_targets: usize,
+) -> Result<(Tensor<1>, Tensor<2>)> {
+    let leaf = prompt.detach().require_grad();
+    let loss = target_logprobs(model, Some(leaf.clone()), batch)?
+        .sum()
+        .div_scalar(-(total_targets as f64));
+    let mut grads = loss.backward();
+    let grad = leaf
+        .grad_remove(&mut grads)
+        .ok_or_else(|| Error::internal("the soft prompt received no gradient"))?;
+    Ok((loss.detach(), grad))
 }
 
 /// A loss needs at least one scored token.

@@ -11,7 +11,8 @@ use crate::batch::{Sampler, ScoredBatch};
 use crate::error::{Error, Result};
 use crate::loader::LoadedModel;
 use crate::model::Model;
-use crate::pool::{Helpers, part_gradient, pooled_loss_and_grad};
+use crate::pool::{Helpers, pooled_loss_and_grad};
+use crate::soft_prompt::prompt_gradient;
 use crate::soft_prompt::{SoftPrompt, require_targets};
 
 /// torch's Adam epsilon (burn's default is 1e-5); the parity test follows torch's trajectory.
@@ -194,7 +195,7 @@ pub fn loss_and_grad(
 ) -> Result<(Tensor<1>, Tensor<2>)> {
     require_targets(batch)?;
     let total = batch.targets.len();
-    let part = |part: &ScoredBatch| part_gradient(model, prompt.clone(), part, total);
+    let part = |part: &ScoredBatch| prompt_gradient(model, prompt.clone(), part, total);
     let results = crate::backend::map_threads(&model.device(), &batch.split(parts), part);
     let mut sum: Option<(Tensor<1>, Tensor<2>)> = None;
     for r in results {

@@ -11,7 +11,7 @@ use soft_prompt_lab::error::Error;
 use soft_prompt_lab::experiments::{ExperimentConfig, ExperimentName};
 use soft_prompt_lab::job::Job;
 use soft_prompt_lab::schedule::EvalCadence;
-use soft_prompt_lab::session::{Conditioning, Session, Settings};
+use soft_prompt_lab::session::{Conditioning, HandOut, JobAnswer, Session, Settings};
 use soft_prompt_lab::settings::InitName;
 use soft_prompt_lab::tasks::Task;
 use soft_prompt_lab::tasks::{Example, TaskKind, infer_kind, parse_custom, split_held_out};
@@ -342,12 +342,14 @@ fn experiments_train_their_own_prompts_and_summarise_every_arm() {
     assert_eq!(summary.arms.len(), 4, "{:?}", summary.arms);
 }
 
-/// The page's pool runs an experiment's trainings on helper engines (`take_job`; a helper's
-/// session runs the job step by step) while this engine steps its own: the summary must be the
-/// one a single engine makes, exactly (the same seeds on the same model), whatever order the
-/// runs finish in; a job whose helper failed runs here instead. Transfer and the ensemble are
-/// the experiments whose runs depend on others (a source prompt by seed, the vote on all); scale
-/// sends jobs on family members (each engine loads the member it needs) that measure footprints.
+/// The page's pool runs an experiment's trainings on helper engines (the host's `tick` hands
+/// them out; a helper's session runs the job step by step) while this engine steps its own: the
+/// summary must be the one a single engine makes, exactly (the same seeds on the same model),
+/// whatever order the runs finish in; a job whose helper failed runs here instead. Transfer and
+/// the ensemble are the experiments whose runs depend on others (a source prompt by seed, the
+/// vote on all); scale sends jobs on family members (each engine loads the member it needs)
+/// that measure footprints. The loop is the worker's (www/engine/experiment.js), message for
+/// message: what crosses to the helper and back crosses as JSON.
 #[test]
 fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
     let mut here = open_bundled();
@@ -361,49 +363,51 @@ fn an_experiment_gives_the_same_summary_with_its_trainings_on_a_helper() {
                 .hold_family_member(Some((k, common::load(family[k]))));
         }
     };
-    let summary_of = |s: &mut Session, helper: Option<&mut Session>| {
-        let mut helper = helper;
+    fn crossed<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
+        serde_json::from_str(&serde_json::to_string(value).unwrap()).unwrap()
+    }
+    let summary_of = |s: &mut Session, mut helper: Option<&mut Session>| {
+        let mut answers = Vec::new();
         let mut away: Option<usize> = None;
         let mut failed_one = false;
         let mut helped = 0;
         loop {
-            if let (Some(h), None) = (helper.as_deref_mut(), away)
-                && let Some((job, task)) = s.host.take_job()
-            {
-                // What crosses to the helper and back crosses as JSON.
-                let job: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
-                let task: Task =
-                    serde_json::from_str(&serde_json::to_string(&task).unwrap()).unwrap();
+            let idle = usize::from(helper.is_some() && away.is_none());
+            let mut turn = s.host.tick(&s.engine, answers.split_off(0), idle).unwrap();
+            if turn.done {
+                break (turn.reports.pop().unwrap().done.unwrap(), helped);
+            }
+            for HandOut { job, task } in turn.jobs {
+                let h = helper.as_deref_mut().unwrap();
+                let (job, task): (Job, Task) = (crossed(&job), crossed(&task));
                 if !failed_one {
                     // The first helper "dies" before answering: the run comes back here.
                     failed_one = true;
-                    s.host.job_failed(job.index);
+                    answers.push(JobAnswer {
+                        index: job.index,
+                        result: None,
+                    });
                 } else {
                     away = Some(job.index);
                     hold(h, h.helper.model_needed(&h.engine, &job));
                     h.helper.start_job(&mut h.engine, task, job).unwrap();
                 }
             }
-            hold(s, s.host.model_needed(&s.engine));
+            hold(s, turn.load_member);
             let p = block_on(s.host.step(&mut s.engine)).unwrap();
             if let Some(done) = p.done {
                 break (done, helped);
             }
             // One helper step per step here; all of the job when nothing is left here.
-            if let Some(h) = helper.as_deref_mut().filter(|_| away.is_some()) {
+            if let (Some(h), Some(index)) = (helper.as_deref_mut(), away) {
                 loop {
                     if let Some(result) = block_on(h.helper.job_step(&h.engine)).unwrap() {
-                        let text = serde_json::to_string(&result).unwrap();
+                        answers.push(JobAnswer {
+                            index,
+                            result: Some(crossed(&result)),
+                        });
                         away = None;
                         helped += 1;
-                        if let Some(done) = s
-                            .host
-                            .job_done(serde_json::from_str(&text).unwrap())
-                            .unwrap()
-                            .done
-                        {
-                            return (done, helped);
-                        }
                         break;
                     }
                     if !p.waiting {

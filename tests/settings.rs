@@ -5,10 +5,11 @@ mod common;
 use soft_prompt_lab::error::{Error, ErrorKind, ErrorView};
 use soft_prompt_lab::page_table::page_module;
 use soft_prompt_lab::protocol;
+use soft_prompt_lab::protocol::calls::{CALLS, Call};
 use soft_prompt_lab::settings::{PAGE_FIELDS, Settings};
 
 /// `www/settings.js` and `www/protocol.js` are generated from Rust (`src/page_table.rs`,
-/// `src/protocol.rs`); run with `UPDATE=1` to rewrite them.
+/// `src/protocol/`); run with `UPDATE=1` to rewrite them.
 #[test]
 fn the_page_reads_the_settings_table_and_the_messages_from_rust() {
     for (file, want) in [
@@ -25,6 +26,42 @@ fn the_page_reads_the_settings_table_and_the_messages_from_rust() {
             "www/{file} is out of date: run `UPDATE=1 cargo test --test settings`"
         );
     }
+}
+
+/// The calls table (`www/protocol.js` CALL) lists exactly `Call`'s ops: serde's refusal of an
+/// unknown op names every variant it has.
+#[test]
+fn the_calls_table_lists_every_op_of_handle() {
+    let err = serde_json::from_value::<Call>(serde_json::json!({"op": "?"}))
+        .unwrap_err()
+        .to_string();
+    let listed = err.split("expected one of ").nth(1).expect(&err);
+    let mut ops: Vec<&str> = listed
+        .split(", ")
+        .map(|v| v.trim_matches(|c: char| c == '`' || c.is_whitespace()))
+        .collect();
+    let mut table: Vec<&str> = CALLS
+        .iter()
+        .filter(|c| c.method.is_none())
+        .map(|c| c.name)
+        .collect();
+    ops.sort_unstable();
+    table.sort_unstable();
+    assert_eq!(ops, table);
+    // Fields arrive in camelCase, and one the op does not take is refused by name.
+    let call = serde_json::json!({"op": "generate", "text": "hot ->", "maxNewTokens": 3});
+    assert!(matches!(
+        serde_json::from_value::<Call>(call).unwrap(),
+        Call::Generate {
+            max_new_tokens: 3,
+            ..
+        }
+    ));
+    let call = serde_json::json!({"op": "set-steps", "steps": 3, "step": 4});
+    let err = serde_json::from_value::<Call>(call)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `step`"), "{err}");
 }
 
 /// The page sends only `PAGE_FIELDS`: they are `Settings`' own names, and with them alone the

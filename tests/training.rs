@@ -2,6 +2,7 @@
 
 mod common;
 
+use burn::tensor::Tensor;
 use common::*;
 use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
 use soft_prompt_lab::eval::evaluate;
@@ -11,7 +12,9 @@ use soft_prompt_lab::pool::{
     AnswersFuture, Helpers, PartRow, PartShape, PartsFuture, compute_part, evaluate_part,
     pooled_evaluate,
 };
-use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
+use soft_prompt_lab::soft_prompt::{
+    PromptInit, SoftPrompt, prompt_gradient, prompted_hidden, prompted_hidden_plain,
+};
 use soft_prompt_lab::tasks::{Example, TaskKind, parse_jsonl};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer, loss_and_grad};
 
@@ -142,6 +145,60 @@ fn a_batch_split_in_parts_has_the_whole_batchs_loss_and_gradient() {
         assert!(
             loss_err < 1e-5 && grad_err < 1e-5,
             "{parts} parts: loss {loss_err}, grad {grad_err}"
+        );
+    }
+}
+
+/// The forward pass computes the prompt's positions once and shares them across the rows
+/// (`prompted_hidden`); PEFT runs the plain `cat(P, wte(ids))` on every row
+/// (`prompted_hidden_plain`). The two must agree on both families: the hidden states at every
+/// real position, the scored log-probabilities and the prompt's gradient. Tolerance 1e-5
+/// relative: the same arithmetic, with the rows' sums in another order.
+#[test]
+fn the_shared_prefix_forward_pass_equals_the_plain_prompted_input() {
+    for name in ["tiny-a", "tiny-llama"] {
+        let lm = load(name);
+        let mut train = examples();
+        train[0].input = "a much longer input than the others ->".into();
+        let n_virtual = 3;
+        let batch = Sampler::for_examples(&lm.tokenizer, &train, 0)
+            .unwrap()
+            .next_batch(4, n_virtual, 0)
+            .unwrap();
+        let prompt = SoftPrompt::init(&lm, n_virtual, &PromptInit::RandomNormal, 1).unwrap();
+        let p = prompt.embeddings.val();
+        let shared = prompted_hidden(&lm.model, Some(p.clone()), &batch.padded).unwrap();
+        let plain = prompted_hidden_plain(&lm.model, p.clone(), &batch.padded).unwrap();
+        let [b, width, d] = shared.dims();
+        assert_eq!(plain.dims(), [b, width, d]);
+        for (row, len) in batch.padded.lengths.iter().enumerate() {
+            let real = |h: &Tensor<3>| values(h.clone().slice([row..row + 1, 0..n_virtual + len]));
+            let err = rel_err(&real(&shared), &real(&plain));
+            assert!(
+                err < 1e-5,
+                "{name} row {row}: hidden states differ by {err}"
+            );
+        }
+        let plain_loss = |p: Tensor<2>| {
+            let leaf = p.detach().require_grad();
+            let hidden = prompted_hidden_plain(&lm.model, leaf.clone(), &batch.padded).unwrap();
+            let logp = lm
+                .model
+                .target_logprobs(hidden, &batch.positions, &batch.targets);
+            let loss = logp.mean().neg();
+            let grad = leaf.grad(&loss.backward()).unwrap();
+            (values(loss.detach()), values(grad))
+        };
+        let (loss, grad) =
+            prompt_gradient(&lm.model, p.clone(), &batch, batch.targets.len()).unwrap();
+        let (want_loss, want_grad) = plain_loss(p);
+        let (loss_err, grad_err) = (
+            rel_err(&values(loss), &want_loss),
+            rel_err(&values(grad), &want_grad),
+        );
+        assert!(
+            loss_err < 1e-5 && grad_err < 1e-5,
+            "{name}: loss {loss_err}, gradient {grad_err}"
         );
     }
 }

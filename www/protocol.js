@@ -1,4 +1,4 @@
-// Generated from src/protocol.rs in `cargo test --test settings` (UPDATE=1 rewrites it): the
+// Generated from src/protocol/ in `cargo test --test settings` (UPDATE=1 rewrites it): the
 // messages between the page (main thread) and the engine worker, declared once in Rust.
 //
 // Requests (page -> worker) carry an `id`; the worker answers each with `reply` (same id, a
@@ -96,6 +96,36 @@
 //       fails with this error (www/lab-client.js)
 //   reply {id, value}
 //       a request's answer
+//
+// Engine calls (worker -> wasm): `lab.handle({op, ...fields})` (src/protocol/calls.rs), or a
+// method of their own where they carry bulk data (`lab.name(args)`)
+//   lab.inspect(config, header?, downloadBytes, batch, nVirtual) -> CheckpointSummary
+//   lab.load(config, weights, tokenizer) -> {info, mapPoints, mapLabels, explained}
+//   set-builtin-task {spec, train, test} (text) -> task summary
+//   set-custom-task {name, text} -> task summary
+//   loss-without-prompt {} -> loss
+//   time-steps {steps} -> median ms
+//   reset {settings} -> prompt view
+//   set-steps {steps} -> undefined
+//   finished {} -> boolean
+//   advance {} -> Progress
+//   compare {} -> {noPrompt, textPrompt, softPrompt}
+//   generate {text, maxNewTokens} -> text
+//   tokenize {text} -> [{id, text}]
+//   export {baseModel} -> {config, weights} (Uint8Array)
+//   lab.importAdapter(config, weights, settings, modelName) -> {nVirtual, prompt}
+//   lab.restorePrompt(values: Float32Array, nVirtual, settings) -> prompt view
+//   start-experiment {config, source?: {spec, train, test}} -> undefined
+//   experiment-tick {answers: [{index, result | null}], idle} -> {reports: [ExperimentProgress], jobs: [{job, task}], loadMember?, done}
+//   experiment-step {} -> ExperimentProgress
+//   lab.loadFamilyMember(index, config, weights, tokenizer) -> undefined
+//   lab.setHelpers(compute, evaluate, idle) -> undefined
+//   lab.partGradient(prompt: Float32Array, shape, rows) -> {loss, grad: Float32Array}
+//   lab.evalPart(prompt: Float32Array, nVirtual, kind, examples) -> answers
+//   start-job {task, job} -> undefined
+//   job-step {} -> JobResult | undefined
+//   job-model-needed {job} -> family member index | undefined
+//   lab.testHook({hook, ...}) -> src/web/hooks.rs
 
 /** A model's files, as the engine reads them. */
 export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
@@ -143,4 +173,26 @@ export const EVENT = Object.freeze({
   MEMORY: 'memory',
   ERROR: 'error',
   REPLY: 'reply',
+});
+
+/** The ops of the engine's `handle` (worker -> wasm), as listed above. */
+export const CALL = Object.freeze({
+  SET_BUILTIN_TASK: 'set-builtin-task',
+  SET_CUSTOM_TASK: 'set-custom-task',
+  LOSS_WITHOUT_PROMPT: 'loss-without-prompt',
+  TIME_STEPS: 'time-steps',
+  RESET: 'reset',
+  SET_STEPS: 'set-steps',
+  FINISHED: 'finished',
+  ADVANCE: 'advance',
+  COMPARE: 'compare',
+  GENERATE: 'generate',
+  TOKENIZE: 'tokenize',
+  EXPORT: 'export',
+  START_EXPERIMENT: 'start-experiment',
+  EXPERIMENT_TICK: 'experiment-tick',
+  EXPERIMENT_STEP: 'experiment-step',
+  START_JOB: 'start-job',
+  JOB_STEP: 'job-step',
+  JOB_MODEL_NEEDED: 'job-model-needed',
 });

@@ -5,13 +5,13 @@
 // (./engine/helper.js). The engine (src/session/) owns the schedule; this file loops and posts
 // what it returns.
 import init, { Lab } from './pkg/soft_prompt_lab.js';
-import { AHEAD_OF_QUEUE, EVENT, REQUEST } from './protocol.js';
+import { AHEAD_OF_QUEUE, CALL, EVENT, REQUEST } from './protocol.js';
 import { adapterName } from './backend-choice.js';
 import { builtinTask, checkpointHead, modelFiles } from './engine/files.js';
 import { startPool, stopPool } from './engine/lab-pool.js';
 import { cancelJobs, experimentStep, startExperiment } from './engine/experiment.js';
 import { beHelper, cancelJob, reportMemory, runJob } from './engine/helper.js';
-import { engine, enqueue, post, stopLoops } from './engine/state.js';
+import { call, engine, enqueue, post, stopLoops } from './engine/state.js';
 
 /** Cancels the model download in progress (`cancel-load`). */
 let loadAbort = null;
@@ -82,12 +82,12 @@ function baselineOf(task) {
   const set = tasksSet;
   return () => enqueue(async () => {
     if (set !== tasksSet) return;
-    post(EVENT.BASELINE, { task, loss: await engine.lab.lossWithoutPrompt() });
+    post(EVENT.BASELINE, { task, loss: await call(CALL.LOSS_WITHOUT_PROMPT) });
   }).catch(() => {});
 }
 
 async function trainStep() {
-  const progress = await engine.lab.advance();
+  const progress = await call(CALL.ADVANCE);
   post(EVENT.PROGRESS, { ...progress, wasmBytes: engine.memory.buffer.byteLength });
   if (progress.done) engine.playing = false;
 }
@@ -167,8 +167,9 @@ const handlers = {
   },
   async [REQUEST.SET_TASK]({ builtin, base, custom }) {
     stopLoops();
-    const { lab } = engine;
-    const summary = custom ? lab.setCustomTask(custom.name, custom.text) : lab.setBuiltinTask(...(await builtinTask(base, builtin)));
+    const summary = custom
+      ? await call(CALL.SET_CUSTOM_TASK, { name: custom.name, text: custom.text })
+      : await call(CALL.SET_BUILTIN_TASK, await builtinTask(base, builtin));
     tasksSet += 1;
     afterPrompt.baseline = baselineOf(summary.name);
     return summary;
@@ -183,14 +184,13 @@ const handlers = {
   },
   async [REQUEST.RESET]({ settings }) {
     engine.playing = false;
-    return engine.lab.reset(settings);
+    return call(CALL.RESET, { settings });
   },
   async [REQUEST.PLAY]({ steps, pausesSeen }) {
     if (pausesSeen !== pauses) return { started: false, finished: false };
-    const { lab } = engine;
     engine.experimenting = false;
-    lab.setSteps(steps);
-    if (lab.finished()) return { started: false, finished: true };
+    await call(CALL.SET_STEPS, { steps });
+    if (await call(CALL.FINISHED)) return { started: false, finished: true };
     if (!engine.playing) {
       engine.playing = true;
       setTimeout(tick, 0);
@@ -198,17 +198,17 @@ const handlers = {
     return { started: true, finished: false };
   },
   async [REQUEST.STEP]({ steps }) {
-    engine.lab.setSteps(steps);
+    await call(CALL.SET_STEPS, { steps });
     await trainStep();
   },
-  [REQUEST.COMPARE]: () => engine.lab.compare(),
-  [REQUEST.TOKENIZE]: ({ text }) => engine.lab.tokenize(text),
-  [REQUEST.GENERATE]: ({ text }) => engine.lab.generate(text, 16),
-  [REQUEST.EXPORT]: ({ baseModel }) => engine.lab.exportAdapter(baseModel),
+  [REQUEST.COMPARE]: () => call(CALL.COMPARE),
+  [REQUEST.TOKENIZE]: ({ text }) => call(CALL.TOKENIZE, { text }),
+  [REQUEST.GENERATE]: ({ text }) => call(CALL.GENERATE, { text, maxNewTokens: 16 }),
+  [REQUEST.EXPORT]: ({ baseModel }) => call(CALL.EXPORT, { baseModel }),
   [REQUEST.RESTORE_PROMPT]: ({ values, nVirtual, settings }) => engine.lab.restorePrompt(Float32Array.from(values), nVirtual, settings),
   [REQUEST.SIMULATE_GPU_LOSS]: () => engine.lab.testHook({ hook: 'simulate-gpu-loss' }),
   [REQUEST.CRASH_NEXT]: ({ point }) => engine.lab.testHook({ hook: 'crash-next', point }),
-  [REQUEST.TIME_STEPS]: ({ steps }) => engine.lab.timeSteps(steps),
+  [REQUEST.TIME_STEPS]: ({ steps }) => call(CALL.TIME_STEPS, { steps }),
   [REQUEST.TIME_PARTS]: ({ parts, steps }) => engine.lab.testHook({ hook: 'time-parts', parts, steps }),
   [REQUEST.PART]: ({ prompt, shape, rows }) => engine.lab.partGradient(prompt, shape, rows),
   [REQUEST.EVAL_PART]: ({ prompt, nVirtual, kind, examples }) => engine.lab.evalPart(prompt, nVirtual, kind, examples),

@@ -2,11 +2,39 @@
 //! engine's model or, for scale, on the family member it needs) while its other trainings go to
 //! helper engines as jobs and come back as results.
 
+use serde::{Deserialize, Serialize};
+
 use super::engine::Engine;
 use crate::error::{Error, Result};
 use crate::experiments::{Experiment, ExperimentConfig, ExperimentProgress};
 use crate::job::{Job, JobResult};
 use crate::tasks::Task;
+
+/// A helper's answer to a job: its result, or none when it failed or was cancelled (the
+/// experiment then runs that training again).
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobAnswer {
+    pub index: usize,
+    pub result: Option<JobResult>,
+}
+
+/// A training handed to a helper engine, with the task it trains on.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandOut {
+    pub job: Job,
+    pub task: Task,
+}
+
+/// What the worker does at a turn of the experiment's loop, in this order: reports the
+/// progress of each finished job, hands `jobs` to its idle helpers, loads the family member
+/// `load_member` (scale), then steps the experiment here unless `done`.
+#[derive(Debug, Default)]
+pub struct Turn {
+    pub reports: Vec<ExperimentProgress>,
+    pub jobs: Vec<HandOut>,
+    pub load_member: Option<usize>,
+    pub done: bool,
+}
 
 #[derive(Default)]
 pub struct ExperimentHost {
@@ -66,23 +94,33 @@ impl ExperimentHost {
         Ok(progress)
     }
 
-    /// A training of the experiment another engine can do now, with the task it trains on
-    /// (`Experiment::take_job`).
-    pub fn take_job(&mut self) -> Option<(Job, Task)> {
-        let (job, task) = self.experiment.as_mut()?.take_job()?;
-        Some((job, task.clone()))
-    }
-
-    /// A job another engine finished: the experiment's progress with its result.
-    pub fn job_done(&mut self, result: JobResult) -> Result<ExperimentProgress> {
+    /// The scheduler's turn between steps (the worker only moves messages): the helpers'
+    /// `answers` applied, a training for each of `idle` helpers while the experiment has one to
+    /// give, and the family member the next step here needs once they are away.
+    pub fn tick(&mut self, e: &Engine, answers: Vec<JobAnswer>, idle: usize) -> Result<Turn> {
         let experiment = self.experiment.as_mut().ok_or_else(no_experiment)?;
-        experiment.job_done(result)
-    }
-
-    /// A job another engine could not finish: the experiment runs it again.
-    pub fn job_failed(&mut self, index: usize) {
-        if let Some(experiment) = self.experiment.as_mut() {
-            experiment.job_failed(index);
+        let mut turn = Turn::default();
+        for answer in answers {
+            match answer.result {
+                Some(result) => {
+                    let progress = experiment.job_done(result)?;
+                    turn.done = progress.done.is_some();
+                    turn.reports.push(progress);
+                    if turn.done {
+                        return Ok(turn);
+                    }
+                }
+                None => experiment.job_failed(answer.index),
+            }
         }
+        while turn.jobs.len() < idle {
+            let Some((job, task)) = experiment.take_job() else {
+                break;
+            };
+            let task = task.clone();
+            turn.jobs.push(HandOut { job, task });
+        }
+        turn.load_member = self.model_needed(e);
+        Ok(turn)
     }
 }

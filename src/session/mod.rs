@@ -17,7 +17,7 @@ use web_time::Instant;
 
 pub use engine::Engine;
 pub use helper::HelperWork;
-pub use host::ExperimentHost;
+pub use host::{ExperimentHost, HandOut, JobAnswer, Turn};
 pub use lab::{Conditioning, LabRun};
 pub use views::{
     Comparison, DeviceMemory, Done, EvalView, LoadTimings, LoadedView, ModelInfo, NeighbourView,

@@ -7,9 +7,9 @@ use super::engine::Engine;
 use super::ms_since;
 use crate::batch::{Sampler, ScoredBatch, Sequence};
 use crate::error::Result;
-use crate::pool::part_gradient;
 use crate::schedule::median;
 use crate::settings::Settings;
+use crate::soft_prompt::prompt_gradient;
 use crate::soft_prompt::{PromptInit, SoftPrompt};
 use crate::train::Trainer;
 
@@ -65,7 +65,7 @@ impl Engine {
         for i in 0..=steps.max(1) {
             let t = Instant::now();
             let (_, grad) =
-                part_gradient(&self.lm.model, prompt.clone(), &part, batch.targets.len())?;
+                prompt_gradient(&self.lm.model, prompt.clone(), &part, batch.targets.len())?;
             crate::backend::read_f32(grad).await?;
             if i > 0 {
                 times.push(ms_since(t));

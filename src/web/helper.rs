@@ -68,12 +68,12 @@ impl Lab {
         Reflect::set(&obj, &"grad".into(), &Float32Array::from(&part.grad[..]))?;
         Ok(obj.into())
     }
+}
 
-    /// A helper's side: starts a job another engine handed over (`experimentTakeJob`'s).
-    #[wasm_bindgen(js_name = startJob)]
-    pub fn start_job(&mut self, task: JsValue, job: JsValue) -> Result<(), JsValue> {
-        let task: Task = from_js(task, "job's task")?;
-        let job: Job = from_js(job, "job")?;
+/// A helper's ops of `handle` (src/protocol/calls.rs).
+impl Lab {
+    /// A helper's side: starts a job another engine handed over (`experiment-take-job`'s).
+    pub(super) fn start_job(&mut self, task: Task, job: Job) -> Result<(), JsValue> {
         let s = self.session_mut()?;
         s.helper
             .start_job(&mut s.engine, task, job)
@@ -81,8 +81,7 @@ impl Lab {
     }
 
     /// One step of the job: its result after the last step, undefined before.
-    #[wasm_bindgen(js_name = jobStep)]
-    pub async fn job_step(&mut self) -> JsResult {
+    pub(super) async fn job_step(&mut self) -> JsResult {
         let s = self.session_mut()?;
         match s.helper.job_step(&s.engine).await.map_err(js_error)? {
             Some(result) => to_js(&result),
@@ -91,11 +90,9 @@ impl Lab {
     }
 
     /// The family member (scale) a job runs on, when this engine does not hold it: its index
-    /// for `loadFamilyMember`, or undefined.
-    #[wasm_bindgen(js_name = jobModelNeeded)]
-    pub fn job_model_needed(&self, job: JsValue) -> Result<Option<usize>, JsValue> {
-        let job: Job = from_js(job, "job")?;
+    /// for `loadFamilyMember`, or none.
+    pub(super) fn job_model_needed(&self, job: &Job) -> Result<Option<usize>, JsValue> {
         let s = self.session()?;
-        Ok(s.helper.model_needed(&s.engine, &job))
+        Ok(s.helper.model_needed(&s.engine, job))
     }
 }

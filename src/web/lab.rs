@@ -9,29 +9,27 @@ use super::{CrashPoint, JsResult, Lab, from_js, js_error, to_js};
 use crate::adapter::AdapterFiles;
 use crate::session::Settings;
 
-#[wasm_bindgen]
+/// The lab's ops of `handle` (src/protocol/calls.rs).
 impl Lab {
     /// A new prompt initialised from `settings` (the page's settings object): its view.
-    pub async fn reset(&mut self, settings: JsValue) -> JsResult {
-        let settings: Settings = from_js(settings, "settings")?;
+    pub(super) async fn reset(&mut self, settings: Settings) -> JsResult {
         let s = self.session_mut()?;
         s.lab.reset(&s.engine, settings).map_err(js_error)?;
         to_js(&s.lab.prompt_view(&s.engine).await.map_err(js_error)?)
     }
 
     /// Where the current run ends.
-    #[wasm_bindgen(js_name = setSteps)]
-    pub fn set_steps(&mut self, steps: usize) -> Result<(), JsValue> {
+    pub(super) fn set_steps(&mut self, steps: usize) -> Result<(), JsValue> {
         self.session_mut()?.lab.set_steps(steps).map_err(js_error)
     }
 
     /// The run has reached its step count.
-    pub fn finished(&self) -> Result<bool, JsValue> {
+    pub(super) fn finished(&self) -> Result<bool, JsValue> {
         Ok(self.session()?.lab.finished())
     }
 
     /// One turn of the schedule: `Progress` (step, loss, prompt/accuracy/done when due).
-    pub async fn advance(&mut self) -> JsResult {
+    pub(super) async fn advance(&mut self) -> JsResult {
         self.crash_at(CrashPoint::Train);
         let s = self.session_mut()?;
         let progress = s.lab.advance(&s.engine).await.map_err(js_error)?;
@@ -39,34 +37,33 @@ impl Lab {
     }
 
     /// No prompt, the text prompt and the soft prompt on the held-out set.
-    pub async fn compare(&mut self) -> JsResult {
+    pub(super) async fn compare(&mut self) -> JsResult {
         let s = self.session_mut()?;
         to_js(&s.lab.compare(&s.engine).await.map_err(js_error)?)
     }
 
     /// Greedy continuation with the current soft prompt.
-    pub async fn generate(&self, input: String, max_new_tokens: usize) -> JsResult {
+    pub(super) async fn generate(&self, input: &str, max_new_tokens: usize) -> JsResult {
         let s = self.session()?;
         let text = s
             .lab
-            .generate(&s.engine, &input, max_new_tokens)
+            .generate(&s.engine, input, max_new_tokens)
             .await
             .map_err(js_error)?;
         Ok(text.into())
     }
 
     /// How a text is tokenized: `[{id, text}]`.
-    pub fn tokenize(&self, text: &str) -> JsResult {
+    pub(super) fn tokenize(&self, text: &str) -> JsResult {
         to_js(&self.session()?.engine.tokens(text).map_err(js_error)?)
     }
 
     /// The prompt as PEFT adapter files: `{config, weights}` (Uint8Arrays).
-    #[wasm_bindgen(js_name = exportAdapter)]
-    pub async fn export_adapter(&self, base_model: String) -> JsResult {
+    pub(super) async fn export_adapter(&self, base_model: &str) -> JsResult {
         let s = self.session()?;
         let files = s
             .lab
-            .export(&s.engine, &base_model)
+            .export(&s.engine, base_model)
             .await
             .map_err(js_error)?;
         let obj = Object::new();
@@ -82,7 +79,11 @@ impl Lab {
         )?;
         Ok(obj.into())
     }
+}
 
+/// The lab's calls that carry data.
+#[wasm_bindgen]
+impl Lab {
     /// Replaces the prompt with values the page kept (`[nVirtual, d_model]` row-major, from its
     /// last view): how a restarted engine gets the prompt back. Returns the prompt's view.
     #[wasm_bindgen(js_name = restorePrompt)]

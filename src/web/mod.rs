@@ -3,6 +3,7 @@
 //! (`{kind, message, line?, fatal}`). The worker runs one call at a time; wasm-bindgen's own
 //! borrow of `Lab` for each `&mut self` call would refuse an overlapping one with a JS error.
 
+mod handle;
 mod helper;
 mod hooks;
 mod host;
@@ -231,17 +232,18 @@ impl Lab {
         self.session = Some(session);
         Ok(out)
     }
+}
 
+/// The engine's ops of `handle` (src/protocol/calls.rs) on the task and the loaded model.
+impl Lab {
     /// A built-in task from its `task.json` and JSONL splits: the task summary.
-    #[wasm_bindgen(js_name = setBuiltinTask)]
-    pub fn set_builtin_task(&mut self, spec: &[u8], train: &str, test: &str) -> JsResult {
-        let task = Task::builtin(spec, train, test).map_err(js_error)?;
+    fn set_builtin_task(&mut self, spec: &str, train: &str, test: &str) -> JsResult {
+        let task = Task::builtin(spec.as_bytes(), train, test).map_err(js_error)?;
         to_js(&self.session_mut()?.set_task(task))
     }
 
     /// The loss of the answers with no prompt (the loss chart's reference line).
-    #[wasm_bindgen(js_name = lossWithoutPrompt)]
-    pub async fn loss_without_prompt(&self) -> Result<f32, JsValue> {
+    async fn loss_without_prompt(&self) -> Result<f32, JsValue> {
         self.session()?
             .engine
             .loss_without_prompt()
@@ -251,8 +253,7 @@ impl Lab {
 
     /// Median ms of a default-sized training step on this backend, shared with the idle
     /// helpers (`Engine::time_steps`): backend "auto" and the pool's sizing time with it.
-    #[wasm_bindgen(js_name = timeSteps)]
-    pub async fn time_steps(&self, steps: usize) -> Result<f64, JsValue> {
+    async fn time_steps(&self, steps: usize) -> Result<f64, JsValue> {
         self.session()?
             .engine
             .time_steps(steps)
@@ -261,8 +262,7 @@ impl Lab {
     }
 
     /// Examples typed or uploaded by the user (JSONL, `input => output` lines, or CSV).
-    #[wasm_bindgen(js_name = setCustomTask)]
-    pub fn set_custom_task(&mut self, name: &str, text: &str) -> JsResult {
+    fn set_custom_task(&mut self, name: &str, text: &str) -> JsResult {
         let task = Task::custom(name, text).map_err(js_error)?;
         to_js(&self.session_mut()?.set_task(task))
     }

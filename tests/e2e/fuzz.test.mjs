@@ -54,12 +54,12 @@ test('the fuzz corpus ends in the page\'s wasm as it does natively, with no pani
       try {
         if (c.slot === 'task') {
           await lab.load(files['config.json'], files['model.safetensors'], files['tokenizer.json']);
-          lab.setCustomTask('custom', new TextDecoder().decode(bytes));
-          await lab.reset(settings);
-          await lab.advance();
+          await lab.handle({ op: 'set-custom-task', name: 'custom', text: new TextDecoder().decode(bytes) });
+          await lab.handle({ op: 'reset', settings });
+          await lab.handle({ op: 'advance' });
         } else if (c.slot.startsWith('adapter')) {
           await lab.load(files['config.json'], files['model.safetensors'], files['tokenizer.json']);
-          lab.setCustomTask('custom', examples);
+          await lab.handle({ op: 'set-custom-task', name: 'custom', text: examples });
           await lab.importAdapter(files['adapter_config.json'], files['adapter_model.safetensors'], settings, '');
         } else {
           // As natively: the header read as the page reads it before a download, then the cost.
@@ -67,13 +67,13 @@ test('the fuzz corpus ends in the page\'s wasm as it does natively, with no pani
           const header = c.slot === 'model.safetensors' ? weights.subarray(8, 8 + wasm.headerLength(weights.subarray(0, 8))) : null;
           lab.inspect(files['config.json'], header, weights.length, 16, 8);
           await lab.load(files['config.json'], files['model.safetensors'], files['tokenizer.json']);
-          if (c.slot === 'tokenizer.json') for (const t of ['hot -> cold', '', '\u0000é😀 <|endoftext|>']) lab.tokenize(t);
+          if (c.slot === 'tokenizer.json') for (const text of ['hot -> cold', '', '\u0000é😀 <|endoftext|>']) await lab.handle({ op: 'tokenize', text });
           if (c.slot === 'config.json') {
             // As natively (tests/fuzz.rs train_and_generate): a config that loads trains and generates.
-            lab.setCustomTask('custom', examples);
-            await lab.reset(settings);
-            await lab.advance();
-            await lab.generate('hot ->', 3);
+            await lab.handle({ op: 'set-custom-task', name: 'custom', text: examples });
+            await lab.handle({ op: 'reset', settings });
+            await lab.handle({ op: 'advance' });
+            await lab.handle({ op: 'generate', text: 'hot ->', maxNewTokens: 3 });
           }
         }
       } catch (e) {

@@ -463,7 +463,7 @@ test('another GPT-2 checkpoint loads from local files, and its tokenizer gives H
       const lab = wasm.Lab.cpu();
       await lab.load(bytes(files.config), bytes(files.weights), bytes(files.tokenizer));
       const out = [];
-      for (const c of cases) out.push((await lab.tokenize(c.text)).map((x) => x.id));
+      for (const c of cases) out.push((await lab.handle({ op: 'tokenize', text: c.text })).map((x) => x.id));
       return out;
     }, { files: { config: b64('config.json'), weights: b64('model.safetensors'), tokenizer: b64('tokenizer.json') }, cases: reference.token_ids });
     assert.equal(reference.token_ids.length, 8);

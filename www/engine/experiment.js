@@ -1,9 +1,9 @@
 // The experiment's host in the lab engine: an experiment stepped here while its trainings go to
 // idle helpers as jobs and come back, and the family member (scale) loaded when a step needs it.
 import { fileUrl } from '../model-files.js';
-import { EVENT } from '../protocol.js';
+import { CALL, EVENT } from '../protocol.js';
 import { builtinTask, modelFiles } from './files.js';
-import { engine, post } from './state.js';
+import { call, engine, post } from './state.js';
 
 /** The family the scale experiment runs on: `{base, names}` (src/experiments/mod.rs FAMILY). */
 let family = null;
@@ -26,33 +26,19 @@ export async function loadFamilyMember(index, progress) {
 
 /**
  * The experiment's trainings on helper engines: each started experiment bumps `generation`, so
- * what a cancelled one's jobs answer later is ignored; `answers` wait for the next step to apply
- * them (one call into the engine at a time), `away` are the jobs' promises.
+ * what a cancelled one's jobs answer later is ignored; `answers` wait for the next turn to go to
+ * the engine's scheduler (one call into the engine at a time), `away` are the jobs' promises.
  */
 const jobs = { generation: 0, answers: [], away: new Set() };
 
-/** Hands a training to every idle helper while the experiment has one to give. */
-function handOutJobs() {
-  const { lab, pool } = engine;
-  for (const helper of pool?.idle() ?? []) {
-    const taken = lab.experimentTakeJob();
-    if (!taken) return;
-    const { generation } = jobs;
-    const away = pool.runJob(helper, taken.task, taken.job, family).then((result) => {
-      jobs.answers.push({ generation, index: taken.job.index, result });
-    });
-    jobs.away.add(away);
-    away.finally(() => jobs.away.delete(away));
-  }
-}
-
-/** Applies the helpers' answers: a finished run is progress; a failed one runs again. */
-function takeAnswers() {
-  for (const { generation, index, result } of jobs.answers.splice(0)) {
-    if (generation !== jobs.generation || !engine.experimenting) continue;
-    if (result && !result.cancelled) reportExperiment(engine.lab.experimentJobDone(result));
-    else engine.lab.experimentJobFailed(index);
-  }
+/** Sends `job` to `helper`; its answer (null: failed or cancelled, run again) waits in `answers`. */
+function handOut(helper, { job, task }) {
+  const { generation } = jobs;
+  const away = engine.pool.runJob(helper, task, job, family).then((result) => {
+    jobs.answers.push({ generation, answer: { index: job.index, result: result && !result.cancelled ? result : null } });
+  });
+  jobs.away.add(away);
+  away.finally(() => jobs.away.delete(away));
 }
 
 function reportExperiment(progress) {
@@ -60,14 +46,20 @@ function reportExperiment(progress) {
   if (progress.done) engine.experimenting = false;
 }
 
-/** One turn of the experiment's loop: answers taken, jobs handed out, a step here. */
+/**
+ * One turn of the experiment's loop: the engine's scheduler (src/session/host.rs `tick`) takes
+ * the helpers' answers and says what to report, which jobs to hand to the idle helpers and which
+ * family member to load; then a step here.
+ */
 export async function experimentStep() {
-  takeAnswers();
-  if (!engine.experimenting) return;
-  handOutJobs();
-  const needed = engine.lab.experimentModelNeeded();
-  if (needed !== undefined) await loadFamilyMember(needed, (p) => post(EVENT.EXPERIMENT_MODEL, p));
-  const progress = await engine.lab.experimentStep();
+  const answers = jobs.answers.splice(0).filter((a) => a.generation === jobs.generation).map((a) => a.answer);
+  const idle = engine.pool?.idle() ?? [];
+  const turn = await call(CALL.EXPERIMENT_TICK, { answers, idle: idle.length });
+  turn.reports.forEach(reportExperiment);
+  if (turn.done || !engine.experimenting) return;
+  turn.jobs.forEach((taken, i) => handOut(idle[i], taken));
+  if (turn.loadMember != null) await loadFamilyMember(turn.loadMember, (p) => post(EVENT.EXPERIMENT_MODEL, p));
+  const progress = await call(CALL.EXPERIMENT_STEP);
   // Every run left is on a helper: wait for one to answer (unless one did meanwhile).
   if (!progress.waiting) reportExperiment(progress);
   else if (jobs.answers.length === 0) await Promise.race(jobs.away);
@@ -83,6 +75,5 @@ export function cancelJobs() {
 export async function startExperiment({ config, source, base, modelsBase }) {
   cancelJobs();
   family = { base: modelsBase, names: config.models ?? [] };
-  const files = source ? await builtinTask(base, source) : [];
-  engine.lab.startExperiment(config, ...files);
+  await call(CALL.START_EXPERIMENT, { config, source: source ? await builtinTask(base, source) : undefined });
 }

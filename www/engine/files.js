@@ -45,11 +45,11 @@ export async function checkpointHead(source) {
   return { config, header: bytes, size: first.size };
 }
 
-/** A built-in task's files: its task.json and the two splits' text. */
+/** A built-in task's files as text: `{spec, train, test}` (its task.json and the two splits). */
 export async function builtinTask(base, name) {
   const folder = fileUrl(base, name);
-  const spec = await fetchBytes(fileUrl(folder, 'task.json'), () => {});
-  const [train, test] = taskSplits(spec);
+  const bytes = await fetchBytes(fileUrl(folder, 'task.json'), () => {});
+  const [train, test] = taskSplits(bytes);
   const text = async (file) => new TextDecoder().decode(await fetchBytes(fileUrl(folder, file), () => {}));
-  return [spec, await text(train), await text(test)];
+  return { spec: new TextDecoder().decode(bytes), train: await text(train), test: await text(test) };
 }

@@ -1,8 +1,8 @@
 // A helper engine's side: a job of another engine's experiment stepped here until it ends or is
 // cancelled, and this worker's memory reported as it grows (the lab's pool weighs it).
-import { EVENT } from '../protocol.js';
+import { CALL, EVENT } from '../protocol.js';
 import { loadFamilyMember, setFamily } from './experiment.js';
-import { engine, post } from './state.js';
+import { call, engine, post } from './state.js';
 
 /** This worker is a helper in another's pool (INIT said so). */
 let isHelper = false;
@@ -21,14 +21,13 @@ export function cancelJob() {
 
 /** Runs a job to its result (or `{cancelled: true}`), on the family member it needs. */
 export async function runJob({ task, job, family }) {
-  const { lab } = engine;
   jobCancelled = false;
   setFamily(family);
-  const needed = lab.jobModelNeeded(job);
+  const needed = await call(CALL.JOB_MODEL_NEEDED, { job });
   if (needed !== undefined) await loadFamilyMember(needed, () => {});
-  lab.startJob(task, job);
+  await call(CALL.START_JOB, { task, job });
   for (;;) {
-    const result = await lab.jobStep();
+    const result = await call(CALL.JOB_STEP);
     if (result) return result;
     // A macrotask between steps, so a cancel-job gets in.
     await new Promise((resolve) => { setTimeout(resolve, 0); });

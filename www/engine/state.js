@@ -21,6 +21,9 @@ export const engine = {
 
 export const post = (type, value = {}) => self.postMessage({ type, ...value });
 
+/** One engine call of protocol.js' CALL table: `call(CALL.SET_STEPS, {steps})`. */
+export const call = (op, fields = {}) => engine.lab.handle({ op, ...fields });
+
 /** Stops the training and the experiment loops after the step in progress. */
 export function stopLoops() {
   engine.playing = false;

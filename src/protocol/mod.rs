@@ -1,7 +1,10 @@
 //! The messages between the page (main thread) and the engine worker, declared once: each
 //! request's name, fields, answer and whether it is handled ahead of the queue; each event's name
-//! and fields. The page's `www/protocol.js` (the constants both sides import and this table as
-//! its comment) is generated from here: `cargo test --test settings` keeps it current.
+//! and fields; and the worker's calls into the engine (`calls.rs`). The page's `www/protocol.js`
+//! (the constants both sides import and these tables as its comment) is generated from here:
+//! `cargo test --test settings` keeps it current.
+
+pub mod calls;
 
 use crate::loader::MODEL_FILES;
 
@@ -262,7 +265,7 @@ fn frozen(name: &str, entries: impl Iterator<Item = String>) -> String {
 /// The table as the page's ES module (`www/protocol.js`).
 pub fn page_module() -> String {
     let mut out = String::from(
-        "// Generated from src/protocol.rs in `cargo test --test settings` (UPDATE=1 rewrites it): the\n\
+        "// Generated from src/protocol/ in `cargo test --test settings` (UPDATE=1 rewrites it): the\n\
          // messages between the page (main thread) and the engine worker, declared once in Rust.\n\
          //\n\
          // Requests (page -> worker) carry an `id`; the worker answers each with `reply` (same id, a\n\
@@ -282,6 +285,15 @@ pub fn page_module() -> String {
     for e in EVENTS {
         out += &format!("//   {} {}\n", e.name, e.fields);
         out += &wrapped(e.about, "       ");
+    }
+    out += "//\n// Engine calls (worker -> wasm): `lab.handle({op, ...fields})` (src/protocol/calls.rs), or a\n\
+             // method of their own where they carry bulk data (`lab.name(args)`)\n";
+    for c in calls::CALLS {
+        let how = match c.method {
+            Some(m) => format!("lab.{m}{}", c.fields),
+            None => format!("{} {}", c.name, c.fields),
+        };
+        out += &format!("//   {how} -> {}\n", c.answer);
     }
     let quoted = |s: &str| format!("'{s}'");
     out += &format!(
@@ -308,6 +320,14 @@ pub fn page_module() -> String {
         EVENTS
             .iter()
             .map(|e| format!("{}: {}", constant(e.name), quoted(e.name))),
+    );
+    out += "\n/** The ops of the engine's `handle` (worker -> wasm), as listed above. */\n";
+    out += &frozen(
+        "CALL",
+        calls::CALLS
+            .iter()
+            .filter(|c| c.method.is_none())
+            .map(|c| format!("{}: {}", constant(c.name), quoted(c.name))),
     );
     out
 }

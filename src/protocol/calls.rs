@@ -1,0 +1,181 @@
+//! The worker's calls into the engine, declared once: `Lab::handle({op, ...})` takes a `Call`
+//! (src/web/handle.rs); the calls that carry bulk data (a model's files, a prompt's values, the
+//! pool's functions) are methods of their own, listed in the same table as the fast path. The
+//! page's `www/protocol.js` gets the ops as `CALL` (checked against this enum by a test).
+
+use serde::Deserialize;
+
+use crate::experiments::ExperimentConfig;
+use crate::job::Job;
+use crate::session::JobAnswer;
+use crate::settings::Settings;
+use crate::tasks::Task;
+
+/// A built-in task's files, as text (transfer's source task).
+#[derive(Debug, Deserialize)]
+pub struct TaskFiles {
+    pub spec: String,
+    pub train: String,
+    pub test: String,
+}
+
+/// One call of `Lab::handle`: `{op: 'set-steps', steps: 40}`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    tag = "op",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum Call {
+    SetBuiltinTask {
+        spec: String,
+        train: String,
+        test: String,
+    },
+    SetCustomTask {
+        name: String,
+        text: String,
+    },
+    LossWithoutPrompt,
+    TimeSteps {
+        steps: usize,
+    },
+    Reset {
+        settings: Settings,
+    },
+    SetSteps {
+        steps: usize,
+    },
+    Finished,
+    Advance,
+    Compare,
+    Generate {
+        text: String,
+        max_new_tokens: usize,
+    },
+    Tokenize {
+        text: String,
+    },
+    Export {
+        base_model: String,
+    },
+    StartExperiment {
+        config: ExperimentConfig,
+        source: Option<TaskFiles>,
+    },
+    ExperimentTick {
+        answers: Vec<JobAnswer>,
+        idle: usize,
+    },
+    ExperimentStep,
+    StartJob {
+        task: Task,
+        job: Job,
+    },
+    JobStep,
+    JobModelNeeded {
+        job: Job,
+    },
+}
+
+/// A row of the table: an op of `handle`, or (`method`) a call with its own method.
+pub struct EngineCall {
+    pub name: &'static str,
+    pub fields: &'static str,
+    pub answer: &'static str,
+    /// The JS method name where the call carries bulk data and is not an op of `handle`.
+    pub method: Option<&'static str>,
+}
+
+const fn op(name: &'static str, fields: &'static str, answer: &'static str) -> EngineCall {
+    EngineCall {
+        name,
+        fields,
+        answer,
+        method: None,
+    }
+}
+
+const fn method(name: &'static str, fields: &'static str, answer: &'static str) -> EngineCall {
+    EngineCall {
+        name,
+        fields,
+        answer,
+        method: Some(name),
+    }
+}
+
+pub const CALLS: &[EngineCall] = &[
+    method(
+        "inspect",
+        "(config, header?, downloadBytes, batch, nVirtual)",
+        "CheckpointSummary",
+    ),
+    method(
+        "load",
+        "(config, weights, tokenizer)",
+        "{info, mapPoints, mapLabels, explained}",
+    ),
+    op(
+        "set-builtin-task",
+        "{spec, train, test} (text)",
+        "task summary",
+    ),
+    op("set-custom-task", "{name, text}", "task summary"),
+    op("loss-without-prompt", "{}", "loss"),
+    op("time-steps", "{steps}", "median ms"),
+    op("reset", "{settings}", "prompt view"),
+    op("set-steps", "{steps}", "undefined"),
+    op("finished", "{}", "boolean"),
+    op("advance", "{}", "Progress"),
+    op("compare", "{}", "{noPrompt, textPrompt, softPrompt}"),
+    op("generate", "{text, maxNewTokens}", "text"),
+    op("tokenize", "{text}", "[{id, text}]"),
+    op("export", "{baseModel}", "{config, weights} (Uint8Array)"),
+    method(
+        "importAdapter",
+        "(config, weights, settings, modelName)",
+        "{nVirtual, prompt}",
+    ),
+    method(
+        "restorePrompt",
+        "(values: Float32Array, nVirtual, settings)",
+        "prompt view",
+    ),
+    op(
+        "start-experiment",
+        "{config, source?: {spec, train, test}}",
+        "undefined",
+    ),
+    op(
+        "experiment-tick",
+        "{answers: [{index, result | null}], idle}",
+        "{reports: [ExperimentProgress], jobs: [{job, task}], loadMember?, done}",
+    ),
+    op("experiment-step", "{}", "ExperimentProgress"),
+    method(
+        "loadFamilyMember",
+        "(index, config, weights, tokenizer)",
+        "undefined",
+    ),
+    method("setHelpers", "(compute, evaluate, idle)", "undefined"),
+    method(
+        "partGradient",
+        "(prompt: Float32Array, shape, rows)",
+        "{loss, grad: Float32Array}",
+    ),
+    method(
+        "evalPart",
+        "(prompt: Float32Array, nVirtual, kind, examples)",
+        "answers",
+    ),
+    op("start-job", "{task, job}", "undefined"),
+    op("job-step", "{}", "JobResult | undefined"),
+    op(
+        "job-model-needed",
+        "{job}",
+        "family member index | undefined",
+    ),
+    method("testHook", "({hook, ...})", "src/web/hooks.rs"),
+];
