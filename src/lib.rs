@@ -23,9 +23,9 @@
 //!   experiment's host, a helper), with [`settings`] its one table of defaults and bounds;
 //!   [`experiments`] plans and runs the paper's findings, their trainings as [`job`]s any engine
 //!   can do ([`model_tuning`] for scale's comparison), [`report`] makes their tables;
-//! - [`viz`] maps the prompt among the vocabulary; `web` (wasm only) is the page's wasm surface, its
-//!   messages and calls declared in [`protocol`] and its tables in [`page_table`]; [`backend`] is the one
-//!   place a device is chosen.
+//! - [`viz`] maps the prompt among the vocabulary; `web` (wasm only) is the page's wasm surface,
+//!   its messages and calls declared in [`protocol`] and its tables in [`page_table`];
+//!   [`backend`] is the one place a device is chosen.
 
 pub mod adapter;
 pub mod backend;
