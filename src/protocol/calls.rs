@@ -179,3 +179,19 @@ pub const CALLS: &[EngineCall] = &[
     ),
     method("testHook", "({hook, ...})", "src/web/hooks.rs"),
 ];
+
+/// The table as `www/protocol.js`' comment lines.
+pub(super) fn table_comment() -> String {
+    let mut out = String::from(
+        "//\n// Engine calls (worker -> wasm): `lab.handle({op, ...fields})` (src/protocol/calls.rs), or a\n\
+         // method of their own where they carry bulk data (`lab.name(args)`)\n",
+    );
+    for c in CALLS {
+        let how = match c.method {
+            Some(m) => format!("lab.{m}{}", c.fields),
+            None => format!("{} {}", c.name, c.fields),
+        };
+        out += &format!("//   {how} -> {}\n", c.answer);
+    }
+    out
+}

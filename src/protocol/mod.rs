@@ -286,15 +286,7 @@ pub fn page_module() -> String {
         out += &format!("//   {} {}\n", e.name, e.fields);
         out += &wrapped(e.about, "       ");
     }
-    out += "//\n// Engine calls (worker -> wasm): `lab.handle({op, ...fields})` (src/protocol/calls.rs), or a\n\
-             // method of their own where they carry bulk data (`lab.name(args)`)\n";
-    for c in calls::CALLS {
-        let how = match c.method {
-            Some(m) => format!("lab.{m}{}", c.fields),
-            None => format!("{} {}", c.name, c.fields),
-        };
-        out += &format!("//   {how} -> {}\n", c.answer);
-    }
+    out += &calls::table_comment();
     let quoted = |s: &str| format!("'{s}'");
     out += &format!(
         "\n/** A model's files, as the engine reads them. */\nexport const MODEL_FILES = [{}];\n\n",
@@ -322,12 +314,10 @@ pub fn page_module() -> String {
             .map(|e| format!("{}: {}", constant(e.name), quoted(e.name))),
     );
     out += "\n/** The ops of the engine's `handle` (worker -> wasm), as listed above. */\n";
+    let ops = calls::CALLS.iter().filter(|c| c.method.is_none());
     out += &frozen(
         "CALL",
-        calls::CALLS
-            .iter()
-            .filter(|c| c.method.is_none())
-            .map(|c| format!("{}: {}", constant(c.name), quoted(c.name))),
+        ops.map(|c| format!("{}: {}", constant(c.name), quoted(c.name))),
     );
     out
 }
