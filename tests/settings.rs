@@ -40,11 +40,7 @@ fn the_calls_table_lists_every_op_of_handle() {
         .split(", ")
         .map(|v| v.trim_matches(|c: char| c == '`' || c.is_whitespace()))
         .collect();
-    let mut table: Vec<&str> = CALLS
-        .iter()
-        .filter(|c| c.method.is_none())
-        .map(|c| c.name)
-        .collect();
+    let mut table: Vec<&str> = CALLS.iter().filter(|c| !c.method).map(|c| c.name).collect();
     ops.sort_unstable();
     table.sort_unstable();
     assert_eq!(ops, table);

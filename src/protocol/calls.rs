@@ -5,18 +5,26 @@
 
 use serde::Deserialize;
 
+use crate::error::Result;
 use crate::experiments::ExperimentConfig;
 use crate::job::Job;
 use crate::session::JobAnswer;
 use crate::settings::Settings;
 use crate::tasks::Task;
 
-/// A built-in task's files, as text (transfer's source task).
+/// A built-in task's files, as text: its `task.json` and its two splits.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TaskFiles {
     pub spec: String,
     pub train: String,
     pub test: String,
+}
+
+impl TaskFiles {
+    pub fn task(&self) -> Result<Task> {
+        Task::builtin(self.spec.as_bytes(), &self.train, &self.test)
+    }
 }
 
 /// One call of `Lab::handle`: `{op: 'set-steps', steps: 40}`.
@@ -28,11 +36,7 @@ pub struct TaskFiles {
     deny_unknown_fields
 )]
 pub enum Call {
-    SetBuiltinTask {
-        spec: String,
-        train: String,
-        test: String,
-    },
+    SetBuiltinTask(TaskFiles),
     SetCustomTask {
         name: String,
         text: String,
@@ -81,11 +85,12 @@ pub enum Call {
 
 /// A row of the table: an op of `handle`, or (`method`) a call with its own method.
 pub struct EngineCall {
+    /// The op's name, or the JS method's where the call carries bulk data.
     pub name: &'static str,
     pub fields: &'static str,
     pub answer: &'static str,
-    /// The JS method name where the call carries bulk data and is not an op of `handle`.
-    pub method: Option<&'static str>,
+    /// A method of its own, not an op of `handle`.
+    pub method: bool,
 }
 
 const fn op(name: &'static str, fields: &'static str, answer: &'static str) -> EngineCall {
@@ -93,7 +98,7 @@ const fn op(name: &'static str, fields: &'static str, answer: &'static str) -> E
         name,
         fields,
         answer,
-        method: None,
+        method: false,
     }
 }
 
@@ -102,7 +107,7 @@ const fn method(name: &'static str, fields: &'static str, answer: &'static str) 
         name,
         fields,
         answer,
-        method: Some(name),
+        method: true,
     }
 }
 
@@ -188,8 +193,8 @@ pub(super) fn table_comment() -> String {
     );
     for c in CALLS {
         let how = match c.method {
-            Some(m) => format!("lab.{m}{}", c.fields),
-            None => format!("{} {}", c.name, c.fields),
+            true => format!("lab.{}{}", c.name, c.fields),
+            false => format!("{} {}", c.name, c.fields),
         };
         out += &format!("//   {how} -> {}\n", c.answer);
     }

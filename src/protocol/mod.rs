@@ -314,7 +314,7 @@ pub fn page_module() -> String {
             .map(|e| format!("{}: {}", constant(e.name), quoted(e.name))),
     );
     out += "\n/** The ops of the engine's `handle` (worker -> wasm), as listed above. */\n";
-    let ops = calls::CALLS.iter().filter(|c| c.method.is_none());
+    let ops = calls::CALLS.iter().filter(|c| !c.method);
     out += &frozen(
         "CALL",
         ops.map(|c| format!("{}: {}", constant(c.name), quoted(c.name))),

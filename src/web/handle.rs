@@ -19,9 +19,7 @@ impl Lab {
     pub async fn handle(&mut self, call: JsValue) -> JsResult {
         let none = JsValue::UNDEFINED;
         match from_js::<Call>(call, "engine call")? {
-            Call::SetBuiltinTask { spec, train, test } => {
-                self.set_builtin_task(&spec, &train, &test)
-            }
+            Call::SetBuiltinTask(files) => self.set_builtin_task(&files),
             Call::SetCustomTask { name, text } => self.set_custom_task(&name, &text),
             Call::LossWithoutPrompt => Ok(self.loss_without_prompt().await?.into()),
             Call::TimeSteps { steps } => Ok(self.time_steps(steps).await?.into()),

@@ -10,7 +10,6 @@ use crate::loader::{LoadedModel, ModelFiles};
 use crate::protocol::calls::TaskFiles;
 use crate::report;
 use crate::session::JobAnswer;
-use crate::tasks::Task;
 
 /// An experiment's progress for the page; at the end, the command line's `tables` and, for
 /// scale, its `reading` (`report.rs`) beside the summary.
@@ -33,10 +32,7 @@ impl Lab {
         config: ExperimentConfig,
         source: Option<TaskFiles>,
     ) -> Result<(), JsValue> {
-        let source = match source {
-            Some(f) => Some(Task::builtin(f.spec.as_bytes(), &f.train, &f.test).map_err(js_error)?),
-            None => None,
-        };
+        let source = source.map(|f| f.task()).transpose().map_err(js_error)?;
         let s = self.session_mut()?;
         s.host
             .start(&mut s.engine, config, source)

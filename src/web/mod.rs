@@ -19,6 +19,7 @@ use wasm_bindgen::prelude::*;
 use crate::error::{Error, ErrorView};
 use crate::inspect::{header_length, inspect};
 use crate::model::parse_config;
+use crate::protocol::calls::TaskFiles;
 use crate::session::Session;
 use crate::tasks::{Task, TaskSpec};
 
@@ -237,8 +238,8 @@ impl Lab {
 /// The engine's ops of `handle` (src/protocol/calls.rs) on the task and the loaded model.
 impl Lab {
     /// A built-in task from its `task.json` and JSONL splits: the task summary.
-    fn set_builtin_task(&mut self, spec: &str, train: &str, test: &str) -> JsResult {
-        let task = Task::builtin(spec.as_bytes(), train, test).map_err(js_error)?;
+    fn set_builtin_task(&mut self, files: &TaskFiles) -> JsResult {
+        let task = files.task().map_err(js_error)?;
         to_js(&self.session_mut()?.set_task(task))
     }
 
