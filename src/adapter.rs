@@ -1,5 +1,6 @@
 //! PEFT prompt-tuning adapter files: `adapter_config.json` and `adapter_model.safetensors`
-//! (one tensor, `prompt_embeddings`, `[num_virtual_tokens, token_dim]`, f32).
+//! (one tensor, `prompt_embeddings`, `[num_virtual_tokens, token_dim]`, f32; read in f16 and
+//! bf16 too, and written in f16 for a link).
 
 use std::collections::HashMap;
 
@@ -78,11 +79,25 @@ fn invalid(detail: impl Into<String>) -> Error {
     }
 }
 
+/// How an adapter's values are stored: f32 (PEFT's own files) or f16 (half the bytes: a prompt
+/// in a link; within 1e-3 relative of the f32 values, f16's 11-bit significand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
 /// Serialises a prompt (read from the device asynchronously) with its config.
-pub async fn save(prompt: &SoftPrompt, config: &AdapterConfig) -> Result<AdapterFiles> {
+pub async fn save(
+    prompt: &SoftPrompt,
+    config: &AdapterConfig,
+    precision: Precision,
+) -> Result<AdapterFiles> {
     let values = prompt.values();
     let shape = values.dims();
-    save_values(&read_f32(values).await?, shape, config)
+    save_values(&read_f32(values).await?, shape, config, precision)
 }
 
 /// Serialises prompt values `[n_virtual, d_model]` already on the host (a lost GPU leaves only
@@ -91,9 +106,19 @@ pub fn save_values(
     floats: &[f32],
     shape: [usize; 2],
     config: &AdapterConfig,
+    precision: Precision,
 ) -> Result<AdapterFiles> {
-    let bytes: Vec<u8> = floats.iter().flat_map(|f| f.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.to_vec(), &bytes)
+    let (dtype, bytes): (Dtype, Vec<u8>) = match precision {
+        Precision::F32 => (Dtype::F32, floats.iter().flat_map(|f| f.to_le_bytes()).collect()),
+        Precision::F16 => (
+            Dtype::F16,
+            floats
+                .iter()
+                .flat_map(|f| half::f16::from_f32(*f).to_le_bytes())
+                .collect(),
+        ),
+    };
+    let view = safetensors::tensor::TensorView::new(dtype, shape.to_vec(), &bytes)
         .map_err(|e| invalid(e.to_string()))?;
     let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
     let safetensors = safetensors::serialize([(TENSOR_KEY, view)], metadata)

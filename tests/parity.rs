@@ -6,7 +6,7 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use common::*;
-use soft_prompt_lab::adapter;
+use soft_prompt_lab::adapter::{self, Precision};
 use soft_prompt_lab::batch::Padded;
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
 use soft_prompt_lab::model::Arch;
@@ -251,7 +251,7 @@ fn adapter_saved_then_loaded_gives_identical_logits() {
         &PromptInit::RandomNormal,
         Some("tiny-b".into()),
     );
-    let files = pollster::block_on(adapter::save(&prompt, &config)).unwrap();
+    let files = pollster::block_on(adapter::save(&prompt, &config, Precision::F32)).unwrap();
     let (loaded, loaded_config) = adapter::load(&files, &lm.model).unwrap();
     assert_eq!(loaded_config, config);
     let batch = reference_batch(&lm, &r, prompt.n_virtual());
@@ -264,6 +264,16 @@ fn adapter_saved_then_loaded_gives_identical_logits() {
         a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
         "logits differ after an adapter round trip"
     );
+    // In f16 (a prompt in a link) the values come back as f16 rounds them, bit for bit: within
+    // half an f16 step (2^-11 relative) of the f32 values.
+    let in_f16 = pollster::block_on(adapter::save(&prompt, &config, Precision::F16)).unwrap();
+    assert!(in_f16.safetensors.len() < files.safetensors.len() / 2 + 200);
+    let (from_half, _) = adapter::load(&in_f16, &lm.model).unwrap();
+    let (f32s, f16s) = (values(prompt.values()), values(from_half.values()));
+    for (x, y) in f32s.iter().zip(&f16s) {
+        assert_eq!(half::f16::from_f32(*x).to_f32().to_bits(), y.to_bits());
+        assert!((x - y).abs() <= x.abs() * 2f32.powi(-11) + 6e-8, "{x} -> {y}");
+    }
     // The saved file is PEFT's format: the same config keys PEFT wrote for the fixture.
     let ours: serde_json::Value = serde_json::from_slice(&files.config_json).unwrap();
     let peft: serde_json::Value =
@@ -296,7 +306,8 @@ fn our_adapters_load_in_peft() {
             &PromptInit::RandomNormal,
             Some(name.into()),
         );
-        let files = adapter::save_values(&values, [shape[0], shape[1]], &config).unwrap();
+        let files =
+            adapter::save_values(&values, [shape[0], shape[1]], &config, Precision::F32).unwrap();
         let dir = fixture_dir(name).join("adapter_ours");
         let (config_path, weights_path) = (
             dir.join(adapter::CONFIG_FILE),

@@ -55,6 +55,11 @@ const ctx = {
     if (!source || source.kind === 'files') return '';
     return source.base === ctx.bundled ? BUNDLED_NAME : source.id ?? source.base;
   },
+  /** Whether the model the URL names (the bundled one when none) is the one loaded. */
+  linkedModelLoaded() {
+    const named = state.model ? ctx.sourceFor(state.model) : { base: ctx.bundled };
+    return rt.modelSource?.base === named.base;
+  },
   /** Starts the engine again on `backend` (a model too large for the GPU's buffers). */
   startOn: (backend) => start(backend),
   saveUrl() {

@@ -3,7 +3,7 @@
 // switch, which restarts the worker) loads from disk instead of the network. Also the first bytes
 // of a weights file (its header) without the rest. The stored models' list: stored-models.js.
 
-import { fileError, newSink, readBody, sinkBytes } from './response-body.js';
+import { fileError, holding, newSink, readBody, sinkBytes } from './response-body.js';
 
 const CACHE = 'soft-prompt-lab-files-v1';
 /** Tries after a connection drops before a download gives up. */
@@ -95,8 +95,13 @@ export async function fetchRange(url, start, end) {
   const response = await rangeRequest(url, `bytes=${start}-${end}`);
   const size = totalSize(response);
   const skip = response.status === 206 ? 0 : start;
-  const want = end - start + 1;
-  const reader = response.body.getReader();
+  const bytes = await holding(response, () => readRange(response.body.getReader(), skip, end - start + 1));
+  if (bytes.length < end - start + 1) throw fileError(`${fileName(url)} ended after ${start + bytes.length} bytes, before byte ${end}: the file is truncated`);
+  return { bytes, size };
+}
+
+/** `want` bytes of a body after its first `skip`; fewer where the body ends first. */
+async function readRange(reader, skip, want) {
   const out = new Uint8Array(want);
   let got = 0;
   let seen = 0;
@@ -110,8 +115,7 @@ export async function fetchRange(url, start, end) {
     seen += value.byteLength;
   }
   reader.cancel().catch(() => {});
-  if (got < want) throw fileError(`${fileName(url)} ended after ${start + got} bytes, before byte ${end}: the file is truncated`);
-  return { bytes: out, size };
+  return out.subarray(0, got);
 }
 
 /**

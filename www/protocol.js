@@ -37,8 +37,8 @@
 //       what the model reads
 //   generate {text} -> continuation text
 //       with the soft prompt
-//   export {baseModel} -> {config, weights} (Uint8Array)
-//       the prompt as PEFT adapter files
+//   export {baseModel, precision?} -> {config, weights} (Uint8Array)
+//       the prompt as PEFT adapter files; precision 'f16' for a link (src/adapter.rs Precision)
 //   restore-prompt {values, nVirtual, settings} -> prompt view
 //       the prompt the page kept from its last view, after a restart
 //   experiment {config: {name, steps, seeds, base, models?}, source?, base?, modelsBase?} -> undefined
@@ -112,7 +112,7 @@
 //   compare {} -> {noPrompt, textPrompt, softPrompt}
 //   generate {text, maxNewTokens} -> text
 //   tokenize {text} -> [{id, text}]
-//   export {baseModel} -> {config, weights} (Uint8Array)
+//   export {baseModel, precision?: 'f32' | 'f16'} -> {config, weights} (Uint8Array)
 //   lab.importAdapter(config, weights, settings, modelName) -> {nVirtual, prompt}
 //   lab.restorePrompt(values: Float32Array, nVirtual, settings) -> prompt view
 //   start-experiment {config, source?: {spec, train, test}} -> undefined

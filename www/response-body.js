@@ -31,10 +31,15 @@ const beingRead = new Set();
  * Reads `response`'s body into `sink`, reporting progress. With the size known, bytes go into one
  * buffer of that size (`fillBuffer`); otherwise they are kept as chunks, joined at the end.
  */
-export async function readBody(response, sink, onProgress) {
+export function readBody(response, sink, onProgress) {
+  return holding(response, () => readInto(response, sink, onProgress));
+}
+
+/** `read()`'s promise, with `response` held until it settles (see `beingRead`). */
+export async function holding(response, read) {
   beingRead.add(response);
   try {
-    await readInto(response, sink, onProgress);
+    return await read();
   } finally {
     beingRead.delete(response);
   }

@@ -65,6 +65,7 @@ export const FIELDS = {
   workers: ['workers', int(0, 16), 0], // engines on the CPU path (worker.js poolSize); 0: as cores and memory allow
   model: ['model', modelRef, ''],
   hub: ['hub', webAddress, ''], // where Hub ids resolve (hub.js HUB when empty); the page tests' local Hub
+  adapter: ['adapter', modelRef, ''], // a prompt-tuning adapter to show: a Hub id or a folder's address
   panels: ['panels', list(PANELS), PANELS],
   experiment: ['exp', oneOf(EXPERIMENTS), EXPERIMENTS[0]],
   expSource: ['exp_source', text, ''],

@@ -8,7 +8,8 @@
 // install   precache every file of BUILD (verified against its hash); the new version then waits
 // message   'skip-waiting' from the page (the user pressed Reload): take over
 // activate  delete earlier versions' caches, control the open pages
-// fetch     this build's files from the cache; the page for any navigation to the site's root
+// fetch     this build's files from the cache; the page for any navigation to the site's root;
+//           nothing else
 /* global BUILD */
 
 const PREFIX = 'soft-prompt-lab-build-';
@@ -17,6 +18,8 @@ const HASH = 'x-content-sha256';
 const scope = self.registration.scope;
 const scopePath = new URL(scope).pathname;
 const urlOf = (path) => new URL(path, scope).href;
+/** This build's files, by URL: the only requests answered from the cache. */
+const BUILT = new Set(BUILD.files.map(({ path }) => urlOf(path)));
 
 async function hex(buffer) {
   const digest = await crypto.subtle.digest('SHA-256', buffer);
@@ -75,12 +78,17 @@ self.addEventListener('activate', (event) => {
 
 self.addEventListener('fetch', (event) => {
   const { request } = event;
-  if (request.method !== 'GET' || !request.url.startsWith(scope)) return;
+  if (request.method !== 'GET') return;
   const path = new URL(request.url).pathname;
-  const page = request.mode === 'navigate' && (path === scopePath || path === `${scopePath}index.html`);
+  const page = request.mode === 'navigate' && request.url.startsWith(scope)
+    && (path === scopePath || path === `${scopePath}index.html`);
+  // Anything not of this build (the scale family's models, a Hub's files, the browser's own
+  // requests) is left to the network: offline, its failure is the page's to report, not this
+  // worker's (Firefox reports every load a worker's respondWith failed as a page error).
+  if (!page && !BUILT.has(request.url)) return;
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);
-    const hit = page ? await cache.match(urlOf('./')) : await cache.match(request);
+    const hit = await cache.match(page ? urlOf('./') : request);
     return hit ?? fetch(request);
   })());
 });

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use soft_prompt_lab::adapter::{self};
+use soft_prompt_lab::adapter::{self, Precision};
 use soft_prompt_lab::error::write_file;
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
@@ -132,7 +132,11 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
     let files = pollster::block_on(
         session
             .lab
-            .export(&session.engine, &a.model.display().to_string()),
+            .export(
+                &session.engine,
+                &a.model.display().to_string(),
+                Precision::F32,
+            ),
     )?;
     std::fs::create_dir_all(&a.out).map_err(|e| Error::FileWrite {
         path: a.out.display().to_string(),

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use crate::adapter::Precision;
 use crate::error::Result;
 use crate::experiments::ExperimentConfig;
 use crate::job::Job;
@@ -63,6 +64,9 @@ pub enum Call {
     },
     Export {
         base_model: String,
+        /// f32 when not given (undefined from the page).
+        #[serde(default)]
+        precision: Option<Precision>,
     },
     StartExperiment {
         config: ExperimentConfig,
@@ -137,7 +141,11 @@ pub const CALLS: &[EngineCall] = &[
     op("compare", "{}", "{noPrompt, textPrompt, softPrompt}"),
     op("generate", "{text, maxNewTokens}", "text"),
     op("tokenize", "{text}", "[{id, text}]"),
-    op("export", "{baseModel}", "{config, weights} (Uint8Array)"),
+    op(
+        "export",
+        "{baseModel, precision?: 'f32' | 'f16'}",
+        "{config, weights} (Uint8Array)",
+    ),
     method(
         "importAdapter",
         "(config, weights, settings, modelName)",

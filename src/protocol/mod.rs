@@ -116,9 +116,9 @@ pub const REQUESTS: &[Request] = &[
     ),
     req(
         "export",
-        "{baseModel}",
+        "{baseModel, precision?}",
         "{config, weights} (Uint8Array)",
-        "the prompt as PEFT adapter files",
+        "the prompt as PEFT adapter files; precision 'f16' for a link (src/adapter.rs Precision)",
     ),
     req(
         "restore-prompt",

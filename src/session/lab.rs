@@ -7,7 +7,7 @@ use web_time::Instant;
 use super::engine::Engine;
 use super::views::{Comparison, DeviceMemory, Done, EvalView, NeighbourView, Progress, PromptView};
 use super::{hex, ms_since};
-use crate::adapter::{self, AdapterConfig, AdapterFiles};
+use crate::adapter::{self, AdapterConfig, AdapterFiles, Precision};
 use crate::error::{Error, Result};
 use crate::eval::{EvalReport, evaluate};
 use crate::generate::{GenerateOptions, Prompting, generate};
@@ -273,7 +273,12 @@ impl LabRun {
     }
 
     /// The current prompt as a PEFT adapter.
-    pub async fn export(&self, e: &Engine, base_model: &str) -> Result<AdapterFiles> {
+    pub async fn export(
+        &self,
+        e: &Engine,
+        base_model: &str,
+        precision: Precision,
+    ) -> Result<AdapterFiles> {
         let run = &self.run()?.run;
         let config = AdapterConfig::new(
             &e.lm.model,
@@ -281,7 +286,7 @@ impl LabRun {
             &run.init,
             Some(base_model.to_string()).filter(|s| !s.is_empty()),
         );
-        adapter::save(&run.trainer.prompt, &config).await
+        adapter::save(&run.trainer.prompt, &config, precision).await
     }
 
     /// Replaces the prompt with values the page kept on the host (its last view: what survives a

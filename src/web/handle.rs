@@ -33,7 +33,13 @@ impl Lab {
                 max_new_tokens,
             } => self.generate(&text, max_new_tokens).await,
             Call::Tokenize { text } => self.tokenize(&text),
-            Call::Export { base_model } => self.export_adapter(&base_model).await,
+            Call::Export {
+                base_model,
+                precision,
+            } => {
+                self.export_adapter(&base_model, precision.unwrap_or_default())
+                    .await
+            }
             Call::StartExperiment { config, source } => {
                 self.start_experiment(config, source).map(|()| none)
             }

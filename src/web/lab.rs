@@ -6,7 +6,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::{CrashPoint, JsResult, Lab, from_js, js_error, to_js};
-use crate::adapter::AdapterFiles;
+use crate::adapter::{AdapterFiles, Precision};
 use crate::session::Settings;
 
 /// The lab's ops of `handle` (src/protocol/calls.rs).
@@ -59,11 +59,11 @@ impl Lab {
     }
 
     /// The prompt as PEFT adapter files: `{config, weights}` (Uint8Arrays).
-    pub(super) async fn export_adapter(&self, base_model: &str) -> JsResult {
+    pub(super) async fn export_adapter(&self, base_model: &str, precision: Precision) -> JsResult {
         let s = self.session()?;
         let files = s
             .lab
-            .export(&s.engine, base_model)
+            .export(&s.engine, base_model, precision)
             .await
             .map_err(js_error)?;
         let obj = Object::new();

@@ -205,6 +205,13 @@ for (const engine of ENGINES) {
       await b.goto(`${lab.url}?backend=cpu&task=antonyms&steps=6`);
       await ready();
       await b.waitFor((v) => document.documentElement.dataset.offline === v, version, 'the build precached');
+      // The helper engines done loading first: the user is offline later, not mid-load (Firefox
+      // reported "A ServiceWorker intercepted the request and encountered an unexpected error"
+      // here in 2 suite runs in 11, suspected from loads cut off by the reload).
+      await b.waitFor(() => {
+        const { workers, failed, wanted } = document.querySelector('#backend-badge').dataset;
+        return Number(workers) + Number(failed) >= Number(wanted);
+      }, null, 'the helper engines loaded');
       await lab.stop();
       await b.reload();
       await ready('the page from the cache');

@@ -12,9 +12,12 @@ const CORS = {
   'Access-Control-Expose-Headers': 'Content-Range, Content-Length, ETag, Accept-Ranges',
 };
 
-/** `repos`: {'owner/name': {file name: Buffer}}. Resolves to {url, log, mode, close()}. */
+/**
+ * `repos`: {'owner/name': {file name: Buffer}}, read at each request (`hub.repos`: add more later).
+ * Resolves to {url, log, mode, repos, close()}.
+ */
 export function startHub(repos) {
-  const hub = { log: [], mode: { noLength: false, noRange: false, dropOnce: false, slowMs: 0 } };
+  const hub = { log: [], repos, mode: { noLength: false, noRange: false, dropOnce: false, slowMs: 0 } };
   const server = createServer(async (req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
     hub.log.push(`${req.method} ${path}${req.headers.range ? ` ${req.headers.range}` : ''}`);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ARTIFACTS, ROOT, open, ready, start, text } from './harness.mjs';
 import { startHub } from './hub-server.mjs';
 import { smollm2Shaped, tooLarge } from './random-models.mjs';
+import { unzipSync } from '../../www/vendor/fflate.js';
 
 const FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
 const fixture = (name) => Object.fromEntries(FILES.map((f) => [f, readFileSync(join(ROOT, 'tests/reference/fixtures', name, f))]));
@@ -17,6 +18,7 @@ let hub;
 before(async () => {
   env = await start({ webgpu: false });
   const sharded = { 'config.json': fixture('tiny-llama')['config.json'], 'model.safetensors.index.json': Buffer.from('{"weight_map":{}}') };
+  // Adapters (`prompts/…`) are added by the test that makes them: the server reads this object.
   hub = await startHub({ 'tiny/llama': fixture('tiny-llama'), 'big/qwen': tooLarge(), 'sharded/llama': sharded });
 });
 after(async () => {
@@ -125,5 +127,85 @@ test('a SmolLM2-135M-shaped model (random bf16 weights), chosen from the presets
   } finally {
     await t.context.close();
     await local.close();
+  }
+});
+
+/** The adapter files in a share link's fragment (`#prompt=`: a zip, base64url). */
+function linkedAdapter(link) {
+  const value = new URL(link).hash.replace(/^#prompt=/, '');
+  const zip = unzipSync(new Uint8Array(Buffer.from(value, 'base64url')));
+  return { config: JSON.parse(Buffer.from(zip['adapter_config.json'])), weights: Buffer.from(zip['adapter_model.safetensors']) };
+}
+
+/** A prompt-tuning adapter's two files, `config` edited, `weights` a safetensors file. */
+const adapterRepo = (config, weights) => ({ 'adapter_config.json': Buffer.from(JSON.stringify(config)), 'adapter_model.safetensors': weights });
+
+/** An f16 `prompt_embeddings` of `shape`, zeros. */
+function zeroPrompt(shape) {
+  const bytes = shape[0] * shape[1] * 2;
+  const header = Buffer.from(JSON.stringify({ prompt_embeddings: { dtype: 'F16', shape, data_offsets: [0, bytes] } }));
+  const out = Buffer.alloc(8 + header.length + bytes);
+  out.writeBigUInt64LE(BigInt(header.length), 0);
+  header.copy(out, 8);
+  return out;
+}
+
+test('a trained prompt in a link: the same values and accuracy on another page without training; adapters from the Hub, a wrong base or shape refused by name', async (t) => {
+  const query = `?backend=cpu&task=antonyms&steps=4&hub=${encodeURIComponent(hub.url)}`;
+  const a = await open(env, query);
+  const softAccuracy = (page) => page.locator('#accuracies .acc[data-key="softPrompt"]').innerText();
+  const shareLink = async (page) => {
+    await page.click('#share');
+    await page.waitForSelector('#share-link:not([hidden])');
+    return page.locator('#share-link').inputValue();
+  };
+  try {
+    await ready(a.page);
+    await a.page.click('#play');
+    await a.page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    const accuracy = await softAccuracy(a.page);
+    const link = await shareLink(a.page);
+    assert.ok(/\?steps=4&backend=cpu&hub=[^#]+#prompt=[\w-]+$/.test(link), `the link: ${link.slice(0, 120)}…`);
+    assert.match(await text(a.page, '#share-note'), /link of \d+\.\d KB with this prompt \(in f16\)/);
+
+    // Opened elsewhere: the prompt is shown with its outputs and accuracy, no step trained; its
+    // own link is the same, so the values arrived bit for bit (f16 -> f32 -> f16 is exact).
+    const started = Date.now();
+    const b = await open(env, link.slice(env.url.length));
+    await b.page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    const shownS = (Date.now() - started) / 1000;
+    assert.equal(await softAccuracy(b.page), accuracy);
+    assert.equal(await text(b.page, '#f-acc'), (await softAccuracy(b.page)).replace('Soft prompt: ', ''));
+    assert.equal(await shareLink(b.page), link);
+    t.diagnostic(`a shared prompt's accuracy shown ${shownS.toFixed(1)} s after navigation (target 3 s)`);
+
+    // A damaged link is named; the page still trains.
+    await b.page.goto('about:blank'); // else only the fragment changes: no new page
+    await b.page.goto(link.slice(0, -40));
+    await b.page.waitForSelector('#shelf-error:not([hidden])');
+    assert.match(await text(b.page, '#shelf-error'), /^The prompt in this link was not loaded: the link is damaged/);
+    await ready(b.page);
+
+    // The same prompt as a PEFT adapter on the Hub, by URL; then two that do not fit, by the form.
+    const { config, weights } = linkedAdapter(link);
+    hub.repos['prompts/antonyms'] = adapterRepo(config, weights);
+    hub.repos['prompts/other-base'] = adapterRepo({ ...config, base_model_name_or_path: 'someone/another-model' }, weights);
+    hub.repos['prompts/narrow'] = adapterRepo({ ...config, token_dim: 64 }, zeroPrompt([config.num_virtual_tokens, 64]));
+    await b.page.goto(`${env.url}${query}&adapter=prompts/antonyms`);
+    await b.page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    assert.equal(await softAccuracy(b.page), accuracy);
+    const refused = async (id, pattern) => {
+      await b.page.fill('#hub-adapter', id);
+      await b.page.click('#hub-adapter-form button');
+      await b.page.waitForFunction((r) => document.querySelector('#shelf-error').textContent.includes(r), id);
+      assert.match(await text(b.page, '#shelf-error'), pattern);
+    };
+    await refused('prompts/other-base', /^The adapter prompts\/other-base was not loaded: this adapter was trained on someone\/another-model, but the loaded model is wordnet-gpt/);
+    await refused('prompts/narrow', /^The adapter prompts\/narrow was not loaded: adapter was trained for token_dim 64, but this model's embeddings have \d+ dimensions/);
+    assert.equal(await softAccuracy(b.page), accuracy, 'a refused adapter leaves the prompt shown');
+    assert.deepEqual([...a.errors, ...b.errors], []);
+    await b.context.close();
+  } finally {
+    await a.context.close();
   }
 });

@@ -1,8 +1,11 @@
 // Prompts as PEFT adapters: the shelf (one trained prompt per task on this model), export as a
-// zip or two files, import.
+// zip or two files, import; a prompt in a link (share-link.js) or on the Hub (`?adapter=`),
+// shown once its model has loaded.
 import { REQUEST } from '../protocol.js';
 import { $, download, showError } from '../dom.js';
-import { trainSettings } from '../state.js';
+import { parseField, toQuery, trainSettings } from '../state.js';
+import { fetchBytes } from '../model-files.js';
+import { LINK_WARN_BYTES, promptFragment, promptFromFragment } from '../share-link.js';
 import { zipSync, unzipSync } from '../vendor/fflate.js';
 import SETTINGS from '../settings.js';
 
@@ -27,12 +30,12 @@ export function adapters(ctx) {
     ctx.training.showAccuracy(accuracy);
   }
 
-  /** Makes `item` (adapter files) the current prompt. */
+  /** Makes `item` (adapter files) the current prompt; one refused leaves the current one shown. */
   async function use(item) {
-    ctx.training.clearRun();
     const { nVirtual, prompt } = await rt.client.request(REQUEST.IMPORT, {
       config: item.config, weights: item.weights, settings: trainSettings(state), modelName: ctx.modelName(),
     });
+    ctx.training.clearRun();
     adopt(nVirtual, prompt, item.accuracy);
   }
 
@@ -66,6 +69,69 @@ export function adapters(ctx) {
     await ctx.outputs.compare();
   }
 
+  /**
+   * The prompt the page was linked with, until its model has loaded: `{files}` from the link's
+   * fragment, or `{hub}` (an adapter's Hub id or folder address) to fetch.
+   */
+  let linked = null;
+  try {
+    const files = promptFromFragment(location.hash);
+    if (files) linked = { files };
+  } catch (e) {
+    showError($('shelf-error'), { message: `The prompt in this link was not loaded: ${e.message}` });
+  }
+  if (!linked && state.adapter) linked = { hub: state.adapter };
+  /** The task a linked prompt was shown on: the link's fragment stays in the URL until it changes. */
+  let shownOn = null;
+
+  async function linkedFiles({ files, hub }) {
+    if (files) return files;
+    const { base } = ctx.sourceFor(hub);
+    return {
+      config: await fetchBytes(new URL(FILES.config, base).href),
+      weights: await fetchBytes(new URL(FILES.weights, base).href),
+    };
+  }
+
+  /**
+   * Shows the linked prompt, its outputs and held-out accuracy, once the link's model is the one
+   * loaded (a model not yet stored waits for the visitor's Load). Runs after every model load.
+   */
+  async function showLinked() {
+    if (!linked || !ctx.linkedModelLoaded()) return;
+    const link = linked;
+    linked = null;
+    await show(link);
+  }
+
+  /** Makes a prompt from a link or the Hub the current one, with its outputs and accuracy. */
+  async function show(link) {
+    try {
+      await use(await linkedFiles(link));
+      const evals = await ctx.outputs.compare();
+      rt.set({ accuracy: evals.softPrompt.accuracy });
+      ctx.training.showAccuracy(evals.softPrompt.accuracy);
+      if (link.files) shownOn = rt.task.name;
+    } catch (e) {
+      showError($('shelf-error'), { message: `${link.hub ? `The adapter ${link.hub}` : 'The prompt in this link'} was not loaded: ${e.message}` });
+    }
+  }
+
+  async function share() {
+    const files = await rt.client.request(REQUEST.EXPORT, { baseModel: ctx.modelName(), precision: 'f16' });
+    const link = `${location.origin}${location.pathname}${toQuery(state)}${promptFragment(files)}`;
+    $('share-link').value = link;
+    $('share-link').hidden = false;
+    const kb = (link.length / 1024).toFixed(1);
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(link);
+      copied = true;
+    } catch { /* no clipboard here (an iframe, an insecure origin): the link is shown to copy */ }
+    $('share-note').textContent = `${copied ? 'Copied: a' : 'A'} link of ${kb} KB with this prompt (in f16), the model, task and settings.`
+      + (link.length > LINK_WARN_BYTES ? ' Some mail and chat apps cut links this long: export the adapter instead.' : '');
+  }
+
   const onError = (e) => showError($('shelf-error'), e);
   $('export').addEventListener('click', () => rt.serial(async () => {
     const f = await shelve();
@@ -76,12 +142,31 @@ export function adapters(ctx) {
     download(FILES.config, f.config, 'application/json');
     download(FILES.weights, f.weights, 'application/octet-stream');
   }).catch(onError));
+  $('share').addEventListener('click', () => rt.serial(share).catch(onError));
+  $('hub-adapter').value = state.adapter;
+  $('hub-adapter-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    showError($('shelf-error'), null);
+    const ref = parseField('adapter', $('hub-adapter').value.trim());
+    if (!ref) {
+      onError({ message: 'an adapter is named by its Hub id (owner/name) or its folder\'s http(s) address' });
+      return;
+    }
+    state.adapter = ref;
+    ctx.saveUrl();
+    rt.serial(() => show({ hub: ref })).catch(onError);
+  });
   rt.onChange(() => {
-    for (const id of ['export', 'export-files']) $(id).disabled = !rt.can().usePrompt;
+    for (const id of ['export', 'export-files', 'share']) $(id).disabled = !rt.can().usePrompt;
+    // The linked prompt is no longer the one shown: the link's fragment goes from the URL.
+    if (shownOn && (rt.training || rt.task?.name !== shownOn)) {
+      shownOn = null;
+      history.replaceState(null, '', `${location.pathname}${location.search}`);
+    }
   });
   $('import-files').addEventListener('change', (e) => {
     const { files } = e.target;
     rt.serial(() => importFiles(files)).catch(onError);
   });
-  return { shelve, use, restore, onError };
+  return { shelve, use, restore, showLinked, onError };
 }

@@ -88,6 +88,7 @@ export function modelPanel(ctx) {
       $('model-notes').textContent = notes.map((n) => `Note: ${n}.`).join(' ');
       ui.map.setVocabulary(loaded.mapPoints, loaded.mapLabels, loaded.explained);
       await ctx.tasks.select(state.task);
+      await ctx.adapters.showLinked();
       return true;
     } catch (e) {
       showError($('model-error'), e);
