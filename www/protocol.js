@@ -33,6 +33,8 @@
 //       one step: one progress event
 //   compare {} -> {noPrompt, textPrompt, softPrompt} eval views
 //       the held-out set three ways
+//   evaluate {} -> the soft prompt's eval view
+//       the held-out set with the soft prompt alone (kept for compare)
 //   tokenize {text} -> [{id, text}]
 //       what the model reads
 //   generate {text} -> continuation text
@@ -110,6 +112,7 @@
 //   finished {} -> boolean
 //   advance {} -> Progress
 //   compare {} -> {noPrompt, textPrompt, softPrompt}
+//   evaluate {} -> the soft prompt's EvalView
 //   generate {text, maxNewTokens} -> text
 //   tokenize {text} -> [{id, text}]
 //   export {baseModel, precision?: 'f32' | 'f16'} -> {config, weights} (Uint8Array)
@@ -142,6 +145,7 @@ export const REQUEST = Object.freeze({
   PAUSE: 'pause',
   STEP: 'step',
   COMPARE: 'compare',
+  EVALUATE: 'evaluate',
   TOKENIZE: 'tokenize',
   GENERATE: 'generate',
   EXPORT: 'export',
@@ -186,6 +190,7 @@ export const CALL = Object.freeze({
   FINISHED: 'finished',
   ADVANCE: 'advance',
   COMPARE: 'compare',
+  EVALUATE: 'evaluate',
   GENERATE: 'generate',
   TOKENIZE: 'tokenize',
   EXPORT: 'export',

@@ -202,6 +202,7 @@ const handlers = {
     await trainStep();
   },
   [REQUEST.COMPARE]: () => call(CALL.COMPARE),
+  [REQUEST.EVALUATE]: () => call(CALL.EVALUATE),
   [REQUEST.TOKENIZE]: ({ text }) => call(CALL.TOKENIZE, { text }),
   [REQUEST.GENERATE]: ({ text }) => call(CALL.GENERATE, { text, maxNewTokens: 16 }),
   [REQUEST.EXPORT]: ({ baseModel, precision }) => call(CALL.EXPORT, { baseModel, precision }),

@@ -55,6 +55,7 @@ pub enum Call {
     Finished,
     Advance,
     Compare,
+    Evaluate,
     Generate {
         text: String,
         max_new_tokens: usize,
@@ -139,6 +140,7 @@ pub const CALLS: &[EngineCall] = &[
     op("finished", "{}", "boolean"),
     op("advance", "{}", "Progress"),
     op("compare", "{}", "{noPrompt, textPrompt, softPrompt}"),
+    op("evaluate", "{}", "the soft prompt's EvalView"),
     op("generate", "{text, maxNewTokens}", "text"),
     op("tokenize", "{text}", "[{id, text}]"),
     op(

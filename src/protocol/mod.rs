@@ -107,6 +107,12 @@ pub const REQUESTS: &[Request] = &[
         "{noPrompt, textPrompt, softPrompt} eval views",
         "the held-out set three ways",
     ),
+    req(
+        "evaluate",
+        "{}",
+        "the soft prompt's eval view",
+        "the held-out set with the soft prompt alone (kept for compare)",
+    ),
     req("tokenize", "{text}", "[{id, text}]", "what the model reads"),
     req(
         "generate",

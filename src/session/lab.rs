@@ -232,14 +232,25 @@ impl LabRun {
         evaluate(&e.lm, &self.prompting(e, how)?, &task.test, &task.kind).await
     }
 
-    /// No prompt, the text prompt and the soft prompt on the held-out set (the first two are
-    /// computed once per task; the soft prompt's is the schedule's when it evaluated this step).
-    pub async fn compare(&mut self, e: &Engine) -> Result<Comparison> {
+    /// The soft prompt on the held-out set: the schedule's evaluation when it evaluated this
+    /// step, else computed now and kept for `compare`.
+    pub async fn evaluate_prompt(&mut self, e: &Engine) -> Result<EvalView> {
         let run = self.run()?;
-        let soft_prompt = match &run.evaluated {
-            Some((step, view)) if *step == run.run.trainer.step => view.clone(),
-            _ => self.evaluate(e, Conditioning::SoftPrompt).await?.into(),
-        };
+        let step = run.run.trainer.step;
+        if let Some((at, view)) = &run.evaluated
+            && *at == step
+        {
+            return Ok(view.clone());
+        }
+        let view = EvalView::from(self.evaluate(e, Conditioning::SoftPrompt).await?);
+        self.run.as_mut().ok_or_else(no_prompt)?.evaluated = Some((step, view.clone()));
+        Ok(view)
+    }
+
+    /// No prompt, the text prompt and the soft prompt on the held-out set (the first two are
+    /// computed once per task).
+    pub async fn compare(&mut self, e: &Engine) -> Result<Comparison> {
+        let soft_prompt = self.evaluate_prompt(e).await?;
         let (no_prompt, text_prompt) = match self.baselines.clone() {
             Some(b) => b,
             None => {

@@ -28,6 +28,7 @@ impl Lab {
             Call::Finished => Ok(self.finished()?.into()),
             Call::Advance => self.advance().await,
             Call::Compare => self.compare().await,
+            Call::Evaluate => self.evaluate_prompt().await,
             Call::Generate {
                 text,
                 max_new_tokens,

@@ -42,6 +42,12 @@ impl Lab {
         to_js(&s.lab.compare(&s.engine).await.map_err(js_error)?)
     }
 
+    /// The soft prompt on the held-out set.
+    pub(super) async fn evaluate_prompt(&mut self) -> JsResult {
+        let s = self.session_mut()?;
+        to_js(&s.lab.evaluate_prompt(&s.engine).await.map_err(js_error)?)
+    }
+
     /// Greedy continuation with the current soft prompt.
     pub(super) async fn generate(&self, input: &str, max_new_tokens: usize) -> JsResult {
         let s = self.session()?;

@@ -172,8 +172,9 @@ test('a trained prompt in a link: the same values and accuracy on another page w
     // own link is the same, so the values arrived bit for bit (f16 -> f32 -> f16 is exact).
     const started = Date.now();
     const b = await open(env, link.slice(env.url.length));
-    await b.page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
+    await b.page.waitForFunction(() => document.querySelector('#f-acc').textContent.endsWith('%'));
     const shownS = (Date.now() - started) / 1000;
+    await b.page.waitForSelector('#accuracies .acc[data-key="softPrompt"]');
     assert.equal(await softAccuracy(b.page), accuracy);
     assert.equal(await text(b.page, '#f-acc'), (await softAccuracy(b.page)).replace('Soft prompt: ', ''));
     assert.equal(await shareLink(b.page), link);

@@ -108,10 +108,12 @@ export function adapters(ctx) {
   async function show(link) {
     try {
       await use(await linkedFiles(link));
-      const evals = await ctx.outputs.compare();
-      rt.set({ accuracy: evals.softPrompt.accuracy });
-      ctx.training.showAccuracy(evals.softPrompt.accuracy);
+      // The prompt's own accuracy first; the comparison's two baselines take twice as long.
+      const { accuracy } = await rt.client.request(REQUEST.EVALUATE);
+      rt.set({ accuracy });
+      ctx.training.showAccuracy(accuracy);
       if (link.files) shownOn = rt.task.name;
+      await ctx.outputs.compare();
     } catch (e) {
       showError($('shelf-error'), { message: `${link.hub ? `The adapter ${link.hub}` : 'The prompt in this link'} was not loaded: ${e.message}` });
     }

@@ -9,11 +9,10 @@ const TOKENIZE_DELAY_MS = 150;
 export function outputsPanel(ctx) {
   const { state, rt, ui } = ctx;
 
-  /** No prompt, the text prompt and the soft prompt on the held-out set: shown, and returned. */
+  /** No prompt, the text prompt and the soft prompt on the held-out set. */
   async function compare() {
     const evals = await rt.client.request(REQUEST.COMPARE);
     ui.outputs.update(evals, rt.task.textPrompt);
-    return evals;
   }
 
   /** The try-it input as the model reads it: the virtual tokens, then the text's tokens. */
