@@ -26,6 +26,8 @@
 //   play {steps} -> {started, finished}
 //       trains to `steps` (progress events); not started when a pause came after it, or when the run
 //       is already there (finished)
+//   set-steps {steps} -> undefined
+//       the step count of the run in progress, which goes on (a run sized to a minute)
 //   pause {} -> undefined
 //       (ahead of the queue) the training loop stops after the current step; an experiment is
 //       cancelled
@@ -142,6 +144,7 @@ export const REQUEST = Object.freeze({
   SET_TASK: 'set-task',
   RESET: 'reset',
   PLAY: 'play',
+  SET_STEPS: 'set-steps',
   PAUSE: 'pause',
   STEP: 'step',
   COMPARE: 'compare',

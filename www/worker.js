@@ -201,6 +201,7 @@ const handlers = {
     await call(CALL.SET_STEPS, { steps });
     await trainStep();
   },
+  [REQUEST.SET_STEPS]: ({ steps }) => call(CALL.SET_STEPS, { steps }),
   [REQUEST.COMPARE]: () => call(CALL.COMPARE),
   [REQUEST.EVALUATE]: () => call(CALL.EVALUATE),
   [REQUEST.TOKENIZE]: ({ text }) => call(CALL.TOKENIZE, { text }),

@@ -91,6 +91,12 @@ pub const REQUESTS: &[Request] = &[
         "{started, finished}",
         "trains to `steps` (progress events); not started when a pause came after it, or when the run is already there (finished)",
     ),
+    req(
+        "set-steps",
+        "{steps}",
+        "undefined",
+        "the step count of the run in progress, which goes on (a run sized to a minute)",
+    ),
     ahead(
         "pause",
         "the training loop stops after the current step; an experiment is cancelled",

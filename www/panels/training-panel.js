@@ -9,12 +9,25 @@ import SETTINGS from '../settings.js';
 const RESTART_ON = TRAIN_FIELDS.filter((name) => name !== 'steps');
 /** Steps/s is measured over this window. */
 const SPEED_WINDOW_MS = 5000;
+/**
+ * A run whose step count nobody chose is sized to about a minute once its step time is known (at
+ * its third step: the first ones pay for warming up), and never below ten steps: on a real model
+ * the default 200 steps take minutes; on the bundled one they take seconds and stay.
+ */
+const SIZED_RUN_MS = 60_000;
+const SIZE_AT_STEP = 3;
+const SIZED_MIN_STEPS = 10;
 
 export function trainingPanel(ctx) {
   const { state, rt, ui } = ctx;
   let stepTimes = [];
   /** The last step's memory figures ({wasmBytes, gpu}); none before a step. */
   let memory = null;
+  /** Whether the user chose the step count (in the link, or in its field): then it always wins. */
+  let chosenSteps = new URLSearchParams(location.search).has(NUMBERS.steps.url);
+  /** The current run's step count where it was sized to a minute. */
+  let sizedSteps = null;
+  const runSteps = () => sizedSteps ?? state.steps;
 
   /** The numeric inputs, with bounds and help from the engine's table (virtual tokens first, as it lists them). */
   function buildSettings() {
@@ -43,6 +56,11 @@ export function trainingPanel(ctx) {
         }
         state[name] = v;
         el.value = v;
+        if (name === 'steps') {
+          chosenSteps = true;
+          sizedSteps = null;
+          $('run-sized').hidden = true;
+        }
         ctx.saveUrl();
         $('init-text-label').hidden = state.init !== 'text';
         if (RESTART_ON.includes(name) && rt.task && !rt.training) rt.serial(reset).catch(() => {});
@@ -58,6 +76,8 @@ export function trainingPanel(ctx) {
     stepTimes = [];
     memory = null;
     $('train-progress').value = 0;
+    sizedSteps = null;
+    $('run-sized').hidden = true;
     for (const id of ['f-step', 'f-loss', 'f-acc', 'f-speed', 'f-grad', 'f-memory']) $(id).textContent = '–';
     $('f-fp-after').firstChild.textContent = '–';
     delete $('f-fp-after').dataset.equal;
@@ -102,7 +122,22 @@ export function trainingPanel(ctx) {
     el.textContent = `The rest of this run (${p.target - p.step} steps at ${(p.msPerStep / 1000).toFixed(1)} s) takes about ${time} on the ${rt.backend === 'cpu' ? 'CPU' : 'GPU'}${gpu}.`;
   }
 
+  /** Sizes the run in progress to about a minute from its step time (see SIZED_RUN_MS). */
+  function sizeRun(p) {
+    const steps = Math.max(SIZED_MIN_STEPS, Math.round(SIZED_RUN_MS / p.msPerStep));
+    if (steps >= p.target) return;
+    sizedSteps = steps;
+    rt.client.request(REQUEST.SET_STEPS, { steps }).catch(onError);
+    const minutes = (n) => `${Math.max(1, Math.round((n * p.msPerStep) / 60_000))} min`;
+    $('run-sized').hidden = false;
+    $('run-sized').textContent = `${steps} steps, about ${minutes(steps)} here at ${(p.msPerStep / 1000).toFixed(1)} s a step; `
+      + `${p.target} would take ${minutes(p.target)}. Set Steps to choose your own.`;
+  }
+
   function onProgress(p) {
+    // Only a real model's runs: the bundled model's 200 steps take seconds (see SIZED_RUN_MS).
+    if (p.step === SIZE_AT_STEP && rt.training && !chosenSteps && sizedSteps === null
+      && rt.modelSource?.base !== ctx.bundled) sizeRun(p);
     const patch = { step: p.step, target: p.target };
     ui.chart.addLoss(p.step, p.loss);
     const now = performance.now();
@@ -149,11 +184,11 @@ export function trainingPanel(ctx) {
     if (!rt.hasPrompt) return;
     if (rt.finished) await reset();
     rt.set({ training: true });
-    let reply = await rt.client.request(REQUEST.PLAY, { steps: state.steps });
+    let reply = await rt.client.request(REQUEST.PLAY, { steps: runSteps() });
     if (reply.finished) {
       await reset();
       rt.set({ training: true });
-      reply = await rt.client.request(REQUEST.PLAY, { steps: state.steps });
+      reply = await rt.client.request(REQUEST.PLAY, { steps: runSteps() });
     }
     if (!reply.started) rt.set({ training: false });
   }
@@ -170,7 +205,7 @@ export function trainingPanel(ctx) {
     });
     $('step').addEventListener('click', () => {
       showError($('train-error'), null);
-      rt.serial(() => rt.client.request(REQUEST.STEP, { steps: state.steps })).catch(onError);
+      rt.serial(() => rt.client.request(REQUEST.STEP, { steps: runSteps() })).catch(onError);
     });
     $('reset').addEventListener('click', () => rt.serial(reset).catch(onError));
   }
