@@ -98,7 +98,7 @@ test('a Hub model: its cost before download, a cancelled and a dropped download,
   }
 });
 
-test('a SmolLM2-135M-shaped model (random bf16 weights), chosen from the presets, loads from the Hub on the CPU path, and its run (no step count in the link) is sized to about a minute', async (t0) => {
+test('a SmolLM2-135M-shaped model (random bf16 weights), chosen from the presets, loads from the Hub on the CPU path, and its run (no step count in the link) is sized to about a minute', async (testContext) => {
   // Served under the preset's own id: the list resolves it under ?hub=, as it would on the Hub.
   const local = await startHub({ 'HuggingFaceTB/SmolLM2-135M': smollm2Shaped() });
   // A device that reports 1 GB (navigator.deviceMemory): more than half of it is a warning, not a refusal.
@@ -126,7 +126,7 @@ test('a SmolLM2-135M-shaped model (random bf16 weights), chosen from the presets
     const sized = await text(page, '#run-sized');
     const [, steps] = sized.match(/^(\d+) steps, about \d+ min here at \d+\.\d s a step; 200 would take \d+ min\. Set Steps to choose your own\.$/) ?? [];
     assert.ok(steps && Number(steps) < 200, sized);
-    t0.diagnostic(sized);
+    testContext.diagnostic(sized);
     await page.waitForFunction((n) => document.querySelector('#f-step').textContent.endsWith(`/ ${n}`), steps, { timeout: 600_000 });
     await page.click('#play');
     assert.match(await text(page, '#f-loss'), /^\d+\.\d{4}$/);
