@@ -7,7 +7,7 @@ import { $ } from './dom.js';
 import { Runtime } from './runtime.js';
 import { fromUrl, toQuery } from './state.js';
 import { layout } from './layout.js';
-import { HUB, sourceFor } from './hub.js';
+import { HUB, LESSON_MODEL, sourceFor } from './hub.js';
 import { isStored } from './stored-models.js';
 import { TrainingChart } from './components/training-chart.js';
 import { EmbeddingMap } from './components/embedding-map.js';
@@ -259,6 +259,13 @@ const tour = new Tour($('tour'), (step) => {
   state.tour = step;
   ctx.saveUrl();
   host.onTour(step);
+}, {
+  // The real model's cost, to be loaded with one click, on the task the step trains.
+  'real-model': () => {
+    ctx.tasks.selectQueued('antonyms');
+    $('model-more').open = true;
+    ctx.model.check(LESSON_MODEL);
+  },
 });
 $('tour-start').addEventListener('click', () => tour.show(1));
 if (state.tour) tour.show(state.tour);

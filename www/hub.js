@@ -18,6 +18,9 @@ export const PRESETS = [
   { id: 'Qwen/Qwen2.5-0.5B', params: 494.0e6, download: 988.1e6, dtype: 'BF16' },
 ];
 
+/** The real model the tour's last step teaches on (README, "Real models": its measured table). */
+export const LESSON_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
+
 /** The bundled model's parameter count: a preset's step is compared with its step. */
 export const BUNDLED_PARAMS = 2.6e6;
 

@@ -98,27 +98,32 @@ test('a Hub model: its cost before download, a cancelled and a dropped download,
   }
 });
 
-test('a SmolLM2-135M-shaped model (random bf16 weights), chosen from the presets, loads from the Hub on the CPU path, and its run (no step count in the link) is sized to about a minute', async (testContext) => {
-  // Served under the preset's own id: the list resolves it under ?hub=, as it would on the Hub.
-  const local = await startHub({ 'HuggingFaceTB/SmolLM2-135M': smollm2Shaped() });
+test('the tour\'s real-model step: a SmolLM2-135M-shaped model (random bf16 weights) shows its cost, loads from the Hub on the CPU path with one click, and its run (no step count in the link) is sized to about a minute', async (testContext) => {
+  // Served under the preset's own id: the tour resolves it under ?hub=, as it would on the Hub.
+  const id = 'HuggingFaceTB/SmolLM2-135M-Instruct';
+  const local = await startHub({ [id]: smollm2Shaped() });
   // A device that reports 1 GB (navigator.deviceMemory): more than half of it is a warning, not a refusal.
-  const t = await open(env, `?backend=cpu&task=antonyms&vt=2&batch=2&hub=${encodeURIComponent(local.url)}`, {
+  // On another task at first: the tour's step trains antonyms.
+  const t = await open(env, `?backend=cpu&task=sentiment&vt=2&batch=2&hub=${encodeURIComponent(local.url)}&tour=8`, {
     initScript: () => Object.defineProperty(Navigator.prototype, 'deviceMemory', { get: () => 1 }),
   });
   const { page } = t;
   try {
     await ready(page);
-    await page.click('#model-panel summary');
-    assert.match(await text(page, '#model-preset'), /SmolLM2-135M · 134\.5 M parameters · 269 MB download \(BF16\)/);
-    await page.selectOption('#model-preset', 'HuggingFaceTB/SmolLM2-135M');
+    assert.match(await page.locator('#model-preset').textContent(), /SmolLM2-135M-Instruct · 134\.5 M parameters · 269 MB download \(BF16\)/);
+    // The tour's real-model step: its cost first, then one click loads it.
+    assert.match(await text(page, '#tour-title'), /real language model/);
+    await page.click('#tour .tour-action');
     await page.waitForSelector('#model-check:not([hidden])');
+    assert.equal(await page.locator('#task-select').inputValue(), 'antonyms');
     assert.ok(local.log.every((l) => !l.includes('model.safetensors') || l.includes('bytes=')), 'only the header before Load');
     assert.match(await text(page, '#model-summary'), /more than half of what this device reports \(1 GB\): the tab may run out of memory/);
     assert.equal(await text(page, '#model-load'), 'Load it anyway');
     assert.match(await text(page, '#model-summary'), /134\.5 M parameters \(llama, 30 layers, d 576, vocabulary 49,152\); BF16 weights; 269 MB to download/);
     await page.click('#model-load');
-    await page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('HuggingFaceTB/SmolLM2-135M: '), null, { timeout: 600_000 });
-    assert.ok(page.url().includes('model=HuggingFaceTB%2FSmolLM2-135M'));
+    await page.waitForFunction((m) => document.querySelector('#model-status').textContent.startsWith(`${m}: `), id, { timeout: 600_000 });
+    assert.ok(page.url().includes(`model=${encodeURIComponent(id)}`));
+    assert.ok(page.url().includes('task=antonyms') || !page.url().includes('task='), 'antonyms in the URL');
     // No step count in the link: the run is sized to about a minute at its third step.
     await page.waitForSelector('#play:not([disabled])', { timeout: 600_000 });
     await page.click('#play');

@@ -339,23 +339,25 @@ test('the guided tour: ?tour=N opens a step, Next, Back and Esc work from the ke
       outputs: async () => assert.match(await text(page, '#accuracies'), /Soft prompt/i),
       experiments: async () => assert.match(await text(page, '#exp-finding'), /seeds per setting/),
       'exp-chart': async () => assert.equal(await page.locator('#exp-chart').isVisible(), true),
+      // The real model's step offers its cost (hub.test.mjs follows it to a trained prompt).
+      'model-panel': async () => assert.equal(await text(page, '#tour .tour-action'), 'Show its cost'),
     };
     const seen = [];
-    for (let n = 1; n <= 7; n++) {
+    for (let n = 1; n <= 8; n++) {
       s = await step();
       assert.equal(s.highlighted, s.target, `step ${n}`);
       assert.ok(new URL(page.url()).searchParams.get('tour') === String(n), `step ${n} in the URL`);
       await live[s.target]();
       seen.push(s.title);
-      if (n < 7) {
+      if (n < 8) {
         await page.focus('#tour .tour-next');
         await page.keyboard.press('Enter');
       }
     }
-    assert.equal(new Set(seen).size, 7, 'seven different steps');
+    assert.equal(new Set(seen).size, 8, 'eight different steps');
     await page.focus('#tour .tour-back');
     await page.keyboard.press('Enter');
-    assert.equal((await step()).title, seen[5]);
+    assert.equal((await step()).title, seen[6]);
     await page.keyboard.press('Escape');
     assert.equal(await page.locator('#tour').isHidden(), true);
     assert.equal(new URL(page.url()).searchParams.get('tour'), null);
