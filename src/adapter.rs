@@ -109,7 +109,10 @@ pub fn save_values(
     precision: Precision,
 ) -> Result<AdapterFiles> {
     let (dtype, bytes): (Dtype, Vec<u8>) = match precision {
-        Precision::F32 => (Dtype::F32, floats.iter().flat_map(|f| f.to_le_bytes()).collect()),
+        Precision::F32 => (
+            Dtype::F32,
+            floats.iter().flat_map(|f| f.to_le_bytes()).collect(),
+        ),
         Precision::F16 => (
             Dtype::F16,
             floats

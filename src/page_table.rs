@@ -5,7 +5,10 @@
 use serde::Serialize;
 
 use crate::adapter;
-use crate::experiments::{DEFAULT_SEEDS, DEFAULT_STEPS, ExperimentName, FAMILY, MAX_SEEDS};
+use crate::experiments::{
+    DEFAULT_SEEDS, DEFAULT_STEPS, ExperimentName, FAMILY, MAX_SEEDS, OTHER_MODEL_SEEDS,
+    OTHER_MODEL_STEPS,
+};
 use crate::settings::{InitName, NUMBERS, NumberSetting, PAGE_FIELDS};
 
 #[derive(Serialize)]
@@ -26,11 +29,19 @@ struct Table {
     experiments: Vec<ExperimentEntry>,
     experiment_steps: usize,
     experiment_seeds: usize,
+    /// The experiments' size on any model but the bundled one.
+    other_model_experiment: ExperimentSize,
     experiment_seeds_max: usize,
     /// The bundled model's family (scale), smallest first: folders beside it.
     family: [&'static str; 3],
     /// A PEFT adapter's two files.
     adapter_files: AdapterFileNames,
+}
+
+#[derive(Serialize)]
+struct ExperimentSize {
+    steps: usize,
+    seeds: usize,
 }
 
 #[derive(Serialize)]
@@ -73,6 +84,10 @@ pub fn page_module() -> String {
             .collect(),
         experiment_steps: DEFAULT_STEPS,
         experiment_seeds: DEFAULT_SEEDS,
+        other_model_experiment: ExperimentSize {
+            steps: OTHER_MODEL_STEPS,
+            seeds: OTHER_MODEL_SEEDS,
+        },
         experiment_seeds_max: MAX_SEEDS,
         family: FAMILY,
         adapter_files: AdapterFileNames {

@@ -272,7 +272,10 @@ fn adapter_saved_then_loaded_gives_identical_logits() {
     let (f32s, f16s) = (values(prompt.values()), values(from_half.values()));
     for (x, y) in f32s.iter().zip(&f16s) {
         assert_eq!(half::f16::from_f32(*x).to_f32().to_bits(), y.to_bits());
-        assert!((x - y).abs() <= x.abs() * 2f32.powi(-11) + 6e-8, "{x} -> {y}");
+        assert!(
+            (x - y).abs() <= x.abs() * 2f32.powi(-11) + 6e-8,
+            "{x} -> {y}"
+        );
     }
     // The saved file is PEFT's format: the same config keys PEFT wrote for the fixture.
     let ours: serde_json::Value = serde_json::from_slice(&files.config_json).unwrap();

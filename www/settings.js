@@ -125,6 +125,10 @@ export default {
   ],
   "experimentSteps": 60,
   "experimentSeeds": 3,
+  "otherModelExperiment": {
+    "steps": 30,
+    "seeds": 1
+  },
   "experimentSeedsMax": 10,
   "family": [
     "wordnet-gpt-xs",

@@ -129,15 +129,11 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
         "train",
         held_out,
     )?;
-    let files = pollster::block_on(
-        session
-            .lab
-            .export(
-                &session.engine,
-                &a.model.display().to_string(),
-                Precision::F32,
-            ),
-    )?;
+    let files = pollster::block_on(session.lab.export(
+        &session.engine,
+        &a.model.display().to_string(),
+        Precision::F32,
+    ))?;
     std::fs::create_dir_all(&a.out).map_err(|e| Error::FileWrite {
         path: a.out.display().to_string(),
         detail: e.to_string(),

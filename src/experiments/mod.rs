@@ -136,6 +136,11 @@ pub const SCALE_METHODS: [&str; 3] = ["text prompt", "prompt tuning", "model tun
 /// two minutes on the page's CPU path (~80 ms a step; about 900 steps for the largest).
 pub const DEFAULT_STEPS: usize = 60;
 pub const DEFAULT_SEEDS: usize = 3;
+/// The same on any other model (a real one, 1.3-2.5 s a step on the page's CPU path): one seed of
+/// 30 steps keeps the prompt-length experiment's 5 trainings to about 3-6 minutes, text against
+/// soft to about one.
+pub const OTHER_MODEL_STEPS: usize = 30;
+pub const OTHER_MODEL_SEEDS: usize = 1;
 /// The most seeds per arm an experiment runs.
 pub const MAX_SEEDS: usize = 10;
 /// Held-out accuracy is measured this many times along a transfer run (the curves).

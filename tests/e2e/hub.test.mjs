@@ -135,6 +135,8 @@ test('the tour\'s real-model step: a SmolLM2-135M-shaped model (random bf16 weig
     await page.waitForFunction((n) => document.querySelector('#f-step').textContent.endsWith(`/ ${n}`), steps, { timeout: 600_000 });
     await page.click('#play');
     assert.match(await text(page, '#f-loss'), /^\d+\.\d{4}$/);
+    // Experiments on it are sized to a few minutes too, and say so.
+    assert.match(await page.locator('#exp-finding').textContent(), /Here: 1 seed per setting, 30 steps each \(fewer than the bundled model's 3 × 60, to fit a few minutes on this larger model\), on the current model/);
     assert.deepEqual(t.errors, []);
   } finally {
     await t.context.close();
@@ -178,7 +180,9 @@ test('a trained prompt in a link: the same values and accuracy on another page w
     const accuracy = await softAccuracy(a.page);
     const link = await shareLink(a.page);
     assert.ok(/\?steps=4&backend=cpu&hub=[^#]+#prompt=[\w-]+$/.test(link), `the link: ${link.slice(0, 120)}…`);
-    assert.match(await text(a.page, '#share-note'), /link of \d+\.\d KB with this prompt \(in f16\)/);
+    const note = await text(a.page, '#share-note');
+    assert.match(note, /link of \d+\.\d KB with this prompt \(in f16\)/);
+    t.diagnostic(note);
 
     // Opened elsewhere: the prompt is shown with its outputs and accuracy, no step trained; its
     // own link is the same, so the values arrived bit for bit (f16 -> f32 -> f16 is exact).

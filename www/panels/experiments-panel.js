@@ -4,7 +4,7 @@
 // CSV / PNG downloads. The experiment and its source task are part of the URL.
 import { REQUEST } from '../protocol.js';
 import { $, download, showError } from '../dom.js';
-import { trainSettings } from '../state.js';
+import { FIELDS, trainSettings } from '../state.js';
 import SETTINGS from '../settings.js';
 
 const BY_NAME = Object.fromEntries(SETTINGS.experiments.map((e) => [e.name, e]));
@@ -14,13 +14,33 @@ export function experimentsPanel(ctx) {
   let started = 0;
   let summary = null;
 
+  /** The link's experiment size where it gives one (`exp_steps`, `exp_seeds`): it always wins. */
+  const linked = new URLSearchParams(location.search);
+  /**
+   * Steps per training and seeds per setting: the link's, else the bundled model's defaults on it
+   * (and on its family, for scale), else a size that fits a few minutes on a real model.
+   */
+  function size() {
+    const e = BY_NAME[state.experiment];
+    const other = !e.needsFamily && Boolean(rt.modelSource) && rt.modelSource.base !== ctx.bundled;
+    const pick = (field, otherSize) => (linked.has(FIELDS[field][0]) || !other ? state[field] : otherSize);
+    return {
+      steps: pick('expSteps', SETTINGS.otherModelExperiment.steps),
+      seeds: pick('expSeeds', SETTINGS.otherModelExperiment.seeds),
+      other,
+    };
+  }
+
   function describe() {
     const e = BY_NAME[state.experiment];
     const on = e.needsFamily
       ? `on the bundled model's family (${SETTINGS.family.join(', ')}; the smaller ones are fetched when the experiment reaches them), whatever model is loaded`
       : 'on the current model';
-    $('exp-finding').textContent = `${e.finding} Here: ${state.expSeeds} seeds per setting, `
-      + `${state.expSteps} steps each, ${on}, on the current task with your other settings.`;
+    const { steps, seeds, other } = size();
+    const sized = other && (steps !== state.expSteps || seeds !== state.expSeeds)
+      ? ` (fewer than the bundled model's ${state.expSeeds} × ${state.expSteps}, to fit a few minutes on this larger model)` : '';
+    $('exp-finding').textContent = `${e.finding} Here: ${seeds} seed${seeds === 1 ? '' : 's'} per setting, `
+      + `${steps} steps each${sized}, ${on}, on the current task with your other settings.`;
     $('exp-source-label').hidden = state.experiment !== 'transfer';
   }
 
@@ -50,8 +70,8 @@ export function experimentsPanel(ctx) {
       await rt.client.request(REQUEST.EXPERIMENT, {
         config: {
           name: state.experiment,
-          steps: state.expSteps,
-          seeds: state.expSeeds,
+          steps: size().steps,
+          seeds: size().seeds,
           base: trainSettings(state),
           models: BY_NAME[state.experiment].needsFamily ? SETTINGS.family : [],
         },
@@ -154,7 +174,13 @@ export function experimentsPanel(ctx) {
     const data = atob(ui.experiment.png().split(',')[1]);
     download(`${summary.name}-${summary.task}.png`, Uint8Array.from(data, (c) => c.charCodeAt(0)), 'image/png');
   });
+  let describedFor = null;
   rt.onChange(() => {
+    // The size depends on the model loaded.
+    if (rt.modelSource !== describedFor) {
+      describedFor = rt.modelSource;
+      describe();
+    }
     $('exp-run').textContent = rt.experimenting ? 'Cancel' : 'Run';
     $('exp-run').disabled = !rt.can().runExperiment;
     $('exp-csv').disabled = !summary || rt.experimenting;
