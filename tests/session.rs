@@ -6,6 +6,7 @@ mod common;
 use common::www;
 
 use pollster::block_on;
+use soft_prompt_lab::adapter::Precision;
 use soft_prompt_lab::backend;
 use soft_prompt_lab::error::Error;
 use soft_prompt_lab::experiments::{ExperimentConfig, ExperimentName};
@@ -200,7 +201,7 @@ fn a_session_trains_shows_exports_and_imports_on_the_bundled_model() {
     );
 
     // Export, start over, import: the same predictions as before.
-    let files = block_on(s.lab.export(&s.engine, "wordnet-gpt")).unwrap();
+    let files = block_on(s.lab.export(&s.engine, "wordnet-gpt", Precision::F32)).unwrap();
     s.lab
         .reset(
             &s.engine,
