@@ -10,8 +10,11 @@
 //   node tests/e2e/measure.mjs pool       only the default run and the experiments with 1 and 2 engines
 //   node tests/e2e/measure.mjs pool-runs  only the default run with 1 and 2 engines
 //   node tests/e2e/measure.mjs pool-experiments [NAME...]  only the experiments with 1 and 2 engines
+//   node tests/e2e/measure.mjs lesson DIR  only the course link on a real SmolLM2-135M-Instruct in DIR
+//                                          (tools/smollm2_from_gguf.py makes one): Load to ≥ 50% held-out
 // Needs the built page (./build.sh) and Debian's Chromium.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, ready, start, text } from './harness.mjs';
 import { startHub } from './hub-server.mjs';
 import { smollm2Shaped } from './random-models.mjs';
@@ -287,8 +290,40 @@ async function webgpu() {
   await g.context.close();
 }
 
+/**
+ * A course link for the real SmolLM2-135M-Instruct (its files in `dir`, from a local Hub) on
+ * antonyms with no step count: Load to the first held-out accuracy ≥ 50% shown, and the sized
+ * run's end.
+ */
+async function lesson(dir) {
+  const id = 'HuggingFaceTB/SmolLM2-135M-Instruct';
+  const files = Object.fromEntries(['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => [f, readFileSync(join(dir, f))]));
+  const hub = await startHub({ [id]: files });
+  const t = await open(env, `?backend=cpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=${encodeURIComponent(id)}`);
+  await ready(t.page);
+  await t.page.waitForSelector('#model-check:not([hidden])');
+  const t0 = performance.now();
+  const since = () => ((performance.now() - t0) / 1000).toFixed(1);
+  await t.page.click('#model-load');
+  await t.page.waitForFunction((m) => document.querySelector('#model-status').textContent.startsWith(`${m}: `), id, { timeout: 900_000 });
+  const readyS = since();
+  await t.page.waitForSelector('#play:not([disabled])', { timeout: 900_000 });
+  await t.page.click('#play');
+  await t.page.waitForFunction(() => Number.parseFloat(document.querySelector('#f-acc').textContent) >= 50, null, { timeout: 900_000 });
+  const fiftyS = since();
+  const at = await text(t.page, '#f-step');
+  await t.page.waitForSelector('#f-fp-after[data-equal]', { timeout: 900_000 });
+  row(`${id} (real, 4-bit rounded), antonyms, no step count in the link: Load → ready`, `${readyS} s`);
+  row('… → held-out ≥ 50% first shown', `${fiftyS} s (at step ${at})`);
+  row('… → the sized run\'s end', `${since()} s: ${await text(t.page, '#f-acc')} held-out; ${await text(t.page, '#run-sized')}`);
+  await t.context.close();
+  await hub.close();
+}
+
 try {
-  const only = ['real', 'pool', 'pool-runs', 'pool-experiments'].find((a) => process.argv.includes(a));
+  const lessonAt = process.argv.indexOf('lesson');
+  const only = lessonAt > 0 ? 'lesson' : ['real', 'pool', 'pool-runs', 'pool-experiments'].find((a) => process.argv.includes(a));
+  if (only === 'lesson') await lesson(process.argv[lessonAt + 1]);
   const names = ['prompt-length', 'init', 'transfer', 'text-vs-soft', 'ensemble', 'scale'];
   const asked = names.filter((n) => process.argv.includes(n));
   if (only === 'pool-experiments') await poolExperiments(asked.length ? asked : names);
@@ -307,7 +342,8 @@ try {
   // The load's memory with one engine (helpers would load their copies after it); then the step with two.
   if (!only || only === 'real') for (const workers of [1, 2]) await realModel(workers);
   if (process.argv.includes('webgpu')) await webgpu();
-  console.log('### The page (headless Chromium, bundled model, antonyms, default settings)\n');
+  console.log(only === 'lesson' ? '### A real model in the page (headless Chromium, CPU path)\n'
+    : '### The page (headless Chromium, bundled model, antonyms, default settings)\n');
   console.log('| what | figure |\n| --- | --- |');
   console.log(rows.join('\n'));
 } finally {
