@@ -260,6 +260,10 @@ async function realModel(workers = 1) {
   await t.page.click('#play');
   await t.page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('2 '), null, { timeout: 900_000 });
   row(`SmolLM2-135M-shaped, CPU, ${workers} engine${workers > 1 ? 's' : ''}: ms per training step (batch 16, 8 virtual tokens; median of 3)`, (await msPerStep(t.page, 3)).toFixed(0));
+  // wasm memory never shrinks: after a few steps it holds the steps' peak.
+  const mem = await t.page.locator('#f-memory').evaluate((el) => ({ engine: Number(el.dataset.bytes), helpers: JSON.parse(el.dataset.helpers) }));
+  const mib = (b) => (b / 2 ** 20).toFixed(0);
+  row(`SmolLM2-135M-shaped, CPU, ${workers} engine${workers > 1 ? 's' : ''}: wasm memory after 5 steps`, `${mib(mem.engine)} MB${mem.helpers.length ? ` + ${mem.helpers.map(mib).join(' + ')} MB in helpers` : ''}; estimate before download: ${(await t.page.locator('#model-summary').textContent()).match(/needs about (\d+ MB)/)?.[1] ?? '?'}`);
   await t.context.close();
   await hub.close();
 }
