@@ -9,8 +9,8 @@ const FILES = SETTINGS.adapterFiles;
 const KEY = 'prompt';
 /**
  * Longer links than this may be cut by mail and chat apps (browsers take far longer ones): the
- * page says so. The bundled model's default prompt makes about 4 KB of fragment; a 135M model's 8 × 576 about
- * 12 KB.
+ * page says so. The bundled model's default prompt makes about 4 KB of fragment; a 135M model's
+ * 8 × 576 one about 12 KB.
  */
 export const LINK_WARN_BYTES = 16 * 1024;
 
