@@ -12,8 +12,7 @@ use crate::error::{Error, Result};
 use crate::loader::LoadedModel;
 use crate::model::Model;
 use crate::pool::{Helpers, pooled_loss_and_grad};
-use crate::soft_prompt::prompt_gradient;
-use crate::soft_prompt::{SoftPrompt, require_targets};
+use crate::soft_prompt::{SoftPrompt, prompt_gradient, require_targets};
 
 /// torch's Adam epsilon (burn's default is 1e-5); the parity test follows torch's trajectory.
 pub(crate) const ADAM_EPSILON: f32 = 1e-8;

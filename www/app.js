@@ -5,7 +5,7 @@ import { LabClient } from './lab-client.js';
 import { chosenBackend, timeBoth } from './backend-choice.js';
 import { $ } from './dom.js';
 import { Runtime } from './runtime.js';
-import { fromUrl, toQuery } from './state.js';
+import { fromUrl, givenFields, toQuery } from './state.js';
 import { layout } from './layout.js';
 import { HUB, LESSON_MODEL, sourceFor } from './hub.js';
 import { isStored } from './stored-models.js';
@@ -35,6 +35,8 @@ const state = fromUrl(location.search);
 const rt = new Runtime();
 const ctx = {
   state,
+  /** The fields the page's own link gave (`givenFields`). */
+  given: givenFields(location.search),
   rt,
   bundled: new URL(`./models/${BUNDLED_NAME}/`, import.meta.url).href,
   /** Where the bundled model's family lives (scale: src/experiments/mod.rs FAMILY). */
@@ -54,6 +56,10 @@ const ctx = {
     const source = rt.modelSource;
     if (!source || source.kind === 'files') return '';
     return source.base === ctx.bundled ? BUNDLED_NAME : source.id ?? source.base;
+  },
+  /** A model other than the bundled one is loaded: runs and experiments are sized to it. */
+  otherModelLoaded() {
+    return Boolean(rt.modelSource) && rt.modelSource.base !== ctx.bundled;
   },
   /** Whether the model the URL names (the bundled one when none) is the one loaded. */
   linkedModelLoaded() {

@@ -2,7 +2,7 @@
 // the embed code for course pages. Writes only the body's class, the views' visibility, the
 // toggles and the copy-embed status.
 import { $ } from './dom.js';
-import { PANELS, toQuery } from './state.js';
+import { PANELS, linkTo } from './state.js';
 
 function applyLayout(state) {
   document.body.classList.toggle('embed', state.embed);
@@ -27,7 +27,7 @@ function panelToggles(state, saveUrl) {
 }
 
 async function copyEmbed(state) {
-  const src = `${location.origin}${location.pathname}${toQuery({ ...state, embed: true })}`;
+  const src = linkTo({ ...state, embed: true });
   // The attributes of README's snippet ("Embedding in course material").
   const code = `<iframe src="${src.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}" title="Soft Prompt Lab" `
     + 'width="100%" height="760" style="border:0" allow="clipboard-write"></iframe>';

@@ -95,6 +95,15 @@ export function fromUrl(search) {
   return state;
 }
 
+/**
+ * The fields a query string gives (its key present, whatever the value), by name: what a link
+ * chose, which wins over what the page would pick (a run's or an experiment's size).
+ */
+export function givenFields(search) {
+  const q = new URLSearchParams(search);
+  return new Set(Object.keys(FIELDS).filter((name) => q.has(FIELDS[name][0])));
+}
+
 /** A value typed into a field, parsed and clamped as the URL's value would be (undefined: invalid). */
 export function parseField(name, value) {
   return FIELDS[name][1].parse(value);
@@ -110,6 +119,9 @@ export function toQuery(state) {
   const s = q.toString();
   return s ? `?${s}` : '';
 }
+
+/** This page's address with `state` in its query (a link to share, an iframe's source). */
+export const linkTo = (state) => `${location.origin}${location.pathname}${toQuery(state)}`;
 
 /** The subset the engine needs (session::Settings). */
 export function trainSettings(state) {

@@ -269,8 +269,11 @@ fn wrapped(text: &str, indent: &str) -> String {
     out
 }
 
-fn frozen(name: &str, entries: impl Iterator<Item = String>) -> String {
-    let body: String = entries.map(|e| format!("  {e},\n")).collect();
+/// `export const NAME = Object.freeze({SET_STEPS: 'set-steps', ...});` for the message names.
+fn frozen<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let body: String = names
+        .map(|n| format!("  {}: '{n}',\n", constant(n)))
+        .collect();
     format!("export const {name} = Object.freeze({{\n{body}}});\n")
 }
 
@@ -305,12 +308,7 @@ pub fn page_module() -> String {
         MODEL_FILES.map(quoted).join(", ")
     );
     out += "/** Request types (page -> worker), as listed above. */\n";
-    out += &frozen(
-        "REQUEST",
-        REQUESTS
-            .iter()
-            .map(|r| format!("{}: {}", constant(r.name), quoted(r.name))),
-    );
+    out += &frozen("REQUEST", REQUESTS.iter().map(|r| r.name));
     out += "\n/** Requests handled as they arrive, ahead of the queue. */\nexport const AHEAD_OF_QUEUE = Object.freeze([";
     let ahead: Vec<String> = REQUESTS
         .iter()
@@ -319,17 +317,9 @@ pub fn page_module() -> String {
         .collect();
     out += &format!("{}]);\n\n", ahead.join(", "));
     out += "/** Event and answer types (worker -> page). */\n";
-    out += &frozen(
-        "EVENT",
-        EVENTS
-            .iter()
-            .map(|e| format!("{}: {}", constant(e.name), quoted(e.name))),
-    );
+    out += &frozen("EVENT", EVENTS.iter().map(|e| e.name));
     out += "\n/** The ops of the engine's `handle` (worker -> wasm), as listed above. */\n";
     let ops = calls::CALLS.iter().filter(|c| !c.method);
-    out += &frozen(
-        "CALL",
-        ops.map(|c| format!("{}: {}", constant(c.name), quoted(c.name))),
-    );
+    out += &frozen("CALL", ops.map(|c| c.name));
     out
 }

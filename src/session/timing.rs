@@ -9,8 +9,7 @@ use crate::batch::{Sampler, ScoredBatch, Sequence};
 use crate::error::Result;
 use crate::schedule::median;
 use crate::settings::Settings;
-use crate::soft_prompt::prompt_gradient;
-use crate::soft_prompt::{PromptInit, SoftPrompt};
+use crate::soft_prompt::{PromptInit, SoftPrompt, prompt_gradient};
 use crate::train::Trainer;
 
 impl Engine {

@@ -3,7 +3,7 @@
 // shown once its model has loaded.
 import { REQUEST } from '../protocol.js';
 import { $, download, showError } from '../dom.js';
-import { parseField, toQuery, trainSettings } from '../state.js';
+import { linkTo, parseField, trainSettings } from '../state.js';
 import { fetchBytes } from '../model-files.js';
 import { LINK_WARN_BYTES, promptFragment, promptFromFragment } from '../share-link.js';
 import { zipSync, unzipSync } from '../vendor/fflate.js';
@@ -121,7 +121,7 @@ export function adapters(ctx) {
 
   async function share() {
     const files = await rt.client.request(REQUEST.EXPORT, { baseModel: ctx.modelName(), precision: 'f16' });
-    const link = `${location.origin}${location.pathname}${toQuery(state)}${promptFragment(files)}`;
+    const link = `${linkTo(state)}${promptFragment(files)}`;
     $('share-link').value = link;
     $('share-link').hidden = false;
     const kb = (link.length / 1024).toFixed(1);

@@ -4,7 +4,7 @@
 // CSV / PNG downloads. The experiment and its source task are part of the URL.
 import { REQUEST } from '../protocol.js';
 import { $, download, showError } from '../dom.js';
-import { FIELDS, trainSettings } from '../state.js';
+import { trainSettings } from '../state.js';
 import SETTINGS from '../settings.js';
 
 const BY_NAME = Object.fromEntries(SETTINGS.experiments.map((e) => [e.name, e]));
@@ -14,16 +14,15 @@ export function experimentsPanel(ctx) {
   let started = 0;
   let summary = null;
 
-  /** The link's experiment size where it gives one (`exp_steps`, `exp_seeds`): it always wins. */
-  const linked = new URLSearchParams(location.search);
   /**
-   * Steps per training and seeds per setting: the link's, else the bundled model's defaults on it
-   * (and on its family, for scale), else a size that fits a few minutes on a real model.
+   * Steps per training and seeds per setting: the link's where it gives them (they always win),
+   * else the bundled model's defaults on it (and on its family, for scale), else a size that fits
+   * a few minutes on a real model.
    */
   function size() {
     const e = BY_NAME[state.experiment];
-    const other = !e.needsFamily && Boolean(rt.modelSource) && rt.modelSource.base !== ctx.bundled;
-    const pick = (field, otherSize) => (linked.has(FIELDS[field][0]) || !other ? state[field] : otherSize);
+    const other = !e.needsFamily && ctx.otherModelLoaded();
+    const pick = (field, otherSize) => (ctx.given.has(field) || !other ? state[field] : otherSize);
     return {
       steps: pick('expSteps', SETTINGS.otherModelExperiment.steps),
       seeds: pick('expSeeds', SETTINGS.otherModelExperiment.seeds),
@@ -66,12 +65,13 @@ export function experimentsPanel(ctx) {
     $('exp-progress').value = 0;
     started = performance.now();
     rt.set({ experimenting: true });
+    const { steps, seeds } = size();
     try {
       await rt.client.request(REQUEST.EXPERIMENT, {
         config: {
           name: state.experiment,
-          steps: size().steps,
-          seeds: size().seeds,
+          steps,
+          seeds,
           base: trainSettings(state),
           models: BY_NAME[state.experiment].needsFamily ? SETTINGS.family : [],
         },

@@ -24,7 +24,7 @@ export function trainingPanel(ctx) {
   /** The last step's memory figures ({wasmBytes, gpu}); none before a step. */
   let memory = null;
   /** Whether the user chose the step count (in the link, or in its field): then it always wins. */
-  let chosenSteps = new URLSearchParams(location.search).has(NUMBERS.steps.url);
+  let chosenSteps = ctx.given.has('steps');
   /** The current run's step count where it was sized to a minute. */
   let sizedSteps = null;
   const runSteps = () => sizedSteps ?? state.steps;
@@ -137,7 +137,7 @@ export function trainingPanel(ctx) {
   function onProgress(p) {
     // Only a real model's runs: the bundled model's 200 steps take seconds (see SIZED_RUN_MS).
     if (p.step === SIZE_AT_STEP && rt.training && !chosenSteps && sizedSteps === null
-      && rt.modelSource?.base !== ctx.bundled) sizeRun(p);
+      && ctx.otherModelLoaded()) sizeRun(p);
     const patch = { step: p.step, target: p.target };
     ui.chart.addLoss(p.step, p.loss);
     const now = performance.now();
