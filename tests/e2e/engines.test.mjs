@@ -7,17 +7,16 @@
 // Time limits bound a hang; they do not measure speed (the figures are printed as diagnostics).
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './harness.mjs';
+import { ROOT, modelFolder } from './harness.mjs';
 import { ENGINES, launchEngine } from './engines.mjs';
 import { startHub } from './hub-server.mjs';
 import { freePort, hostPage, plainServer, stopServers } from './sites.mjs';
 import { makeDist } from '../../tools/dist.mjs';
 
-const FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
-const llama = Object.fromEntries(FILES.map((f) => [f, readFileSync(join(ROOT, 'tests/reference/fixtures/tiny-llama', f))]));
+const llama = modelFolder(join(ROOT, 'tests/reference/fixtures/tiny-llama'));
 const work = mkdtempSync(join(tmpdir(), 'spl-engines-'));
 const site = join(work, 'site');
 let version;

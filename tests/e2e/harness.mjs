@@ -1,15 +1,19 @@
 // Shared set-up for the page tests: the built page (www/) served as `./build.sh serve` serves it,
 // Debian's Chromium with WebGPU enabled (a software adapter, SwiftShader), and a page that records
 // every request that leaves the page's origin and every uncaught error.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serve } from '../../tools/serve.mjs';
+import { MODEL_FILES } from '../../www/protocol.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ARTIFACTS = join(ROOT, 'tests', 'e2e', 'artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
+
+/** A model folder's files by name (`config.json`, ...), as a Hub-like server serves them. */
+export const modelFolder = (dir) => Object.fromEntries(MODEL_FILES.map((f) => [f, readFileSync(join(dir, f))]));
 
 /** Debian's Chromium, with WebGPU (a software adapter) unless `webgpu` is false; `args`: more flags. */
 export function launch({ webgpu = true, args = [] } = {}) {

@@ -5,13 +5,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ARTIFACTS, ROOT, open, ready, start, text } from './harness.mjs';
+import { ARTIFACTS, ROOT, modelFolder, open, ready, start, text } from './harness.mjs';
 import { startHub } from './hub-server.mjs';
 import { smollm2Shaped, tooLarge } from './random-models.mjs';
 import { unzipSync } from '../../www/vendor/fflate.js';
 
-const FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
-const fixture = (name) => Object.fromEntries(FILES.map((f) => [f, readFileSync(join(ROOT, 'tests/reference/fixtures', name, f))]));
+const fixture = (name) => modelFolder(join(ROOT, 'tests/reference/fixtures', name));
 
 let env;
 let hub;

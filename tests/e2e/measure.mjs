@@ -14,8 +14,7 @@
 //                                          (tools/smollm2_from_gguf.py makes one): Load to ≥ 50% held-out
 // Needs the built page (./build.sh) and Debian's Chromium.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { open, ready, start, text } from './harness.mjs';
+import { modelFolder, open, ready, start, text } from './harness.mjs';
 import { startHub } from './hub-server.mjs';
 import { smollm2Shaped } from './random-models.mjs';
 
@@ -301,8 +300,7 @@ async function webgpu() {
  */
 async function lesson(dir) {
   const id = 'HuggingFaceTB/SmolLM2-135M-Instruct';
-  const files = Object.fromEntries(['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => [f, readFileSync(join(dir, f))]));
-  const hub = await startHub({ [id]: files });
+  const hub = await startHub({ [id]: modelFolder(dir) });
   const t = await open(env, `?backend=cpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=${encodeURIComponent(id)}`);
   await ready(t.page);
   await t.page.waitForSelector('#model-check:not([hidden])');
