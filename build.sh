@@ -166,6 +166,8 @@ bench() {
     echo
     cargo bench --profile dev --bench step -- --python "$venv/bin/python"
     echo
+    cargo bench --profile dev --bench memory
+    echo
     node tests/e2e/measure.mjs
     echo
     # The page in Chromium, Firefox and WebKit: ready, and the default run on one engine against

@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+
 use burn::module::Module;
-use safetensors::Dtype;
-use safetensors::tensor::TensorView;
+#[cfg(feature = "gpu")]
+use common::GPT2_SMALL;
+use common::{SMOLLM2_135M, bundled_dir, root};
 use soft_prompt_lab::backend;
 use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
 use soft_prompt_lab::eval::evaluate;
@@ -39,28 +42,6 @@ struct Case {
     rounds: usize,
     /// Whether forward-only evaluation is measured too.
     eval: bool,
-}
-
-/// SmolLM2-135M's shape (`HuggingFaceTB/SmolLM2-135M`'s config.json).
-const SMOLLM2_135M: Synthetic = Synthetic::Llama {
-    d: 576,
-    layers: 30,
-    heads: 9,
-    kv_heads: 3,
-    ffn: 1536,
-    vocab: 49152,
-};
-/// GPT-2 small's shape.
-#[cfg(feature = "gpu")]
-const GPT2_SMALL: Synthetic = Synthetic::Gpt2 {
-    d: 768,
-    layers: 12,
-    heads: 12,
-    vocab: 50257,
-};
-
-fn root() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo"))
 }
 
 fn task(name: &str) -> (Vec<Example>, Vec<Example>, TaskSpec) {
@@ -283,156 +264,6 @@ fn ours_round(spec_path: &str) {
         "{}",
         serde_json::json!({"step_ms": step_ms, "eval_per_s": eval_per_s, "peak_mb": peak_mb()})
     );
-}
-
-fn bundled_dir() -> PathBuf {
-    root().join("www/models/wordnet-gpt")
-}
-
-/// A model shape for random weights.
-enum Synthetic {
-    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
-    Gpt2 {
-        d: usize,
-        layers: usize,
-        heads: usize,
-        vocab: usize,
-    },
-    Llama {
-        d: usize,
-        layers: usize,
-        heads: usize,
-        kv_heads: usize,
-        ffn: usize,
-        vocab: usize,
-    },
-}
-
-impl Synthetic {
-    /// `config.json` and every weight's name and shape (`nn.Linear`'s `[out, in]` for Llama,
-    /// `Conv1D`'s `[in, out]` for GPT-2; Llama's head tied, as SmolLM2's).
-    fn layout(&self) -> (String, Vec<(String, Vec<usize>)>) {
-        match *self {
-            Synthetic::Gpt2 {
-                d,
-                layers,
-                heads,
-                vocab,
-            } => {
-                let config = format!(
-                    r#"{{"model_type":"gpt2","vocab_size":{vocab},"n_positions":1024,"n_embd":{d},"n_layer":{layers},"n_head":{heads},"eos_token_id":0}}"#
-                );
-                let mut shapes = vec![
-                    ("wte.weight".into(), vec![vocab, d]),
-                    ("wpe.weight".into(), vec![1024, d]),
-                    ("ln_f.weight".into(), vec![d]),
-                    ("ln_f.bias".into(), vec![d]),
-                ];
-                for i in 0..layers {
-                    for (name, shape) in [
-                        ("ln_1.weight", vec![d]),
-                        ("ln_1.bias", vec![d]),
-                        ("ln_2.weight", vec![d]),
-                        ("ln_2.bias", vec![d]),
-                        ("attn.c_attn.weight", vec![d, 3 * d]),
-                        ("attn.c_attn.bias", vec![3 * d]),
-                        ("attn.c_proj.weight", vec![d, d]),
-                        ("attn.c_proj.bias", vec![d]),
-                        ("mlp.c_fc.weight", vec![d, 4 * d]),
-                        ("mlp.c_fc.bias", vec![4 * d]),
-                        ("mlp.c_proj.weight", vec![4 * d, d]),
-                        ("mlp.c_proj.bias", vec![d]),
-                    ] {
-                        shapes.push((format!("h.{i}.{name}"), shape));
-                    }
-                }
-                (config, shapes)
-            }
-            Synthetic::Llama {
-                d,
-                layers,
-                heads,
-                kv_heads,
-                ffn,
-                vocab,
-            } => {
-                let config = format!(
-                    r#"{{"model_type":"llama","architectures":["LlamaForCausalLM"],"vocab_size":{vocab},"max_position_embeddings":8192,"hidden_size":{d},"intermediate_size":{ffn},"num_hidden_layers":{layers},"num_attention_heads":{heads},"num_key_value_heads":{kv_heads},"rms_norm_eps":1e-5,"rope_theta":100000.0,"hidden_act":"silu","tie_word_embeddings":true,"bos_token_id":0,"eos_token_id":0}}"#
-                );
-                let kv = d / heads * kv_heads;
-                let mut shapes = vec![
-                    ("model.embed_tokens.weight".into(), vec![vocab, d]),
-                    ("model.norm.weight".into(), vec![d]),
-                ];
-                for i in 0..layers {
-                    for (name, shape) in [
-                        ("input_layernorm.weight", vec![d]),
-                        ("post_attention_layernorm.weight", vec![d]),
-                        ("self_attn.q_proj.weight", vec![d, d]),
-                        ("self_attn.k_proj.weight", vec![kv, d]),
-                        ("self_attn.v_proj.weight", vec![kv, d]),
-                        ("self_attn.o_proj.weight", vec![d, d]),
-                        ("mlp.gate_proj.weight", vec![ffn, d]),
-                        ("mlp.up_proj.weight", vec![ffn, d]),
-                        ("mlp.down_proj.weight", vec![d, ffn]),
-                    ] {
-                        shapes.push((format!("model.layers.{i}.{name}"), shape));
-                    }
-                }
-                (config, shapes)
-            }
-        }
-    }
-
-    /// Writes the model in Hugging Face layout under the temp folder (seeded weights, uniform in
-    /// ±0.02, norms' scales 1; BF16 for Llama as the Hub has SmolLM2, F32 for GPT-2) with the
-    /// bundled tokenizer (4,096 tokens, which fits either vocabulary, so the batches are the
-    /// bundled model's).
-    fn write(&self, name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("spl-bench-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (config, shapes) = self.layout();
-        let bf16 = matches!(self, Synthetic::Llama { .. });
-        let mut seed = 1u32;
-        let bytes: Vec<Vec<u8>> = shapes
-            .iter()
-            .map(|(key, shape)| {
-                let n: usize = shape.iter().product();
-                let values = (0..n).map(|_| {
-                    if key.contains("norm") || key.starts_with("ln_") || key.contains(".ln_") {
-                        return 1.0f32;
-                    }
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    (seed >> 8) as f32 / (1u32 << 24) as f32 * 0.04 - 0.02
-                });
-                if bf16 {
-                    values
-                        .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
-                        .collect()
-                } else {
-                    values.flat_map(f32::to_le_bytes).collect()
-                }
-            })
-            .collect();
-        let dtype = if bf16 { Dtype::BF16 } else { Dtype::F32 };
-        let views: Vec<(String, TensorView<'_>)> = shapes
-            .iter()
-            .zip(&bytes)
-            .map(|((k, s), b)| (k.clone(), TensorView::new(dtype, s.clone(), b).unwrap()))
-            .collect();
-        let metadata = Some(std::collections::HashMap::from([(
-            "format".into(),
-            "pt".into(),
-        )]));
-        safetensors::serialize_to_file(views, metadata, &dir.join("model.safetensors")).unwrap();
-        std::fs::write(dir.join("config.json"), config).unwrap();
-        std::fs::copy(
-            bundled_dir().join("tokenizer.json"),
-            dir.join("tokenizer.json"),
-        )
-        .unwrap();
-        dir
-    }
 }
 
 /// The step on the native WebGPU backend (Vulkan on Linux; Mesa's lavapipe where there is no

@@ -120,8 +120,9 @@ async fn classified_answers(
         .map(|chunk| ScoredBatch::new(chunk, prompting.n_virtual(), pad))
         .collect::<Result<Vec<_>>>()?;
     // The chunks' forward passes spread over the CPU's threads; their values are read after.
+    let (model, soft) = (lm.model.inference(), prompting.inference().soft);
     let logprobs = map_threads(&lm.model.device(), &batches, |batch| {
-        target_logprobs(&lm.model, prompting.soft.clone(), batch)
+        target_logprobs(&model, soft.clone(), batch)
     });
     for (c, (batch, logprobs)) in batches.iter().zip(logprobs).enumerate() {
         for (k, v) in read_f32(logprobs?).await?.into_iter().enumerate() {

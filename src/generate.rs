@@ -35,6 +35,14 @@ impl Prompting {
         }
     }
 
+    /// The same prompting off the autodiff graph (see [`crate::model::Model::inference`]).
+    pub fn inference(&self) -> Self {
+        Self {
+            prefix: self.prefix.clone(),
+            soft: self.soft.clone().map(Tensor::without_autodiff),
+        }
+    }
+
     pub fn n_virtual(&self) -> usize {
         self.soft.as_ref().map_or(0, |p| p.dims()[0])
     }
@@ -91,7 +99,7 @@ pub async fn generate(
     opts: &GenerateOptions,
 ) -> Result<Vec<Generation>> {
     check_sampling(&opts.sampling)?;
-    let model = &lm.model;
+    let (model, prompting) = (&lm.model.inference(), &prompting.inference());
     let n_virtual = prompting.n_virtual();
     let max_len = model.config.n_positions;
     let mut rows = context_rows(lm, prompting, inputs)?;

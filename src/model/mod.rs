@@ -98,6 +98,14 @@ macro_rules! family {
 }
 
 impl Model {
+    /// The same weights off the autodiff graph (shared, not copied), for passes that need no
+    /// gradient (generation, evaluation). burn's autodiff kept what such a pass computed over its
+    /// tensors even with nothing tracked: each held-out evaluation of a 135M model left ~0.9 GB
+    /// that was never freed, and ran 4× slower (`cargo bench --bench memory`, `tests/memory.rs`).
+    pub fn inference(&self) -> Model {
+        self.valid()
+    }
+
     pub fn device(&self) -> Device {
         self.embedding().device()
     }

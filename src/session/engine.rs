@@ -77,6 +77,11 @@ impl Engine {
         })
     }
 
+    /// The model and its tokenizer, to read (the benches measure an engine as the page opens it).
+    pub fn loaded(&self) -> &LoadedModel {
+        &self.lm
+    }
+
     pub fn info(&self) -> ModelInfo {
         let c = &self.lm.model.config;
         ModelInfo {
