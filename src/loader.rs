@@ -6,7 +6,7 @@
 use burn::tensor::Device;
 
 use crate::error::Result;
-use crate::model::{Model, load_weights, parse_config};
+use crate::model::{Model, WeightBytes, load_weights, parse_config};
 use crate::text::TextTokenizer;
 
 /// A frozen model with the tokenizer that belongs to it.
@@ -16,10 +16,11 @@ pub struct LoadedModel {
     pub tokenizer: TextTokenizer,
 }
 
-/// The three files of a model directory, as bytes.
+/// The three files of a model directory, as bytes (the weights read by range: in the page they
+/// stay outside the engine's memory).
 pub struct ModelFiles<'a> {
     pub config_json: &'a [u8],
-    pub safetensors: &'a [u8],
+    pub safetensors: &'a dyn WeightBytes,
     pub tokenizer_json: &'a [u8],
 }
 

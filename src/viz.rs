@@ -6,7 +6,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::backend::read_f32;
+use crate::backend::read_f32_sliced;
 use crate::error::Result;
 use crate::loader::LoadedModel;
 
@@ -43,25 +43,21 @@ pub struct Neighbour {
 impl VocabMap {
     pub async fn new(lm: &LoadedModel) -> Result<Self> {
         let d = lm.model.config.d_model;
-        let wte = read_f32(lm.model.embedding()).await?;
-        Ok(Self::from_rows(&wte, d, |id| lm.tokenizer.token_text(id)))
+        let mut wte = Vec::with_capacity(lm.model.config.vocab_size * d);
+        read_f32_sliced(lm.model.embedding(), |rows| wte.extend(rows)).await?;
+        Ok(Self::from_rows(wte, d, |id| lm.tokenizer.token_text(id)))
     }
 
-    /// From `wte` as `[vocab, d]` row-major, with a function giving each token's text.
-    pub fn from_rows(wte: &[f32], d: usize, token_text: impl Fn(u32) -> String) -> Self {
+    /// From `wte` as `[vocab, d]` row-major, with a function giving each token's text. Its rows
+    /// become the unit rows in place: a 135M model's embedding is 108 MiB, held once.
+    pub fn from_rows(mut wte: Vec<f32>, d: usize, token_text: impl Fn(u32) -> String) -> Self {
         let vocab = wte.len() / d;
         let fit = &wte[..vocab.min(PCA_ROWS) * d];
         let (mean, basis, explained) = pca2(fit, d);
         let shown = vocab.min(MAP_POINTS);
         let mut map = Self {
             d,
-            unit_rows: wte
-                .chunks(d)
-                .flat_map(|r| {
-                    let n = norm(r).max(1e-12);
-                    r.iter().map(move |x| x / n)
-                })
-                .collect(),
+            unit_rows: Vec::new(),
             mean,
             basis,
             explained,
@@ -69,6 +65,11 @@ impl VocabMap {
             labels: (0..shown as u32).map(&token_text).collect(),
         };
         map.points = map.project(&wte[..shown * d]);
+        for row in wte.chunks_mut(d) {
+            let n = norm(row).max(1e-12);
+            row.iter_mut().for_each(|x| *x /= n);
+        }
+        map.unit_rows = wte;
         map
     }
 

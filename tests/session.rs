@@ -99,7 +99,7 @@ fn vocab_map_finds_principal_directions_and_nearest_tokens() {
             rows.extend((0..d).map(|k| 5.0 + a * e1[k] + b * e2[k])); // offset: PCA must centre
         }
     }
-    let map = VocabMap::from_rows(&rows, d, |id| format!("t{id}"));
+    let map = VocabMap::from_rows(rows.clone(), d, |id| format!("t{id}"));
     let proj = map.project(&[5.0 + 0.6, 5.0 + 0.8, 5.0, 5.0, 5.0, 5.0]); // mean + e1
     assert!(
         (proj[0].abs() - 1.0).abs() < 1e-3 && proj[1].abs() < 1e-3,

@@ -150,13 +150,16 @@ const handlers = {
     const fetchMs = performance.now() - fetchStarted;
     stopLoops();
     const loadStarted = performance.now();
-    // The engine copies the files into its memory before the call returns its promise: ours are
-    // then freed at once (transfer(0) detaches a buffer and releases its bytes), not whenever the
-    // collector runs, so a large model is not held twice while it loads.
-    const loading = engine.lab.load(...files);
-    // A local file's bytes stay: the page's source may start helpers from them.
-    if (source.kind !== 'files') for (const f of files) f.buffer.transfer?.(0);
-    const loaded = await loading;
+    // The engine reads the weights from our copy one tensor at a time (the file never enters its
+    // memory, which never shrinks); ours are freed as soon as it is done (transfer(0) detaches a
+    // buffer and releases its bytes), not whenever the collector runs. A local file's bytes stay:
+    // the page's source may start helpers from them.
+    let loaded;
+    try {
+      loaded = await engine.lab.load(...files);
+    } finally {
+      if (source.kind !== 'files') for (const f of files) f.buffer.transfer?.(0);
+    }
     const engineMs = performance.now() - loadStarted;
     // The old model's helpers go now; the new ones start after the first prompt (`afterPrompt`).
     stopPool();

@@ -6,13 +6,17 @@ use burn::tensor::Device;
 
 use super::gpt2::Gpt2;
 use super::llama::Llama;
-use super::weights::WeightReader;
+use super::weights::{WeightBytes, WeightReader};
 use super::{Arch, Model, ModelConfig, Net};
 use crate::error::Result;
 
 /// Builds the frozen model from `model.safetensors`: every key, shape and dtype checked against
 /// the config first, and anything left over named.
-pub fn load_weights(config: &ModelConfig, bytes: &[u8], device: &Device) -> Result<Model> {
+pub fn load_weights(
+    config: &ModelConfig,
+    bytes: &dyn WeightBytes,
+    device: &Device,
+) -> Result<Model> {
     let mut r = WeightReader::open(config, bytes, device)?;
     r.require_layers(config)?;
     let net = match &config.arch {

@@ -20,7 +20,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 pub use config::{Arch, ModelConfig, SpecialIds, parse_config};
 pub use load::load_weights;
-pub use weights::{non_finite, to_f32};
+pub use weights::{WeightBytes, non_finite, to_f32};
 
 use crate::error::{Error, Result};
 
@@ -223,11 +223,14 @@ impl Model {
     pub async fn fingerprint(&self) -> Result<u64> {
         let mut hash = 0xcbf2_9ce4_8422_2325_u64;
         for tensor in self.parameters() {
-            for value in crate::backend::read_f32(tensor).await? {
-                for byte in value.to_bits().to_le_bytes() {
-                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            crate::backend::read_f32_sliced(tensor, |values| {
+                for value in values {
+                    for byte in value.to_bits().to_le_bytes() {
+                        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                    }
                 }
-            }
+            })
+            .await?;
         }
         Ok(hash)
     }

@@ -1,12 +1,15 @@
 //! Reading `model.safetensors`: every key, shape and dtype checked against the config before
 //! anything is built, F32/F16/BF16 decoded to f32, non-finite values refused, and anything left
-//! over named.
+//! over named. The file is read by byte range ([`WeightBytes`]), one tensor at a time.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::ops::Range;
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::tensor::{Metadata, TensorView};
+use safetensors::{Dtype, SafeTensorError};
 
 use super::{Arch, ModelConfig};
 use crate::error::{Error, Result};
@@ -17,7 +20,7 @@ pub fn non_finite(values: &[f32]) -> usize {
 }
 
 /// Decodes a checked tensor to f32, whatever its stored float type.
-pub fn to_f32(key: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>> {
+pub fn to_f32(key: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     let b = view.data();
     let out: Vec<f32> = match view.dtype() {
         Dtype::F32 => b
@@ -42,9 +45,63 @@ pub fn to_f32(key: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<V
     Ok(out)
 }
 
+/// A checkpoint's bytes, read by range: the whole file in memory, or (in the page) a file kept
+/// outside the engine's heap and copied in one tensor at a time, so the heap, which never
+/// shrinks, does not hold the file beside the weights built from it (a 135M model's 270 MB).
+pub trait WeightBytes {
+    fn len(&self) -> usize;
+    /// Bytes `range`, within `len`.
+    fn read(&self, range: Range<usize>) -> Cow<'_, [u8]>;
+}
+
+/// The whole file in memory.
+impl<T: AsRef<[u8]>> WeightBytes for T {
+    fn len(&self) -> usize {
+        self.as_ref().len()
+    }
+
+    fn read(&self, range: Range<usize>) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.as_ref()[range])
+    }
+}
+
+/// The header of a safetensors file: its tensors and where their data starts, checked as
+/// `SafeTensors::deserialize` checks it (the data contiguous and filling the rest of the file).
+fn read_metadata(bytes: &dyn WeightBytes) -> std::result::Result<(Metadata, usize), SafeTensorError> {
+    let len = bytes.len();
+    if len < 8 {
+        return Err(SafeTensorError::HeaderTooSmall);
+    }
+    let n = u64::from_le_bytes(bytes.read(0..8).as_ref().try_into().expect("8 bytes"));
+    if n > crate::inspect::MAX_HEADER_BYTES {
+        return Err(SafeTensorError::HeaderTooLarge);
+    }
+    let start = 8 + n as usize;
+    if start > len {
+        return Err(SafeTensorError::InvalidHeaderLength);
+    }
+    let metadata: Metadata = serde_json::from_slice(&bytes.read(8..start))
+        .map_err(SafeTensorError::InvalidHeaderDeserialization)?;
+    let mut end = 0;
+    for key in metadata.offset_keys() {
+        let (s, e) = metadata.info(&key).expect("a listed key").data_offsets;
+        if s != end || e < s {
+            return Err(SafeTensorError::InvalidOffset(key));
+        }
+        end = e;
+    }
+    if start + end != len {
+        return Err(SafeTensorError::MetadataIncompleteBuffer);
+    }
+    Ok((metadata, start))
+}
+
 /// Reads tensors by name (under the file's key prefix), remembering which it read.
 pub(crate) struct WeightReader<'a> {
-    st: SafeTensors<'a>,
+    bytes: &'a dyn WeightBytes,
+    metadata: Metadata,
+    /// Where the tensors' data begins (after the header).
+    data_start: usize,
     /// `transformer.` (GPT-2 as `save_pretrained` writes it) or `model.` (Llama family), or none.
     prefix: &'static str,
     seen: BTreeSet<String>,
@@ -54,21 +111,27 @@ pub(crate) struct WeightReader<'a> {
 impl<'a> WeightReader<'a> {
     /// Opens `model.safetensors`. Keys may carry the family's prefix (`transformer.`, `model.`)
     /// as `save_pretrained` writes them, or not (the original GPT-2 files).
-    pub(crate) fn open(config: &ModelConfig, bytes: &'a [u8], device: &Device) -> Result<Self> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsCorrupt {
+    pub(crate) fn open(
+        config: &ModelConfig,
+        bytes: &'a dyn WeightBytes,
+        device: &Device,
+    ) -> Result<Self> {
+        let (metadata, data_start) = read_metadata(bytes).map_err(|e| Error::WeightsCorrupt {
             detail: e.to_string(),
         })?;
         let wanted = match config.arch {
             Arch::Gpt2(_) => "transformer.",
             Arch::Llama(_) => "model.",
         };
-        let prefix = if st.names().iter().any(|n| n.starts_with(wanted)) {
+        let prefix = if metadata.offset_keys().iter().any(|n| n.starts_with(wanted)) {
             wanted
         } else {
             ""
         };
         Ok(WeightReader {
-            st,
+            bytes,
+            metadata,
+            data_start,
             prefix,
             seen: BTreeSet::new(),
             device: device.clone(),
@@ -131,18 +194,30 @@ impl<'a> WeightReader<'a> {
         shape: [usize; D],
         why: &str,
     ) -> Result<Vec<f32>> {
-        let view = self.st.tensor(&key).map_err(|_| Error::WeightMissing {
-            key: key.clone(),
-            expected: format!("shape {shape:?}: {why}"),
-        })?;
-        if view.shape() != shape {
+        let info = self
+            .metadata
+            .info(&key)
+            .ok_or_else(|| Error::WeightMissing {
+                key: key.clone(),
+                expected: format!("shape {shape:?}: {why}"),
+            })?;
+        if info.shape != shape {
             return Err(Error::WeightShape {
                 key,
                 expected: shape.to_vec(),
-                found: view.shape().to_vec(),
+                found: info.shape.clone(),
                 why: why.into(),
             });
         }
+        let (start, end) = info.data_offsets;
+        let data = self
+            .bytes
+            .read(self.data_start + start..self.data_start + end);
+        let view = TensorView::new(info.dtype, info.shape.clone(), &data).map_err(|e| {
+            Error::WeightsCorrupt {
+                detail: e.to_string(),
+            }
+        })?;
         let values = to_f32(&key, &view)?;
         let bad = non_finite(&values);
         if bad > 0 {
@@ -167,7 +242,7 @@ impl<'a> WeightReader<'a> {
             ),
         };
         let last = self.key(&last);
-        if self.st.tensor(&last).is_err() {
+        if self.metadata.info(&last).is_none() {
             return Err(Error::WeightMissing {
                 key: last,
                 expected: format!("config.json has {field} = {}", config.n_layer),
@@ -179,18 +254,15 @@ impl<'a> WeightReader<'a> {
     /// A tied head may still be stored; it must at least have the embedding's shape.
     pub(crate) fn tied_head(&mut self, config: &ModelConfig) -> Result<()> {
         let key = "lm_head.weight";
-        if !self.st.names().contains(&key) {
+        let Some(info) = self.metadata.info(key) else {
             return Ok(());
-        }
-        let view = self.st.tensor(key).map_err(|e| Error::WeightsCorrupt {
-            detail: e.to_string(),
-        })?;
+        };
         let expected = vec![config.vocab_size, config.d_model];
-        if view.shape() != expected {
+        if info.shape != expected {
             return Err(Error::WeightShape {
                 key: key.into(),
                 expected,
-                found: view.shape().to_vec(),
+                found: info.shape.clone(),
                 why: "[vocab_size, d_model], tied to the token embedding".into(),
             });
         }
@@ -201,10 +273,10 @@ impl<'a> WeightReader<'a> {
     /// Every tensor of the file was read (or is a known buffer): anything else means the config
     /// describes another model.
     pub(crate) fn no_others(&self, config: &ModelConfig) -> Result<()> {
-        let unexpected: BTreeSet<&str> = self
-            .st
-            .names()
-            .into_iter()
+        let keys = self.metadata.offset_keys();
+        let unexpected: BTreeSet<&str> = keys
+            .iter()
+            .map(String::as_str)
             .filter(|n| !self.seen.contains(*n) && !is_buffer(n))
             .collect();
         if unexpected.is_empty() {

@@ -8,6 +8,7 @@ use super::views::{LoadTimings, LoadedView, ModelInfo, TokenView};
 use super::{hex, ms_since};
 use crate::batch::Sampler;
 use crate::error::{Error, Result};
+use crate::model::WeightBytes;
 use crate::loader::{LoadedModel, ModelFiles};
 use crate::pool::Helpers;
 use crate::tasks::Task;
@@ -31,13 +32,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads and checks the model, hashes its weights and maps its vocabulary. It takes the
-    /// files: the weights file is freed once its tensors are built, before the fingerprint and
-    /// the map allocate (a 135M model's 270 MB file would otherwise stay beside its 540 MB of
-    /// f32 weights, and wasm's memory never shrinks).
+    /// Loads and checks the model, hashes its weights and maps its vocabulary. The weights are
+    /// read one tensor at a time (in the page from the file JavaScript holds, outside wasm's
+    /// memory, which never shrinks) and the source is dropped once the tensors are built, before
+    /// the fingerprint and the map allocate.
     pub async fn open(
         config_json: Vec<u8>,
-        weights: Vec<u8>,
+        weights: impl WeightBytes,
         tokenizer_json: Vec<u8>,
         device: &Device,
     ) -> Result<Self> {

@@ -26,6 +26,7 @@ pub use views::{
 
 use crate::error::Result;
 use crate::loader::LoadedModel;
+use crate::model::WeightBytes;
 pub use crate::settings::Settings;
 use crate::tasks::{Task, TaskSummary};
 use burn::tensor::Device;
@@ -41,7 +42,7 @@ impl Session {
     /// Loads the model from its three files (`Engine::open`).
     pub async fn open(
         config_json: Vec<u8>,
-        weights: Vec<u8>,
+        weights: impl WeightBytes,
         tokenizer_json: Vec<u8>,
         device: &Device,
     ) -> Result<Self> {

@@ -1,8 +1,10 @@
 //! Hosting an experiment: planned, stepped here, its trainings handed to helper engines as jobs
 //! and their results taken back; the family member scale needs loaded for it.
 
+use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
 
+use super::js_bytes::JsBytes;
 use super::{CrashPoint, JsResult, Lab, js_error, to_js};
 use crate::error::Error;
 use crate::experiments::{ExperimentConfig, ExperimentProgress};
@@ -73,7 +75,7 @@ impl Lab {
         &mut self,
         index: usize,
         config: Vec<u8>,
-        weights: Vec<u8>,
+        weights: Uint8Array,
         tokenizer: Vec<u8>,
     ) -> Result<(), JsValue> {
         let device = self.device.clone();
@@ -81,7 +83,7 @@ impl Lab {
         session.engine.hold_family_member(None);
         let files = ModelFiles {
             config_json: &config,
-            safetensors: &weights,
+            safetensors: &JsBytes(weights),
             tokenizer_json: &tokenizer,
         };
         let lm = LoadedModel::from_bytes(files, &device).map_err(js_error)?;

@@ -7,17 +7,20 @@ mod handle;
 mod helper;
 mod hooks;
 mod host;
+mod js_bytes;
 mod js_helpers;
 mod lab;
 
 use std::sync::Mutex;
 
 use burn::tensor::Device;
+use js_sys::Uint8Array;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::error::{Error, ErrorView};
 use crate::inspect::{header_length, inspect};
+use js_bytes::JsBytes;
 use crate::model::parse_config;
 use crate::protocol::calls::TaskFiles;
 use crate::session::Session;
@@ -211,14 +214,14 @@ impl Lab {
     pub async fn load(
         &mut self,
         config: Vec<u8>,
-        weights: Vec<u8>,
+        weights: Uint8Array,
         tokenizer: Vec<u8>,
     ) -> JsResult {
         self.usable()?;
         self.crash_at(CrashPoint::Load);
         // The page refuses these before fetching; a model that arrives anyway is refused here,
         // not by an allocation failure that would abort the instance.
-        let summary = inspect(&config, None, weights.len() as u64, 1, 1).map_err(js_error)?;
+        let summary = inspect(&config, None, weights.length().into(), 1, 1).map_err(js_error)?;
         if let Some(detail) = summary.refusal {
             return Err(js_error(Error::ModelTooLarge { detail }));
         }
@@ -226,7 +229,7 @@ impl Lab {
             let cfg = parse_config(&config).map_err(js_error)?;
             crate::backend::check_buffer_limit(cfg.embedding_bytes(), max).map_err(js_error)?;
         }
-        let session = Session::open(config, weights, tokenizer, &self.device)
+        let session = Session::open(config, JsBytes(weights), tokenizer, &self.device)
             .await
             .map_err(js_error)?;
         let out = to_js(&session.engine.loaded_view())?;

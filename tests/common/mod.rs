@@ -82,7 +82,7 @@ pub fn load_with(
     );
     let files = ModelFiles {
         config_json: config.unwrap_or(&c),
-        safetensors: weights.unwrap_or(&w),
+        safetensors: &weights.unwrap_or(&w),
         tokenizer_json: tokenizer.unwrap_or(&t),
     };
     LoadedModel::from_bytes(files, &backend::cpu())
