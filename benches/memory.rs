@@ -199,7 +199,7 @@ fn measure(dir: &std::path::Path) {
     println!(
         "{}",
         serde_json::json!({
-            "estimate": mib(summary.memory.total as usize),
+            "estimate": mib(summary.memory.engine as usize),
             "f32_weights": mib(summary.memory.weights as usize),
             "load": load, "steps": steps, "evaluation": evaluation,
         })

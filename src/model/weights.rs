@@ -67,7 +67,9 @@ impl<T: AsRef<[u8]>> WeightBytes for T {
 
 /// The header of a safetensors file: its tensors and where their data starts, checked as
 /// `SafeTensors::deserialize` checks it (the data contiguous and filling the rest of the file).
-fn read_metadata(bytes: &dyn WeightBytes) -> std::result::Result<(Metadata, usize), SafeTensorError> {
+fn read_metadata(
+    bytes: &dyn WeightBytes,
+) -> std::result::Result<(Metadata, usize), SafeTensorError> {
     let len = bytes.len();
     if len < 8 {
         return Err(SafeTensorError::HeaderTooSmall);

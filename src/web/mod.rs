@@ -20,11 +20,11 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::{Error, ErrorView};
 use crate::inspect::{header_length, inspect};
-use js_bytes::JsBytes;
 use crate::model::parse_config;
 use crate::protocol::calls::TaskFiles;
 use crate::session::Session;
 use crate::tasks::{Task, TaskSpec};
+use js_bytes::JsBytes;
 
 /// Set by wgpu when the GPU goes away; every later call reports it instead of touching the device.
 static GPU_LOST: Mutex<Option<String>> = Mutex::new(None);
