@@ -49,14 +49,15 @@ pub fn to_f32(key: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
 /// outside the engine's heap and copied in one tensor at a time, so the heap, which never
 /// shrinks, does not hold the file beside the weights built from it (a 135M model's 270 MB).
 pub trait WeightBytes {
-    fn len(&self) -> usize;
-    /// Bytes `range`, within `len`.
+    /// The file's size in bytes.
+    fn size(&self) -> usize;
+    /// Bytes `range`, within `size`.
     fn read(&self, range: Range<usize>) -> Cow<'_, [u8]>;
 }
 
 /// The whole file in memory.
 impl<T: AsRef<[u8]>> WeightBytes for T {
-    fn len(&self) -> usize {
+    fn size(&self) -> usize {
         self.as_ref().len()
     }
 
@@ -70,7 +71,7 @@ impl<T: AsRef<[u8]>> WeightBytes for T {
 fn read_metadata(
     bytes: &dyn WeightBytes,
 ) -> std::result::Result<(Metadata, usize), SafeTensorError> {
-    let len = bytes.len();
+    let len = bytes.size();
     if len < 8 {
         return Err(SafeTensorError::HeaderTooSmall);
     }

@@ -12,7 +12,7 @@ use crate::model::WeightBytes;
 pub struct JsBytes(pub Uint8Array);
 
 impl WeightBytes for JsBytes {
-    fn len(&self) -> usize {
+    fn size(&self) -> usize {
         self.0.length() as usize
     }
 
