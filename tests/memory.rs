@@ -1,5 +1,6 @@
 //! Passes without a gradient leave nothing behind: a held-out evaluation (generation and
-//! label scoring) after training steps, repeated, ends with as many live bytes as the first one.
+//! label scoring) after training steps, or the no-prompt baseline, repeated, ends with as many
+//! live bytes as the first one.
 //! On burn's autodiff device such passes kept what they computed (0.9 GB per evaluation of a
 //! 135M model in the page, never freed); `Model::inference` runs them off the graph.
 
@@ -13,9 +14,10 @@ use soft_prompt_lab::batch::Sampler;
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::loader::LoadedModel;
+use soft_prompt_lab::session::Session;
 use soft_prompt_lab::settings::Settings;
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
-use soft_prompt_lab::tasks::{TaskSpec, parse_jsonl};
+use soft_prompt_lab::tasks::{Task, TaskSpec, parse_jsonl};
 use soft_prompt_lab::train::Trainer;
 
 /// The system allocator, counting the bytes allocated and not yet freed.
@@ -61,13 +63,28 @@ fn evaluations_leave_no_memory_behind() {
             after.push(LIVE.load(Ordering::SeqCst));
         }
     }
+    // The loss chart's no-prompt baseline, a forward pass without a gradient as well.
+    let mut session = pollster::block_on(Session::new(lm)).unwrap();
+    let spec = read("antonyms", "task.json");
+    let parsed = TaskSpec::parse(spec.as_bytes()).unwrap();
+    let task = Task::builtin(
+        spec.as_bytes(),
+        &read("antonyms", &parsed.train),
+        &read("antonyms", &parsed.test),
+    )
+    .unwrap();
+    session.set_task(task);
+    for _ in 0..3 {
+        pollster::block_on(session.engine.loss_without_prompt()).unwrap();
+        after.push(LIVE.load(Ordering::SeqCst));
+    }
     // Repeats of the same evaluation: a few KB of slack for allocator-side caches (thread-local
     // scratch, the tokenizer's); the leak this guards against was megabytes per evaluation here.
     for task in after.chunks(3) {
         let grown = task[2] as i64 - task[0] as i64;
         assert!(
             grown < 64 * 1024,
-            "live bytes grew by {grown} over two repeated evaluations"
+            "live bytes grew by {grown} over two repeated passes"
         );
     }
 }

@@ -139,7 +139,8 @@ impl Engine {
         let n = task.train.len().min(BASELINE_EXAMPLES);
         let mut sampler = Sampler::for_examples(&self.lm.tokenizer, &task.train[..n], 0)?;
         let batch = sampler.next_batch(n, 0, self.lm.tokenizer.pad_id())?;
-        let loss = crate::soft_prompt::loss(&self.lm.model, None, &batch)?;
+        // Off the autodiff graph: no gradient is wanted (`Model::inference`).
+        let loss = crate::soft_prompt::loss(&self.lm.model.inference(), None, &batch)?;
         Ok(crate::backend::read_f32(loss).await?[0])
     }
 
