@@ -16,25 +16,21 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{GPT2_SMALL, SMOLLM2_135M, SMOLLM2_360M, bundled_dir, root};
+use common::{
+    BATCH, GPT2_SMALL, N_VIRTUAL, SMOLLM2_135M, SMOLLM2_360M, arg, batches, bundled_dir,
+    fresh_trainer, task,
+};
 use dlmalloc::{Allocator, Dlmalloc};
 use soft_prompt_lab::backend;
-use soft_prompt_lab::batch::Sampler;
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
-use soft_prompt_lab::inspect::inspect;
+use soft_prompt_lab::inspect::{header_length, inspect};
 use soft_prompt_lab::session::Engine;
-use soft_prompt_lab::settings::Settings;
-use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
-use soft_prompt_lab::tasks::{TaskSpec, parse_jsonl};
-use soft_prompt_lab::train::Trainer;
 
 const PAGE: usize = 64 * 1024;
 /// Address space reserved for the heap (lazily backed): more than wasm32's 4 GiB, so a model
 /// that would not fit shows its true size instead of failing.
 const RESERVED: usize = 8 << 30;
-const BATCH: usize = 16;
-const N_VIRTUAL: usize = 8;
 const STEPS: usize = 5;
 
 /// wasm's `memory.grow`: pages handed out from the reserved region, never returned.
@@ -159,7 +155,7 @@ fn measure(dir: &std::path::Path) {
     let (config, tokenizer) = (read("config.json"), read("tokenizer.json"));
     let weights = OutsideHeap::read(&dir.join("model.safetensors"));
     let file = weights.as_ref();
-    let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let header_len = header_length(file).unwrap() as usize;
     let summary = inspect(
         &config,
         Some(&file[8..8 + header_len]),
@@ -175,21 +171,9 @@ fn measure(dir: &std::path::Path) {
     let load = phase();
     let lm = engine.loaded();
 
-    let task = root().join("www/tasks/antonyms");
-    let text = |f: &str| std::fs::read_to_string(task.join(f)).unwrap();
-    let spec = TaskSpec::parse(text("task.json").as_bytes()).unwrap();
-    let (train, test) = (
-        parse_jsonl(&text(&spec.train)).unwrap(),
-        parse_jsonl(&text(&spec.test)).unwrap(),
-    );
-    let prompt =
-        SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
-    let mut trainer = Trainer::new(prompt, Settings::default().train_config());
-    let mut sampler = Sampler::for_examples(&lm.tokenizer, &train, 0).unwrap();
-    for _ in 0..STEPS {
-        let batch = sampler
-            .next_batch(BATCH, N_VIRTUAL, lm.tokenizer.pad_id())
-            .unwrap();
+    let (_, test, spec) = task("antonyms");
+    let mut trainer = fresh_trainer(lm);
+    for batch in batches(lm, STEPS) {
         pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();
     }
     let steps = phase();
@@ -207,12 +191,6 @@ fn measure(dir: &std::path::Path) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
     if let Some(dir) = arg("--measure") {
         return measure(std::path::Path::new(&dir));
     }

@@ -17,20 +17,16 @@ mod common;
 use burn::module::Module;
 #[cfg(feature = "gpu")]
 use common::GPT2_SMALL;
-use common::{SMOLLM2_135M, bundled_dir, root};
+use common::{
+    BATCH, N_VIRTUAL, SMOLLM2_135M, arg, batches, bundled_dir, fresh_trainer, root, task,
+};
 use soft_prompt_lab::backend;
-use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
+use soft_prompt_lab::batch::{ScoredBatch, Sequence};
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::model::{Arch, ModelConfig};
-use soft_prompt_lab::settings::Settings;
-use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
-use soft_prompt_lab::tasks::{Example, TaskSpec, parse_jsonl};
-use soft_prompt_lab::train::Trainer;
-
-const BATCH: usize = 16;
-const N_VIRTUAL: usize = 8;
+use soft_prompt_lab::tasks::Example;
 
 /// One model the native comparison measures.
 struct Case {
@@ -44,30 +40,12 @@ struct Case {
     eval: bool,
 }
 
-fn task(name: &str) -> (Vec<Example>, Vec<Example>, TaskSpec) {
-    let dir = root().join("www/tasks").join(name);
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-    let spec = TaskSpec::parse(read("task.json").as_bytes()).unwrap();
-    (
-        parse_jsonl(&read(&spec.train)).unwrap(),
-        parse_jsonl(&read(&spec.test)).unwrap(),
-        spec,
-    )
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
 /// Median ms of `steps` training steps after `warmup` untimed ones, cycling over `batches`.
-/// The benches' trainer: 8 virtual tokens sampled from the vocabulary (seed 0), default settings.
-fn fresh_trainer(lm: &LoadedModel) -> Trainer {
-    let prompt =
-        SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
-    Trainer::new(prompt, Settings::default().train_config())
-}
-
 fn our_step_ms(lm: &LoadedModel, batches: &[ScoredBatch], warmup: usize, steps: usize) -> f64 {
     let mut trainer = fresh_trainer(lm);
     let mut times = Vec::new();
@@ -136,9 +114,7 @@ fn peak_gflops() -> (f64, String) {
 fn our_eval_rate(lm: &LoadedModel) -> f64 {
     let (_, test, spec) = task("sentiment");
     let kind = spec.kind().unwrap();
-    let prompt = SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0)
-        .unwrap()
-        .values();
+    let prompt = fresh_trainer(lm).prompt.values();
     let prompting = Prompting::soft(prompt);
     let mut rates = Vec::new();
     for _ in 0..5 {
@@ -147,16 +123,6 @@ fn our_eval_rate(lm: &LoadedModel) -> f64 {
         rates.push(test.len() as f64 / t.elapsed().as_secs_f64());
     }
     median(rates)
-}
-
-/// Four training batches of antonyms, the same in every process (seed 0).
-fn batches(lm: &LoadedModel) -> Vec<ScoredBatch> {
-    let (train, _, _) = task("antonyms");
-    let mut sampler = Sampler::for_examples(&lm.tokenizer, &train, 0).unwrap();
-    let pad = lm.tokenizer.pad_id();
-    (0..4)
-        .map(|_| sampler.next_batch(BATCH, N_VIRTUAL, pad).unwrap())
-        .collect()
 }
 
 /// The sentiment held-out rows (each example with each label) as token ids with the scored split.
@@ -233,13 +199,6 @@ fn measured(command: &mut Command) -> Option<Round> {
     })
 }
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 /// This process's peak resident memory (VmHWM), in MB.
 fn peak_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -258,7 +217,7 @@ fn ours_round(spec_path: &str) {
     let dir = PathBuf::from(spec["model"].as_str().unwrap());
     let lm = LoadedModel::from_dir(&dir, &backend::cpu()).unwrap();
     let count = |k: &str| spec[k].as_u64().unwrap() as usize;
-    let step_ms = our_step_ms(&lm, &batches(&lm), count("warmup"), count("steps"));
+    let step_ms = our_step_ms(&lm, &batches(&lm, 4), count("warmup"), count("steps"));
     let eval_per_s = (count("eval_examples") > 0).then(|| our_eval_rate(&lm));
     println!(
         "{}",
@@ -324,7 +283,7 @@ fn gpu_round() {
         match fits.and_then(|()| LoadedModel::from_dir(&dir, &device)) {
             Err(e) => println!("| {title} | not run: {e} | | |"),
             Ok(lm) => {
-                let batches = batches(&lm);
+                let batches = batches(&lm, 4);
                 let dispatches = dispatches_per_step(&lm, &batches[0]);
                 let ms = our_step_ms(&lm, &batches, 1, steps);
                 let flops = step_flops(&lm.model.config, &batches[0], N_VIRTUAL);
@@ -377,7 +336,7 @@ fn show(x: Option<f64>, digits: usize) -> String {
 /// at 2. Returns `[threads][ours, torch]` rounds and the mean FLOPs per step.
 fn compare(case: &Case, python: &str) -> ([[Vec<Round>; 2]; 2], f64) {
     let lm = LoadedModel::from_dir(&case.dir, &backend::cpu()).unwrap();
-    let batches = batches(&lm);
+    let batches = batches(&lm, 4);
     let spec = std::env::temp_dir().join(format!("spl-bench-{}.json", std::process::id()));
     write_spec(&lm, case, &batches, &spec);
     let flops = batches
@@ -473,7 +432,7 @@ fn print_frozen_against_unfrozen() {
     // SAFETY: no other thread runs here (every measuring process has finished).
     unsafe { std::env::set_var(backend::THREADS_VAR, "1") };
     let lm = LoadedModel::from_dir(&bundled_dir(), &backend::cpu()).unwrap();
-    let batches = batches(&lm);
+    let batches = batches(&lm, 4);
     let frozen_ms = our_step_ms(&lm, &batches, 3, 30);
     let mut unfrozen = lm;
     unfrozen.model = unfrozen.model.set_require_grad(true);

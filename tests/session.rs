@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::www;
+use common::{builtin, www};
 
 use pollster::block_on;
 use soft_prompt_lab::adapter::Precision;
@@ -138,17 +138,6 @@ fn open_bundled() -> Session {
         read("tokenizer.json"),
         &backend::cpu(),
     ))
-    .unwrap()
-}
-
-fn builtin(name: &str) -> Task {
-    let dir = www(&format!("tasks/{name}"));
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-    Task::builtin(
-        read("task.json").as_bytes(),
-        &read("train.jsonl"),
-        &read("test.jsonl"),
-    )
     .unwrap()
 }
 

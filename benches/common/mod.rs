@@ -6,6 +6,53 @@ use std::path::PathBuf;
 
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
+use soft_prompt_lab::batch::{Sampler, ScoredBatch};
+use soft_prompt_lab::loader::LoadedModel;
+use soft_prompt_lab::settings::Settings;
+use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
+use soft_prompt_lab::tasks::{Example, TaskSpec, parse_jsonl};
+use soft_prompt_lab::train::Trainer;
+
+/// The step both benches take: antonyms, batch 16, 8 virtual tokens.
+pub const BATCH: usize = 16;
+pub const N_VIRTUAL: usize = 8;
+
+/// A built-in task's training and held-out examples, with its spec.
+pub fn task(name: &str) -> (Vec<Example>, Vec<Example>, TaskSpec) {
+    let dir = root().join("www/tasks").join(name);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let spec = TaskSpec::parse(read("task.json").as_bytes()).unwrap();
+    (
+        parse_jsonl(&read(&spec.train)).unwrap(),
+        parse_jsonl(&read(&spec.test)).unwrap(),
+        spec,
+    )
+}
+
+/// The benches' trainer: 8 virtual tokens sampled from the vocabulary (seed 0), default settings.
+pub fn fresh_trainer(lm: &LoadedModel) -> Trainer {
+    let prompt =
+        SoftPrompt::init(lm, N_VIRTUAL, &PromptInit::SampleVocab { first_k: None }, 0).unwrap();
+    Trainer::new(prompt, Settings::default().train_config())
+}
+
+/// `n` training batches of antonyms, the same in every process (seed 0).
+pub fn batches(lm: &LoadedModel, n: usize) -> Vec<ScoredBatch> {
+    let (train, _, _) = task("antonyms");
+    let mut sampler = Sampler::for_examples(&lm.tokenizer, &train, 0).unwrap();
+    let pad = lm.tokenizer.pad_id();
+    (0..n)
+        .map(|_| sampler.next_batch(BATCH, N_VIRTUAL, pad).unwrap())
+        .collect()
+}
+
+/// The value after `name` on the command line.
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
 
 /// SmolLM2-135M's shape (`HuggingFaceTB/SmolLM2-135M`'s config.json).
 pub const SMOLLM2_135M: Synthetic = Synthetic::Llama {

@@ -68,33 +68,28 @@ impl<T: AsRef<[u8]>> WeightBytes for T {
 
 /// The header of a safetensors file: its tensors and where their data starts, checked as
 /// `SafeTensors::deserialize` checks it (the data contiguous and filling the rest of the file).
-fn read_metadata(
-    bytes: &dyn WeightBytes,
-) -> std::result::Result<(Metadata, usize), SafeTensorError> {
+fn read_metadata(bytes: &dyn WeightBytes) -> Result<(Metadata, usize)> {
+    let corrupt = |e: SafeTensorError| Error::WeightsCorrupt {
+        detail: e.to_string(),
+    };
     let len = bytes.size();
-    if len < 8 {
-        return Err(SafeTensorError::HeaderTooSmall);
-    }
-    let n = u64::from_le_bytes(bytes.read(0..8).as_ref().try_into().expect("8 bytes"));
-    if n > crate::inspect::MAX_HEADER_BYTES {
-        return Err(SafeTensorError::HeaderTooLarge);
-    }
+    let n = crate::inspect::header_length(&bytes.read(0..len.min(8)))?;
     let start = 8 + n as usize;
     if start > len {
-        return Err(SafeTensorError::InvalidHeaderLength);
+        return Err(corrupt(SafeTensorError::InvalidHeaderLength));
     }
     let metadata: Metadata = serde_json::from_slice(&bytes.read(8..start))
-        .map_err(SafeTensorError::InvalidHeaderDeserialization)?;
+        .map_err(|e| corrupt(SafeTensorError::InvalidHeaderDeserialization(e)))?;
     let mut end = 0;
     for key in metadata.offset_keys() {
         let (s, e) = metadata.info(&key).expect("a listed key").data_offsets;
         if s != end || e < s {
-            return Err(SafeTensorError::InvalidOffset(key));
+            return Err(corrupt(SafeTensorError::InvalidOffset(key)));
         }
         end = e;
     }
     if start + end != len {
-        return Err(SafeTensorError::MetadataIncompleteBuffer);
+        return Err(corrupt(SafeTensorError::MetadataIncompleteBuffer));
     }
     Ok((metadata, start))
 }
@@ -119,9 +114,7 @@ impl<'a> WeightReader<'a> {
         bytes: &'a dyn WeightBytes,
         device: &Device,
     ) -> Result<Self> {
-        let (metadata, data_start) = read_metadata(bytes).map_err(|e| Error::WeightsCorrupt {
-            detail: e.to_string(),
-        })?;
+        let (metadata, data_start) = read_metadata(bytes)?;
         let wanted = match config.arch {
             Arch::Gpt2(_) => "transformer.",
             Arch::Llama(_) => "model.",

@@ -46,6 +46,18 @@ pub fn www(path: &str) -> PathBuf {
     root().join("www").join(path)
 }
 
+/// A built-in task of the page (`www/tasks/{name}`).
+pub fn builtin(name: &str) -> soft_prompt_lab::tasks::Task {
+    let dir = www(&format!("tasks/{name}"));
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    soft_prompt_lab::tasks::Task::builtin(
+        read("task.json").as_bytes(),
+        &read("train.jsonl"),
+        &read("test.jsonl"),
+    )
+    .unwrap()
+}
+
 pub fn fixture_dir(name: &str) -> PathBuf {
     root().join("tests/reference/fixtures").join(name)
 }
