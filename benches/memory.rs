@@ -25,7 +25,7 @@ use soft_prompt_lab::backend;
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::inspect::{header_length, inspect};
-use soft_prompt_lab::session::Engine;
+use soft_prompt_lab::session::{Engine, Role};
 
 const PAGE: usize = 64 * 1024;
 /// Address space reserved for the heap (lazily backed): more than wasm32's 4 GiB, so a model
@@ -166,8 +166,14 @@ fn measure(dir: &std::path::Path) {
     .unwrap();
     // As the page's engine opens a model: the tensors read from the file one at a time, then the
     // weights' fingerprint and the vocabulary map (its own copy of the embedding).
-    let engine =
-        pollster::block_on(Engine::open(config, weights, tokenizer, &backend::cpu())).unwrap();
+    let engine = pollster::block_on(Engine::open(
+        config,
+        weights,
+        tokenizer,
+        &backend::cpu(),
+        Role::Lab,
+    ))
+    .unwrap();
     let load = phase();
     let lm = engine.loaded();
 

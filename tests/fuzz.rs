@@ -23,7 +23,7 @@ use soft_prompt_lab::error::{Error, ErrorKind};
 use soft_prompt_lab::inspect::{header_length, inspect};
 use soft_prompt_lab::loader::{LoadedModel, ModelFiles};
 use soft_prompt_lab::model::{load_weights, parse_config};
-use soft_prompt_lab::session::{Session, Settings};
+use soft_prompt_lab::session::{Role, Session, Settings};
 use soft_prompt_lab::tasks::Task;
 use soft_prompt_lab::text::TextTokenizer;
 
@@ -732,7 +732,7 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
     // Task files, parsed as the page does, and every task that parses is trained one step on
     // tiny-a (tokenizing every example: overlong sequences must be named, not truncated wrongly).
     let (c, w, t) = model_files("tiny-a");
-    let mut session = block_on(Session::open(c, w, t, &device)).unwrap();
+    let mut session = block_on(Session::open(c, w, t, &device, Role::Lab)).unwrap();
     tally.model = "tiny-a";
     let spec = std::fs::read(www("tasks/antonyms/task.json")).unwrap();
     for (what, text) in task_texts(&mut rng) {

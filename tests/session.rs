@@ -12,7 +12,7 @@ use soft_prompt_lab::error::Error;
 use soft_prompt_lab::experiments::{ExperimentConfig, ExperimentName};
 use soft_prompt_lab::job::Job;
 use soft_prompt_lab::schedule::EvalCadence;
-use soft_prompt_lab::session::{Conditioning, HandOut, JobAnswer, Session, Settings};
+use soft_prompt_lab::session::{Conditioning, HandOut, JobAnswer, Role, Session, Settings};
 use soft_prompt_lab::settings::InitName;
 use soft_prompt_lab::tasks::Task;
 use soft_prompt_lab::tasks::{Example, TaskKind, infer_kind, parse_custom, split_held_out};
@@ -131,14 +131,38 @@ fn vocab_map_finds_principal_directions_and_nearest_tokens() {
 }
 
 fn open_bundled() -> Session {
+    open_bundled_as(Role::Lab)
+}
+
+fn open_bundled_as(role: Role) -> Session {
     let read = |f: &str| std::fs::read(www(&format!("models/wordnet-gpt/{f}"))).unwrap();
     block_on(Session::open(
         read("config.json"),
         read("model.safetensors"),
         read("tokenizer.json"),
         &backend::cpu(),
+        role,
     ))
     .unwrap()
+}
+
+/// A helper in another engine's pool draws nothing: it holds no vocabulary map, and asking it
+/// for the prompt's views is a named error, not a crash.
+#[test]
+fn a_helper_engine_holds_no_vocabulary_map() {
+    let lab = open_bundled();
+    let mut helper = open_bundled_as(Role::Helper);
+    let (l, h) = (lab.engine.loaded_view(), helper.engine.loaded_view());
+    assert!(!l.map_points.is_empty() && !l.map_labels.is_empty());
+    assert!(h.map_points.is_empty() && h.map_labels.is_empty());
+    assert_eq!(h.info.fingerprint, l.info.fingerprint);
+    helper.set_task(builtin("sentiment"));
+    helper
+        .lab
+        .reset(&helper.engine, Settings::default())
+        .unwrap();
+    let e = block_on(helper.lab.prompt_view(&helper.engine)).unwrap_err();
+    assert!(e.to_string().contains("helper engine"), "{e}");
 }
 
 #[test]

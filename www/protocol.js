@@ -104,7 +104,7 @@
 // Engine calls (worker -> wasm): `lab.handle({op, ...fields})` (src/protocol/calls.rs), or a
 // method of their own where they carry bulk data (`lab.name(args)`)
 //   lab.inspect(config, header?, downloadBytes, batch, nVirtual) -> CheckpointSummary
-//   lab.load(config, weights, tokenizer) -> {info, mapPoints, mapLabels, explained}
+//   lab.load(config, weights, tokenizer, helper) -> {info, mapPoints, mapLabels, explained} (no map on a helper)
 //   set-builtin-task {spec, train, test} (text) -> task summary
 //   set-custom-task {name, text} -> task summary
 //   loss-without-prompt {} -> loss

@@ -10,7 +10,7 @@ import { adapterName } from './backend-choice.js';
 import { builtinTask, checkpointHead, modelFiles } from './engine/files.js';
 import { startPool, stopPool } from './engine/lab-pool.js';
 import { cancelJobs, experimentStep, startExperiment } from './engine/experiment.js';
-import { beHelper, cancelJob, reportMemory, runJob } from './engine/helper.js';
+import { beHelper, cancelJob, helping, reportMemory, runJob } from './engine/helper.js';
 import { call, engine, enqueue, post, stopLoops } from './engine/state.js';
 
 /** Cancels the model download in progress (`cancel-load`). */
@@ -156,7 +156,7 @@ const handlers = {
     // the page's source may start helpers from them.
     let loaded;
     try {
-      loaded = await engine.lab.load(...files);
+      loaded = await engine.lab.load(...files, helping());
     } finally {
       if (source.kind !== 'files') for (const f of files) f.buffer.transfer?.(0);
     }

@@ -124,8 +124,8 @@ pub const CALLS: &[EngineCall] = &[
     ),
     method(
         "load",
-        "(config, weights, tokenizer)",
-        "{info, mapPoints, mapLabels, explained}",
+        "(config, weights, tokenizer, helper)",
+        "{info, mapPoints, mapLabels, explained} (no map on a helper)",
     ),
     op(
         "set-builtin-task",

@@ -198,13 +198,13 @@ impl LabRun {
         let prompt = &run.run.trainer.prompt;
         let values = crate::backend::read_f32(prompt.values()).await?;
         let tok = &e.lm.tokenizer;
+        let map = e.map()?;
         Ok(PromptView {
             step: run.run.trainer.step,
             n_virtual: prompt.n_virtual(),
             d_model: e.lm.model.config.d_model,
-            points: e.map.project(&values),
-            nearest: e
-                .map
+            points: map.project(&values),
+            nearest: map
                 .nearest(&values, NEAREST_K, |id| tok.token_text(id))
                 .into_iter()
                 .map(|row| row.into_iter().map(NeighbourView::from).collect())

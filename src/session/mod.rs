@@ -15,7 +15,7 @@ mod views;
 
 use web_time::Instant;
 
-pub use engine::Engine;
+pub use engine::{Engine, Role};
 pub use helper::HelperWork;
 pub use host::{ExperimentHost, HandOut, JobAnswer, Turn};
 pub use lab::{Conditioning, LabRun};
@@ -45,14 +45,15 @@ impl Session {
         weights: impl WeightBytes,
         tokenizer_json: Vec<u8>,
         device: &Device,
+        role: Role,
     ) -> Result<Self> {
-        let engine = Engine::open(config_json, weights, tokenizer_json, device).await?;
+        let engine = Engine::open(config_json, weights, tokenizer_json, device, role).await?;
         Ok(Self::with(engine))
     }
 
-    /// A session on a model already loaded.
+    /// The page's own session on a model already loaded.
     pub async fn new(lm: LoadedModel) -> Result<Self> {
-        Ok(Self::with(Engine::new(lm).await?))
+        Ok(Self::with(Engine::new(lm, Role::Lab).await?))
     }
 
     fn with(engine: Engine) -> Self {

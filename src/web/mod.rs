@@ -22,7 +22,7 @@ use crate::error::{Error, ErrorView};
 use crate::inspect::{header_length, inspect};
 use crate::model::parse_config;
 use crate::protocol::calls::TaskFiles;
-use crate::session::Session;
+use crate::session::{Role, Session};
 use crate::tasks::{Task, TaskSpec};
 use js_bytes::JsBytes;
 
@@ -210,12 +210,14 @@ impl Lab {
         to_js(&view)
     }
 
-    /// Loads a model from its three files: `{info, mapPoints, mapLabels, explained}`.
+    /// Loads a model from its three files: `{info, mapPoints, mapLabels, explained}` (no map
+    /// on a `helper` in another engine's pool).
     pub async fn load(
         &mut self,
         config: Vec<u8>,
         weights: Uint8Array,
         tokenizer: Vec<u8>,
+        helper: bool,
     ) -> JsResult {
         self.usable()?;
         self.crash_at(CrashPoint::Load);
@@ -229,7 +231,8 @@ impl Lab {
             let cfg = parse_config(&config).map_err(js_error)?;
             crate::backend::check_buffer_limit(cfg.embedding_bytes(), max).map_err(js_error)?;
         }
-        let session = Session::open(config, JsBytes(weights), tokenizer, &self.device)
+        let role = if helper { Role::Helper } else { Role::Lab };
+        let session = Session::open(config, JsBytes(weights), tokenizer, &self.device, role)
             .await
             .map_err(js_error)?;
         let out = to_js(&session.engine.loaded_view())?;

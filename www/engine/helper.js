@@ -15,6 +15,11 @@ export function beHelper(helper) {
   isHelper = helper;
 }
 
+/** Whether this worker is a helper in another's pool: its engine draws no views. */
+export function helping() {
+  return isHelper;
+}
+
 export function cancelJob() {
   jobCancelled = true;
 }
