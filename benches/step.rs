@@ -446,6 +446,47 @@ fn print_frozen_against_unfrozen() {
     println!("| requires grad (what full fine-tuning's backward computes) | {unfrozen_ms:.1} |");
 }
 
+/// A 2-byte checkpoint's weight matrices kept as stored (widened block by block inside each
+/// product: `model::frozen_matmul`) against the same model widened to f32 at load (as before),
+/// alternated in one process on one thread: what half the weights' memory costs a step.
+fn print_kept_against_widened(dir: &std::path::Path, rounds: usize) {
+    // SAFETY: no other thread runs here (every measuring process has finished).
+    unsafe { std::env::set_var(backend::THREADS_VAR, "1") };
+    let kept = LoadedModel::from_dir(dir, &backend::cpu()).unwrap();
+    let mut widened = LoadedModel::from_dir(dir, &backend::cpu()).unwrap();
+    widened.model = widened.model.widened();
+    let batches = batches(&kept, 4);
+    let mib = |lm: &LoadedModel| {
+        let bytes: usize = lm
+            .model
+            .parameters()
+            .iter()
+            .map(|t| t.shape().num_elements() * t.dtype().size())
+            .sum();
+        bytes as f64 / (1 << 20) as f64
+    };
+    let (mut kept_ms, mut wide_ms) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        kept_ms.push(our_step_ms(&kept, &batches, 1, 4));
+        wide_ms.push(our_step_ms(&widened, &batches, 1, 4));
+    }
+    let (k, w) = (median(kept_ms), median(wide_ms));
+    println!(
+        "### 2-byte weights kept against widened to f32 at load (SmolLM2-135M-shaped, BF16 file, one thread)\n"
+    );
+    println!(
+        "Medians of {rounds} alternating rounds of 4 steps (after 1 warm-up step) in one process.\n"
+    );
+    println!("| weights | MiB | ms / step |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| kept as stored (bf16 matrices) | {:.0} | {k:.0} |",
+        mib(&kept)
+    );
+    println!("| widened to f32 at load | {:.0} | {w:.0} |", mib(&widened));
+    println!("\nKept / widened: {:.2} of the step time.\n", k / w);
+}
+
 fn main() {
     if let Some(spec) = arg("--ours") {
         return ours_round(&spec);
@@ -456,6 +497,12 @@ fn main() {
     }
     let python = arg("--python").unwrap_or_else(|| "python3".into());
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
+    if std::env::args().any(|a| a == "--kept-only") {
+        let smollm2 = SMOLLM2_135M.write("smollm2-135m");
+        print_kept_against_widened(&smollm2, rounds);
+        std::fs::remove_dir_all(smollm2).ok();
+        return;
+    }
     print_comparison(
         &Case {
             title: "bundled model",
@@ -480,6 +527,7 @@ fn main() {
         },
         &python,
     );
+    print_kept_against_widened(&smollm2, rounds);
     std::fs::remove_dir_all(smollm2).ok();
     print_frozen_against_unfrozen();
 }

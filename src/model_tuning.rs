@@ -48,14 +48,15 @@ pub struct ModelTuner {
 }
 
 impl ModelTuner {
-    /// A trainable copy of `base` (tensors are shared until the first step writes new ones).
+    /// A trainable copy of `base` in f32 (f32 tensors are shared until the first step writes new
+    /// ones).
     pub fn new(base: &Model, config: ModelTuningConfig) -> Self {
         let optim = AdamWConfig::new()
             .with_epsilon(ADAM_EPSILON)
             .with_weight_decay(config.weight_decay)
             .init();
         Self {
-            model: base.clone().set_require_grad(true),
+            model: base.clone().widened().set_require_grad(true),
             optim,
             config,
             step: 0,

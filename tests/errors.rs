@@ -12,31 +12,6 @@ use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt};
 use soft_prompt_lab::tasks::{Example, parse_jsonl};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
 
-type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
-
-/// The fixture's weights as editable entries, and back to bytes.
-fn tensors(name: &str) -> Tensors {
-    let bytes = read(name, "model.safetensors");
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(k, v)| (k, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
-        .collect()
-}
-
-fn serialize(t: &Tensors) -> Vec<u8> {
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = t
-        .iter()
-        .map(|(k, d, s, b)| {
-            (
-                k.clone(),
-                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
-            )
-        })
-        .collect();
-    safetensors::serialize(views, None).unwrap()
-}
-
 fn load_err(
     name: &str,
     config: Option<&[u8]>,

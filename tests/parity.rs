@@ -4,8 +4,9 @@
 mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor, bf16, f16};
 use common::*;
+use safetensors::Dtype;
 use soft_prompt_lab::adapter::{self, Precision};
 use soft_prompt_lab::batch::Padded;
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
@@ -348,6 +349,85 @@ fn our_adapters_load_in_peft() {
         ))
         .unwrap();
         assert_eq!(ours[0].ids, r.ids("peft_greedy_with_ours"), "{name}");
+    }
+}
+
+/// The CPU backend keeps a 2-byte checkpoint's weight matrices as stored (half the memory of f32)
+/// and widens them inside its products (`model::frozen_matmul`). Widening bf16 or f16 to f32 is
+/// exact, so the same values loaded as f32 must compute the same numbers, bit for bit: the
+/// prompt's loss and gradient, 20 Adam steps, the greedy tokens. No tolerance: the products are
+/// the same f32 sums.
+#[test]
+fn two_byte_weights_compute_exactly_what_their_f32_values_compute() {
+    for name in ["tiny-b", "tiny-qwen2", "tiny-llama-sp"] {
+        let kept = load(name);
+        assert_ne!(
+            kept.model.embedding().dtype(),
+            DType::F32,
+            "{name}: as stored"
+        );
+        let mut wide = tensors(name);
+        for (_, dtype, _, bytes) in &mut wide {
+            let values: Vec<f32> = match *dtype {
+                Dtype::BF16 => bytes
+                    .chunks_exact(2)
+                    .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+                Dtype::F16 => bytes
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+                _ => continue,
+            };
+            *bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            *dtype = Dtype::F32;
+        }
+        let wide = load_with(name, None, Some(&serialize(&wide)), None).unwrap();
+        assert_eq!(
+            wide.model.embedding().dtype(),
+            DType::F32,
+            "{name}: widened"
+        );
+        let r = Reference::new(name);
+        let (loss_kept, grad_kept, _) = first_loss_and_grad(&kept, name, &r);
+        let (loss_wide, grad_wide, _) = first_loss_and_grad(&wide, name, &r);
+        assert_eq!(
+            (loss_kept, grad_kept),
+            (loss_wide, grad_wide),
+            "{name}: loss and gradient"
+        );
+        let trained = |lm: &soft_prompt_lab::loader::LoadedModel| {
+            let prompt = initial_prompt(lm, name);
+            let batch = reference_batch(lm, &r, prompt.n_virtual());
+            let config = TrainConfig {
+                optimizer: OptimizerKind::Adam,
+                lr: r.json["adam_lr"].as_f64().unwrap(),
+                max_grad_norm: None,
+            };
+            let mut trainer = Trainer::new(prompt, config);
+            for _ in 0..20 {
+                pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();
+            }
+            let prompt = trainer.prompt.values();
+            let opts = GenerateOptions {
+                max_new_tokens: 8,
+                stop_at_newline: false,
+                stop_at_eos: false,
+                ..GenerateOptions::default()
+            };
+            let inputs = [r.json["gen_prompt"].as_str().unwrap(), "a"];
+            let p = Prompting::soft(prompt.clone());
+            let out = pollster::block_on(generate(lm, &p, &inputs, &opts)).unwrap();
+            (
+                values(prompt),
+                out.into_iter().map(|g| g.ids).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            trained(&kept),
+            trained(&wide),
+            "{name}: 20 Adam steps, then generation"
+        );
     }
 }
 

@@ -3,7 +3,6 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{gelu, sigmoid};
-use burn::tensor::module::linear;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::weights::WeightReader;
@@ -37,7 +36,7 @@ pub struct Conv1D {
 
 impl Conv1D {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        linear(x, self.weight.val(), Some(self.bias.val()))
+        super::frozen_matmul::linear(x, self.weight.val(), Some(self.bias.val()))
     }
 }
 
@@ -195,7 +194,11 @@ impl Gpt2 {
         g: &Gpt2Config,
     ) -> Result<Self> {
         let d = config.d_model;
-        let wte = r.tensor("wte.weight", [config.vocab_size, d], "[vocab_size, n_embd]")?;
+        let wte = r.matrix(
+            r.key("wte.weight"),
+            [config.vocab_size, d],
+            "[vocab_size, n_embd]",
+        )?;
         let wpe = r.tensor(
             "wpe.weight",
             [config.n_positions, d],
@@ -221,7 +224,7 @@ impl Block {
         let conv =
             |r: &mut WeightReader<'_>, name: &str, d_in, d_out, why: &str| -> Result<Conv1D> {
                 Ok(Conv1D {
-                    weight: r.tensor(&format!("h.{i}.{name}.weight"), [d_in, d_out], why)?,
+                    weight: r.matrix(r.key(&format!("h.{i}.{name}.weight")), [d_in, d_out], why)?,
                     bias: r.tensor(&format!("h.{i}.{name}.bias"), [d_out], why)?,
                 })
             };

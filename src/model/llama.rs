@@ -6,7 +6,6 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::silu;
-use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::weights::WeightReader;
@@ -99,7 +98,7 @@ pub struct Linear {
 
 impl Linear {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        linear(x, self.weight.val(), self.bias.as_ref().map(Param::val))
+        super::frozen_matmul::linear(x, self.weight.val(), self.bias.as_ref().map(Param::val))
     }
 }
 
@@ -291,14 +290,15 @@ impl Llama {
         l: &LlamaConfig,
     ) -> Result<Self> {
         let (v, d) = (config.vocab_size, config.d_model);
-        let embed_tokens = r.tensor("embed_tokens.weight", [v, d], "[vocab_size, hidden_size]")?;
+        let key = r.key("embed_tokens.weight");
+        let embed_tokens = r.matrix(key, [v, d], "[vocab_size, hidden_size]")?;
         let layers = (0..config.n_layer)
             .map(|i| LlamaLayer::load(r, config, l, i))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(r, "norm", d, l.rms_norm_eps)?;
         let lm_head = match l.tie_word_embeddings {
             true => None,
-            false => Some(r.tensor_at(
+            false => Some(r.matrix(
                 "lm_head.weight".into(),
                 [v, d],
                 "[vocab_size, hidden_size]: tie_word_embeddings is false",

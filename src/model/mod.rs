@@ -8,15 +8,16 @@
 //! computes gradients only for what is prepended to its input (the soft prompt).
 
 mod config;
+mod frozen_matmul;
 pub mod gpt2;
 pub mod llama;
 mod load;
 mod weights;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::module::embedding;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData};
 
 pub use config::{Arch, ModelConfig, SpecialIds, parse_config};
 pub use load::load_weights;
@@ -106,6 +107,19 @@ impl Model {
         self.valid()
     }
 
+    /// The same model with every weight in f32, for training the weights themselves
+    /// (`model_tuning.rs`): the CPU backend keeps a 2-byte checkpoint's matrices as stored, and
+    /// their products (`frozen_matmul`) pass no gradient to them.
+    pub fn widened(self) -> Model {
+        struct Widen;
+        impl ModuleMapper for Widen {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                param.map(widened)
+            }
+        }
+        self.map(&mut Widen)
+    }
+
     pub fn device(&self) -> Device {
         self.embedding().device()
     }
@@ -117,14 +131,14 @@ impl Model {
 
     /// Token embeddings: ids `[batch, seq]` -> `[batch, seq, d_model]`.
     pub fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        embedding(self.embedding(), ids)
+        widened(embedding(self.embedding(), ids))
     }
 
     /// Rows of the token embedding for the given ids: `[n, d_model]`.
     pub fn embedding_rows(&self, ids: &[u32]) -> Tensor<2> {
         let idx =
             Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [ids.len()]), &self.device());
-        self.embedding().select(0, idx)
+        widened(self.embedding().select(0, idx))
     }
 
     /// The transformer on a shared prefix and token embeddings. `prefix`: `[n, d_model]` input
@@ -195,7 +209,7 @@ impl Model {
     /// The output head on selected hidden states `[n, d_model]` -> logits `[n, vocab]`. Only the
     /// positions that are scored pay for the vocabulary-sized matmul.
     pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
-        hidden.matmul(family!(self, f => f.head()).transpose())
+        frozen_matmul::matmul(hidden, family!(self, f => f.head()), true)
     }
 
     /// Log-probabilities `[n]` of `targets` at flat hidden positions `positions` (indices into
@@ -274,6 +288,15 @@ impl Model {
         let mut c = Collect(Vec::new());
         self.visit(&mut c);
         c.0
+    }
+}
+
+/// Rows of a frozen weight in f32 (the CPU backend keeps a 2-byte checkpoint's matrices as
+/// they are stored: `weights.rs`).
+fn widened<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    match t.dtype() {
+        DType::F32 => t,
+        _ => t.cast(FloatDType::F32),
     }
 }
 

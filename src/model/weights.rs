@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 
 use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData, bf16, f16};
 use safetensors::tensor::{Metadata, TensorView};
 use safetensors::{Dtype, SafeTensorError};
 
@@ -134,7 +134,8 @@ impl<'a> WeightReader<'a> {
         })
     }
 
-    /// The tensor `name` (under the prefix), of `shape` (`why`: where the shape comes from).
+    /// The tensor `name` (under the prefix), of `shape` (`why`: where the shape comes from), in
+    /// f32: norms, biases, position embeddings.
     pub(crate) fn tensor<const D: usize>(
         &mut self,
         name: &str,
@@ -151,7 +152,19 @@ impl<'a> WeightReader<'a> {
         shape: [usize; D],
         why: &str,
     ) -> Result<Param<Tensor<D>>> {
-        let values = self.values(key, shape, why)?;
+        let values = self.values(key, shape, why, false)?;
+        Ok(self.param(values, shape))
+    }
+
+    /// A weight matrix only ever multiplied (`model::frozen_matmul`): on the CPU backend kept in
+    /// the file's precision when that is 2 bytes (half the memory of f32, the same products).
+    pub(crate) fn matrix(
+        &mut self,
+        key: String,
+        shape: [usize; 2],
+        why: &str,
+    ) -> Result<Param<Tensor<2>>> {
+        let values = self.values(key, shape, why, keeps_half(&self.device))?;
         Ok(self.param(values, shape))
     }
 
@@ -163,25 +176,19 @@ impl<'a> WeightReader<'a> {
         d_out: usize,
         why: &str,
     ) -> Result<Param<Tensor<2>>> {
-        let stored = self.values(key, [d_out, d_in], why)?;
-        let mut t = vec![0.0; stored.len()];
-        for (o, row) in stored.chunks_exact(d_in).enumerate() {
-            for (i, x) in row.iter().enumerate() {
-                t[i * d_out + o] = *x;
-            }
-        }
-        Ok(self.param(t, [d_in, d_out]))
+        let half = keeps_half(&self.device);
+        let stored = self.values(key, [d_out, d_in], why, half)?;
+        Ok(self.param(stored.transposed(d_out, d_in), [d_in, d_out]))
     }
 
     pub(crate) fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
 
-    fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Param<Tensor<D>> {
-        Param::from_tensor(Tensor::from_data(
-            TensorData::new(values, shape),
-            &self.device,
-        ))
+    fn param<const D: usize>(&self, values: Values, shape: [usize; D]) -> Param<Tensor<D>> {
+        let data = values.into_data(shape);
+        let dtype = data.dtype();
+        Param::from_tensor(Tensor::from_data(data, (&self.device, dtype)))
     }
 
     fn values<const D: usize>(
@@ -189,7 +196,8 @@ impl<'a> WeightReader<'a> {
         key: String,
         shape: [usize; D],
         why: &str,
-    ) -> Result<Vec<f32>> {
+        keep_half: bool,
+    ) -> Result<Values> {
         let info = self
             .metadata
             .info(&key)
@@ -214,8 +222,8 @@ impl<'a> WeightReader<'a> {
                 detail: e.to_string(),
             }
         })?;
-        let values = to_f32(&key, &view)?;
-        let bad = non_finite(&values);
+        let values = Values::decode(&key, &view, keep_half)?;
+        let bad = values.non_finite();
         if bad > 0 {
             return Err(Error::WeightNotFinite {
                 key,
@@ -293,6 +301,74 @@ impl<'a> WeightReader<'a> {
             ),
         })
     }
+}
+
+/// Whether the backend on `device` keeps 2-byte weight matrices as they are stored: the CPU
+/// backend does (its products widen them block by block); a GPU gets f32.
+fn keeps_half(device: &Device) -> bool {
+    *device == crate::backend::cpu() || *device == crate::backend::host()
+}
+
+/// A tensor's values as the model keeps them: f32, or the file's own 2-byte float type.
+enum Values {
+    F32(Vec<f32>),
+    Bf16(Vec<bf16>),
+    F16(Vec<f16>),
+}
+
+impl Values {
+    /// `view`'s values: kept as stored when `keep_half` and they are bf16 or f16, else in f32.
+    fn decode(key: &str, view: &TensorView<'_>, keep_half: bool) -> Result<Self> {
+        let pairs = || view.data().chunks_exact(2).map(|c| [c[0], c[1]]);
+        Ok(match (view.dtype(), keep_half) {
+            (Dtype::BF16, true) => Values::Bf16(pairs().map(bf16::from_le_bytes).collect()),
+            (Dtype::F16, true) => Values::F16(pairs().map(f16::from_le_bytes).collect()),
+            _ => Values::F32(to_f32(key, view)?),
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::Bf16(v) => v.len(),
+            Values::F16(v) => v.len(),
+        }
+    }
+
+    fn non_finite(&self) -> usize {
+        match self {
+            Values::F32(v) => non_finite(v),
+            Values::Bf16(v) => v.iter().filter(|x| !x.is_finite()).count(),
+            Values::F16(v) => v.iter().filter(|x| !x.is_finite()).count(),
+        }
+    }
+
+    /// The `[rows, cols]` matrix as `[cols, rows]`.
+    fn transposed(self, rows: usize, cols: usize) -> Self {
+        match self {
+            Values::F32(v) => Values::F32(transpose(&v, rows, cols)),
+            Values::Bf16(v) => Values::Bf16(transpose(&v, rows, cols)),
+            Values::F16(v) => Values::F16(transpose(&v, rows, cols)),
+        }
+    }
+
+    fn into_data<const D: usize>(self, shape: [usize; D]) -> TensorData {
+        match self {
+            Values::F32(v) => TensorData::new(v, shape),
+            Values::Bf16(v) => TensorData::new(v, shape),
+            Values::F16(v) => TensorData::new(v, shape),
+        }
+    }
+}
+
+fn transpose<T: Copy + Default>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut t = vec![T::default(); values.len()];
+    for (r, row) in values.chunks_exact(cols).enumerate() {
+        for (c, x) in row.iter().enumerate() {
+            t[c * rows + r] = *x;
+        }
+    }
+    t
 }
 
 /// Constants some checkpoints carry beside the weights, skipped: old GPT-2 files' causal-mask

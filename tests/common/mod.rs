@@ -100,6 +100,31 @@ pub fn load_with(
     LoadedModel::from_bytes(files, &backend::cpu())
 }
 
+pub type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+
+/// The fixture's weights as editable entries, and back to bytes.
+pub fn tensors(name: &str) -> Tensors {
+    let bytes = read(name, "model.safetensors");
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(k, v)| (k, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect()
+}
+
+pub fn serialize(t: &Tensors) -> Vec<u8> {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = t
+        .iter()
+        .map(|(k, d, s, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
 pub struct Reference {
     pub json: Value,
     bytes: Vec<u8>,
