@@ -449,7 +449,7 @@ fn print_frozen_against_unfrozen() {
 /// A 2-byte checkpoint's weight matrices kept as stored (widened block by block inside each
 /// product: `model::frozen_matmul`) against the same model widened to f32 at load (as before),
 /// alternated in one process on one thread: what half the weights' memory costs a step.
-fn print_kept_against_widened(dir: &std::path::Path, rounds: usize) {
+fn print_kept_against_widened(title: &str, dir: &std::path::Path, rounds: usize, steps: usize) {
     // SAFETY: no other thread runs here (every measuring process has finished).
     unsafe { std::env::set_var(backend::THREADS_VAR, "1") };
     let kept = LoadedModel::from_dir(dir, &backend::cpu()).unwrap();
@@ -467,24 +467,25 @@ fn print_kept_against_widened(dir: &std::path::Path, rounds: usize) {
     };
     let (mut kept_ms, mut wide_ms) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        kept_ms.push(our_step_ms(&kept, &batches, 1, 4));
-        wide_ms.push(our_step_ms(&widened, &batches, 1, 4));
+        kept_ms.push(our_step_ms(&kept, &batches, 1, steps));
+        wide_ms.push(our_step_ms(&widened, &batches, 1, steps));
     }
     let (k, w) = (median(kept_ms), median(wide_ms));
+    println!("### 2-byte weights kept against widened to f32 at load ({title}, one thread)\n");
     println!(
-        "### 2-byte weights kept against widened to f32 at load (SmolLM2-135M-shaped, BF16 file, one thread)\n"
-    );
-    println!(
-        "Medians of {rounds} alternating rounds of 4 steps (after 1 warm-up step) in one process.\n"
+        "Medians of {rounds} alternating rounds of {steps} steps (after 1 warm-up step) in one process.\n"
     );
     println!("| weights | MiB | ms / step |");
     println!("| --- | --- | --- |");
-    println!(
-        "| kept as stored (bf16 matrices) | {:.0} | {k:.0} |",
-        mib(&kept)
-    );
+    println!("| kept as stored | {:.0} | {k:.0} |", mib(&kept));
     println!("| widened to f32 at load | {:.0} | {w:.0} |", mib(&widened));
     println!("\nKept / widened: {:.2} of the step time.\n", k / w);
+}
+
+fn print_kept(rounds: usize) {
+    let smollm2 = SMOLLM2_135M.write("smollm2-135m-kept");
+    print_kept_against_widened("SmolLM2-135M-shaped, BF16 file", &smollm2, rounds.max(3), 4);
+    std::fs::remove_dir_all(smollm2).ok();
 }
 
 fn main() {
@@ -498,10 +499,7 @@ fn main() {
     let python = arg("--python").unwrap_or_else(|| "python3".into());
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
     if std::env::args().any(|a| a == "--kept-only") {
-        let smollm2 = SMOLLM2_135M.write("smollm2-135m");
-        print_kept_against_widened(&smollm2, rounds);
-        std::fs::remove_dir_all(smollm2).ok();
-        return;
+        return print_kept(rounds);
     }
     print_comparison(
         &Case {
@@ -527,7 +525,7 @@ fn main() {
         },
         &python,
     );
-    print_kept_against_widened(&smollm2, rounds);
     std::fs::remove_dir_all(smollm2).ok();
+    print_kept(rounds);
     print_frozen_against_unfrozen();
 }

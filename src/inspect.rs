@@ -95,7 +95,8 @@ pub fn read_header(json: &[u8]) -> Result<HeaderSummary> {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemoryEstimate {
-    /// The weights in f32, as the engine computes.
+    /// The weights as the CPU engine keeps them: a large model's 2-byte matrices as stored (they
+    /// are widened inside each product, `model::frozen_matmul`), f32 otherwise.
     pub weights: u64,
     /// The downloaded file while the engine reads it (held by the page, outside the engine).
     pub file: u64,
@@ -114,7 +115,8 @@ pub struct MemoryEstimate {
 }
 
 impl MemoryEstimate {
-    fn new(c: &ModelConfig, file: u64, batch: u64, n_virtual: u64) -> Self {
+    /// `weight_bytes`: 2 or 4, from [`stored_width`].
+    fn new(c: &ModelConfig, file: u64, weight_bytes: u64, batch: u64, n_virtual: u64) -> Self {
         let (d, layers) = (c.d_model as u64, c.n_layer as u64);
         // The prompt's positions are computed once for the whole batch (`forward_prefixed`).
         let tokens = batch * ESTIMATE_ROW_TOKENS + n_virtual;
@@ -129,7 +131,7 @@ impl MemoryEstimate {
         // Logits at the scored positions (a few per row), with their gradient.
         let logits = batch * 4 * c.vocab_size as u64 * 4 * 2;
         let activations = layers * per_layer + logits;
-        let weights = c.num_params() * 4;
+        let weights = c.num_params() * weight_bytes;
         let embedding_copy = c.embedding_bytes();
         let optimizer = 4 * n_virtual * d * 4;
         let engine = weights + embedding_copy + activations + optimizer;
@@ -142,6 +144,19 @@ impl MemoryEstimate {
             engine,
             total: engine.max(weights + file),
         }
+    }
+}
+
+/// Bytes a weight takes in the CPU engine: 4 for a small model (`KEEP_HALF_FROM_PARAMS`); else
+/// the header's dtype when it was read, or what the file's size per parameter says (a
+/// safetensors file is its weights and a short header).
+fn stored_width(header: Option<&HeaderSummary>, file: u64, params: u64) -> u64 {
+    match header {
+        _ if params < crate::model::KEEP_HALF_FROM_PARAMS => 4,
+        Some(h) if matches!(h.dtype.as_str(), "BF16" | "F16") => 2,
+        Some(_) => 4,
+        None if file > 0 && file < 3 * params => 2,
+        None => 4,
     }
 }
 
@@ -177,7 +192,9 @@ pub fn inspect(
 ) -> Result<CheckpointSummary> {
     let c = parse_config(config_json)?;
     let header = header_json.map(read_header).transpose()?;
-    let memory = MemoryEstimate::new(&c, download_bytes, batch as u64, n_virtual as u64);
+    let width = stored_width(header.as_ref(), download_bytes, c.num_params());
+    let estimate = |b: u64| MemoryEstimate::new(&c, download_bytes, width, b, n_virtual as u64);
+    let memory = estimate(batch as u64);
     let largest_tensor_bytes = header
         .as_ref()
         .map_or(c.embedding_bytes(), |h| h.largest_elements * 4);
@@ -187,9 +204,9 @@ pub fn inspect(
             memory.engine as f64 / (1u64 << 30) as f64
         );
         // The model may fit with a smaller step.
-        let fits = (1..batch as u64).rev().find(|&b| {
-            MemoryEstimate::new(&c, download_bytes, b, n_virtual as u64).engine < WASM_MEMORY_LIMIT
-        });
+        let fits = (1..batch as u64)
+            .rev()
+            .find(|&b| estimate(b).engine < WASM_MEMORY_LIMIT);
         match fits {
             Some(b) => format!("{need}: set the batch size to {b} or less and check again"),
             None => format!("{need}: choose a smaller model"),
@@ -225,7 +242,8 @@ mod tests {
         let h = s.header.unwrap();
         assert_eq!((h.dtype.as_str(), h.tensors), ("BF16", 2));
         assert_eq!(s.largest_tensor_bytes, 49152 * 576 * 4);
-        assert_eq!(s.memory.weights, 134_515_008 * 4);
+        // The BF16 file's weights stay 2 bytes each in the engine.
+        assert_eq!(s.memory.weights, 134_515_008 * 2);
         assert!(s.refusal.is_none());
         let m = &s.memory;
         assert_eq!(
@@ -241,9 +259,9 @@ mod tests {
         let big = r#"{"model_type":"qwen2","vocab_size":152064,"max_position_embeddings":32768,"hidden_size":3584,"intermediate_size":18944,"num_hidden_layers":28,"num_attention_heads":28,"num_key_value_heads":4,"rope_theta":1000000,"tie_word_embeddings":false}"#;
         let s = inspect(big.as_bytes(), None, 15_000_000_000, 16, 8).unwrap();
         assert!(s.refusal.unwrap().ends_with("choose a smaller model"));
-        // Qwen2.5-0.5B (vocabulary 151,936): the model fits, a step at batch 64 does not.
+        // Qwen2.5-0.5B (vocabulary 151,936, a BF16 file): the model fits, a step at batch 128 does not.
         let qwen = r#"{"model_type":"qwen2","vocab_size":151936,"max_position_embeddings":32768,"hidden_size":896,"intermediate_size":4864,"num_hidden_layers":24,"num_attention_heads":14,"num_key_value_heads":2,"rope_theta":1000000,"tie_word_embeddings":true}"#;
-        let s = inspect(qwen.as_bytes(), None, 988_097_824, 64, 8).unwrap();
+        let s = inspect(qwen.as_bytes(), None, 988_097_824, 128, 8).unwrap();
         let refusal = s.refusal.unwrap();
         assert!(refusal.contains("set the batch size to"), "{refusal}");
         assert!(

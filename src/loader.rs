@@ -1,5 +1,6 @@
 //! Loads a model in Hugging Face layout from bytes (the browser hands bytes, not paths):
-//! `config.json`, `model.safetensors` (F32, F16 or BF16; computed in f32) and `tokenizer.json`,
+//! `config.json`, `model.safetensors` (F32, F16 or BF16; computed in f32, a large model's 2-byte weights kept
+//! as stored: `model::KEEP_HALF_FROM_PARAMS`) and `tokenizer.json`,
 //! checked against each other before anything is built (`model::parse_config`,
 //! `model::load_weights`, `text::TextTokenizer`).
 
@@ -30,7 +31,7 @@ pub const MODEL_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokeniz
 impl LoadedModel {
     pub fn from_bytes(files: ModelFiles<'_>, device: &Device) -> Result<Self> {
         let config = parse_config(files.config_json)?;
-        let model = load_weights(&config, files.safetensors, device)?;
+        let model = load_weights(&config, files.safetensors, device)?.widened_if_small();
         let tokenizer = TextTokenizer::from_bytes(files.tokenizer_json, &config)?;
         Ok(Self { model, tokenizer })
     }

@@ -8,9 +8,10 @@ use burn::tensor::{DType, Tensor, bf16, f16};
 use common::*;
 use safetensors::Dtype;
 use soft_prompt_lab::adapter::{self, Precision};
+use soft_prompt_lab::backend;
 use soft_prompt_lab::batch::Padded;
 use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
-use soft_prompt_lab::model::Arch;
+use soft_prompt_lab::model::{Arch, load_weights, parse_config};
 use soft_prompt_lab::soft_prompt::{PromptInit, SoftPrompt, loss, prompted_hidden};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
 
@@ -352,15 +353,26 @@ fn our_adapters_load_in_peft() {
     }
 }
 
-/// The CPU backend keeps a 2-byte checkpoint's weight matrices as stored (half the memory of f32)
-/// and widens them inside its products (`model::frozen_matmul`). Widening bf16 or f16 to f32 is
-/// exact, so the same values loaded as f32 must compute the same numbers, bit for bit: the
-/// prompt's loss and gradient, 20 Adam steps, the greedy tokens. No tolerance: the products are
-/// the same f32 sums.
+/// The CPU backend keeps a large model's 2-byte weight matrices as stored (half the memory of f32)
+/// and widens them inside its products (`model::frozen_matmul`); the fixtures are small, so the
+/// loader widens them (`KEEP_HALF_FROM_PARAMS`) and the kept model is built here by
+/// `load_weights` itself. Widening bf16 or f16 to f32 is exact, so the same values loaded as f32
+/// must compute the same numbers, bit for bit: the prompt's loss and gradient, 20 Adam steps, the
+/// greedy tokens. No tolerance: the products are the same f32 sums.
 #[test]
 fn two_byte_weights_compute_exactly_what_their_f32_values_compute() {
     for name in ["tiny-b", "tiny-qwen2", "tiny-llama-sp"] {
-        let kept = load(name);
+        let config = parse_config(&read(name, "config.json")).unwrap();
+        let weights = read(name, "model.safetensors");
+        let kept = soft_prompt_lab::loader::LoadedModel {
+            model: load_weights(&config, &weights, &backend::cpu()).unwrap(),
+            ..load(name)
+        };
+        assert_eq!(
+            load(name).model.embedding().dtype(),
+            DType::F32,
+            "{name}: small, widened"
+        );
         assert_ne!(
             kept.model.embedding().dtype(),
             DType::F32,

@@ -163,7 +163,7 @@ const handlers = {
     const engineMs = performance.now() - loadStarted;
     // The old model's helpers go now; the new ones start after the first prompt (`afterPrompt`).
     stopPool();
-    afterPrompt.pool = () => startPool(source, loaded.info.params);
+    afterPrompt.pool = () => startPool(source);
     return {
       ...loaded, downloadNotes: notes, wasmBytes: engine.memory.buffer.byteLength, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings },
     };

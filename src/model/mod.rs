@@ -25,6 +25,13 @@ pub use weights::{WeightBytes, non_finite, to_f32};
 
 use crate::error::{Error, Result};
 
+/// Parameters from which the CPU backend keeps a 2-byte file's weight matrices as stored. Below,
+/// the weights are small (the bundled model's 10 MB in f32) and widening them in every product
+/// is a large share of a short step (the bundled model's step took 54 ms kept against 34 ms
+/// widened at load, natively); from a 135M model up, the weights are most of the engine's memory
+/// and the step costs the same (`./build.sh bench`).
+pub const KEEP_HALF_FROM_PARAMS: u64 = 50_000_000;
+
 /// The two families, as burn modules (an enum module: one variant per family).
 #[derive(Module, Debug)]
 pub enum Net {
@@ -118,6 +125,14 @@ impl Model {
             }
         }
         self.map(&mut Widen)
+    }
+
+    /// This model, widened to f32 when it has fewer than [`KEEP_HALF_FROM_PARAMS`] parameters.
+    pub fn widened_if_small(self) -> Model {
+        match self.config.num_params() < KEEP_HALF_FROM_PARAMS {
+            true => self.widened(),
+            false => self,
+        }
     }
 
     pub fn device(&self) -> Device {

@@ -304,7 +304,8 @@ impl<'a> WeightReader<'a> {
 }
 
 /// Whether the backend on `device` keeps 2-byte weight matrices as they are stored: the CPU
-/// backend does (its products widen them block by block); a GPU gets f32.
+/// backend does (its products widen them block by block); a GPU gets f32. A small model is
+/// widened after loading all the same (`Model::widened_if_small`).
 fn keeps_half(device: &Device) -> bool {
     *device == crate::backend::cpu() || *device == crate::backend::host()
 }

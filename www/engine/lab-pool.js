@@ -9,26 +9,28 @@ const engines = (n) => (n === 1 ? 'one engine' : `${n} engines`);
 
 /**
  * How many engines may train, and why: the page's number, else one per core the browser reports
- * while the model copies fit in half the memory the device reports (each holds its weights in
- * f32, an embedding copy and a step's activations: about 2.5 times the f32 weights), at most
+ * while the engines fit in half the memory the device reports (`engineBytes`: this engine's
+ * memory, measured when the prompt is ready; a helper holds the same weights and a step's
+ * activations instead of the prompt's views, about as much), at most
  * `POOL_MAX` (WebKit reports 4 cores on a 2-core machine, where 4 engines made a run 1.7 times
  * slower than one). A pool measured by timing (commit 22a3ea3) hung the engine's queue in the
  * restless-user page test (seed 7), so none is measured.
  */
-function poolSize(params) {
+function poolSize(engineBytes) {
   if (engine.workers > 0) {
     const n = engine.workers;
     return { size: n, why: `${engines(n)}, as the link's workers=${n} asks` };
   }
   const cores = self.navigator.hardwareConcurrency || 1;
   const memory = ((self.navigator.deviceMemory || 4) * 2 ** 30) / 2;
-  const fit = Math.max(1, Math.floor(memory / (params * 4 * 2.5)));
+  const fit = Math.max(1, Math.floor(memory / engineBytes));
   const size = Math.min(cores, fit);
   if (size > 1) {
     const n = Math.min(size, POOL_MAX);
     return { size: n, why: `${engines(n)} (the browser reports ${cores} cores; at most ${POOL_MAX} start: WebKit reports 4 on 2-core machines)` };
   }
-  const why = cores < 2 ? 'one engine: the browser reports one core' : 'one engine: a second copy of the model would not fit in half the memory the browser reports';
+  const mb = (engineBytes / 1e6).toFixed(0);
+  const why = cores < 2 ? 'one engine: the browser reports one core' : `one engine: a second (${mb} MB, as this one holds) would not fit in half the memory the browser reports`;
   return { size, why };
 }
 
@@ -49,9 +51,9 @@ export function stopPool() {
 }
 
 /** Helpers for the model just loaded, on the CPU path; they join as they finish loading. */
-export function startPool(source, params) {
+export function startPool(source) {
   stopPool();
-  const { size, why } = engine.backend === 'cpu' ? poolSize(params) : { size: 1, why: '' };
+  const { size, why } = engine.backend === 'cpu' ? poolSize(engine.memory.buffer.byteLength) : { size: 1, why: '' };
   poolPlan = { wanted: size, why };
   postPool();
   if (size < 2) return;

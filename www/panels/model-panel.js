@@ -107,7 +107,7 @@ export function modelPanel(ctx) {
     const parts = [`${fmtCount(s.params)} parameters (${s.family}, ${s.nLayer} layers, d ${s.dModel}, vocabulary ${s.vocabSize.toLocaleString('en')})`];
     if (s.header) parts.push(`${s.header.dtype} weights`);
     if (s.downloadBytes) parts.push(`${MB(s.downloadBytes)} to download`);
-    const needs = `needs about ${(m.total / 2 ** 20).toFixed(0)} MB of memory (the engine: weights in f32 ${MB(m.weights)}, the embedding copy `
+    const needs = `needs about ${(m.total / 2 ** 20).toFixed(0)} MB of memory (the engine: weights ${MB(m.weights)}, the embedding copy `
       + `${MB(m.embeddingCopy)}, a step's activations at batch ${state.batch} ${MB(m.activations)}, prompt and optimizer ${MB(m.optimizer)}; `
       + `while it loads, the file ${MB(m.file)} beside the weights)`;
     // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
