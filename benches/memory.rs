@@ -213,7 +213,7 @@ fn main() {
     );
     println!();
     println!(
-        "| model | f32 weights | estimate | after load | after steps | after evaluation | measured / estimate |"
+        "| model | weights (as the engine keeps them) | estimate | after load | after steps | after evaluation | measured / estimate |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for name in wanted.split(',') {
