@@ -6,7 +6,7 @@ use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::weights::WeightReader;
-use super::{Family, Kv, Mask, ModelConfig, Positions, attend};
+use super::{Call, Family, Joined, Kv, ModelConfig, Positions, attend_calls};
 use crate::error::Result;
 
 /// GPT-2's own fields of `config.json`.
@@ -66,19 +66,26 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// `x`: `[b, s, d]` at the positions after `past`'s (which every query sees). `masked`:
-    /// `[b, 1, s, past + s]`, true where a query must not see a key. Returns the output and this
-    /// call's own keys and values.
-    fn forward(&self, x: Tensor<3>, past: Option<&Kv>, masked: Mask) -> (Tensor<3>, Kv) {
-        let [b, s, d] = x.dims();
+    /// `x`: the calls' rows, joined (`joined`), normed; returns the attention's output, joined,
+    /// and each call's own keys and values.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        joined: &Joined,
+        calls: &[Call<'_, ()>],
+    ) -> (Tensor<3>, Vec<Kv>) {
+        let d = x.dims()[2];
         let (h, hd) = (self.n_head, d / self.n_head);
-        let qkv = self.c_attn.forward(x); // [b, s, 3d]
-        let heads = |t: Tensor<3>| t.reshape([b, s, h, hd]).swap_dims(1, 2); // [b, s, d] -> [b, h, s, hd]
-        let q = heads(qkv.clone().narrow(2, 0, d));
-        let k = heads(qkv.clone().narrow(2, d, d));
-        let v = heads(qkv.narrow(2, 2 * d, d));
-        let y = attend(q, &k, &v, past, masked);
-        (self.c_proj.forward(y), (k, v))
+        let qkv = joined.split(self.c_attn.forward(x)); // [b, s, 3d] each
+        let split = qkv.into_iter().map(|qkv| {
+            let [b, s, _] = qkv.dims();
+            let heads = |t: Tensor<3>| t.reshape([b, s, h, hd]).swap_dims(1, 2); // [b, s, d] -> [b, h, s, hd]
+            let q = heads(qkv.clone().narrow(2, 0, d));
+            let k = heads(qkv.clone().narrow(2, d, d));
+            (q, (k, heads(qkv.narrow(2, 2 * d, d))))
+        });
+        let (ys, kvs) = attend_calls(calls, split);
+        (self.c_proj.forward(joined.join(ys)), kvs)
     }
 }
 
@@ -120,12 +127,14 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, past: Option<&Kv>, masked: Mask) -> (Tensor<3>, Kv) {
-        let (a, kv) = self
+    fn forward(&self, xs: Vec<Tensor<3>>, calls: &[Call<'_, ()>]) -> Vec<(Tensor<3>, Kv)> {
+        let (x, joined) = Joined::new(xs);
+        let (a, kvs) = self
             .attn
-            .forward(self.ln_1.forward(x.clone()), past, masked);
+            .forward(self.ln_1.forward(x.clone()), &joined, calls);
         let x = x + a;
-        (x.clone() + self.mlp.forward(self.ln_2.forward(x)), kv)
+        let x = x.clone() + self.mlp.forward(self.ln_2.forward(x));
+        joined.split(x).into_iter().zip(kvs).collect()
     }
 }
 
@@ -166,15 +175,8 @@ impl Family for Gpt2 {
         self.h.len()
     }
 
-    fn layer(
-        &self,
-        i: usize,
-        x: Tensor<3>,
-        _: &(),
-        past: Option<&Kv>,
-        masked: Mask,
-    ) -> (Tensor<3>, Kv) {
-        self.h[i].forward(x, past, masked)
+    fn layer(&self, i: usize, xs: Vec<Tensor<3>>, calls: &[Call<'_, ()>]) -> Vec<(Tensor<3>, Kv)> {
+        self.h[i].forward(xs, calls)
     }
 
     fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {

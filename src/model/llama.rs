@@ -9,7 +9,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::weights::WeightReader;
-use super::{Family, Kv, Mask, ModelConfig, Positions, attend};
+use super::{Call, Family, Joined, Kv, ModelConfig, Positions, attend_calls};
 use crate::error::Result;
 
 /// The Llama family's own fields of `config.json`.
@@ -152,22 +152,33 @@ fn rotate(x: Tensor<4>, a: &Angles) -> Tensor<4> {
 }
 
 impl LlamaAttention {
+    /// `x`: the calls' rows, joined (`joined`), normed; returns the attention's output, joined,
+    /// and each call's own keys and values.
     fn forward(
         &self,
         x: Tensor<3>,
-        at: &Angles,
-        past: Option<&Kv>,
-        masked: Mask,
-    ) -> (Tensor<3>, Kv) {
-        let [b, s, _] = x.dims();
+        joined: &Joined,
+        calls: &[Call<'_, Angles>],
+    ) -> (Tensor<3>, Vec<Kv>) {
         let hd = self.head_dim;
         // [b, s, heads * hd] -> [b, heads, s, hd]
-        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
-        let q = rotate(heads(self.q_proj.forward(x.clone()), self.n_head), at);
-        let k = rotate(heads(self.k_proj.forward(x.clone()), self.n_kv_head), at);
-        let v = heads(self.v_proj.forward(x), self.n_kv_head);
-        let y = attend(q, &k, &v, past, masked);
-        (self.o_proj.forward(y), (k, v))
+        let heads = |t: Tensor<3>, n: usize| {
+            let [b, s, _] = t.dims();
+            t.reshape([b, s, n, hd]).swap_dims(1, 2)
+        };
+        let q = joined.split(self.q_proj.forward(x.clone()));
+        let k = joined.split(self.k_proj.forward(x.clone()));
+        let v = joined.split(self.v_proj.forward(x));
+        let qkv = calls
+            .iter()
+            .zip(q.into_iter().zip(k).zip(v))
+            .map(|(call, ((q, k), v))| {
+                let q = rotate(heads(q, self.n_head), call.at);
+                let k = rotate(heads(k, self.n_kv_head), call.at);
+                (q, (k, heads(v, self.n_kv_head)))
+            });
+        let (ys, kvs) = attend_calls(calls, qkv);
+        (self.o_proj.forward(joined.join(ys)), kvs)
     }
 }
 
@@ -195,21 +206,13 @@ pub struct LlamaLayer {
 }
 
 impl LlamaLayer {
-    fn forward(
-        &self,
-        x: Tensor<3>,
-        at: &Angles,
-        past: Option<&Kv>,
-        masked: Mask,
-    ) -> (Tensor<3>, Kv) {
-        let (a, kv) =
-            self.self_attn
-                .forward(self.input_layernorm.forward(x.clone()), at, past, masked);
+    fn forward(&self, xs: Vec<Tensor<3>>, calls: &[Call<'_, Angles>]) -> Vec<(Tensor<3>, Kv)> {
+        let (x, joined) = Joined::new(xs);
+        let normed = self.input_layernorm.forward(x.clone());
+        let (a, kvs) = self.self_attn.forward(normed, &joined, calls);
         let x = x + a;
-        (
-            x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x)),
-            kv,
-        )
+        let x = x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x));
+        joined.split(x).into_iter().zip(kvs).collect()
     }
 }
 
@@ -265,12 +268,10 @@ impl Family for Llama {
     fn layer(
         &self,
         i: usize,
-        x: Tensor<3>,
-        at: &Angles,
-        past: Option<&Kv>,
-        masked: Mask,
-    ) -> (Tensor<3>, Kv) {
-        self.layers[i].forward(x, at, past, masked)
+        xs: Vec<Tensor<3>>,
+        calls: &[Call<'_, Angles>],
+    ) -> Vec<(Tensor<3>, Kv)> {
+        self.layers[i].forward(xs, calls)
     }
 
     fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {

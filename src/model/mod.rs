@@ -72,19 +72,100 @@ pub(crate) trait Family {
     /// inside attention instead.
     fn input(&self, x: Tensor<3>, positions: &Positions) -> Tensor<3>;
     fn layers(&self) -> usize;
-    /// Layer `i` on `x` `[b, s, d]`, after `past` (seen by every query); returns its output and
-    /// this call's own keys and values.
+    /// Layer `i` on the inputs `xs` (`[b, s, d]` each) of one or more calls: the row-wise work
+    /// (norms, projections, the MLP) on all their rows at once ([`Joined`]), attention per call.
+    /// Returns each call's output and its own keys and values.
     fn layer(
         &self,
         i: usize,
-        x: Tensor<3>,
-        at: &Self::At,
-        past: Option<&Kv>,
-        masked: Mask,
-    ) -> (Tensor<3>, Kv);
+        xs: Vec<Tensor<3>>,
+        calls: &[Call<'_, Self::At>],
+    ) -> Vec<(Tensor<3>, Kv)>;
     fn final_norm(&self, x: Tensor<3>) -> Tensor<3>;
     /// The output head `[vocab, d_model]` (the embedding when tied).
     fn head(&self) -> Tensor<2>;
+}
+
+/// One call's rows inside a layer: what its positions need, the keys and values before its own
+/// that every query sees, and `[b, 1, s, keys]`, true where a query must not see a key.
+pub(crate) struct Call<'a, A> {
+    pub at: &'a A,
+    pub past: Past<'a>,
+    pub masked: Mask,
+}
+
+pub(crate) enum Past<'a> {
+    None,
+    Given(&'a Kv),
+    /// An earlier call's own keys and values in the same layer (the prompt's, for the tokens).
+    Call(usize),
+}
+
+/// Attention for each call on its queries `q` `[b, h, s, hd]` and its keys and values `kv`
+/// (`[b, kv_heads, s, hd]`), in order, a call's past taken from an earlier call where it says so.
+/// Returns each call's `[b, s, h * hd]` and its keys and values.
+pub(crate) fn attend_calls<A>(
+    calls: &[Call<'_, A>],
+    qkv: impl IntoIterator<Item = (Tensor<4>, Kv)>,
+) -> (Vec<Tensor<3>>, Vec<Kv>) {
+    let (mut ys, mut kvs): (Vec<Tensor<3>>, Vec<Kv>) = (Vec::new(), Vec::new());
+    for (call, (q, (k, v))) in calls.iter().zip(qkv) {
+        let past = match call.past {
+            Past::None => None,
+            Past::Given(kv) => Some(kv),
+            Past::Call(j) => Some(&kvs[j]),
+        };
+        ys.push(attend(q, &k, &v, past, call.masked.clone()));
+        kvs.push((k, v));
+    }
+    (ys, kvs)
+}
+
+/// Several calls' rows as one tensor, so that a layer's row-wise work is one product per weight
+/// for all of them: the prompt's rows and the tokens' go through each projection together (a
+/// 2-byte weight is widened once, not once per call; one kernel, not two). One call's rows stay
+/// as they are.
+pub(crate) struct Joined(Vec<[usize; 2]>);
+
+impl Joined {
+    /// `xs` (`[b, s, d]` each) as `[1, Σ b·s, d]`, and how to take them apart again.
+    pub(crate) fn new(xs: Vec<Tensor<3>>) -> (Tensor<3>, Joined) {
+        let shapes: Vec<[usize; 2]> = xs.iter().map(|x| [x.dims()[0], x.dims()[1]]).collect();
+        let joined = Joined(shapes);
+        (joined.join(xs), joined)
+    }
+
+    /// Rows shaped as the calls' (`[b, s, any]` each) in one tensor.
+    pub(crate) fn join(&self, mut xs: Vec<Tensor<3>>) -> Tensor<3> {
+        if xs.len() == 1 {
+            return xs.pop().expect("one call");
+        }
+        let flat = xs
+            .into_iter()
+            .map(|x| {
+                let [b, s, d] = x.dims();
+                x.reshape([1, b * s, d])
+            })
+            .collect();
+        Tensor::cat(flat, 1)
+    }
+
+    /// The calls' rows of `t` (as [`Joined::join`] made it), `[b, s, width]` each.
+    pub(crate) fn split(&self, t: Tensor<3>) -> Vec<Tensor<3>> {
+        if self.0.len() == 1 {
+            return vec![t];
+        }
+        let width = t.dims()[2];
+        let mut at = 0;
+        self.0
+            .iter()
+            .map(|&[b, s]| {
+                let part = t.clone().narrow(1, at, b * s).reshape([b, s, width]);
+                at += b * s;
+                part
+            })
+            .collect()
+    }
 }
 
 /// What decoding needs of the positions read so far: per layer their keys and values, which keys
@@ -325,7 +406,12 @@ fn run_unprefixed<F: Family>(
 ) -> (Tensor<3>, Option<Vec<Kv>>) {
     let mut kept = Vec::new();
     for i in 0..f.layers() {
-        let (out, kv) = f.layer(i, x, at, None, masked.clone());
+        let call = Call {
+            at,
+            past: Past::None,
+            masked: masked.clone(),
+        };
+        let (out, kv) = f.layer(i, vec![x], &[call]).pop().expect("one call");
         x = out;
         kept.push(kv);
     }
@@ -361,26 +447,35 @@ fn run<F: Family>(
         t.expand([b, h, n, hd]) // [1, h, n, hd] -> [b, h, n, hd]
     };
     for i in 0..f.layers() {
-        let (p_next, kv) = f.layer(i, p, &p_at, None, prefix_masked.clone());
-        // No tokens (an empty input after the prompt): the prefix alone.
-        let kv = if s > 0 {
-            let (out, (k, v)) = f.layer(i, x, &at, Some(&kv), masked.clone());
-            x = out;
-            if keep {
-                (
-                    Tensor::cat(vec![rows(kv.0), k], 2),
-                    Tensor::cat(vec![rows(kv.1), v], 2),
-                )
-            } else {
-                kv
-            }
-        } else {
-            (rows(kv.0), rows(kv.1))
+        let prompt = Call {
+            at: &p_at,
+            past: Past::None,
+            masked: prefix_masked.clone(),
         };
-        if keep {
-            kept.push(kv);
+        // No tokens (an empty input after the prompt): the prefix alone.
+        if s == 0 {
+            let (p_next, kv) = f.layer(i, vec![p], &[prompt]).pop().expect("one call");
+            if keep {
+                kept.push((rows(kv.0), rows(kv.1)));
+            }
+            p = p_next;
+            continue;
         }
-        p = p_next;
+        let text = Call {
+            at: &at,
+            past: Past::Call(0),
+            masked: masked.clone(),
+        };
+        let mut out = f.layer(i, vec![p, x], &[prompt, text]).into_iter();
+        let (p_next, kv) = out.next().expect("the prompt's call");
+        let (x_next, (k, v)) = out.next().expect("the tokens' call");
+        if keep {
+            kept.push((
+                Tensor::cat(vec![rows(kv.0), k], 2),
+                Tensor::cat(vec![rows(kv.1), v], 2),
+            ));
+        }
+        (p, x) = (p_next, x_next);
     }
     let p = f.final_norm(p).expand([b, n, d]); // [1, n, d] -> [b, n, d]
     let hidden = if s > 0 {
@@ -414,7 +509,12 @@ fn decode<F: Family>(
     let masked: Vec<bool> = cache.visible.iter().flatten().map(|v| !v).collect();
     let masked = Tensor::<4, Bool>::from_data(TensorData::new(masked, [b, 1, 1, keys]), &device);
     for (i, kv) in cache.layers.iter_mut().enumerate() {
-        let (out, (k, v)) = f.layer(i, x, &at, Some(kv), masked.clone());
+        let call = Call {
+            at: &at,
+            past: Past::Given(kv),
+            masked: masked.clone(),
+        };
+        let (out, (k, v)) = f.layer(i, vec![x], &[call]).pop().expect("one call");
         *kv = (
             Tensor::cat(vec![kv.0.clone(), k], 2),
             Tensor::cat(vec![kv.1.clone(), v], 2),
