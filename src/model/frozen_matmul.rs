@@ -1,8 +1,9 @@
 //! Products with frozen weights kept in their file's 2-byte precision (bf16, f16) on the CPU
 //! backend: each weight is widened to f32 a block at a time, inside the product, and the block
 //! freed before the next, so a model holds 2 bytes a weight instead of 4 and the arithmetic is
-//! the f32 arithmetic of before (widening bf16 or f16 to f32 is exact: results are bit-identical
-//! to loading the same file as f32).
+//! the f32 arithmetic of before (widening bf16 or f16 to f32 is exact: a weight widened whole
+//! gives results bit-identical to loading the same file as f32; one widened in blocks, a large
+//! head, may differ by an ulp, as gemm picks its kernel by the block's width).
 //!
 //! A custom op with its own backward because burn's autodiff would keep every widened copy for
 //! the backward pass (a matmul stores its right-hand side), which is more memory than f32 weights.
