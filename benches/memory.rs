@@ -24,7 +24,8 @@ use dlmalloc::{Allocator, Dlmalloc};
 use soft_prompt_lab::backend;
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
-use soft_prompt_lab::inspect::{header_length, inspect};
+use soft_prompt_lab::batch::typical_width;
+use soft_prompt_lab::inspect::{Step, header_length, inspect};
 use soft_prompt_lab::session::{Engine, Role};
 
 const PAGE: usize = 64 * 1024;
@@ -155,19 +156,12 @@ fn measure(dir: &std::path::Path) {
     let (config, tokenizer) = (read("config.json"), read("tokenizer.json"));
     let weights = OutsideHeap::read(&dir.join("model.safetensors"));
     let file = weights.as_ref();
-    let header_len = header_length(file).unwrap() as usize;
-    let summary = inspect(
-        &config,
-        Some(&file[8..8 + header_len]),
-        file.len() as u64,
-        BATCH,
-        N_VIRTUAL,
-    )
-    .unwrap();
+    let header = file[8..8 + header_length(file).unwrap() as usize].to_vec();
+    let file_len = file.len() as u64;
     // As the page's engine opens a model: the tensors read from the file one at a time, then the
     // weights' fingerprint and the vocabulary map (its own copy of the embedding).
     let engine = pollster::block_on(Engine::open(
-        config,
+        config.clone(),
         weights,
         tokenizer,
         &backend::cpu(),
@@ -177,7 +171,13 @@ fn measure(dir: &std::path::Path) {
     let load = phase();
     let lm = engine.loaded();
 
-    let (_, test, spec) = task("antonyms");
+    let (train, test, spec) = task("antonyms");
+    // The page estimates with the task's rows as its engine tokenizes them.
+    let step = Step {
+        row_tokens: typical_width(&lm.tokenizer, &train, BATCH).unwrap(),
+        ..Step::typical(BATCH, N_VIRTUAL)
+    };
+    let summary = inspect(&config, Some(&header), file_len, step).unwrap();
     let mut trainer = fresh_trainer(lm);
     for batch in batches(lm, STEPS) {
         pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();
@@ -190,6 +190,7 @@ fn measure(dir: &std::path::Path) {
         "{}",
         serde_json::json!({
             "estimate": mib(summary.memory.engine as usize),
+            "row_tokens": step.row_tokens,
             "f32_weights": mib(summary.memory.weights as usize),
             "load": load, "steps": steps, "evaluation": evaluation,
         })
@@ -208,14 +209,15 @@ fn main() {
     println!(
         "`cargo bench --profile dev --bench memory`: wasm's memory (MiB) after opening the model, after {STEPS} \
          steps (antonyms, batch {BATCH}, {N_VIRTUAL} virtual tokens) and after one held-out evaluation, against the \
-         estimate the page shows before the download; in brackets the most the heap held at once in that phase. \
+         estimate the page shows before the download (its rows as long as the task's typical batch's, by the \
+         engine's tokenizer); in brackets the most the heap held at once in that phase. \
          Random weights of each shape (BF16 for the Llama family, F32 for GPT-2, as on the Hub)."
     );
     println!();
     println!(
-        "| model | weights (as the engine keeps them) | estimate | after load | after steps | after evaluation | measured / estimate |"
+        "| model | weights (as the engine keeps them) | row tokens | estimate | after load | after steps | after evaluation | measured / estimate |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for name in wanted.split(',') {
         let shape = match name {
             "bundled" => None,
@@ -247,8 +249,9 @@ fn main() {
         let cell = |p: &str| format!("{} ({})", v[p]["memory"], v[p]["peak_live"]);
         let measured = v["evaluation"]["memory"].as_f64().unwrap();
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {:.2} |",
             v["f32_weights"],
+            v["row_tokens"],
             v["estimate"],
             cell("load"),
             cell("steps"),

@@ -133,6 +133,19 @@ impl ScoredBatch {
     }
 }
 
+/// The width (in tokens) a training batch of `batch` rows from `examples` is typically padded
+/// to: a batch is as wide as its longest row, and the longest of `batch` draws is about the
+/// length only one row in `batch + 1` exceeds. `None` when no example tokenizes.
+pub fn typical_width(tok: &TextTokenizer, examples: &[Example], batch: usize) -> Option<usize> {
+    let mut lengths: Vec<usize> = examples
+        .iter()
+        .filter_map(|ex| Some(Sequence::for_example(tok, "", ex).ok()?.ids.len()))
+        .collect();
+    lengths.sort_unstable();
+    let at = lengths.len() * batch / (batch + 1);
+    lengths.get(at.min(lengths.len().checked_sub(1)?)).copied()
+}
+
 /// Draws training batches: a seeded shuffle of the examples, walked in order, reshuffled each
 /// epoch. The same seed gives the same batches on every platform.
 pub struct Sampler {

@@ -154,6 +154,11 @@ pub enum Error {
         "the engine crashed on an internal error (a bug in Soft Prompt Lab, please report it: {detail}); it is restarted with your model, task, settings and prompt"
     )]
     Panic { detail: String },
+
+    #[error(
+        "the engine ran out of memory: it held {held_mb} MB and could not get {requested_mb} MB more (WebAssembly holds 4 GiB at most, and a browser may allow less); it is restarted with the model it had loaded, your task, settings and prompt. A smaller batch, one engine (workers=1 in the link) or a smaller model needs less"
+    )]
+    OutOfMemory { requested_mb: u64, held_mb: u64 },
 }
 
 /// What kind of failure an error is, for code that reacts to it (the worker, the page). The
@@ -175,6 +180,8 @@ pub enum ErrorKind {
     Internal,
     /// The engine panicked: its instance cannot be called again.
     Panic,
+    /// An allocation failed: the instance aborts (cannot be called again).
+    OutOfMemory,
 }
 
 impl Error {
@@ -205,12 +212,16 @@ impl Error {
             NotReady { .. } => ErrorKind::NotReady,
             Internal { .. } => ErrorKind::Internal,
             Panic { .. } => ErrorKind::Panic,
+            OutOfMemory { .. } => ErrorKind::OutOfMemory,
         }
     }
 
     /// The engine cannot go on: the caller must start it again (on the CPU after a lost GPU).
     pub fn is_fatal(&self) -> bool {
-        matches!(self.kind(), ErrorKind::GpuLost | ErrorKind::Panic)
+        matches!(
+            self.kind(),
+            ErrorKind::GpuLost | ErrorKind::Panic | ErrorKind::OutOfMemory
+        )
     }
 
     /// The line of a task file the error is about, when it names one.

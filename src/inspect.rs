@@ -14,9 +14,14 @@ use crate::model::{ModelConfig, parse_config};
 pub const WASM_MEMORY_LIMIT: u64 = 1 << 32;
 /// The longest safetensors header read before the weights (the format's own bound is 100 MB).
 pub const MAX_HEADER_BYTES: u64 = 100_000_000;
-/// Tokens a row is assumed to hold for the activation estimate: the built-in tasks' rows are
-/// 5-20 tokens (a batch is as wide as its longest); the virtual tokens come on top, once.
-const ESTIMATE_ROW_TOKENS: u64 = 16;
+/// Tokens a batch's row is assumed to hold for the activation estimate when no task says (the
+/// built-in tasks' rows are 5-20 tokens; a batch is as wide as its longest); else the task's
+/// typical width (`Engine::typical_row_tokens`). The virtual tokens come on top.
+pub const TYPICAL_ROW_TOKENS: usize = 16;
+/// What an engine holds whatever the model: its tokenizer, tables and the allocator's slack
+/// (`benches/memory.rs`: the bundled model's engine held 30 MiB after 5 steps, 23 MiB by the
+/// other terms).
+const ENGINE_BASE: u64 = 8 << 20;
 
 /// The safetensors header: `{name: {dtype, shape, data_offsets}, "__metadata__": {...}}`.
 #[derive(Deserialize)]
@@ -106,45 +111,74 @@ pub struct MemoryEstimate {
     pub activations: u64,
     /// The prompt, its gradient and Adam's two moments.
     pub optimizer: u64,
+    /// The tokenizer, the engine's tables and the allocator's slack: about the same for any model.
+    pub base: u64,
     /// The engine's own memory (wasm's, which never shrinks and holds at most 4 GiB): the
-    /// weights, the embedding copy, a step and the prompt's state. `benches/memory.rs` measures it.
+    /// weights, the embedding copy, a step, the prompt's state and the base. `benches/memory.rs`
+    /// measures it.
     pub engine: u64,
-    /// The page's high-water mark: the file beside the weights while they load (it is freed
-    /// once they are built), then the engine's memory.
+    /// The engines the page starts: the lab's and its CPU helpers (`Step::engines`).
+    pub engines: u64,
+    /// Each helper engine's memory: the weights, its share of a step and the base (no
+    /// embedding copy: only the lab engine draws the prompt's views); 0 with one engine.
+    pub helper: u64,
+    /// The page's high-water mark: every engine's memory, or an engine's file beside its
+    /// weights while they load (the file is freed once they are built), whichever is more.
     pub total: u64,
 }
 
 impl MemoryEstimate {
     /// `weight_bytes`: 2 or 4, from [`stored_width`].
-    fn new(c: &ModelConfig, file: u64, weight_bytes: u64, batch: u64, n_virtual: u64) -> Self {
-        let (d, layers) = (c.d_model as u64, c.n_layer as u64);
-        // The prompt's positions are computed once for the whole batch (`forward_prefixed`).
-        let tokens = batch * ESTIMATE_ROW_TOKENS + n_virtual;
-        let ffn = match &c.arch {
-            crate::model::Arch::Gpt2(g) => g.n_inner as u64,
-            crate::model::Arch::Llama(l) => l.intermediate_size as u64,
-        };
-        // Per token and layer: about ten d-wide and three ffn-wide f32 tensors are kept for
-        // backward; per row and layer, the attention weights (heads × keys × queries).
-        let row = ESTIMATE_ROW_TOKENS + n_virtual;
-        let per_layer = tokens * (10 * d + 3 * ffn) * 4 + batch * c.n_head as u64 * row * row * 4;
-        // Logits at the scored positions (a few per row), with their gradient.
-        let logits = batch * 4 * c.vocab_size as u64 * 4 * 2;
-        let activations = layers * per_layer + logits;
+    fn new(c: &ModelConfig, file: u64, weight_bytes: u64, step: Step) -> Self {
+        let engines = step.engines.max(1) as u64;
         let weights = c.num_params() * weight_bytes;
         let embedding_copy = c.embedding_bytes();
-        let optimizer = 4 * n_virtual * d * 4;
-        let engine = weights + embedding_copy + activations + optimizer;
+        let activations = step_activations(c, step, step.batch as u64);
+        let optimizer = 4 * step.n_virtual as u64 * c.d_model as u64 * 4;
+        let engine = weights + embedding_copy + activations + optimizer + ENGINE_BASE;
+        // A helper computes its share of each batch (`pool`); the lab engine computes the whole
+        // batch until a helper has joined.
+        let share = (step.batch as u64).div_ceil(engines);
+        let helper = match engines {
+            1 => 0,
+            _ => weights + step_activations(c, step, share) + ENGINE_BASE,
+        };
+        let all = engine + (engines - 1) * helper;
+        // While an engine loads, the file (outside wasm's memory) sits beside its weights; a
+        // helper loads beside the lab engine.
+        let loading = weights + file + if engines > 1 { engine } else { 0 };
         Self {
             weights,
             file,
             embedding_copy,
             activations,
             optimizer,
+            base: ENGINE_BASE,
             engine,
-            total: engine.max(weights + file),
+            engines,
+            helper,
+            total: all.max(loading),
         }
     }
+}
+
+/// A training step's stored activations on `rows` rows: what backward keeps, and the logits.
+fn step_activations(c: &ModelConfig, step: Step, rows: u64) -> u64 {
+    let (d, layers) = (c.d_model as u64, c.n_layer as u64);
+    let (n_virtual, row_tokens) = (step.n_virtual as u64, step.row_tokens as u64);
+    // The prompt's positions are computed once for the whole batch (`forward_prefixed`).
+    let tokens = rows * row_tokens + n_virtual;
+    let ffn = match &c.arch {
+        crate::model::Arch::Gpt2(g) => g.n_inner as u64,
+        crate::model::Arch::Llama(l) => l.intermediate_size as u64,
+    };
+    // Per token and layer: about ten d-wide and three ffn-wide f32 tensors are kept for
+    // backward; per row and layer, the attention weights (heads × keys × queries).
+    let row = row_tokens + n_virtual;
+    let per_layer = tokens * (10 * d + 3 * ffn) * 4 + rows * c.n_head as u64 * row * row * 4;
+    // Logits at the scored positions (a few per row), with their gradient.
+    let logits = rows * 4 * c.vocab_size as u64 * 4 * 2;
+    layers * per_layer + logits
 }
 
 /// Bytes a weight takes in the CPU engine: 4 for a small model (`KEEP_HALF_FROM_PARAMS`); else
@@ -181,20 +215,46 @@ pub struct CheckpointSummary {
     pub refusal: Option<String>,
 }
 
+/// The training an estimate is for: a step's shape and the engines that share it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub batch: usize,
+    pub n_virtual: usize,
+    /// Tokens in a batch's row (padded), the virtual tokens not counted.
+    pub row_tokens: usize,
+    /// The lab engine and its helpers (the page's CPU pool), at least 1.
+    pub engines: usize,
+}
+
+impl Step {
+    /// A step on one engine, on rows of [`TYPICAL_ROW_TOKENS`] (for when no task says how long
+    /// its rows are).
+    pub fn typical(batch: usize, n_virtual: usize) -> Self {
+        Self {
+            batch,
+            n_virtual,
+            row_tokens: TYPICAL_ROW_TOKENS,
+            engines: 1,
+        }
+    }
+}
+
 /// Reads `config.json` (and the header, when given) and estimates what a session on the model
-/// needs at `batch` rows and `n_virtual` virtual tokens.
+/// needs for training steps of this shape.
 pub fn inspect(
     config_json: &[u8],
     header_json: Option<&[u8]>,
     download_bytes: u64,
-    batch: usize,
-    n_virtual: usize,
+    step: Step,
 ) -> Result<CheckpointSummary> {
     let c = parse_config(config_json)?;
     let header = header_json.map(read_header).transpose()?;
     let width = stored_width(header.as_ref(), download_bytes, c.num_params());
-    let estimate = |b: u64| MemoryEstimate::new(&c, download_bytes, width, b, n_virtual as u64);
-    let memory = estimate(batch as u64);
+    let estimate = |batch: usize| {
+        MemoryEstimate::new(&c, download_bytes, width, Step { batch, ..step })
+    };
+    let batch = step.batch;
+    let memory = estimate(batch);
     let largest_tensor_bytes = header
         .as_ref()
         .map_or(c.embedding_bytes(), |h| h.largest_elements * 4);
@@ -204,7 +264,7 @@ pub fn inspect(
             memory.engine as f64 / (1u64 << 30) as f64
         );
         // The model may fit with a smaller step.
-        let fits = (1..batch as u64)
+        let fits = (1..batch)
             .rev()
             .find(|&b| estimate(b).engine < WASM_MEMORY_LIMIT);
         match fits {
@@ -236,7 +296,7 @@ mod tests {
     #[test]
     fn smollm2_135m_costs_what_its_shapes_say() {
         let header = br#"{"__metadata__":{"format":"pt"},"model.embed_tokens.weight":{"dtype":"BF16","shape":[49152,576],"data_offsets":[0,56623104]},"model.norm.weight":{"dtype":"F32","shape":[576],"data_offsets":[56623104,56625408]}}"#;
-        let s = inspect(SMOLLM2.as_bytes(), Some(header), 269_060_552, 16, 8).unwrap();
+        let s = inspect(SMOLLM2.as_bytes(), Some(header), 269_060_552, Step::typical(16, 8)).unwrap();
         // 134,515,008 parameters, as transformers counts SmolLM2-135M.
         assert_eq!(s.params, 134_515_008);
         let h = s.header.unwrap();
@@ -248,24 +308,32 @@ mod tests {
         let m = &s.memory;
         assert_eq!(
             m.engine,
-            m.weights + m.embedding_copy + m.activations + m.optimizer
+            m.weights + m.embedding_copy + m.activations + m.optimizer + m.base
         );
         assert_eq!(m.total, m.engine.max(m.weights + m.file));
+        // A helper holds the weights and its half of the step, not the embedding copy.
+        let two = |engines| Step { engines, ..Step::typical(16, 8) };
+        let pool = inspect(SMOLLM2.as_bytes(), Some(header), 269_060_552, two(2)).unwrap();
+        let (p, half) = (&pool.memory, Step::typical(8, 8));
+        let helper_step = inspect(SMOLLM2.as_bytes(), Some(header), 269_060_552, half).unwrap();
+        assert_eq!(p.engine, m.engine);
+        assert_eq!(p.helper, helper_step.memory.engine - m.embedding_copy - m.optimizer);
+        assert_eq!(p.total, (m.engine + p.helper).max(m.engine + m.weights + m.file));
     }
 
     #[test]
     fn a_model_beyond_wasm_memory_is_refused_and_bad_headers_are_named() {
         // Qwen2.5-7B's shape: 7.6 B parameters, 30 GB in f32.
         let big = r#"{"model_type":"qwen2","vocab_size":152064,"max_position_embeddings":32768,"hidden_size":3584,"intermediate_size":18944,"num_hidden_layers":28,"num_attention_heads":28,"num_key_value_heads":4,"rope_theta":1000000,"tie_word_embeddings":false}"#;
-        let s = inspect(big.as_bytes(), None, 15_000_000_000, 16, 8).unwrap();
+        let s = inspect(big.as_bytes(), None, 15_000_000_000, Step::typical(16, 8)).unwrap();
         assert!(s.refusal.unwrap().ends_with("choose a smaller model"));
         // Qwen2.5-0.5B (vocabulary 151,936, a BF16 file): the model fits, a step at batch 128 does not.
         let qwen = r#"{"model_type":"qwen2","vocab_size":151936,"max_position_embeddings":32768,"hidden_size":896,"intermediate_size":4864,"num_hidden_layers":24,"num_attention_heads":14,"num_key_value_heads":2,"rope_theta":1000000,"tie_word_embeddings":true}"#;
-        let s = inspect(qwen.as_bytes(), None, 988_097_824, 128, 8).unwrap();
+        let s = inspect(qwen.as_bytes(), None, 988_097_824, Step::typical(128, 8)).unwrap();
         let refusal = s.refusal.unwrap();
         assert!(refusal.contains("set the batch size to"), "{refusal}");
         assert!(
-            inspect(qwen.as_bytes(), None, 988_097_824, 4, 8)
+            inspect(qwen.as_bytes(), None, 988_097_824, Step::typical(4, 8))
                 .unwrap()
                 .refusal
                 .is_none()

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use soft_prompt_lab::adapter::{self, AdapterFiles};
 use soft_prompt_lab::backend;
 use soft_prompt_lab::error::{Error, ErrorKind};
-use soft_prompt_lab::inspect::{header_length, inspect};
+use soft_prompt_lab::inspect::{Step, header_length, inspect};
 use soft_prompt_lab::loader::{LoadedModel, ModelFiles};
 use soft_prompt_lab::model::{load_weights, parse_config};
 use soft_prompt_lab::session::{Role, Session, Settings};
@@ -608,7 +608,7 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
                     let header = bytes.get(8..8 + n).ok_or_else(|| Error::WeightsCorrupt {
                         detail: "the header runs past the file's end".into(),
                     })?;
-                    inspect(&config, Some(header), bytes.len() as u64, 16, 8)?;
+                    inspect(&config, Some(header), bytes.len() as u64, Step::typical(16, 8))?;
                     load_weights(&cfg, &bytes, &device)
                 },
             );
@@ -627,7 +627,7 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
                 Slot::Config,
                 &bytes,
                 || {
-                    inspect(&bytes, None, weights.len() as u64, 16, 8)?;
+                    inspect(&bytes, None, weights.len() as u64, Step::typical(16, 8))?;
                     let files = ModelFiles {
                         config_json: &bytes,
                         safetensors: &weights,

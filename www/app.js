@@ -285,8 +285,8 @@ $('backend-select').addEventListener('change', (e) => {
 // For tests, and for trying the recovery path by hand from the console.
 window.softPromptLab = {
   simulateGpuLoss: () => rt.client.request(REQUEST.SIMULATE_GPU_LOSS),
-  /** Makes the engine panic at its next 'load', 'train' or 'experiment' step. */
-  crashNext: (point) => rt.client.request(REQUEST.CRASH_NEXT, { point }),
+  /** Makes the engine panic (`how` 'out-of-memory': run out of memory) at its next 'load', 'train' or 'experiment' step. */
+  crashNext: (point, how = 'panic') => rt.client.request(REQUEST.CRASH_NEXT, { point, how }),
   /** Ends one helper engine of the CPU pool abruptly, as a crash would. */
   killHelper: () => rt.client.request(REQUEST.KILL_HELPER),
   /** One engine's share of a default step when `parts` engines share it (the bench). */

@@ -9,9 +9,10 @@
 //   init {backend: 'webgpu' | 'cpu', workers?, helper?} -> {backend, adapter}
 //       workers: engines to train with on the CPU path (0: as cores and memory allow); helper: this
 //       worker is one of another's helper engines (www/pool.js)
-//   inspect {source, batch, nVirtual} -> src/inspect.rs CheckpointSummary and gpuBufferLimit (null on the CPU)
+//   inspect {source, batch, nVirtual} -> src/inspect.rs CheckpointSummary, gpuBufferLimit (null on the CPU) and pool {size, why}
 //       what the model will cost, before its weights are fetched: family, params, header {dtype},
-//       downloadBytes, memory {weights, file, ..., total}, refusal?
+//       downloadBytes, memory {weights, file, ..., engines, helper, total} for the engines the page
+//       would start (pool), refusal?
 //   load-model {source} -> {info, mapPoints, mapLabels, explained, timings, downloadNotes, wasmBytes} | {cancelled: true}
 //       wasmBytes: the engine's memory once loaded (wasm memory never shrinks: its peak); timings
 //       (ms): wasmMs (worker start to wasm compiled), fetchMs, parseMs, fingerprintMs, mapMs; source
@@ -51,8 +52,8 @@
 //       modelsBase
 //   simulate-gpu-loss {} -> undefined
 //       destroys the WebGPU device (tests)
-//   crash-next {point: 'load' | 'train' | 'experiment'} -> undefined
-//       the engine panics there next (tests)
+//   crash-next {point: 'load' | 'train' | 'experiment', how?: 'panic' | 'out-of-memory'} -> undefined
+//       the engine panics (or runs out of memory) there next (tests)
 //   time-steps {steps} -> median ms
 //       of a default-sized training step on this backend (a throwaway prompt; backend "auto")
 //   time-parts {parts, steps} -> median ms
@@ -103,7 +104,7 @@
 //
 // Engine calls (worker -> wasm): `lab.handle({op, ...fields})` (src/protocol/calls.rs), or a
 // method of their own where they carry bulk data (`lab.name(args)`)
-//   lab.inspect(config, header?, downloadBytes, batch, nVirtual) -> CheckpointSummary
+//   lab.inspect(config, header?, downloadBytes, batch, nVirtual, engines) -> CheckpointSummary
 //   lab.load(config, weights, tokenizer, helper) -> {info, mapPoints, mapLabels, explained} (no map on a helper)
 //   set-builtin-task {spec, train, test} (text) -> task summary
 //   set-custom-task {name, text} -> task summary

@@ -8,7 +8,7 @@ import init, { Lab } from './pkg/soft_prompt_lab.js';
 import { AHEAD_OF_QUEUE, CALL, EVENT, REQUEST } from './protocol.js';
 import { adapterName } from './backend-choice.js';
 import { builtinTask, checkpointHead, modelFiles } from './engine/files.js';
-import { startPool, stopPool } from './engine/lab-pool.js';
+import { costWithPool, startPool, stopPool } from './engine/lab-pool.js';
 import { cancelJobs, experimentStep, startExperiment } from './engine/experiment.js';
 import { beHelper, cancelJob, helping, reportMemory, runJob } from './engine/helper.js';
 import { call, engine, enqueue, post, stopLoops } from './engine/state.js';
@@ -131,7 +131,7 @@ const handlers = {
   async [REQUEST.INSPECT]({ source, batch, nVirtual }) {
     await ready;
     const { config, header, size } = await checkpointHead(source);
-    return engine.lab.inspect(config, header, size, batch, nVirtual);
+    return costWithPool((engines) => engine.lab.inspect(config, header, size, batch, nVirtual, engines));
   },
   async [REQUEST.LOAD_MODEL]({ source }) {
     const wasmMs = await ready;
@@ -212,7 +212,7 @@ const handlers = {
   [REQUEST.EXPORT]: ({ baseModel, precision }) => call(CALL.EXPORT, { baseModel, precision }),
   [REQUEST.RESTORE_PROMPT]: ({ values, nVirtual, settings }) => engine.lab.restorePrompt(Float32Array.from(values), nVirtual, settings),
   [REQUEST.SIMULATE_GPU_LOSS]: () => engine.lab.testHook({ hook: 'simulate-gpu-loss' }),
-  [REQUEST.CRASH_NEXT]: ({ point }) => engine.lab.testHook({ hook: 'crash-next', point }),
+  [REQUEST.CRASH_NEXT]: ({ point, how }) => engine.lab.testHook({ hook: 'crash-next', point, how }),
   [REQUEST.TIME_STEPS]: ({ steps }) => call(CALL.TIME_STEPS, { steps }),
   [REQUEST.TIME_PARTS]: ({ parts, steps }) => engine.lab.testHook({ hook: 'time-parts', parts, steps }),
   [REQUEST.PART]: ({ prompt, shape, rows }) => engine.lab.partGradient(prompt, shape, rows),

@@ -119,7 +119,7 @@ const fn method(name: &'static str, fields: &'static str, answer: &'static str) 
 pub const CALLS: &[EngineCall] = &[
     method(
         "inspect",
-        "(config, header?, downloadBytes, batch, nVirtual)",
+        "(config, header?, downloadBytes, batch, nVirtual, engines)",
         "CheckpointSummary",
     ),
     method(

@@ -60,8 +60,8 @@ pub const REQUESTS: &[Request] = &[
     req(
         "inspect",
         "{source, batch, nVirtual}",
-        "src/inspect.rs CheckpointSummary and gpuBufferLimit (null on the CPU)",
-        "what the model will cost, before its weights are fetched: family, params, header {dtype}, downloadBytes, memory {weights, file, ..., total}, refusal?",
+        "src/inspect.rs CheckpointSummary, gpuBufferLimit (null on the CPU) and pool {size, why}",
+        "what the model will cost, before its weights are fetched: family, params, header {dtype}, downloadBytes, memory {weights, file, ..., engines, helper, total} for the engines the page would start (pool), refusal?",
     ),
     req(
         "load-model",
@@ -152,9 +152,9 @@ pub const REQUESTS: &[Request] = &[
     ),
     req(
         "crash-next",
-        "{point: 'load' | 'train' | 'experiment'}",
+        "{point: 'load' | 'train' | 'experiment', how?: 'panic' | 'out-of-memory'}",
         "undefined",
-        "the engine panics there next (tests)",
+        "the engine panics (or runs out of memory) there next (tests)",
     ),
     req(
         "time-steps",

@@ -166,6 +166,14 @@ impl Engine {
         Ok(crate::backend::read_f32(loss).await?[0])
     }
 
+    /// The tokens a training row of `batch` is typically padded to on the current task, by this
+    /// engine's tokenizer (`batch::typical_width`): what the memory estimate of another model
+    /// assumes its rows hold (`inspect`). `None` before a task is set.
+    pub fn typical_row_tokens(&self, batch: usize) -> Option<usize> {
+        let task = self.task.as_ref()?;
+        crate::batch::typical_width(&self.lm.tokenizer, &task.train, batch)
+    }
+
     /// How `input` is tokenized: what the model reads after the virtual tokens.
     pub fn tokens(&self, input: &str) -> Result<Vec<TokenView>> {
         let tok = &self.lm.tokenizer;

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use super::{CrashPoint, JsResult, Lab, from_js, js_error};
+use super::{Crash, CrashPoint, JsResult, Lab, from_js, js_error};
 
 #[derive(Deserialize)]
 #[serde(tag = "hook", rename_all = "kebab-case")]
@@ -12,9 +12,13 @@ enum Hook {
     /// Destroys the WebGPU device, so the recovery path (a named `GpuLost`, the page restarting
     /// on the CPU with the prompt's last snapshot) can be tested and tried; nothing on the CPU.
     SimulateGpuLoss,
-    /// Makes the next load, training step or experiment step panic, so the page's recovery
-    /// from an engine crash can be tested and tried.
-    CrashNext { point: CrashPoint },
+    /// Makes the next load, training step or experiment step panic (or run out of memory), so
+    /// the page's recovery from an engine crash can be tested and tried.
+    CrashNext {
+        point: CrashPoint,
+        #[serde(default)]
+        how: Crash,
+    },
     /// Median ms of one part's loss and gradient when a default-sized batch is split among
     /// `parts` engines (`Engine::time_parts`: the bench's pool sizes beyond the cores).
     TimeParts { parts: usize, steps: usize },
@@ -23,7 +27,7 @@ enum Hook {
 #[wasm_bindgen]
 impl Lab {
     /// One hook: `{hook: 'simulate-gpu-loss'}`, `{hook: 'crash-next', point: 'load' | 'train' |
-    /// 'experiment'}` or `{hook: 'time-parts', parts, steps}` (answers the median ms).
+    /// 'experiment', how?: 'panic' | 'out-of-memory'}` or `{hook: 'time-parts', parts, steps}` (answers the median ms).
     #[wasm_bindgen(js_name = testHook)]
     pub async fn test_hook(&mut self, hook: JsValue) -> JsResult {
         match from_js(hook, "test hook")? {
@@ -32,7 +36,7 @@ impl Lab {
                     destroy();
                 }
             }
-            Hook::CrashNext { point } => self.crash = Some(point),
+            Hook::CrashNext { point, how } => self.crash = Some((point, how)),
             Hook::TimeParts { parts, steps } => {
                 let engine = &self.session()?.engine;
                 let ms = engine.time_parts(parts, steps).await.map_err(js_error)?;

@@ -10,6 +10,7 @@ mod host;
 mod js_bytes;
 mod js_helpers;
 mod lab;
+mod out_of_memory;
 
 use std::sync::Mutex;
 
@@ -19,7 +20,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::error::{Error, ErrorView};
-use crate::inspect::{header_length, inspect};
+use crate::inspect::{Step, header_length, inspect};
 use crate::model::parse_config;
 use crate::protocol::calls::TaskFiles;
 use crate::session::{Role, Session};
@@ -33,24 +34,30 @@ type JsResult = Result<JsValue, JsValue>;
 
 #[wasm_bindgen]
 extern "C" {
-    /// The worker's receiver of a panic's `ErrorView` (JSON): after a panic the instance traps
-    /// and cannot be called again, so the words for the user leave before it does.
+    /// The worker's receiver of a panic's (or a failed allocation's) `ErrorView` (JSON): after
+    /// either the instance traps and cannot be called again, so the words for the user leave
+    /// before it does.
     #[wasm_bindgen(catch, js_namespace = globalThis, js_name = softPromptLabPanic)]
     fn report_panic(view_json: &str) -> Result<(), JsValue>;
 }
 
 #[wasm_bindgen(start)]
 pub fn start() {
+    out_of_memory::reserve();
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
-        let view = ErrorView::from(&Error::Panic {
+        report_fatal(&Error::Panic {
             detail: info.to_string().replace('\n', " "),
         });
-        if let Ok(json) = serde_json::to_string(&view) {
-            // Absent outside the worker (a test page importing the module): nothing to tell.
-            let _ = report_panic(&json);
-        }
     }));
+}
+
+/// Tells the worker why the instance is about to trap.
+fn report_fatal(e: &Error) {
+    if let Ok(json) = serde_json::to_string(&ErrorView::from(e)) {
+        // Absent outside the worker (a test page importing the module): nothing to tell.
+        let _ = report_panic(&json);
+    }
 }
 
 /// Where the crash-next hook makes the engine panic, to test the page's recovery (as
@@ -61,6 +68,15 @@ enum CrashPoint {
     Load,
     Train,
     Experiment,
+}
+
+/// How the crash-next hook's crash comes: a panic, or an allocation that fails.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Crash {
+    #[default]
+    Panic,
+    OutOfMemory,
 }
 
 fn js_error(e: Error) -> JsValue {
@@ -102,8 +118,8 @@ pub struct Lab {
     session: Option<Session>,
     /// Destroys the WebGPU device, as a driver reset would (`testHook` simulate-gpu-loss).
     destroy_gpu: Option<Box<dyn Fn()>>,
-    /// A panic armed by `testHook` crash-next.
-    crash: Option<CrashPoint>,
+    /// A crash armed by `testHook` crash-next.
+    crash: Option<(CrashPoint, Crash)>,
 }
 
 impl Lab {
@@ -117,13 +133,14 @@ impl Lab {
         }
     }
 
-    /// Panics when a crash is armed at `point` (tests: `testHook` crash-next).
+    /// Crashes when a crash is armed at `point` (tests: `testHook` crash-next).
     fn crash_at(&mut self, point: CrashPoint) {
-        if self.crash == Some(point) {
-            self.crash = None;
-            panic!(
+        match self.crash.take_if(|(at, _)| *at == point) {
+            None => {}
+            Some((_, Crash::Panic)) => panic!(
                 "a crash asked for by the crash-next hook ({point:?}), to test the page's recovery"
-            );
+            ),
+            Some((_, Crash::OutOfMemory)) => out_of_memory::exhaust(),
         }
     }
 
@@ -189,6 +206,8 @@ impl Lab {
 
     /// What a checkpoint will cost before its weights are fetched (`inspect::inspect`), with this
     /// backend's largest buffer (`gpuBufferLimit`, none on the CPU) to hold its largest tensor.
+    /// Its rows are as long as the current task's are by this engine's tokenizer; `engines`:
+    /// the lab engine and the helpers the page would start.
     pub fn inspect(
         &self,
         config: &[u8],
@@ -196,15 +215,18 @@ impl Lab {
         download_bytes: f64,
         batch: usize,
         n_virtual: usize,
+        engines: usize,
     ) -> JsResult {
-        let summary = inspect(
-            config,
-            header.as_deref(),
-            download_bytes as u64,
-            batch,
-            n_virtual,
-        )
-        .map_err(js_error)?;
+        let mut step = Step {
+            engines,
+            ..Step::typical(batch, n_virtual)
+        };
+        let rows = self.session.as_ref();
+        if let Some(t) = rows.and_then(|s| s.engine.typical_row_tokens(batch)) {
+            step.row_tokens = t;
+        }
+        let summary =
+            inspect(config, header.as_deref(), download_bytes as u64, step).map_err(js_error)?;
         let mut view = serde_json::to_value(&summary).map_err(|e| js_error(Error::internal(e)))?;
         view["gpuBufferLimit"] = self.max_buffer.into();
         to_js(&view)
@@ -223,7 +245,7 @@ impl Lab {
         self.crash_at(CrashPoint::Load);
         // The page refuses these before fetching; a model that arrives anyway is refused here,
         // not by an allocation failure that would abort the instance.
-        let summary = inspect(&config, None, weights.length().into(), 1, 1).map_err(js_error)?;
+        let summary = inspect(&config, None, weights.length().into(), Step::typical(1, 1)).map_err(js_error)?;
         if let Some(detail) = summary.refusal {
             return Err(js_error(Error::ModelTooLarge { detail }));
         }

@@ -200,17 +200,18 @@ test('WebGPU path: the fixtures\' first loss and prompt gradient match PEFT in t
   }, { readyTimeout: 600_000 });
 });
 
-test('an engine crash during training, a model load or an experiment: the page says so, restarts on the same backend with the model, task, settings and prompt, and every control works', async () => {
+test('an engine crash (a panic, or memory run out) during training, a model load or an experiment: the page says so, restarts on the same backend with the model, task, settings and prompt, and every control works', async () => {
   await withPage('?backend=cpu&task=sentiment&steps=30&seed=5&vt=4&batch=4', async (page) => {
-    const crash = async (point, trigger) => {
-      await page.evaluate((p) => window.softPromptLab.crashNext(p), point);
+    const said = { panic: /the engine crashed on an internal error .* \(on the CPU backend\)/, 'out-of-memory': /the engine ran out of memory: it held \d+ MB and could not get \d+ MB more .* \(on the CPU backend\)/ };
+    const crash = async (point, trigger, how = 'panic') => {
+      await page.evaluate(([p, h]) => window.softPromptLab.crashNext(p, h), [point, how]);
       await page.evaluate(() => { document.querySelector('#model-status').dataset.ready = 'false'; });
       await trigger();
-      await page.waitForFunction(() => /crashed/.test(document.querySelector('#backend-note').textContent));
+      await page.waitForFunction(() => /crashed|out of memory/.test(document.querySelector('#backend-note').textContent));
       await ready(page);
       // The restart is a queued action: when none is left, the prompt is back.
       await page.waitForFunction(() => document.querySelector('#train-status').textContent === '');
-      assert.match(await text(page, '#backend-note'), /the engine crashed on an internal error .* \(on the CPU backend\)/);
+      assert.match(await text(page, '#backend-note'), said[how]);
       assert.match(await text(page, '#backend-badge'), /^CPU/, 'the same backend');
       assert.equal(await page.locator('#s-virtualTokens').inputValue(), '4');
       assert.equal(await page.locator('#s-seed').inputValue(), '5');
@@ -227,6 +228,13 @@ test('an engine crash during training, a model load or an experiment: the page s
     const drawn = await text(page, '#nearest');
     await crash('train', () => page.click('#step'));
     assert.equal(await text(page, '#nearest'), drawn, 'the prompt, from the host copy');
+
+    // Memory run out (a real failed allocation: the hook asks for more than wasm can hold) during
+    // a step, then during a load (the bundled one again): named, and the model and prompt stay.
+    await crash('train', () => page.click('#step'), 'out-of-memory');
+    assert.equal(await text(page, '#nearest'), drawn);
+    await crash('load', () => page.evaluate(() => document.querySelector('#model-bundled').click()), 'out-of-memory');
+    assert.equal(await text(page, '#nearest'), drawn);
 
     // During a model load (the bundled one again): it loads, the prompt stays.
     await crash('load', () => page.evaluate(() => document.querySelector('#model-bundled').click()));

@@ -107,9 +107,12 @@ export function modelPanel(ctx) {
     const parts = [`${fmtCount(s.params)} parameters (${s.family}, ${s.nLayer} layers, d ${s.dModel}, vocabulary ${s.vocabSize.toLocaleString('en')})`];
     if (s.header) parts.push(`${s.header.dtype} weights`);
     if (s.downloadBytes) parts.push(`${MB(s.downloadBytes)} to download`);
+    const helpers = m.engines - 1;
+    const pool = helpers > 0 ? `; ${helpers} helper engine${helpers > 1 ? 's' : ''} of ${MB(m.helper)}${helpers > 1 ? ' each' : ''}, `
+      + `holding the weights and its share of a step (${s.pool.why})` : '';
     const needs = `needs about ${(m.total / 2 ** 20).toFixed(0)} MB of memory (the engine: weights ${MB(m.weights)}, the embedding copy `
-      + `${MB(m.embeddingCopy)}, a step's activations at batch ${state.batch} ${MB(m.activations)}, prompt and optimizer ${MB(m.optimizer)}; `
-      + `while it loads, the file ${MB(m.file)} beside the weights)`;
+      + `${MB(m.embeddingCopy)}, a step's activations at batch ${state.batch} ${MB(m.activations)}, prompt and optimizer ${MB(m.optimizer)}, `
+      + `its tables ${MB(m.base)}, ${MB(m.engine)} in all${pool}; while it loads, the file ${MB(m.file)} beside the weights)`;
     // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
     const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
     const tooBig = m.total > device / 2;
@@ -132,6 +135,8 @@ export function modelPanel(ctx) {
       const d = describe(s);
       pending = d.refused ? null : { source, cpuOnly: d.cpuOnly };
       $('model-summary').textContent = d.text;
+      // Each engine's estimate, for the measurements that set it beside each engine's memory.
+      $('model-summary').dataset.engines = JSON.stringify([s.memory.engine, ...Array(s.memory.engines - 1).fill(s.memory.helper)]);
       $('model-load').hidden = d.refused;
       $('model-load').textContent = d.tooBig ? 'Load it anyway' : 'Load this model';
       $('model-check').hidden = false;
