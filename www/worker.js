@@ -64,17 +64,34 @@ self.addEventListener('unhandledrejection', (ev) => {
  * in WebKit that first forward pass (2.1 s there against 0.2-0.6 s in Chromium: JavaScriptCore's
  * first tier runs new wasm code slowly), had delayed "ready": 5.8 s against Chromium's 2.8 s.
  */
-const afterPrompt = { pool: null, baseline: null };
+const afterPrompt = { pool: null, baseline: null, due: false };
 const PROMPT_READY = new Set([REQUEST.RESET, REQUEST.IMPORT, REQUEST.RESTORE_PROMPT, REQUEST.PLAY, REQUEST.STEP, REQUEST.EXPERIMENT]);
 /** Bumped by every task set: a baseline computed for an earlier task is not sent. */
 let tasksSet = 0;
+/**
+ * The page's requests come in runs (a linked prompt: reset, import, evaluate, compare, each sent
+ * as the one before is answered); the work above waits until the page has asked nothing for this
+ * long, so that it does not hold up the run: a shared prompt's accuracy came 0.5 s later when
+ * the baseline ran between its import and its evaluation.
+ */
+const QUIET_MS = 100;
+let requestsInFlight = 0;
+let quietTimer = null;
 
 function runAfterPrompt() {
+  if (requestsInFlight > 0) return; // the reply that ends them starts the wait again
   const { pool: startHelpers, baseline } = afterPrompt;
   afterPrompt.pool = null;
   afterPrompt.baseline = null;
+  afterPrompt.due = false;
   startHelpers?.();
   baseline?.();
+}
+
+/** A request came or was answered: the work after the prompt waits for a quiet moment again. */
+function awaitQuiet() {
+  clearTimeout(quietTimer);
+  if (afterPrompt.due) quietTimer = setTimeout(runAfterPrompt, QUIET_MS);
 }
 
 /** The task's loss with no prompt, as a `baseline` event (unless another task came first). */
@@ -252,13 +269,18 @@ self.onmessage = async ({ data }) => {
   }
   // A play remembers how many pauses came before it: one that arrives later cancels it.
   const request = type === REQUEST.PLAY ? { ...data, pausesSeen: pauses } : data;
+  requestsInFlight += 1;
+  awaitQuiet();
   try {
     const value = await enqueue(() => handler(request));
     // Before the reply: the pool knows a helper's memory by the time its model-load answer lands.
     reportMemory();
     post(EVENT.REPLY, { id, value });
-    if (PROMPT_READY.has(type)) runAfterPrompt();
+    if (PROMPT_READY.has(type)) afterPrompt.due = true;
   } catch (e) {
     post(EVENT.ERROR, { id, ...errorFields(e) });
+  } finally {
+    requestsInFlight -= 1;
+    awaitQuiet();
   }
 };

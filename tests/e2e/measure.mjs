@@ -16,7 +16,7 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { modelFolder, open, ready, start, text } from './harness.mjs';
 import { startHub } from './hub-server.mjs';
-import { smollm2Shaped } from './random-models.mjs';
+import { smollm2Params, smollm2Shaped } from './random-models.mjs';
 
 const env = await start();
 const rows = [];
@@ -233,13 +233,17 @@ function procMb(pid, field) {
 }
 
 /**
- * A SmolLM2-135M-shaped Llama (random bf16 weights) from a Hub on this machine, on the CPU path:
+ * A SmolLM2-shaped Llama (`size` '135m' or '360m', random bf16 weights) from a Hub on this
+ * machine, on the CPU path with `workers` engines (0: as many as the page starts by itself):
  * header read to ready, the renderer's peak resident memory during the load (its peak is reset
- * first, through /proc/PID/clear_refs), and the step.
+ * first, through /proc/PID/clear_refs), the step, and each engine's memory against the estimate.
  */
-async function realModel(workers = 1) {
-  const hub = await startHub({ 'shaped/smollm2-135m': smollm2Shaped() });
-  const t = await open(env, `?backend=cpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=shaped/smollm2-135m&steps=6&workers=${workers}`);
+async function realModel(workers, size = '135m') {
+  const name = `SmolLM2-${size.toUpperCase()}-shaped`;
+  const files = smollm2Shaped(size);
+  const hub = await startHub({ [`shaped/smollm2-${size}`]: files });
+  const link = `?backend=cpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=shaped/smollm2-${size}&steps=6`;
+  const t = await open(env, workers ? `${link}&workers=${workers}` : link);
   await ready(t.page);
   await t.page.waitForSelector('#model-check:not([hidden])');
   const pids = renderers();
@@ -250,15 +254,22 @@ async function realModel(workers = 1) {
   await t.page.waitForFunction(() => document.querySelector('#model-status').textContent.startsWith('shaped/'), null, { timeout: 900_000 });
   const readyS = (performance.now() - t0) / 1000;
   const peak = Math.max(...pids.map((p) => procMb(p, 'VmHWM')));
-  const f32 = 134_515_008 * 4 / 2 ** 20;
-  row('SmolLM2-135M-shaped (random BF16, 269 MB file, local Hub), CPU: Load to ready', `${readyS.toFixed(1)} s (${await t.page.locator('#model-status').getAttribute('title')})`);
+  const f32 = smollm2Params(size) * 4 / 2 ** 20;
+  const fileMb = (files['model.safetensors'].length / 1e6).toFixed(0);
+  row(`${name} (random BF16, ${fileMb} MB file, local Hub), CPU: Load to ready`, `${readyS.toFixed(1)} s (${await t.page.locator('#model-status').getAttribute('title')})`);
   const wasm = Number(await t.page.locator('#model-status').getAttribute('data-wasm-bytes')) / 2 ** 20;
-  row('SmolLM2-135M-shaped, CPU: the renderer\'s peak resident memory during the load', `${peak.toFixed(0)} MB, ${(peak - before).toFixed(0)} MB more than before it (f32 weights ${f32.toFixed(0)} MB, 2× = ${(2 * f32).toFixed(0)} MB); the engine's wasm memory after it ${wasm.toFixed(0)} MB`);
+  row(`${name}, CPU: the renderer's peak resident memory during the load`, `${peak.toFixed(0)} MB, ${(peak - before).toFixed(0)} MB more than before it (f32 weights ${f32.toFixed(0)} MB, 2× = ${(2 * f32).toFixed(0)} MB); the engine's wasm memory after it ${wasm.toFixed(0)} MB`);
   await t.page.waitForSelector('#play:not([disabled])', { timeout: 900_000 });
-  await t.page.waitForSelector(`#backend-badge[data-workers="${workers}"]`, { timeout: 900_000 });
+  // Every engine the page wanted has joined.
+  await t.page.waitForFunction(() => {
+    const badge = document.querySelector('#backend-badge').dataset;
+    return badge.wanted && badge.workers === badge.wanted;
+  }, null, { timeout: 900_000 });
+  const engines = Number(await t.page.locator('#backend-badge').getAttribute('data-workers'));
+  const label = `${name}, CPU, ${engines} engine${engines > 1 ? 's' : ''}${workers ? '' : ' (as the page chose)'}`;
   await t.page.click('#play');
   await t.page.waitForFunction(() => document.querySelector('#f-step').textContent.startsWith('2 '), null, { timeout: 900_000 });
-  row(`SmolLM2-135M-shaped, CPU, ${workers} engine${workers > 1 ? 's' : ''}: ms per training step (batch 16, 8 virtual tokens; median of 3)`, (await msPerStep(t.page, 3)).toFixed(0));
+  row(`${label}: ms per training step (batch 16, 8 virtual tokens; median of 3)`, (await msPerStep(t.page, 3)).toFixed(0));
   // wasm memory never shrinks: after a few steps it holds the steps' peak.
   const mem = await t.page.locator('#f-memory').evaluate((el) => ({ engine: Number(el.dataset.bytes), helpers: JSON.parse(el.dataset.helpers) }));
   const mib = (b) => (b / 2 ** 20).toFixed(0);
@@ -267,7 +278,7 @@ async function realModel(workers = 1) {
   const measured = [mem.engine, ...mem.helpers];
   const sum = (xs) => xs.reduce((a, b) => a + b, 0);
   const each = measured.map((b, i) => `${mib(b)} MB (estimate ${estimate[i] === undefined ? '-' : mib(estimate[i])})`).join(' + ');
-  row(`SmolLM2-135M-shaped, CPU, ${workers} engine${workers > 1 ? 's' : ''}: wasm memory after 5 steps`, `${each}; in all ${mib(sum(measured))} MB, estimated ${mib(sum(estimate))} MB (measured / estimate ${(sum(measured) / sum(estimate)).toFixed(2)})`);
+  row(`${label}: wasm memory after 5 steps`, `${each}; in all ${mib(sum(measured))} MB, estimated ${mib(sum(estimate))} MB (measured / estimate ${(sum(measured) / sum(estimate)).toFixed(2)})`);
   await t.context.close();
   await hub.close();
 }
@@ -347,7 +358,10 @@ try {
     }
   }
   // The load's memory with one engine (helpers would load their copies after it); then the step with two.
-  if (!only || only === 'real') for (const workers of [1, 2]) await realModel(workers);
+  if (!only || only === 'real') {
+    for (const workers of [1, 2]) await realModel(workers);
+    await realModel(0, '360m');
+  }
   if (process.argv.includes('webgpu')) await webgpu();
   console.log(only === 'lesson' ? '### A real model in the page (headless Chromium, CPU path)\n'
     : '### The page (headless Chromium, bundled model, antonyms, default settings)\n');

@@ -36,9 +36,13 @@ function safetensors(tensors, seed) {
   return out;
 }
 
-/** A SmolLM2-135M-shaped Llama (its config.json's shape) with random bf16 weights, seeded. */
-export function smollm2Shaped() {
-  const [d, layers, heads, kvHeads, ffn, vocab] = [576, 30, 9, 3, 1536, 49152];
+/** SmolLM2's shapes (`HuggingFaceTB/SmolLM2-135M`'s and `-360M`'s config.json): d, layers, heads, kv heads, ffn. */
+const SMOLLM2 = { '135m': [576, 30, 9, 3, 1536], '360m': [960, 32, 15, 5, 2560] };
+
+/** A SmolLM2-shaped Llama's tensors (name, shape, is a norm) and config.json (`size` '135m' or '360m'). */
+function smollm2Layout(size) {
+  const [d, layers, heads, kvHeads, ffn] = SMOLLM2[size];
+  const vocab = 49152;
   const kv = (d / heads) * kvHeads;
   const tensors = [['model.embed_tokens.weight', [vocab, d]], ['model.norm.weight', [d], true]];
   for (let i = 0; i < layers; i += 1) {
@@ -54,6 +58,17 @@ export function smollm2Shaped() {
     num_key_value_heads: kvHeads, rms_norm_eps: 1e-5, rope_theta: 100000, hidden_act: 'silu',
     tie_word_embeddings: true, bos_token_id: 0, eos_token_id: 0,
   };
+  return { tensors, config };
+}
+
+/** Parameters of a SmolLM2-shaped model (its head tied to the embedding). */
+export function smollm2Params(size = '135m') {
+  return smollm2Layout(size).tensors.reduce((n, [, shape]) => n + shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** A SmolLM2-shaped Llama (`size` '135m' or '360m') with random bf16 weights, seeded. */
+export function smollm2Shaped(size = '135m') {
+  const { tensors, config } = smollm2Layout(size);
   return {
     'config.json': Buffer.from(JSON.stringify(config)),
     'model.safetensors': safetensors(tensors, 135),
