@@ -22,9 +22,9 @@ use common::{
 };
 use dlmalloc::{Allocator, Dlmalloc};
 use soft_prompt_lab::backend;
+use soft_prompt_lab::batch::typical_width;
 use soft_prompt_lab::eval::evaluate;
 use soft_prompt_lab::generate::Prompting;
-use soft_prompt_lab::batch::typical_width;
 use soft_prompt_lab::inspect::{Step, header_length, inspect};
 use soft_prompt_lab::session::{Engine, Role};
 

@@ -250,9 +250,8 @@ pub fn inspect(
     let c = parse_config(config_json)?;
     let header = header_json.map(read_header).transpose()?;
     let width = stored_width(header.as_ref(), download_bytes, c.num_params());
-    let estimate = |batch: usize| {
-        MemoryEstimate::new(&c, download_bytes, width, Step { batch, ..step })
-    };
+    let estimate =
+        |batch: usize| MemoryEstimate::new(&c, download_bytes, width, Step { batch, ..step });
     let batch = step.batch;
     let memory = estimate(batch);
     let largest_tensor_bytes = header
@@ -296,7 +295,13 @@ mod tests {
     #[test]
     fn smollm2_135m_costs_what_its_shapes_say() {
         let header = br#"{"__metadata__":{"format":"pt"},"model.embed_tokens.weight":{"dtype":"BF16","shape":[49152,576],"data_offsets":[0,56623104]},"model.norm.weight":{"dtype":"F32","shape":[576],"data_offsets":[56623104,56625408]}}"#;
-        let s = inspect(SMOLLM2.as_bytes(), Some(header), 269_060_552, Step::typical(16, 8)).unwrap();
+        let s = inspect(
+            SMOLLM2.as_bytes(),
+            Some(header),
+            269_060_552,
+            Step::typical(16, 8),
+        )
+        .unwrap();
         // 134,515,008 parameters, as transformers counts SmolLM2-135M.
         assert_eq!(s.params, 134_515_008);
         let h = s.header.unwrap();
@@ -312,13 +317,22 @@ mod tests {
         );
         assert_eq!(m.total, m.engine.max(m.weights + m.file));
         // A helper holds the weights and its half of the step, not the embedding copy.
-        let two = |engines| Step { engines, ..Step::typical(16, 8) };
+        let two = |engines| Step {
+            engines,
+            ..Step::typical(16, 8)
+        };
         let pool = inspect(SMOLLM2.as_bytes(), Some(header), 269_060_552, two(2)).unwrap();
         let (p, half) = (&pool.memory, Step::typical(8, 8));
         let helper_step = inspect(SMOLLM2.as_bytes(), Some(header), 269_060_552, half).unwrap();
         assert_eq!(p.engine, m.engine);
-        assert_eq!(p.helper, helper_step.memory.engine - m.embedding_copy - m.optimizer);
-        assert_eq!(p.total, (m.engine + p.helper).max(m.engine + m.weights + m.file));
+        assert_eq!(
+            p.helper,
+            helper_step.memory.engine - m.embedding_copy - m.optimizer
+        );
+        assert_eq!(
+            p.total,
+            (m.engine + p.helper).max(m.engine + m.weights + m.file)
+        );
     }
 
     #[test]

@@ -608,7 +608,12 @@ fn every_mutated_input_ends_in_ok_or_a_named_error() {
                     let header = bytes.get(8..8 + n).ok_or_else(|| Error::WeightsCorrupt {
                         detail: "the header runs past the file's end".into(),
                     })?;
-                    inspect(&config, Some(header), bytes.len() as u64, Step::typical(16, 8))?;
+                    inspect(
+                        &config,
+                        Some(header),
+                        bytes.len() as u64,
+                        Step::typical(16, 8),
+                    )?;
                     load_weights(&cfg, &bytes, &device)
                 },
             );

@@ -128,7 +128,7 @@ pub struct Block {
 
 impl Block {
     fn forward(&self, xs: Vec<Tensor<3>>, calls: &[Call<'_, ()>]) -> Vec<(Tensor<3>, Kv)> {
-        let (x, joined) = Joined::new(xs);
+        let (x, joined) = Joined::new(xs, calls);
         let (a, kvs) = self
             .attn
             .forward(self.ln_1.forward(x.clone()), &joined, calls);

@@ -207,7 +207,7 @@ pub struct LlamaLayer {
 
 impl LlamaLayer {
     fn forward(&self, xs: Vec<Tensor<3>>, calls: &[Call<'_, Angles>]) -> Vec<(Tensor<3>, Kv)> {
-        let (x, joined) = Joined::new(xs);
+        let (x, joined) = Joined::new(xs, calls);
         let normed = self.input_layernorm.forward(x.clone());
         let (a, kvs) = self.self_attn.forward(normed, &joined, calls);
         let x = x + a;

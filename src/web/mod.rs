@@ -245,7 +245,8 @@ impl Lab {
         self.crash_at(CrashPoint::Load);
         // The page refuses these before fetching; a model that arrives anyway is refused here,
         // not by an allocation failure that would abort the instance.
-        let summary = inspect(&config, None, weights.length().into(), Step::typical(1, 1)).map_err(js_error)?;
+        let summary = inspect(&config, None, weights.length().into(), Step::typical(1, 1))
+            .map_err(js_error)?;
         if let Some(detail) = summary.refusal {
             return Err(js_error(Error::ModelTooLarge { detail }));
         }
