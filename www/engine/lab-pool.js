@@ -40,8 +40,8 @@ function poolSize(engineBytes, helperBytes = engineBytes) {
  */
 export function costWithPool(estimate) {
   if (engine.backend !== 'cpu') return { ...estimate(1), pool: { size: 1, why: '' } };
-  const asIfTwo = estimate(2).memory;
-  const pool = poolSize(asIfTwo.engine, asIfTwo.helper);
+  const asIfMost = estimate(POOL_MAX).memory;
+  const pool = poolSize(asIfMost.engine, asIfMost.helper);
   return { ...estimate(pool.size), pool };
 }
 
