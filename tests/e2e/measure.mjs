@@ -238,11 +238,11 @@ function procMb(pid, field) {
  * header read to ready, the renderer's peak resident memory during the load (its peak is reset
  * first, through /proc/PID/clear_refs), the step, and each engine's memory against the estimate.
  */
-async function realModel(workers, size = '135m') {
+async function realModel(workers, size = '135m', steps = 6) {
   const name = `SmolLM2-${size.toUpperCase()}-shaped`;
   const files = smollm2Shaped(size);
   const hub = await startHub({ [`shaped/smollm2-${size}`]: files });
-  const link = `?backend=cpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=shaped/smollm2-${size}&steps=6`;
+  const link = `?backend=cpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=shaped/smollm2-${size}&steps=${steps}`;
   const t = await open(env, workers ? `${link}&workers=${workers}` : link);
   await ready(t.page);
   await t.page.waitForSelector('#model-check:not([hidden])');
@@ -279,6 +279,13 @@ async function realModel(workers, size = '135m') {
   const sum = (xs) => xs.reduce((a, b) => a + b, 0);
   const each = measured.map((b, i) => `${mib(b)} MB (estimate ${estimate[i] === undefined ? '-' : mib(estimate[i])})`).join(' + ');
   row(`${label}: wasm memory after 5 steps`, `${each}; in all ${mib(sum(measured))} MB, estimated ${mib(sum(estimate))} MB (measured / estimate ${(sum(measured) / sum(estimate)).toFixed(2)})`);
+  if (steps > 6) {
+    // The whole run, its held-out evaluations included (#35's figure is after 30 steps).
+    await t.page.waitForFunction((n) => document.querySelector('#f-step').textContent.startsWith(`${n} `)
+      && document.querySelector('#play').textContent === 'Train', steps, { timeout: 900_000 });
+    const end = await t.page.locator('#f-memory').evaluate((el) => [Number(el.dataset.bytes), ...JSON.parse(el.dataset.helpers)]);
+    row(`${label}: wasm memory after the ${steps}-step run`, `${end.map(mib).join(' + ')} = ${mib(sum(end))} MB (measured / estimate ${(sum(end) / sum(estimate)).toFixed(2)})`);
+  }
   await t.context.close();
   await hub.close();
 }
@@ -359,7 +366,8 @@ try {
   }
   // The load's memory with one engine (helpers would load their copies after it); then the step with two.
   if (!only || only === 'real') {
-    for (const workers of [1, 2]) await realModel(workers);
+    await realModel(1);
+    await realModel(0, '135m', 30); // the pool the page chooses, a whole run
     await realModel(0, '360m');
   }
   if (process.argv.includes('webgpu')) await webgpu();
