@@ -29,8 +29,8 @@ use crate::error::{Error, Result};
 /// the weights are small (the bundled model's 10 MB in f32) and widening them in every product
 /// is a large share of a short step (the bundled model's step took 54 ms kept against 34 ms
 /// widened at load, natively); from a 135M model up, the weights are most of the engine's memory
-/// (a 135M model's page with its pool: 0.83 GB kept against 1.34 GB), for a step that cost the
-/// same natively and ~1.17× on the page's pool of two (BENCHMARKS.md).
+/// (a 135M model's page with its pool: 0.83 GB kept against 1.34 GB), for a step that cost about
+/// the same (alternated in the page: 1.09× on one engine, 0.83× on two; BENCHMARKS.md).
 pub const KEEP_HALF_FROM_PARAMS: u64 = 50_000_000;
 
 /// The two families, as burn modules (an enum module: one variant per family).
