@@ -125,6 +125,10 @@ pub struct MemoryEstimate {
     /// The page's high-water mark: every engine's memory, or an engine's file beside its
     /// weights while they load (the file is freed once they are built), whichever is more.
     pub total: u64,
+    /// The high-water mark while every engine loads at once (the page starts a large model's
+    /// helpers beside the lab engine's load: `www/engine/lab-pool.js`): each one's file beside
+    /// its weights and tables, and the lab's embedding copy.
+    pub together: u64,
 }
 
 impl MemoryEstimate {
@@ -158,6 +162,7 @@ impl MemoryEstimate {
             engines,
             helper,
             total: all.max(loading),
+            together: engines * (weights + file + ENGINE_BASE) + embedding_copy,
         }
     }
 }
@@ -332,6 +337,11 @@ mod tests {
         assert_eq!(
             p.total,
             (m.engine + p.helper).max(m.engine + m.weights + m.file)
+        );
+        // Both loading at once: two files beside two copies of the weights.
+        assert_eq!(
+            p.together,
+            2 * (m.weights + m.file + m.base) + m.embedding_copy
         );
     }
 

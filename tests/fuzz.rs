@@ -464,17 +464,19 @@ fn special_id_cases(bytes: &[u8], vocab: usize) -> Vec<(String, Vec<u8>)> {
     cases
 }
 
-/// Settings for a training turn on a fuzzed input: few virtual tokens, a small batch.
+/// Settings for a training turn on a fuzzed input: few virtual tokens, a small batch, one step
+/// (the run's end: its held-out evaluation is due).
 fn tiny_run() -> Settings {
     Settings {
         virtual_tokens: 2,
         batch: 4,
+        steps: 1,
         ..Settings::default()
     }
 }
 
 /// A loaded model as a user goes on with it: one turn of training (a step and the held-out
-/// evaluation the schedule does at the first step) on a few examples, and a greedy
+/// evaluation at the run's end) on a few examples, and a greedy
 /// continuation (which pads with and stops at the end token).
 fn train_and_generate(lm: LoadedModel) -> Result<(), Error> {
     let mut session = block_on(Session::new(lm))?;

@@ -8,7 +8,7 @@ import init, { Lab } from './pkg/soft_prompt_lab.js';
 import { AHEAD_OF_QUEUE, CALL, EVENT, REQUEST } from './protocol.js';
 import { adapterName } from './backend-choice.js';
 import { builtinTask, checkpointHead, modelFiles } from './engine/files.js';
-import { costWithPool, startPool, stopPool } from './engine/lab-pool.js';
+import { costWithPool, helpersWithLoad, startPool, stopPool } from './engine/lab-pool.js';
 import { cancelJobs, experimentStep, startExperiment } from './engine/experiment.js';
 import { beHelper, cancelJob, helping, reportMemory, runJob } from './engine/helper.js';
 import { call, engine, enqueue, post, stopLoops } from './engine/state.js';
@@ -158,7 +158,7 @@ const handlers = {
     const { config, header, size } = await checkpointHead(source);
     return costWithPool((engines) => engine.lab.inspect(config, header, size, batch, nVirtual, engines));
   },
-  async [REQUEST.LOAD_MODEL]({ source }) {
+  async [REQUEST.LOAD_MODEL]({ source, batch, nVirtual }) {
     const wasmMs = await ready;
     const fetchStarted = performance.now();
     loadAbort = new AbortController();
@@ -179,16 +179,23 @@ const handlers = {
     // memory, which never shrinks); ours are freed as soon as it is done (transfer(0) detaches a
     // buffer and releases its bytes), not whenever the collector runs. A local file's bytes stay:
     // the page's source may start helpers from them.
+    // A large model's helpers load beside this engine (the page's sizes: lab-pool.js).
+    const early = batch && !helping() ? helpersWithLoad(source, files, batch, nVirtual) : null;
     let loaded;
     try {
       loaded = await engine.lab.load(...files, helping());
+    } catch (e) {
+      early?.stop();
+      throw e;
     } finally {
       if (source.kind !== 'files') for (const f of files) f.buffer.transfer?.(0);
     }
     const engineMs = performance.now() - loadStarted;
-    // The old model's helpers go now; the new ones start after the first prompt (`afterPrompt`).
-    stopPool();
-    afterPrompt.pool = () => startPool(source);
+    // The old model's helpers go now; the new ones join as they load, or start after the first
+    // prompt (`afterPrompt`).
+    if (early) early.adopt();
+    else stopPool();
+    afterPrompt.pool = early ? null : () => startPool(source);
     return {
       ...loaded, downloadNotes: notes, wasmBytes: engine.memory.buffer.byteLength, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings },
     };

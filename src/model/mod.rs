@@ -93,8 +93,26 @@ pub(crate) struct Call<'a, A> {
     pub at: &'a A,
     pub past: Past<'a>,
     pub masked: Mask,
-    /// Each row's real length when the rows are right-padded (none: every position is real).
-    pub lengths: Option<&'a [usize]>,
+    /// The flat indices (`row · s + position`) of the real positions when some rows are
+    /// right-padded ([`real_positions`]; none: every position is real).
+    pub real: Option<Tensor<1, Int>>,
+}
+
+/// The flat indices (`row · s + position`) of `[b, s]` right-padded rows' real positions, `lengths`
+/// long each: none when no row is padded. Computed once per forward pass, used by every layer.
+pub(crate) fn real_positions(
+    lengths: &[usize],
+    s: usize,
+    device: &Device,
+) -> Option<Tensor<1, Int>> {
+    if lengths.iter().all(|&n| n >= s) {
+        return None;
+    }
+    let flat: Vec<i64> = (lengths.iter().enumerate())
+        .flat_map(|(r, &len)| (0..len).map(move |t| (r * s + t) as i64))
+        .collect();
+    let n = flat.len();
+    Some(Tensor::from_data(TensorData::new(flat, [n]), device))
 }
 
 pub(crate) enum Past<'a> {
@@ -127,13 +145,12 @@ pub(crate) fn attend_calls<A>(
 /// Several calls' rows as one tensor, so that a layer's row-wise work is one product per weight
 /// for all of them: the prompt's rows and the tokens' go through each projection together (a
 /// 2-byte weight is widened once, not once per call; one kernel, not two). A call's padding
-/// (positions past a row's length, [`Call::lengths`]) is left out: nothing reads it (attention
+/// (positions past a row's length, [`Call::real`]) is left out: nothing reads it (attention
 /// masks it, no loss scores it), and it was 12-24% of the built-in tasks' batches. One call's
 /// rows with no padding stay as they are.
 pub(crate) struct Joined(Vec<Part>);
 
-/// One call's rows in a [`Joined`]: `[b, s]`, and the flat indices (`row · s + position`) of
-/// its real positions when some are padding.
+/// One call's rows in a [`Joined`]: `[b, s]`, and its [`Call::real`].
 struct Part {
     dims: [usize; 2],
     real: Option<Tensor<1, Int>>,
@@ -147,14 +164,10 @@ impl Joined {
             .zip(calls)
             .map(|(x, call)| {
                 let [b, s, _] = x.dims();
-                let real = call.lengths.filter(|l| l.iter().any(|&n| n < s)).map(|l| {
-                    let flat: Vec<i64> = (0..b)
-                        .flat_map(|r| (0..l[r]).map(move |t| (r * s + t) as i64))
-                        .collect();
-                    let n = flat.len();
-                    Tensor::<1, Int>::from_data(TensorData::new(flat, [n]), &x.device())
-                });
-                Part { dims: [b, s], real }
+                Part {
+                    dims: [b, s],
+                    real: call.real.clone(),
+                }
             })
             .collect();
         let joined = Joined(parts);
@@ -194,18 +207,17 @@ impl Joined {
             .iter()
             .map(|part| {
                 let [b, s] = part.dims;
+                let n = part.real.as_ref().map_or(b * s, |real| real.dims()[0]);
+                let mine = t.clone().narrow(0, at, n);
+                at += n;
                 let flat = match &part.real {
-                    Some(real) => {
-                        let n = real.dims()[0];
-                        let zeros = Tensor::zeros([b * s, width], &t.device());
-                        let mine = t.clone().narrow(0, at, n);
-                        at += n;
-                        zeros.select_assign(0, real.clone(), mine, IndexingUpdateOp::Add)
-                    }
-                    None => {
-                        at += b * s;
-                        t.clone().narrow(0, at - b * s, b * s)
-                    }
+                    Some(real) => Tensor::zeros([b * s, width], &t.device()).select_assign(
+                        0,
+                        real.clone(),
+                        mine,
+                        IndexingUpdateOp::Add,
+                    ),
+                    None => mine,
                 };
                 flat.reshape([b, s, width])
             })
@@ -445,7 +457,7 @@ fn widened<const D: usize>(t: Tensor<D>) -> Tensor<D> {
 fn run_unprefixed<F: Family>(
     f: &F,
     mut x: Tensor<3>,
-    (at, masked, lengths): (&F::At, Mask, &[usize]),
+    (at, masked, real): (&F::At, Mask, Option<Tensor<1, Int>>),
     keep: bool,
 ) -> (Tensor<3>, Option<Vec<Kv>>) {
     let mut kept = Vec::new();
@@ -454,7 +466,7 @@ fn run_unprefixed<F: Family>(
             at,
             past: Past::None,
             masked: masked.clone(),
-            lengths: Some(lengths),
+            real: real.clone(),
         };
         let (out, kv) = f.layer(i, vec![x], &[call]).pop().expect("one call");
         x = out;
@@ -479,8 +491,9 @@ fn run<F: Family>(
     let mut x = f.input(tokens, &text_at);
     let at = f.at(config, &text_at, &device);
     let masked = attention_mask(n, lengths, s, &device);
+    let real = real_positions(lengths, s, &device);
     let Some(prefix) = prefix else {
-        return run_unprefixed(f, x, (&at, masked, lengths), keep);
+        return run_unprefixed(f, x, (&at, masked, real), keep);
     };
     let mut kept = Vec::new();
     let prefix_at = Positions::Run { from: 0, len: n };
@@ -496,7 +509,7 @@ fn run<F: Family>(
             at: &p_at,
             past: Past::None,
             masked: prefix_masked.clone(),
-            lengths: None,
+            real: None,
         };
         // No tokens (an empty input after the prompt): the prefix alone.
         if s == 0 {
@@ -511,7 +524,7 @@ fn run<F: Family>(
             at: &at,
             past: Past::Call(0),
             masked: masked.clone(),
-            lengths: Some(lengths),
+            real: real.clone(),
         };
         let mut out = f.layer(i, vec![p, x], &[prompt, text]).into_iter();
         let (p_next, kv) = out.next().expect("the prompt's call");
@@ -560,7 +573,7 @@ fn decode<F: Family>(
             at: &at,
             past: Past::Given(kv),
             masked: masked.clone(),
-            lengths: None,
+            real: None,
         };
         let (out, (k, v)) = f.layer(i, vec![x], &[call]).pop().expect("one call");
         *kv = (

@@ -83,9 +83,11 @@ impl LabRun {
         settings: Settings,
         given: Option<(SoftPrompt, PromptInit)>,
     ) -> Result<()> {
-        let run = Run::start(&e.lm, e.task()?, settings, given)?;
+        let task = e.task()?;
+        let run = Run::start(&e.lm, task, settings, given)?;
+        let (steps, batch) = (run.settings.steps, run.settings.batch);
         self.run = Some(Scheduled {
-            schedule: Schedule::new(run.settings.steps, self.cadence),
+            schedule: Schedule::for_run(steps, self.cadence, batch, task.test.len()),
             run,
             evaluated: None,
         });

@@ -221,8 +221,8 @@ impl Lab {
             engines,
             ..Step::typical(batch, n_virtual)
         };
-        let rows = self.session.as_ref();
-        if let Some(t) = rows.and_then(|s| s.engine.typical_row_tokens(batch)) {
+        let session = self.session.as_ref();
+        if let Some(t) = session.and_then(|s| s.engine.typical_row_tokens(batch)) {
             step.row_tokens = t;
         }
         let summary =

@@ -428,7 +428,7 @@ test('a corrupt model file shows a named error and the bundled model stays loade
     await page.setInputFiles('#model-files', [join(dir, 'config.json'), corrupt, join(dir, 'tokenizer.json')]);
     await page.waitForSelector('#model-check:not([hidden])');
     // Truncated after its header (half the file): the check reads the header (dtype, size); the load names the damage.
-    assert.match(await text(page, '#model-summary'), /2\.6 M parameters \(gpt2, 4 layers, d 192, vocabulary 4,096\); F16 weights; 2\.6 MB to download; needs about \d+ MB of memory \(the engine: weights 10 MB/);
+    assert.match(await text(page, '#model-summary'), /2\.6 M parameters \(gpt2, 4 layers, d 192, vocabulary 4,096\); F16 weights; 2\.6 MB to download; needs about [\d.]+ MB of memory \(the engine: weights 10 MB/);
     await page.click('#model-load');
     await page.waitForSelector('#model-error:not([hidden])');
     assert.match(await text(page, '#model-error'), /model\.safetensors is corrupt or truncated .*Download the file again/);
@@ -440,7 +440,7 @@ test('a corrupt model file shows a named error and the bundled model stays loade
     await page.fill('#model-url', url);
     await page.click('#model-url-form button');
     await page.waitForSelector('#model-check:not([hidden])');
-    assert.match(await text(page, '#model-summary'), /needs about \d+ MB/);
+    assert.match(await text(page, '#model-summary'), /needs about [\d.]+ MB/);
     await page.click('#model-load');
     await page.waitForFunction((u) => document.querySelector('#model-status').textContent.startsWith(u), url);
     assert.equal(await page.locator('#model-error').isHidden(), true);

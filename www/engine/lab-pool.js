@@ -1,11 +1,22 @@
 // The lab engine's helpers on the CPU path: how many engines train together and why (said on
 // the page), and the pool (../pool.js) started for the model just loaded.
+import { headerLength } from '../pkg/soft_prompt_lab.js';
 import { EVENT } from '../protocol.js';
 import { Pool } from '../pool.js';
 import { engine, enqueue, post } from './state.js';
 
 const POOL_MAX = 2;
+/**
+ * A checkpoint at least this large starts its helpers beside the lab engine's own load (if all
+ * the engines fit in memory while they load at once): its load takes seconds, and on a real
+ * SmolLM2-135M a helper started after it loaded in 20-33 s beside the first training steps (7.7 s
+ * beside an idle engine), joining at step 5-8. The bundled model loads in 0.4 s: its helpers wait
+ * for the prompt (worker.js `afterPrompt`), so as not to delay a shared link's accuracy.
+ */
+const HELPERS_WITH_LOAD_BYTES = 64e6;
 const engines = (n) => (n === 1 ? 'one engine' : `${n} engines`);
+/** Half the memory the device reports (navigator.deviceMemory, GiB, capped at 8 by browsers). */
+const memoryBudget = () => ((self.navigator.deviceMemory || 4) * 2 ** 30) / 2;
 
 /**
  * How many engines may train, and why: the page's number, else one per core the browser reports
@@ -22,8 +33,7 @@ function poolSize(engineBytes, helperBytes = engineBytes) {
     return { size: n, why: `${engines(n)}, as the link's workers=${n} asks` };
   }
   const cores = self.navigator.hardwareConcurrency || 1;
-  const memory = ((self.navigator.deviceMemory || 4) * 2 ** 30) / 2;
-  const fit = Math.max(1, 1 + Math.floor((memory - engineBytes) / helperBytes));
+  const fit = Math.max(1, 1 + Math.floor((memoryBudget() - engineBytes) / helperBytes));
   const size = Math.min(cores, fit);
   if (size > 1) {
     const n = Math.min(size, POOL_MAX);
@@ -36,13 +46,19 @@ function poolSize(engineBytes, helperBytes = engineBytes) {
 
 /**
  * A checkpoint's cost for the engines the page would start for it, and why that many:
- * `estimate(engines)` is the engine's `inspect` for that many.
+ * `estimate(engines)` is the engine's `inspect` for that many. `pool.withLoad`: the helpers load
+ * beside the lab engine (`HELPERS_WITH_LOAD_BYTES`), and the memory's high-water mark is theirs.
  */
 export function costWithPool(estimate) {
-  if (engine.backend !== 'cpu') return { ...estimate(1), pool: { size: 1, why: '' } };
-  const asIfMost = estimate(POOL_MAX).memory;
-  const pool = poolSize(asIfMost.engine, asIfMost.helper);
-  return { ...estimate(pool.size), pool };
+  if (engine.backend !== 'cpu') return { ...estimate(1), pool: { size: 1, why: '', withLoad: false } };
+  const asIfMost = estimate(POOL_MAX);
+  const pool = poolSize(asIfMost.memory.engine, asIfMost.memory.helper);
+  const cost = pool.size === POOL_MAX ? asIfMost : estimate(pool.size);
+  const m = cost.memory;
+  const withLoad = pool.size > 1 && m.file >= HELPERS_WITH_LOAD_BYTES && m.together <= memoryBudget();
+  if (!withLoad) return { ...cost, pool: { ...pool, withLoad } };
+  const why = `${pool.why}; they load beside it, so that training starts with them`;
+  return { ...cost, memory: { ...m, total: Math.max(m.total, m.together) }, pool: { ...pool, why, withLoad } };
 }
 
 /** The pool's size and why: what the page says of it. */
@@ -61,18 +77,45 @@ export function stopPool() {
   old?.stop();
 }
 
-/** Helpers for the model just loaded, on the CPU path; they join as they finish loading. */
-export function startPool(source) {
-  stopPool();
-  const { size, why } = engine.backend === 'cpu' ? poolSize(engine.memory.buffer.byteLength) : { size: 1, why: '' };
-  poolPlan = { wanted: size, why };
-  postPool();
-  if (size < 2) return;
+function spawnPool(source, size) {
   const current = new Pool(() => {
     if (engine.pool === current) postPool();
   });
-  engine.pool = current;
-  // The engine asks the pool how many helpers are free at each step (none until one joins).
-  enqueue(() => engine.lab.setHelpers(current.compute, current.evaluate, current.idleCount)).catch(() => {});
   current.start(size - 1, source);
+  return current;
+}
+
+/** Makes `pool` (or none) the lab engine's, in place of the one before. */
+function usePool(pool, plan) {
+  stopPool();
+  poolPlan = { wanted: plan.size, why: plan.why };
+  engine.pool = pool;
+  postPool();
+  // The engine asks the pool how many helpers are free at each step (none until one joins).
+  if (pool) enqueue(() => engine.lab.setHelpers(pool.compute, pool.evaluate, pool.idleCount)).catch(() => {});
+}
+
+/** Helpers for the model just loaded, on the CPU path; they join as they finish loading. */
+export function startPool(source) {
+  const plan = engine.backend === 'cpu' ? poolSize(engine.memory.buffer.byteLength) : { size: 1, why: '' };
+  usePool(plan.size > 1 ? spawnPool(source, plan.size) : null, plan);
+}
+
+/**
+ * A large model's helpers, started before the lab engine loads `files` (the checkpoint of
+ * `source`): null where its cost says they wait for the prompt (`withLoad`). `adopt()` makes them
+ * the engine's once its own load succeeded; `stop()` ends them when it failed.
+ */
+export function helpersWithLoad(source, [config, weights], batch, nVirtual) {
+  if (engine.backend !== 'cpu') return null;
+  let cost;
+  try {
+    const header = weights.subarray(8, 8 + headerLength(weights.subarray(0, 8)));
+    cost = costWithPool((n) => engine.lab.inspect(config, header, weights.byteLength, batch, nVirtual, n));
+  } catch {
+    return null; // a file the load itself will refuse, by name
+  }
+  if (!cost.pool.withLoad) return null;
+  const pool = spawnPool(source, cost.pool.size);
+  return { adopt: () => usePool(pool, cost.pool), stop: () => pool.stop() };
 }

@@ -64,7 +64,7 @@ export function modelPanel(ctx) {
     $('model-cancel').hidden = source.kind !== 'url';
     rt.set({ hasPrompt: false });
     try {
-      const loaded = await rt.client.request(REQUEST.LOAD_MODEL, { source });
+      const loaded = await rt.client.request(REQUEST.LOAD_MODEL, { source, batch: state.batch, nVirtual: state.virtualTokens });
       if (loaded.cancelled) {
         $('model-status').textContent = `Download cancelled. ${rt.modelInfo ? 'The previous model is still loaded.' : 'No model loaded.'}`;
         rt.set({ hasPrompt: Boolean(rt.task) });
@@ -110,7 +110,7 @@ export function modelPanel(ctx) {
     const helpers = m.engines - 1;
     const pool = helpers > 0 ? `; ${helpers} helper engine${helpers > 1 ? 's' : ''} of ${MB(m.helper)}${helpers > 1 ? ' each' : ''}, `
       + `holding the weights and its share of a step (${s.pool.why})` : '';
-    const needs = `needs about ${(m.total / 2 ** 20).toFixed(0)} MB of memory (the engine: weights ${MB(m.weights)}, the embedding copy `
+    const needs = `needs about ${MB(m.total)} of memory (the engine: weights ${MB(m.weights)}, the embedding copy `
       + `${MB(m.embeddingCopy)}, a step's activations at batch ${state.batch} ${MB(m.activations)}, prompt and optimizer ${MB(m.optimizer)}, `
       + `its tables ${MB(m.base)}, ${MB(m.engine)} in all${pool}; while it loads, the file ${MB(m.file)} beside the weights)`;
     // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
