@@ -1,7 +1,7 @@
 //! Backend choice, in one place, and the one way values leave the device (asynchronously:
 //! WebGPU in the browser cannot block; natively `pollster::block_on` drives the same code).
 
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
@@ -71,20 +71,33 @@ pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 const READ_SLICE: usize = 1 << 20;
 
 /// The values of `t` in order, read a slice of its first dimension at a time and handed to
-/// `each`: reading a large tensor whole costs two passing copies of it (the device's data, then
-/// the vector), which a heap that never shrinks keeps as its high-water mark (216 MiB for a
-/// 135M model's token embedding).
-pub async fn read_f32_sliced<const D: usize>(
+/// `each` as stored (no conversion): reading a large tensor whole costs two passing copies of it
+/// (the device's data, then the vector), which a heap that never shrinks keeps as its
+/// high-water mark (216 MiB for a 135M model's token embedding).
+pub async fn read_sliced<const D: usize>(
     t: Tensor<D>,
-    mut each: impl FnMut(Vec<f32>),
+    mut each: impl FnMut(TensorData) -> Result<()>,
 ) -> Result<()> {
     let rows = t.dims()[0];
     let per_row = t.shape().num_elements() / rows.max(1);
     let per = (READ_SLICE / per_row.max(1)).max(1);
     for start in (0..rows).step_by(per) {
-        each(read_f32(t.clone().narrow(0, start, per.min(rows - start))).await?);
+        let part = t.clone().narrow(0, start, per.min(rows - start));
+        each(part.into_data_async().await.map_err(Error::device)?)?;
     }
     Ok(())
+}
+
+/// [`read_sliced`], each slice as f32 values.
+pub async fn read_f32_sliced<const D: usize>(
+    t: Tensor<D>,
+    mut each: impl FnMut(Vec<f32>),
+) -> Result<()> {
+    read_sliced(t, |data| {
+        each(data.convert::<f32>().try_to_vec().map_err(Error::device)?);
+        Ok(())
+    })
+    .await
 }
 
 pub async fn read_ints<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {

@@ -10,8 +10,11 @@ use crate::soft_prompt::target_logprobs;
 use crate::tasks::{Example, TaskKind, check_labels};
 
 /// Rows per forward pass during evaluation: bounds memory (each row's answer is its own, whatever
-/// rows share its pass, so a pool may split evaluations anywhere: src/pool.rs).
-pub const EVAL_ROWS: usize = 32;
+/// rows share its pass, so a pool may split evaluations anywhere: src/pool.rs). Each pass reads
+/// every weight, whatever its rows: 64 rows score a 135M model's 45 held-out examples (its share
+/// of antonyms' 89 on two engines) in one pass, 1.2 s natively against 1.5-1.9 s in passes of 32;
+/// a pass of 64 rows holds their logits at one position, 12.6 MB for a 49,152-token vocabulary.
+pub const EVAL_ROWS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {

@@ -367,7 +367,7 @@ fn a_pool_of_engines_follows_one_engines_trajectory() {
 #[test]
 fn a_pool_of_engines_scores_held_out_examples_as_one_engine() {
     let lm = load("tiny-a");
-    // Three passes of evaluation rows (EVAL_ROWS) on one engine; parts of 35, then of 24, 24, 22.
+    // Two passes of evaluation rows (EVAL_ROWS, 64) on one engine; parts of 35, then of 24, 24, 22.
     let test: Vec<Example> = (0..70)
         .map(|i| {
             let ex = &examples()[i % 4];

@@ -175,12 +175,12 @@ const handlers = {
     const fetchMs = performance.now() - fetchStarted;
     stopLoops();
     const loadStarted = performance.now();
+    // A large model's helpers load beside this engine (the page's sizes: lab-pool.js).
+    const early = batch && !helping() ? helpersWithLoad(source, files, batch, nVirtual) : null;
     // The engine reads the weights from our copy one tensor at a time (the file never enters its
     // memory, which never shrinks); ours are freed as soon as it is done (transfer(0) detaches a
     // buffer and releases its bytes), not whenever the collector runs. A local file's bytes stay:
     // the page's source may start helpers from them.
-    // A large model's helpers load beside this engine (the page's sizes: lab-pool.js).
-    const early = batch && !helping() ? helpersWithLoad(source, files, batch, nVirtual) : null;
     let loaded;
     try {
       loaded = await engine.lab.load(...files, helping());

@@ -27,6 +27,11 @@ async function refuseSharded(base, error) {
   };
 }
 
+/** The safetensors header of a weights file in memory (a view, not a copy). */
+export function headOf(weights) {
+  return weights.subarray(8, 8 + headerLength(weights.subarray(0, 8)));
+}
+
 /**
  * `config.json`, the weights' safetensors header and the file's size, without the weights: two
  * Range requests (the 8-byte length, then the header).
@@ -34,8 +39,7 @@ async function refuseSharded(base, error) {
 export async function checkpointHead(source) {
   if (source.kind === 'files') {
     const weights = new Uint8Array(source.weights);
-    const n = headerLength(weights.subarray(0, 8));
-    return { config: new Uint8Array(source.config), header: weights.slice(8, 8 + n), size: weights.byteLength };
+    return { config: new Uint8Array(source.config), header: headOf(weights).slice(), size: weights.byteLength };
   }
   const config = await fetchBytes(fileUrl(source.base, 'config.json'));
   const url = fileUrl(source.base, 'model.safetensors');

@@ -1,7 +1,7 @@
 // The lab engine's helpers on the CPU path: how many engines train together and why (said on
 // the page), and the pool (../pool.js) started for the model just loaded.
-import { headerLength } from '../pkg/soft_prompt_lab.js';
 import { EVENT } from '../protocol.js';
+import { headOf } from './files.js';
 import { Pool } from '../pool.js';
 import { engine, enqueue, post } from './state.js';
 
@@ -107,11 +107,11 @@ export function startPool(source) {
  * the engine's once its own load succeeded; `stop()` ends them when it failed.
  */
 export function helpersWithLoad(source, [config, weights], batch, nVirtual) {
-  if (engine.backend !== 'cpu') return null;
+  // A small file's helpers wait for the prompt whatever its cost says: skip inspecting it.
+  if (engine.backend !== 'cpu' || weights.byteLength < HELPERS_WITH_LOAD_BYTES) return null;
   let cost;
   try {
-    const header = weights.subarray(8, 8 + headerLength(weights.subarray(0, 8)));
-    cost = costWithPool((n) => engine.lab.inspect(config, header, weights.byteLength, batch, nVirtual, n));
+    cost = costWithPool((n) => engine.lab.inspect(config, headOf(weights), weights.byteLength, batch, nVirtual, n));
   } catch {
     return null; // a file the load itself will refuse, by name
   }
