@@ -61,13 +61,10 @@ impl FrozenMatmul for Flex {
                 }
             }
             // x·w: w's rows meet x's columns; the blocks' products add up, in w's order.
+            // (A narrow is a view: the whole of x, when one block, stays contiguous.)
             false => blocks
                 .map(|(start, n)| {
-                    let x = match n == rows {
-                        true => x.clone(),
-                        false => x.narrow(1, start, n),
-                    };
-                    Flex::float_matmul(x, widen(&w.narrow(0, start, n)))
+                    Flex::float_matmul(x.narrow(1, start, n), widen(&w.narrow(0, start, n)))
                 })
                 .reduce(Flex::float_add)
                 .expect("a weight has rows"),
