@@ -123,12 +123,11 @@ pub async fn generate(
         .map(|r| r * stride + n_virtual + padded.lengths[r] - 1)
         .collect();
     let mut logits = model.logits_at(hidden, &last); // [rows, vocab]
+    // The rows still generating, as indices into `rows`: the cache holds only these.
+    let mut active: Vec<usize> = (0..b).collect();
     for step in 0..opts.max_new_tokens {
         let next = choose(logits, &opts.sampling, rng.as_mut()).await?;
-        for (r, &token) in next.iter().enumerate() {
-            if done[r] {
-                continue;
-            }
+        for (&r, &token) in active.iter().zip(&next) {
             rows[r].push(token);
             new_ids[r].push(token);
             let eos = opts.stop_at_eos && lm.tokenizer.is_eos(token);
@@ -137,10 +136,14 @@ pub async fn generate(
             let spent = opts.budgets.get(r).is_some_and(|&b| new_ids[r].len() >= b);
             done[r] = eos || newline || spent || rows[r].len() + n_virtual >= max_len;
         }
-        if done.iter().all(|&d| d) || step + 1 == opts.max_new_tokens {
+        let going: Vec<usize> = (0..active.len()).filter(|&i| !done[active[i]]).collect();
+        if going.is_empty() || step + 1 == opts.max_new_tokens {
             break;
         }
-        let next = Tensor::<2, Int>::from_data(TensorData::new(next, [b, 1]), &device);
+        cache.retain(&going);
+        let next: Vec<u32> = going.iter().map(|&i| next[i]).collect();
+        active = going.iter().map(|&i| active[i]).collect();
+        let next = Tensor::<2, Int>::from_data(TensorData::new(next, [active.len(), 1]), &device);
         logits = model.logits(model.decode(&mut cache, model.embed(next)));
     }
     let finish = |ids| finish(lm, opts, ids);

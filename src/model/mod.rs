@@ -233,6 +233,30 @@ pub struct KvCache {
     next_position: Vec<usize>,
 }
 
+impl KvCache {
+    /// Keeps only the rows `rows` (indices into the current rows, in the order given): rows
+    /// that finished stop costing a decode step. An evaluation's answers are mostly one token
+    /// and its newline, so most rows finish after the first decode step while a few long
+    /// answers go on.
+    pub fn retain(&mut self, rows: &[usize]) {
+        if rows.len() == self.next_position.len() {
+            return;
+        }
+        let Some((k, _)) = self.layers.first() else {
+            return;
+        };
+        let ids: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len()]), &k.device());
+        for (k, v) in &mut self.layers {
+            // [b, kv_heads, keys, hd] -> [rows, kv_heads, keys, hd]
+            *k = k.clone().select(0, ids.clone());
+            *v = v.clone().select(0, ids.clone());
+        }
+        self.visible = rows.iter().map(|&r| self.visible[r].clone()).collect();
+        self.next_position = rows.iter().map(|&r| self.next_position[r]).collect();
+    }
+}
+
 /// Runs `$body` with `$f` bound to the family's network.
 macro_rules! family {
     ($self:expr, $f:ident => $body:expr) => {
