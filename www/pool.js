@@ -31,15 +31,35 @@ export class Pool {
    * once each has joined or failed.
    */
   start(count, source) {
-    return Promise.all(Array.from({ length: count }, () => this.spawn(source)));
+    return this.load(this.open(count), source);
   }
 
-  async spawn(source) {
-    const client = new LabClient({ onEvent: (msg) => this.heard(client, msg), onFatal: () => this.drop(client, true) });
-    this.all.add(client);
+  /**
+   * Starts `count` helpers without a model: their wasm compiles while the lab engine loads, and
+   * `load` gives them one. Each is sent INIT now.
+   */
+  open(count) {
+    return Array.from({ length: count }, () => {
+      const client = new LabClient({ onEvent: (msg) => this.heard(client, msg), onFatal: () => this.drop(client, true) });
+      this.all.add(client);
+      return { client, init: client.request(REQUEST.INIT, { backend: 'cpu', helper: true }) };
+    });
+  }
+
+  /**
+   * Sends each opened helper LOAD_MODEL of `source` before returning (a `files` source's bytes
+   * are copied into each message as it is posted; `transfer` moves them to the last helper
+   * instead); resolves once each has joined or failed.
+   */
+  load(opened, source, transfer = []) {
+    return Promise.all(opened.map(({ client, init }, i) =>
+      this.join(client, init, client.request(REQUEST.LOAD_MODEL, { source }, i === opened.length - 1 ? transfer : []))));
+  }
+
+  async join(client, init, loaded) {
     try {
-      await client.request(REQUEST.INIT, { backend: 'cpu', helper: true });
-      await client.request(REQUEST.LOAD_MODEL, { source });
+      await init;
+      await loaded;
       if (!this.all.has(client)) return; // stopped while it loaded
       this.ready.push(client);
       this.onChange();

@@ -176,25 +176,26 @@ const handlers = {
     stopLoops();
     const loadStarted = performance.now();
     // A large model's helpers load beside this engine (the page's sizes: lab-pool.js).
-    const early = batch && !helping() ? helpersWithLoad(source, files, batch, nVirtual) : null;
+    const early = batch && !helping() ? helpersWithLoad(files, batch, nVirtual) : null;
     // The engine reads the weights from our copy one tensor at a time (the file never enters its
     // memory, which never shrinks); ours are freed as soon as it is done (transfer(0) detaches a
-    // buffer and releases its bytes), not whenever the collector runs. A local file's bytes stay:
-    // the page's source may start helpers from them.
+    // buffer and releases its bytes), not whenever the collector runs, or moved to a helper. The
+    // lab's copy of a local file stays: the page's source may start helpers from it.
+    const sourceKeeps = source.kind === 'files' && !helping();
     let loaded;
     try {
       loaded = await engine.lab.load(...files, helping());
+      // The old model's helpers go now; the new ones load from our bytes and join when loaded,
+      // or start after the first prompt (`afterPrompt`).
+      if (early) early.adopt(files, !sourceKeeps);
+      else stopPool();
     } catch (e) {
       early?.stop();
       throw e;
     } finally {
-      if (source.kind !== 'files') for (const f of files) f.buffer.transfer?.(0);
+      if (!sourceKeeps) for (const f of files) if (!f.buffer.detached) f.buffer.transfer?.(0);
     }
     const engineMs = performance.now() - loadStarted;
-    // The old model's helpers go now; the new ones join as they load, or start after the first
-    // prompt (`afterPrompt`).
-    if (early) early.adopt();
-    else stopPool();
     afterPrompt.pool = early ? null : () => startPool(source);
     return {
       ...loaded, downloadNotes: notes, wasmBytes: engine.memory.buffer.byteLength, timings: { wasmMs, fetchMs, engineMs, ...loaded.timings },

@@ -143,6 +143,31 @@ test('the tour\'s real-model step: a SmolLM2-135M-shaped model (random bf16 weig
   }
 });
 
+test('a large model\'s helper engine loads from the bytes the lab engine fetched: its weights are downloaded once, and a run trains on two engines', async () => {
+  const id = 'big/smollm2';
+  const local = await startHub({ [id]: smollm2Shaped() });
+  const t = await open(env, `?backend=cpu&task=antonyms&vt=2&batch=2&steps=2&workers=2&hub=${encodeURIComponent(local.url)}&model=${encodeURIComponent(id)}`);
+  const { page } = t;
+  try {
+    await ready(page);
+    await page.waitForSelector('#model-check:not([hidden])');
+    await page.click('#model-load');
+    await page.waitForFunction((m) => document.querySelector('#model-status').textContent.startsWith(`${m}: `), id, { timeout: 600_000 });
+    await page.waitForSelector('#backend-badge[data-workers="2"]', { timeout: 600_000 });
+    // The lab's one download, and nothing from the helper: neither a second download nor the
+    // cache's freshness check (a HEAD) of a copy it would have read.
+    const whole = local.log.filter((l) => l.includes(`/files/${id}/model.safetensors`) && !l.includes('bytes='));
+    assert.deepEqual(whole, [`GET /files/${id}/model.safetensors`]);
+    await page.click('#play');
+    await page.waitForSelector('#f-fp-after[data-equal]', { timeout: 600_000 });
+    assert.equal(await text(page, '#f-step'), '2 / 2');
+    assert.deepEqual(t.errors, []);
+  } finally {
+    await t.context.close();
+    await local.close();
+  }
+});
+
 /** The adapter files in a share link's fragment (`#prompt=`: a zip, base64url). */
 function linkedAdapter(link) {
   const value = new URL(link).hash.replace(/^#prompt=/, '');

@@ -77,12 +77,18 @@ export function stopPool() {
   old?.stop();
 }
 
-function spawnPool(source, size) {
-  const current = new Pool(() => {
-    if (engine.pool === current) postPool();
+/** A pool that tells the page how it stands while it is the engine's. */
+function newPool() {
+  const pool = new Pool(() => {
+    if (engine.pool === pool) postPool();
   });
-  current.start(size - 1, source);
-  return current;
+  return pool;
+}
+
+function spawnPool(source, size) {
+  const pool = newPool();
+  pool.start(size - 1, source);
+  return pool;
 }
 
 /** Makes `pool` (or none) the lab engine's, in place of the one before. */
@@ -103,10 +109,14 @@ export function startPool(source) {
 
 /**
  * A large model's helpers, started before the lab engine loads `files` (the checkpoint of
- * `source`): null where its cost says they wait for the prompt (`withLoad`). `adopt()` makes them
- * the engine's once its own load succeeded; `stop()` ends them when it failed.
+ * `source`): null where its cost says they wait for the prompt (`withLoad`). Their wasm compiles
+ * beside the lab's load; `adopt(files)`, once the lab's own load succeeded, hands them the bytes
+ * it fetched (moved to the last helper when `movable`, else copied) and makes them the engine's.
+ * Fetching the file again themselves (from the Cache API when the lab's copy had been stored,
+ * else from the network) had a helper join 5-17 s after the lab, at step 2-5. `stop()` ends them
+ * when the lab's load failed.
  */
-export function helpersWithLoad(source, [config, weights], batch, nVirtual) {
+export function helpersWithLoad([config, weights], batch, nVirtual) {
   // A small file's helpers wait for the prompt whatever its cost says: skip inspecting it.
   if (engine.backend !== 'cpu' || weights.byteLength < HELPERS_WITH_LOAD_BYTES) return null;
   let cost;
@@ -116,6 +126,20 @@ export function helpersWithLoad(source, [config, weights], batch, nVirtual) {
     return null; // a file the load itself will refuse, by name
   }
   if (!cost.pool.withLoad) return null;
-  const pool = spawnPool(source, cost.pool.size);
-  return { adopt: () => usePool(pool, cost.pool), stop: () => pool.stop() };
+  const pool = newPool();
+  const opened = pool.open(cost.pool.size - 1);
+  return {
+    adopt(loaded, movable) {
+      const [c, w, t] = loaded.map(ownBuffer);
+      pool.load(opened, { kind: 'files', config: c, weights: w, tokenizer: t }, movable ? [c, w, t] : []);
+      usePool(pool, cost.pool);
+    },
+    stop: () => pool.stop(),
+  };
+}
+
+/** The bytes of `view` as an ArrayBuffer of their own (the view's buffer when it is all of it). */
+function ownBuffer(view) {
+  const whole = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+  return whole ? view.buffer : view.slice().buffer;
 }
