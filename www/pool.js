@@ -58,8 +58,8 @@ export class Pool {
 
   async join(client, init, loaded) {
     try {
-      await init;
-      await loaded;
+      // Both at once: a helper stopped while it starts fails both, and neither may go unhandled.
+      await Promise.all([init, loaded]);
       if (!this.all.has(client)) return; // stopped while it loaded
       this.ready.push(client);
       this.onChange();
