@@ -104,7 +104,6 @@ pub async fn generate(
     let max_len = model.config.n_positions;
     let mut rows = context_rows(lm, prompting, inputs)?;
     let mut new_ids: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
-    let mut done = vec![false; rows.len()];
     let mut rng = match &opts.sampling {
         Sampling::Sample { seed, .. } => Some(StdRng::seed_from_u64(*seed)),
         Sampling::Greedy => None,
@@ -127,16 +126,19 @@ pub async fn generate(
     let mut active: Vec<usize> = (0..b).collect();
     for step in 0..opts.max_new_tokens {
         let next = choose(logits, &opts.sampling, rng.as_mut()).await?;
-        for (&r, &token) in active.iter().zip(&next) {
+        // The positions in `active` of the rows that go on after this token.
+        let mut going = Vec::with_capacity(active.len());
+        for (i, (&r, &token)) in active.iter().zip(&next).enumerate() {
             rows[r].push(token);
             new_ids[r].push(token);
             let eos = opts.stop_at_eos && lm.tokenizer.is_eos(token);
             let newline =
                 opts.stop_at_newline && lm.tokenizer.token_text(token).contains(ANSWER_END);
             let spent = opts.budgets.get(r).is_some_and(|&b| new_ids[r].len() >= b);
-            done[r] = eos || newline || spent || rows[r].len() + n_virtual >= max_len;
+            if !(eos || newline || spent || rows[r].len() + n_virtual >= max_len) {
+                going.push(i);
+            }
         }
-        let going: Vec<usize> = (0..active.len()).filter(|&i| !done[active[i]]).collect();
         if going.is_empty() || step + 1 == opts.max_new_tokens {
             break;
         }

@@ -242,15 +242,14 @@ impl KvCache {
         if rows.len() == self.next_position.len() {
             return;
         }
-        let Some((k, _)) = self.layers.first() else {
-            return;
-        };
-        let ids: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len()]), &k.device());
-        for (k, v) in &mut self.layers {
-            // [b, kv_heads, keys, hd] -> [rows, kv_heads, keys, hd]
-            *k = k.clone().select(0, ids.clone());
-            *v = v.clone().select(0, ids.clone());
+        if let Some((k, _)) = self.layers.first() {
+            let ids: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+            let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len()]), &k.device());
+            for (k, v) in &mut self.layers {
+                // [b, kv_heads, keys, hd] -> [rows, kv_heads, keys, hd]
+                *k = k.clone().select(0, ids.clone());
+                *v = v.clone().select(0, ids.clone());
+            }
         }
         self.visible = rows.iter().map(|&r| self.visible[r].clone()).collect();
         self.next_position = rows.iter().map(|&r| self.next_position[r]).collect();
