@@ -99,6 +99,7 @@ function onEvent(msg) {
   else if (msg.type === EVENT.EXPERIMENT_MODEL) ctx.experiments.onModelLoad(msg);
   else if (msg.type === EVENT.POOL) showPool(msg);
   else if (msg.type === EVENT.BASELINE) ctx.tasks.onBaseline(msg);
+  else if (msg.type === EVENT.CACHE_WRITTEN) ctx.model.onCacheWritten(msg);
   else if (msg.type === EVENT.ERROR && msg.experiment) ctx.experiments.onError(msg);
   else if (msg.type === EVENT.ERROR) ctx.training.onError(msg);
 }

@@ -196,11 +196,12 @@ async function keep(cache, url, bytes, response, notes) {
 }
 
 /**
- * The bytes of `url`, from the cache when present, reporting `onProgress(loaded, total, secondsLeft)`.
- * Errors name the file and say what to do; `notes` collects what the page should say (a restart
- * from the start, a copy not kept).
+ * The bytes of `url`, from the cache when present, reporting `onProgress(loaded, total, secondsLeft)`,
+ * and `keep(notes)`: writes a downloaded file's copy for the next visit (null when the bytes came
+ * from the cache, or there is none), leaving `bytes` as they are. Errors name the file and say
+ * what to do; `notes` collects what the page should say (a restart from the start).
  */
-export async function fetchBytes(url, onProgress = () => {}, { signal, notes = [] } = {}) {
+export async function fetchFile(url, onProgress = () => {}, { signal, notes = [] } = {}) {
   const cache = await openCache();
   // Any cache: the offline service worker's copy of the bundled files (www/sw.js) counts too.
   let cachedResponse = cache ? await caches.match(url) : undefined;
@@ -209,9 +210,16 @@ export async function fetchBytes(url, onProgress = () => {}, { signal, notes = [
     // Read as a download is (not with arrayBuffer(), whose buffer the browser's side may keep).
     const sink = newSink(Number(cachedResponse.headers.get('content-length')) || 0);
     await readBody(cachedResponse, sink, onProgress);
-    return sinkBytes(sink);
+    return { bytes: sinkBytes(sink), keep: null };
   }
   const { bytes, response } = await download(url, onProgress, signal, notes);
-  if (cache) await keep(cache, url, bytes, response, notes);
+  return { bytes, keep: cache ? (into) => keep(cache, url, bytes, response, into) : null };
+}
+
+/** `fetchFile`'s bytes, the copy for the next visit kept first (its notes in `notes`: a copy not kept). */
+export async function fetchBytes(url, onProgress = () => {}, options = {}) {
+  const notes = options.notes ?? [];
+  const { bytes, keep } = await fetchFile(url, onProgress, { ...options, notes });
+  await keep?.(notes);
   return bytes;
 }

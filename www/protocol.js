@@ -93,6 +93,9 @@
 //   baseline {task, loss}
 //       the task's loss with no prompt (the loss chart's reference line), computed after the first
 //       prompt is ready, off the way to "ready"
+//   cache-written {notes}
+//       a large model's copy for the next visit went to the Cache API, written once the engine was
+//       idle (www/engine/cache-later.js); notes: why it was not kept, if it was not
 //   memory {wasmBytes}
 //       a helper's wasm memory grew (it only grows: a few times a run)
 //   error {id?, kind, message, line?, fatal, experiment?}
@@ -178,6 +181,7 @@ export const EVENT = Object.freeze({
   EXPERIMENT_MODEL: 'experiment-model',
   POOL: 'pool',
   BASELINE: 'baseline',
+  CACHE_WRITTEN: 'cache-written',
   MEMORY: 'memory',
   ERROR: 'error',
   REPLY: 'reply',

@@ -8,6 +8,7 @@ import init, { Lab } from './pkg/soft_prompt_lab.js';
 import { AHEAD_OF_QUEUE, CALL, EVENT, REQUEST } from './protocol.js';
 import { adapterName } from './backend-choice.js';
 import { builtinTask, checkpointHead, modelFiles } from './engine/files.js';
+import { engineActivity, keepWhenIdle } from './engine/cache-later.js';
 import { costWithPool, helpersWithLoad, startPool, stopPool } from './engine/lab-pool.js';
 import { cancelJobs, experimentStep, startExperiment } from './engine/experiment.js';
 import { beHelper, cancelJob, helping, reportMemory, runJob } from './engine/helper.js';
@@ -100,7 +101,11 @@ function runWhenQuiet() {
 function awaitQuiet() {
   clearTimeout(quietTimer);
   if (afterPrompt.due) quietTimer = setTimeout(runWhenQuiet, QUIET_MS);
+  noteActivity();
 }
+
+/** A large model's copy for the next visit waits for an idle engine (./engine/cache-later.js). */
+const noteActivity = () => engineActivity(requestsInFlight > 0 || engine.playing || engine.experimenting);
 
 /** The task's loss with no prompt, as a `baseline` event (unless another task came first). */
 function baselineOf(task) {
@@ -123,6 +128,7 @@ function repeat(step, going, fail) {
   enqueue(step).catch(fail).then(() => {
     // setTimeout yields to the message loop, so a pause or a request gets in between steps.
     if (going()) setTimeout(() => repeat(step, going, fail), 0);
+    else noteActivity();
   });
 }
 
@@ -164,36 +170,44 @@ const handlers = {
     loadAbort = new AbortController();
     const notes = [];
     let files;
+    let keeps;
     try {
-      files = await modelFiles(source, (p) => post(EVENT.LOAD_PROGRESS, p), { signal: loadAbort.signal, notes });
+      ({ files, keeps } = await modelFiles(source, (p) => post(EVENT.LOAD_PROGRESS, p), { signal: loadAbort.signal, notes }));
     } catch (e) {
       if (e.kind === 'Cancelled') return { cancelled: true };
       throw e;
     } finally {
       loadAbort = null;
     }
-    const fetchMs = performance.now() - fetchStarted;
     stopLoops();
-    const loadStarted = performance.now();
-    // A large model's helpers load beside this engine (the page's sizes: lab-pool.js).
+    // A large model's helpers load beside this engine (the page's sizes: lab-pool.js), from our
+    // bytes: nothing reads the cache's copy before the run, and it is written once the engine
+    // is idle, if the engine could load the file. Other files are kept first, for the helpers
+    // that start after the prompt.
     const early = batch && !helping() ? helpersWithLoad(files, batch, nVirtual) : null;
+    if (!early) for (const keep of keeps) await keep(notes);
+    const fetchMs = performance.now() - fetchStarted;
+    const loadStarted = performance.now();
     // The engine reads the weights from our copy one tensor at a time (the file never enters its
     // memory, which never shrinks); ours are freed as soon as it is done (transfer(0) detaches a
     // buffer and releases its bytes), not whenever the collector runs, or moved to a helper. The
-    // lab's copy of a local file stays: the page's source may start helpers from it.
-    const sourceKeeps = source.kind === 'files' && !helping();
+    // lab's copy of a local file stays: the page's source may start helpers from it; so does one
+    // that waits for the cache (freed once written).
+    const oursStay = (source.kind === 'files' && !helping()) || (early && keeps.length > 0);
     let loaded;
     try {
       loaded = await engine.lab.load(...files, helping());
       // The old model's helpers go now; the new ones load from our bytes and join when loaded,
       // or start after the first prompt (`afterPrompt`).
-      if (early) early.adopt(files, !sourceKeeps);
-      else stopPool();
+      if (early) {
+        early.adopt(files, !oursStay);
+        keepWhenIdle(keeps, files);
+      } else stopPool();
     } catch (e) {
       early?.stop();
       throw e;
     } finally {
-      if (!sourceKeeps) for (const f of files) if (!f.buffer.detached) f.buffer.transfer?.(0);
+      if (!oursStay) for (const f of files) if (!f.buffer.detached) f.buffer.transfer?.(0);
     }
     const engineMs = performance.now() - loadStarted;
     afterPrompt.pool = early ? null : () => startPool(source);

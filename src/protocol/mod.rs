@@ -228,6 +228,11 @@ pub const EVENTS: &[Event] = &[
         about: "the task's loss with no prompt (the loss chart's reference line), computed after the first prompt is ready, off the way to \"ready\"",
     },
     Event {
+        name: "cache-written",
+        fields: "{notes}",
+        about: "a large model's copy for the next visit went to the Cache API, written once the engine was idle (www/engine/cache-later.js); notes: why it was not kept, if it was not",
+    },
+    Event {
         name: "memory",
         fields: "{wasmBytes}",
         about: "a helper's wasm memory grew (it only grows: a few times a run)",

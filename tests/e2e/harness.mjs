@@ -1,7 +1,8 @@
 // Shared set-up for the page tests: the built page (www/) served as `./build.sh serve` serves it,
 // Debian's Chromium with WebGPU enabled (a software adapter, SwiftShader), and a page that records
 // every request that leaves the page's origin and every uncaught error.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -17,7 +18,11 @@ export const modelFolder = (dir) => Object.fromEntries(MODEL_FILES.map((f) => [f
 
 /** Debian's Chromium, with WebGPU (a software adapter) unless `webgpu` is false; `args`: more flags. */
 export function launch({ webgpu = true, args = [] } = {}) {
-  return chromium.launch({
+  return chromium.launch(launchOptions(webgpu, args));
+}
+
+function launchOptions(webgpu, args) {
+  return {
     executablePath: '/usr/bin/chromium',
     args: [
       '--no-sandbox', '--disable-gpu-sandbox', '--disable-quic', '--no-first-run',
@@ -25,7 +30,7 @@ export function launch({ webgpu = true, args = [] } = {}) {
       ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
       ...args,
     ],
-  });
+  };
 }
 
 /** A served page and a browser (with WebGPU unless `webgpu` is false); `close()` stops both. */
@@ -45,10 +50,13 @@ export async function start({ webgpu = true } = {}) {
 /**
  * Opens the page with `query` in a fresh context (`initScript`: run before the page's own). `requests` records every request, `foreign`
  * those to other origins (the page must make none), `errors` uncaught page errors and
- * Content-Security-Policy refusals (none allowed).
+ * Content-Security-Policy refusals (none allowed). `onDisk`: a browser of its own (CPU path) with
+ * a new profile on disk, as a visitor's: a context's storage is in memory, where the Cache API refuses
+ * a file over ~256 MB ("Unexpected internal error"); a profile on disk keeps a 135M model's
+ * 269 MB (closing the context closes that browser).
  */
-export async function open(env, query, { acceptDownloads = false, viewport = { width: 1400, height: 1000 }, initScript } = {}) {
-  const context = await env.browser.newContext({ acceptDownloads, viewport });
+export async function open(env, query, { acceptDownloads = false, viewport = { width: 1400, height: 1000 }, initScript, onDisk = false } = {}) {
+  const context = onDisk ? await onDiskContext({ acceptDownloads, viewport }) : await env.browser.newContext({ acceptDownloads, viewport });
   if (initScript) await context.addInitScript(initScript);
   const page = await context.newPage();
   const origin = new URL(env.url).origin;
@@ -63,6 +71,18 @@ export async function open(env, query, { acceptDownloads = false, viewport = { w
   page.setDefaultTimeout(120_000);
   await page.goto(`${env.url}${query}`);
   return { page, context, foreign, errors, requests };
+}
+
+/** A CPU-path browser with a new profile on disk, removed when the context closes. */
+async function onDiskContext(options) {
+  const dir = mkdtempSync(join(tmpdir(), 'spl-profile-'));
+  const context = await chromium.launchPersistentContext(dir, { ...launchOptions(false, []), ...options });
+  const close = context.close.bind(context);
+  context.close = async () => {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return context;
 }
 
 /**

@@ -143,21 +143,37 @@ test('the tour\'s real-model step: a SmolLM2-135M-shaped model (random bf16 weig
   }
 });
 
-test('a large model\'s helper engine loads from the bytes the lab engine fetched: its weights are downloaded once, and a run trains on two engines', async () => {
+test('a large model\'s helper engine loads from the bytes the lab engine fetched: its weights are downloaded once, a run trains on two engines, and the copy for the next visit is written when the engine is idle', async () => {
   const id = 'big/smollm2';
-  const local = await startHub({ [id]: smollm2Shaped() });
-  const t = await open(env, `?backend=cpu&task=antonyms&vt=2&batch=2&steps=2&workers=2&hub=${encodeURIComponent(local.url)}&model=${encodeURIComponent(id)}`);
+  const files = smollm2Shaped();
+  const local = await startHub({ [id]: files });
+  // A profile on disk, as a visitor's (harness.mjs `open`): in memory the cache refuses 269 MB.
+  const t = await open(env, `?backend=cpu&task=antonyms&vt=2&batch=2&steps=2&workers=2&hub=${encodeURIComponent(local.url)}&model=${encodeURIComponent(id)}`, { onDisk: true });
   const { page } = t;
+  /** The cached copy's size in bytes, or null (www/model-files.js keeps it). */
+  const cached = () => page.evaluate(async (m) => {
+    const { openCache } = await import('/model-files.js');
+    const keys = await (await openCache()).keys();
+    const key = keys.find((r) => r.url.includes(m) && r.url.endsWith('/model.safetensors'));
+    return key ? (await (await caches.match(key)).arrayBuffer()).byteLength : null;
+  }, id);
   try {
     await ready(page);
     await page.waitForSelector('#model-check:not([hidden])');
     await page.click('#model-load');
     await page.waitForFunction((m) => document.querySelector('#model-status').textContent.startsWith(`${m}: `), id, { timeout: 600_000 });
+    // Ready before the cache's copy is written (it waits for 2 s without work: cache-later.js).
+    assert.equal(await cached(), null, 'not written before ready');
     await page.waitForSelector('#backend-badge[data-workers="2"]', { timeout: 600_000 });
     // The lab's one download, and nothing from the helper: neither a second download nor the
     // cache's freshness check (a HEAD) of a copy it would have read.
     const whole = local.log.filter((l) => l.includes(`/files/${id}/model.safetensors`) && !l.includes('bytes='));
     assert.deepEqual(whole, [`GET /files/${id}/model.safetensors`]);
+    // Idle now (no run started): the copy is written, whole (the bytes stayed the lab's, copied
+    // to the helper, until then).
+    await page.waitForFunction((m) => document.querySelector('#stored-list').textContent.includes(m), id, { timeout: 60_000 });
+    assert.equal(await cached(), files['model.safetensors'].length);
+    assert.doesNotMatch(await page.locator('#model-notes').textContent(), /not kept/);
     await page.click('#play');
     await page.waitForSelector('#f-fp-after[data-equal]', { timeout: 600_000 });
     assert.equal(await text(page, '#f-step'), '2 / 2');

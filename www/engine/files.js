@@ -1,20 +1,27 @@
 // The files the engine worker reads: a model's three files (from a URL or the user's own), a
 // checkpoint's config and safetensors header before any weights, a built-in task's files.
 import { headerLength, taskSplits } from '../pkg/soft_prompt_lab.js';
-import { fetchBytes, fetchRange, fileUrl } from '../model-files.js';
+import { fetchBytes, fetchFile, fetchRange, fileUrl } from '../model-files.js';
 import { MODEL_FILES } from '../protocol.js';
 
-/** A model's three files, reporting `onProgress({file, loaded, total, secondsLeft})` as they come. */
+/**
+ * A model's three files, reporting `onProgress({file, loaded, total, secondsLeft})` as they come,
+ * and the `keep(notes)` of each one downloaded (model-files.js `fetchFile`): the caller writes the
+ * copies for the next visit, now or when the engine is idle (./cache-later.js).
+ */
 export async function modelFiles(source, onProgress, { signal, notes } = {}) {
   if (source.kind === 'files') {
-    return [source.config, source.weights, source.tokenizer].map((b) => new Uint8Array(b));
+    return { files: [source.config, source.weights, source.tokenizer].map((b) => new Uint8Array(b)), keeps: [] };
   }
-  const out = [];
+  const files = [];
+  const keeps = [];
   for (const file of MODEL_FILES) {
-    out.push(await fetchBytes(fileUrl(source.base, file), (loaded, total, secondsLeft) =>
-      onProgress({ file, loaded, total, secondsLeft }), { signal, notes }));
+    const { bytes, keep } = await fetchFile(fileUrl(source.base, file), (loaded, total, secondsLeft) =>
+      onProgress({ file, loaded, total, secondsLeft }), { signal, notes });
+    files.push(bytes);
+    if (keep) keeps.push(keep);
   }
-  return out;
+  return { files, keeps };
 }
 
 /** A sharded checkpoint is refused by name (its index is there, one model.safetensors is not). */

@@ -47,7 +47,8 @@ function poolSize(engineBytes, helperBytes = engineBytes) {
 /**
  * A checkpoint's cost for the engines the page would start for it, and why that many:
  * `estimate(engines)` is the engine's `inspect` for that many. `pool.withLoad`: the helpers load
- * beside the lab engine (`HELPERS_WITH_LOAD_BYTES`), and the memory's high-water mark is theirs.
+ * beside the lab engine (`HELPERS_WITH_LOAD_BYTES`), and the memory's high-water mark is theirs
+ * or the run's beside the file.
  */
 export function costWithPool(estimate) {
   if (engine.backend !== 'cpu') return { ...estimate(1), pool: { size: 1, why: '', withLoad: false } };
@@ -55,10 +56,13 @@ export function costWithPool(estimate) {
   const pool = poolSize(asIfMost.memory.engine, asIfMost.memory.helper);
   const cost = pool.size === POOL_MAX ? asIfMost : estimate(pool.size);
   const m = cost.memory;
-  const withLoad = pool.size > 1 && m.file >= HELPERS_WITH_LOAD_BYTES && m.together <= memoryBudget();
+  // The lab then holds a downloaded file until the cache has its copy, after the run
+  // (./cache-later.js).
+  const peak = Math.max(m.together, m.engine + (m.engines - 1) * m.helper + m.file);
+  const withLoad = pool.size > 1 && m.file >= HELPERS_WITH_LOAD_BYTES && peak <= memoryBudget();
   if (!withLoad) return { ...cost, pool: { ...pool, withLoad } };
   const why = `${pool.why}; they load beside it, so that training starts with them`;
-  return { ...cost, memory: { ...m, total: Math.max(m.total, m.together) }, pool: { ...pool, why, withLoad } };
+  return { ...cost, memory: { ...m, total: Math.max(m.total, peak) }, pool: { ...pool, why, withLoad } };
 }
 
 /** The pool's size and why: what the page says of it. */

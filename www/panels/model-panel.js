@@ -225,5 +225,13 @@ export function modelPanel(ctx) {
     rt.serial(() => load({ kind: 'url', base: ctx.bundled }));
   });
   $('stored-models').addEventListener('toggle', () => showStored());
-  return { load, onLoadProgress, check };
+
+  /** A large model's copy for the next visit, written once the engine was idle (or why not). */
+  function onCacheWritten({ notes }) {
+    showStored();
+    if (notes.length === 0) return;
+    $('model-notes').hidden = false;
+    $('model-notes').textContent += `${$('model-notes').textContent ? ' ' : ''}${notes.map((n) => `Note: ${n}.`).join(' ')}`;
+  }
+  return { load, onLoadProgress, check, onCacheWritten };
 }
