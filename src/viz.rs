@@ -15,9 +15,13 @@ use crate::loader::LoadedModel;
 const PCA_ROWS: usize = 8192;
 /// Vocabulary points sent for drawing.
 pub const MAP_POINTS: usize = 4096;
-/// Power-iteration rounds per component: the top eigenvalues of embedding covariances are well
-/// separated, and 200 rounds converge to float precision in the tests.
+/// Power-iteration rounds per component at most: the top eigenvalues of embedding covariances
+/// are well separated, and 200 rounds converge to float precision in the tests.
 const POWER_ROUNDS: usize = 200;
+/// A direction that moves less than this (largest component) in a round has converged: far
+/// below what an f32 map shows. (A 135M model's two directions converge in 11 and 71 rounds:
+/// 26 ms natively against 126 ms for 200 each.)
+const CONVERGED: f64 = 1e-10;
 
 pub struct VocabMap {
     d: usize,
@@ -202,7 +206,11 @@ fn top_direction(cov: &[f64], d: usize) -> (Vec<f64>, f64) {
         }
         w.iter_mut().for_each(|x| *x /= len);
         lambda = len;
+        let moved = w.iter().zip(&v).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
         v = w;
+        if moved < CONVERGED {
+            break;
+        }
     }
     // Sign convention: the largest component positive, so the map does not flip between loads.
     let big = v

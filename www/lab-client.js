@@ -33,12 +33,12 @@ export class LabClient {
     };
   }
 
-  request(type, payload = {}, transfer = []) {
+  request(type, payload = {}) {
     if (this.ended) return Promise.reject(this.ended);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, type, ...payload }, transfer);
+      this.worker.postMessage({ id, type, ...payload });
     });
   }
 

@@ -48,12 +48,10 @@ export class Pool {
 
   /**
    * Sends each opened helper LOAD_MODEL of `source` before returning (a `files` source's bytes
-   * are copied into each message as it is posted; `transfer` moves them to the last helper
-   * instead); resolves once each has joined or failed.
+   * are copied into each message as it is posted); resolves once each has joined or failed.
    */
-  load(opened, source, transfer = []) {
-    return Promise.all(opened.map(({ client, init }, i) =>
-      this.join(client, init, client.request(REQUEST.LOAD_MODEL, { source }, i === opened.length - 1 ? transfer : []))));
+  load(opened, source) {
+    return Promise.all(opened.map(({ client, init }) => this.join(client, init, client.request(REQUEST.LOAD_MODEL, { source }))));
   }
 
   async join(client, init, loaded) {

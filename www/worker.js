@@ -180,27 +180,27 @@ const handlers = {
       loadAbort = null;
     }
     stopLoops();
-    // A large model's helpers load beside this engine (the page's sizes: lab-pool.js), from our
-    // bytes: nothing reads the cache's copy before the run, and it is written once the engine
-    // is idle, if the engine could load the file. Other files are kept first, for the helpers
-    // that start after the prompt.
+    // A large model's helpers load beside this engine (the page's sizes: lab-pool.js), from a
+    // copy of our bytes: nothing reads the cache's copy before the run, and it is written once
+    // the engine is idle, if the engine could load the file. Other files are kept first, for
+    // the helpers that start after the prompt.
     const early = batch && !helping() ? helpersWithLoad(files, batch, nVirtual) : null;
     if (!early) for (const keep of keeps) await keep(notes);
     const fetchMs = performance.now() - fetchStarted;
     const loadStarted = performance.now();
     // The engine reads the weights from our copy one tensor at a time (the file never enters its
     // memory, which never shrinks); ours are freed as soon as it is done (transfer(0) detaches a
-    // buffer and releases its bytes), not whenever the collector runs, or moved to a helper. The
-    // lab's copy of a local file stays: the page's source may start helpers from it; so does one
-    // that waits for the cache (freed once written).
+    // buffer and releases its bytes), not whenever the collector runs. The lab's copy of a local
+    // file stays: the page's source may start helpers from it; so does one that waits for the
+    // cache (freed once written).
     const oursStay = (source.kind === 'files' && !helping()) || (early && keeps.length > 0);
     let loaded;
     try {
       loaded = await engine.lab.load(...files, helping());
-      // The old model's helpers go now; the new ones load from our bytes and join when loaded,
-      // or start after the first prompt (`afterPrompt`).
+      // The old model's helpers go now; the new ones join when loaded, or start after the first
+      // prompt (`afterPrompt`).
       if (early) {
-        early.adopt(files, !oursStay);
+        early.adopt();
         keepWhenIdle(keeps, files);
       } else stopPool();
     } catch (e) {

@@ -78,13 +78,7 @@ fn widen(w: &FlexTensor) -> FlexTensor {
     let shape = w.layout().shape().clone();
     let values: Vec<f32> = match w.dtype() {
         DType::F32 => return w,
-        // bf16 is f32's upper half: a shift (half's `to_f32` also quiets NaNs, a branch that
-        // kept the loop from vectorising; the loader refused non-finite weights).
-        DType::BF16 => w
-            .storage::<bf16>()
-            .iter()
-            .map(|v| f32::from_bits(u32::from(v.to_bits()) << 16))
-            .collect(),
+        DType::BF16 => crate::backend::bf16_to_f32(w.storage::<bf16>()),
         DType::F16 => w.storage::<f16>().iter().map(|v| v.to_f32()).collect(),
         other => unreachable!("the loader keeps weights as f32, bf16 or f16, not {other:?}"),
     };

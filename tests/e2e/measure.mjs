@@ -345,6 +345,7 @@ async function lesson(dir) {
   await t.page.click('#model-load');
   await t.page.waitForFunction((m) => document.querySelector('#model-status').textContent.startsWith(`${m}: `), id, { timeout: 900_000 });
   const readyS = since();
+  const loadParts = await t.page.getAttribute('#model-status', 'title');
   await t.page.waitForSelector('#play:not([disabled])', { timeout: 900_000 });
   await t.page.click('#play');
   // A run sized to fewer steps than 50% takes ends below it: then the end is what is shown.
@@ -354,7 +355,7 @@ async function lesson(dir) {
   const at = await text(t.page, '#f-step');
   const reached = Number.parseFloat(await text(t.page, '#f-acc')) >= 50;
   await t.page.waitForSelector('#f-fp-after[data-equal]', { timeout: 900_000 });
-  row(`${id} (real, 4-bit rounded), antonyms, no step count in the link: Load → ready`, `${readyS} s`);
+  row(`${id} (real, 4-bit rounded), antonyms, no step count in the link: Load → ready`, `${readyS} s (${loadParts})`);
   row('… → held-out ≥ 50% first shown', reached ? `${fiftyS} s (at step ${at})` : `not reached: the run ended at step ${at}`);
   const endS = since();
   row('… → the sized run\'s end', `${endS} s: ${await text(t.page, '#f-acc')} held-out; ${await text(t.page, '#run-sized')}`);

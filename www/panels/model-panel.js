@@ -112,7 +112,8 @@ export function modelPanel(ctx) {
       + `holding the weights and its share of a step (${s.pool.why})` : '';
     const needs = `needs about ${MB(m.total)} of memory (the engine: weights ${MB(m.weights)}, the embedding copy `
       + `${MB(m.embeddingCopy)}, a step's activations at batch ${state.batch} ${MB(m.activations)}, prompt and optimizer ${MB(m.optimizer)}, `
-      + `its tables ${MB(m.base)}, ${MB(m.engine)} in all${pool}; while it loads, the file ${MB(m.file)} beside the weights)`;
+      + `its tables ${MB(m.base)}, ${MB(m.engine)} in all${pool}; while it loads, the file ${MB(m.file)} beside the weights`
+      + `${s.pool.withLoad ? ', kept until a copy is stored for your next visit, once the engine is idle' : ''})`;
     // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
     const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
     const tooBig = m.total > device / 2;
