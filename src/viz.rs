@@ -206,7 +206,10 @@ fn top_direction(cov: &[f64], d: usize) -> (Vec<f64>, f64) {
         }
         w.iter_mut().for_each(|x| *x /= len);
         lambda = len;
-        let moved = w.iter().zip(&v).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        let moved = w
+            .iter()
+            .zip(&v)
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
         v = w;
         if moved < CONVERGED {
             break;
