@@ -1,10 +1,10 @@
 // A large model's copy for the next visit, written to the Cache API once the engine is idle (the
 // run that follows the load has ended, or none started). On this 2-core machine the browser's
-// write of a 269 MB file took 2-3 s, and 9-11 s when the disk was slow: written before the load
-// it delayed "ready" by as much, and beside the load it slowed the load (17.7 s against 4-5 s:
-// the browser's write competes for the cores). Until then this worker holds the file's bytes,
-// which the page's memory estimate counts (./lab-pool.js `costWithPool`). A worker stopped first (a
-// backend switch, a closed tab) keeps no copy: the next visit downloads the file again.
+// write of a 269 MB file took 2.3-2.5 s (a profile on disk, the machine quiet): written before
+// the engine's load it delayed "ready" by as much, and beside the load it competes with it for
+// the cores. Until then this worker holds the file's bytes, which the page's memory estimate
+// counts (./lab-pool.js `costWithPool`); a second model loaded meanwhile adds its own. A worker
+// stopped first (a backend switch, a closed tab) keeps no copy: the next visit downloads again.
 import { EVENT } from '../protocol.js';
 import { post } from './state.js';
 
