@@ -20,7 +20,8 @@ export function setFamily(f) {
 export async function loadFamilyMember(index, progress) {
   const name = family.names[index];
   const source = { kind: 'url', base: fileUrl(family.base, name) };
-  const files = await modelFiles(source, (p) => progress({ name, ...p }));
+  const { files, keeps } = await modelFiles(source, (p) => progress({ name, ...p }));
+  for (const keep of keeps) await keep([]); // a copy not kept only costs the next visit a download
   engine.lab.loadFamilyMember(index, ...files);
 }
 
