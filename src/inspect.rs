@@ -129,6 +129,10 @@ pub struct MemoryEstimate {
     /// helpers beside the lab engine's load: `www/engine/lab-pool.js`): each one's file beside
     /// its weights and tables, and the lab's embedding copy.
     pub together: u64,
+    /// Every engine's memory beside the downloaded file: the page holds a large model's file,
+    /// whose helpers load beside the lab engine, until its copy for the next visit is stored
+    /// once the engine is idle (`www/engine/cache-later.js`).
+    pub with_file: u64,
 }
 
 impl MemoryEstimate {
@@ -163,6 +167,7 @@ impl MemoryEstimate {
             helper,
             total: all.max(loading),
             together: engines * (weights + file + ENGINE_BASE) + embedding_copy,
+            with_file: all + file,
         }
     }
 }
@@ -343,6 +348,8 @@ mod tests {
             p.together,
             2 * (m.weights + m.file + m.base) + m.embedding_copy
         );
+        // Training on both while the page holds the file for the cache.
+        assert_eq!(p.with_file, m.engine + p.helper + m.file);
     }
 
     #[test]

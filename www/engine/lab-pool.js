@@ -58,7 +58,7 @@ export function costWithPool(estimate) {
   const m = cost.memory;
   // The lab then holds a downloaded file until the cache has its copy, after the run
   // (./cache-later.js).
-  const peak = Math.max(m.together, m.engine + (m.engines - 1) * m.helper + m.file);
+  const peak = Math.max(m.together, m.withFile);
   const withLoad = pool.size > 1 && m.file >= HELPERS_WITH_LOAD_BYTES && peak <= memoryBudget();
   if (!withLoad) return { ...cost, pool: { ...pool, withLoad } };
   const why = `${pool.why}; they load beside it, so that training starts with them`;
