@@ -273,6 +273,7 @@ fn gpu_round() {
             steps.div_ceil(5),
         ),
     ];
+    let mut by_family = Vec::new();
     for (title, synthetic, steps) in cases {
         let dir = synthetic
             .as_ref()
@@ -284,7 +285,8 @@ fn gpu_round() {
             Err(e) => println!("| {title} | not run: {e} | | |"),
             Ok(lm) => {
                 let batches = batches(&lm, 4);
-                let dispatches = dispatches_per_step(&lm, &batches[0]);
+                let (dispatches, families) = dispatches_per_step(&lm, &batches[0]);
+                by_family.push((title, families));
                 let ms = our_step_ms(&lm, &batches, 1, steps);
                 let flops = step_flops(&lm.model.config, &batches[0], N_VIRTUAL);
                 println!(
@@ -297,30 +299,45 @@ fn gpu_round() {
             std::fs::remove_dir_all(dir).ok();
         }
     }
+    println!("\nDispatches by kernel family (one step):\n");
+    for (title, families) in by_family {
+        let list: Vec<String> = families.iter().map(|(f, n)| format!("{f} {n}")).collect();
+        println!("- {title}: {}", list.join(", "));
+    }
 }
 
 /// Kernel launches in one training step (forward, backward, Adam, the loss read back), counted by
-/// cubecl's launch observer after a first step has compiled every kernel.
+/// cubecl's launch observer after a first step has compiled every kernel: the total, and the
+/// counts by kernel family (the kernel's type name without its module path and generics), most
+/// first.
 #[cfg(feature = "gpu")]
-fn dispatches_per_step(lm: &LoadedModel, batch: &ScoredBatch) -> usize {
+fn dispatches_per_step(lm: &LoadedModel, batch: &ScoredBatch) -> (usize, Vec<(String, usize)>) {
     use cubecl_runtime::logging::{LaunchObservation, LaunchObserver};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
 
-    struct Count(AtomicUsize);
+    struct Count(Mutex<HashMap<&'static str, usize>>);
     impl LaunchObserver for Count {
-        fn launched(&self, _kernel: &'static str) {
-            self.0.fetch_add(1, Ordering::Relaxed);
+        fn launched(&self, kernel: &'static str) {
+            *self.0.lock().unwrap().entry(kernel).or_default() += 1;
         }
     }
     let mut trainer = fresh_trainer(lm);
     let mut step = || pollster::block_on(trainer.step(&lm.model, batch).unwrap().read()).unwrap();
     step();
-    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let count = Arc::new(Count(Mutex::new(HashMap::new())));
     let watching = LaunchObservation::new(count.clone());
     step();
     drop(watching);
-    count.0.load(Ordering::Relaxed)
+    let mut families: HashMap<String, usize> = HashMap::new();
+    for (kernel, n) in count.0.lock().unwrap().iter() {
+        let plain = kernel.split('<').next().unwrap_or(kernel);
+        let family = plain.rsplit("::").next().unwrap_or(plain).to_string();
+        *families.entry(family).or_default() += n;
+    }
+    let mut families: Vec<(String, usize)> = families.into_iter().collect();
+    families.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    (families.iter().map(|(_, n)| n).sum(), families)
 }
 
 fn median_of(rounds: &[Round], f: fn(&Round) -> Option<f64>) -> Option<f64> {

@@ -1,5 +1,5 @@
-// Helper engines for the CPU path, run by the lab worker: each is another worker.js with its own
-// copy of the frozen model, taking a part of every training step's batch (src/pool.rs). No shared
+// Helper engines for the CPU path, run by the lab worker: each is another worker.js (started by
+// the page, ./engine/helper-channel.js) with its own copy of the frozen model, taking a part of every training step's batch (src/pool.rs). No shared
 // memory and no cross-origin isolation: parts and gradients travel as messages. Helpers join when
 // their model has loaded (training starts without them) and leave when they die; the engine
 // computes a dead helper's part itself. Held-out evaluations split the same way, by example.
@@ -7,6 +7,7 @@
 // back to the engine if the helper dies; a helper with no job to take shares the engine's own
 // training steps (parts go to free helpers only).
 import { LabClient } from './lab-client.js';
+import { HelperChannel } from './engine/helper-channel.js';
 import { EVENT, REQUEST } from './protocol.js';
 
 export class Pool {
@@ -24,14 +25,8 @@ export class Pool {
     this.busy = new Set();
     /** Helpers that failed (crashed, or could not load): the page says so. */
     this.failed = 0;
-  }
-
-  /**
-   * Starts `count` helpers on the model `source` (the Cache API makes their fetch local): resolves
-   * once each has joined or failed.
-   */
-  start(count, source) {
-    return this.load(this.open(count), source);
+    /** Bumped by each `retire`: a load sent before it joins no one. */
+    this.generation = 0;
   }
 
   /**
@@ -40,7 +35,9 @@ export class Pool {
    */
   open(count) {
     return Array.from({ length: count }, () => {
-      const client = new LabClient({ onEvent: (msg) => this.heard(client, msg), onFatal: () => this.drop(client, true) });
+      const client = new LabClient({
+        onEvent: (msg) => this.heard(client, msg), onFatal: () => this.drop(client, true), channel: new HelperChannel(),
+      });
       this.all.add(client);
       return { client, init: client.request(REQUEST.INIT, { backend: 'cpu', helper: true }) };
     });
@@ -51,18 +48,22 @@ export class Pool {
    * are copied into each message as it is posted); resolves once each has joined or failed.
    */
   load(opened, source) {
-    return Promise.all(opened.map(({ client, init }) => this.join(client, init, client.request(REQUEST.LOAD_MODEL, { source }))));
+    const { generation } = this;
+    return Promise.all(opened.map(({ client, init }) =>
+      this.join(client, init, client.request(REQUEST.LOAD_MODEL, { source }), generation)));
   }
 
-  async join(client, init, loaded) {
+  async join(client, init, loaded, generation) {
     try {
       // Both at once: a helper stopped while it starts fails both, and neither may go unhandled.
       await Promise.all([init, loaded]);
-      if (!this.all.has(client)) return; // stopped while it loaded
+      // Stopped while it loaded, or retired: its model is not the engine's now.
+      if (!this.all.has(client) || generation !== this.generation || this.ready.includes(client)) return;
       this.ready.push(client);
       this.onChange();
     } catch {
-      this.drop(client, true);
+      // A retired load's failure is the next one's to find (a crashed helper fails it at once).
+      if (generation === this.generation) this.drop(client, true);
     }
   }
 
@@ -152,6 +153,31 @@ export class Pool {
     if (!helper) return;
     helper.worker.terminate();
     helper.end({ kind: 'Panic', message: 'a helper engine stopped', fatal: true });
+  }
+
+  /**
+   * The engine loaded another model: no helper takes a part until `start` gave it that model.
+   * A load or a job in progress is cut short; the helpers stay, their wasm compiled.
+   */
+  retire() {
+    this.generation += 1;
+    this.cancelJobs();
+    for (const client of this.all) client.request(REQUEST.CANCEL_LOAD).catch(() => {});
+    this.ready = [];
+    this.onChange();
+  }
+
+  /**
+   * `count` helpers on the model `source` (the Cache API makes their fetch local): the pool's
+   * own (retired) load it, more are started if too few, the extra ones stopped: after a model
+   * switch the helpers' wasm is compiled already (1.4-2.7 s of a helper's start in Firefox).
+   * Resolves once each has joined or failed.
+   */
+  start(count, source) {
+    const kept = [...this.all].slice(0, count);
+    for (const client of [...this.all].slice(count)) this.drop(client);
+    const opened = kept.map((client) => ({ client, init: null }));
+    return this.load([...opened, ...this.open(count - kept.length)], source);
   }
 
   stop() {

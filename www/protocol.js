@@ -64,6 +64,15 @@
 //       a helper's share of a held-out evaluation (kind and examples as JSON)
 //   kill-helper {} -> undefined
 //       (ahead of the queue) ends one helper abruptly (tests)
+//   helper-port {helper} and a MessagePort -> undefined
+//       (ahead of the queue) the lab's end of the channel to the helper it asked for
+//       (`spawn-helper`)
+//   helper-failed {helper, message} -> undefined
+//       (ahead of the queue) that helper's worker failed (it could not start, or an error escaped
+//       it): its requests fail
+//   connect {} and a MessagePort -> none
+//       (ahead of the queue) the page to a helper it started: the lab's requests come over the port
+//       from now on, and the helper's answers and events go back over it
 //   job {task, job, family} -> the job's result (src/job.rs JobResult) | {cancelled: true}
 //       a helper runs one training of another's experiment (src/experiments/ take_job); family:
 //       scale's {base, names}, the job's model among them
@@ -96,6 +105,12 @@
 //   cache-written {notes}
 //       a large model's copy for the next visit went to the Cache API, written once the engine was
 //       idle (www/engine/cache-later.js); notes: why it was not kept, if it was not
+//   spawn-helper {helper}
+//       the lab asks the page to start its helper engine `helper` (a worker.js) and hand each its
+//       end of a MessageChannel (`connect`, `helper-port`): in Firefox a `new Worker` inside a
+//       worker hung now and then (about 1 model load in 20), never one on the page's thread
+//   stop-helper {helper}
+//       the page ends that helper's worker
 //   memory {wasmBytes}
 //       a helper's wasm memory grew (it only grows: a few times a run)
 //   error {id?, kind, message, line?, fatal, experiment?}
@@ -165,13 +180,16 @@ export const REQUEST = Object.freeze({
   PART: 'part',
   EVAL_PART: 'eval-part',
   KILL_HELPER: 'kill-helper',
+  HELPER_PORT: 'helper-port',
+  HELPER_FAILED: 'helper-failed',
+  CONNECT: 'connect',
   JOB: 'job',
   CANCEL_JOB: 'cancel-job',
   IMPORT: 'import',
 });
 
 /** Requests handled as they arrive, ahead of the queue. */
-export const AHEAD_OF_QUEUE = Object.freeze(['cancel-load', 'pause', 'kill-helper', 'cancel-job']);
+export const AHEAD_OF_QUEUE = Object.freeze(['cancel-load', 'pause', 'kill-helper', 'helper-port', 'helper-failed', 'connect', 'cancel-job']);
 
 /** Event and answer types (worker -> page). */
 export const EVENT = Object.freeze({
@@ -182,6 +200,8 @@ export const EVENT = Object.freeze({
   POOL: 'pool',
   BASELINE: 'baseline',
   CACHE_WRITTEN: 'cache-written',
+  SPAWN_HELPER: 'spawn-helper',
+  STOP_HELPER: 'stop-helper',
   MEMORY: 'memory',
   ERROR: 'error',
   REPLY: 'reply',

@@ -9,9 +9,10 @@ import { AHEAD_OF_QUEUE, CALL, EVENT, REQUEST } from './protocol.js';
 import { adapterName } from './backend-choice.js';
 import { builtinTask, checkpointHead, modelFiles } from './engine/files.js';
 import { engineActivity, keepWhenIdle } from './engine/cache-later.js';
-import { costWithPool, helpersWithLoad, startPool, stopPool } from './engine/lab-pool.js';
+import { costWithPool, helpersWithLoad, retirePool, startPool } from './engine/lab-pool.js';
 import { cancelJobs, experimentStep, startExperiment } from './engine/experiment.js';
 import { beHelper, cancelJob, helping, reportMemory, runJob } from './engine/helper.js';
+import { helperFailed, helperPort } from './engine/helper-channel.js';
 import { call, engine, enqueue, post, stopLoops } from './engine/state.js';
 
 /** Cancels the model download in progress (`cancel-load`). */
@@ -197,12 +198,12 @@ const handlers = {
     let loaded;
     try {
       loaded = await engine.lab.load(...files, helping());
-      // The old model's helpers go now; the new ones join when loaded, or start after the first
-      // prompt (`afterPrompt`).
+      // The old model's helpers go now, or (small models) wait to load this one after the first
+      // prompt (`afterPrompt`); a large model's join when loaded.
       if (early) {
         early.adopt();
         keepWhenIdle(keeps, files);
-      } else stopPool();
+      } else retirePool();
     } catch (e) {
       early?.stop();
       throw e;
@@ -283,12 +284,15 @@ const ahead = {
   [REQUEST.KILL_HELPER]: () => engine.pool?.kill(),
   // The download it cancels is the request in progress.
   [REQUEST.CANCEL_LOAD]: () => loadAbort?.abort(),
+  [REQUEST.HELPER_PORT]: ({ helper }, [port]) => helperPort(helper, port),
+  [REQUEST.HELPER_FAILED]: ({ helper, message }) => helperFailed(helper, message),
 };
 
-self.onmessage = async ({ data }) => {
+/** One request, from the page (the lab) or over a helper's port (its lab). */
+async function handle({ data, ports }) {
   const { id, type } = data;
   if (AHEAD_OF_QUEUE.includes(type)) {
-    ahead[type]();
+    ahead[type](data, ports);
     post(EVENT.REPLY, { id });
     return;
   }
@@ -315,4 +319,14 @@ self.onmessage = async ({ data }) => {
     requestsInFlight -= 1;
     awaitQuiet();
   }
+}
+
+self.onmessage = (event) => {
+  // A helper the page started: its lab speaks over the port from now on (./engine/helper-channel.js).
+  if (event.data.type === REQUEST.CONNECT) {
+    engine.out = event.ports[0];
+    engine.out.onmessage = handle;
+    return;
+  }
+  handle(event);
 };

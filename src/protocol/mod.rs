@@ -181,6 +181,27 @@ pub const REQUESTS: &[Request] = &[
         "a helper's share of a held-out evaluation (kind and examples as JSON)",
     ),
     ahead("kill-helper", "ends one helper abruptly (tests)"),
+    Request {
+        name: "helper-port",
+        fields: "{helper} and a MessagePort",
+        answer: "undefined",
+        ahead: true,
+        about: "the lab's end of the channel to the helper it asked for (`spawn-helper`)",
+    },
+    Request {
+        name: "helper-failed",
+        fields: "{helper, message}",
+        answer: "undefined",
+        ahead: true,
+        about: "that helper's worker failed (it could not start, or an error escaped it): its requests fail",
+    },
+    Request {
+        name: "connect",
+        fields: "{} and a MessagePort",
+        answer: "none",
+        ahead: true,
+        about: "the page to a helper it started: the lab's requests come over the port from now on, and the helper's answers and events go back over it",
+    },
     req(
         "job",
         "{task, job, family}",
@@ -231,6 +252,16 @@ pub const EVENTS: &[Event] = &[
         name: "cache-written",
         fields: "{notes}",
         about: "a large model's copy for the next visit went to the Cache API, written once the engine was idle (www/engine/cache-later.js); notes: why it was not kept, if it was not",
+    },
+    Event {
+        name: "spawn-helper",
+        fields: "{helper}",
+        about: "the lab asks the page to start its helper engine `helper` (a worker.js) and hand each its end of a MessageChannel (`connect`, `helper-port`): in Firefox a `new Worker` inside a worker hung now and then (about 1 model load in 20), never one on the page's thread",
+    },
+    Event {
+        name: "stop-helper",
+        fields: "{helper}",
+        about: "the page ends that helper's worker",
     },
     Event {
         name: "memory",

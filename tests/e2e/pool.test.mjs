@@ -2,18 +2,39 @@
 // 3 engines, and a helper that dies mid-run. Time limits bound a hang; they do not measure speed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { open, ready, start, text } from './harness.mjs';
+import { join } from 'node:path';
+import { ROOT, modelFolder, open, ready, start, text } from './harness.mjs';
+import { startHub } from './hub-server.mjs';
 
+const LLAMA = 'tiny/llama';
 let env;
-before(async () => { env = await start({ webgpu: false }); });
-after(async () => { await env?.close(); });
+let hub;
+before(async () => {
+  env = await start({ webgpu: false });
+  hub = await startHub({ [LLAMA]: modelFolder(join(ROOT, 'tests/reference/fixtures/tiny-llama')) });
+});
+after(async () => {
+  await hub?.close();
+  await env?.close();
+});
 
-/** Trains `steps` steps with `workers` engines (all of them joined first); the final loss and accuracy. */
-async function train(workers, steps, during) {
-  const t = await open(env, `?backend=cpu&task=antonyms&steps=${steps}&workers=${workers}`);
+/**
+ * Trains `steps` steps with `workers` engines (all of them joined first); the final loss and
+ * accuracy. `switched`: on a Hub model loaded after the bundled one (and its helpers) was ready.
+ */
+async function train(workers, steps, during, { switched = false } = {}) {
+  const hubModel = switched ? `&hub=${encodeURIComponent(hub.url)}&model=${LLAMA}` : '';
+  const t = await open(env, `?backend=cpu&task=antonyms&steps=${steps}&workers=${workers}${hubModel}`);
   try {
     await ready(t.page);
     await t.page.waitForSelector(`#backend-badge[data-workers="${workers}"]`);
+    if (switched) {
+      await t.page.waitForSelector('#model-check:not([hidden])');
+      await t.page.click('#model-load');
+      await t.page.waitForFunction((r) => document.querySelector('#model-status').textContent.startsWith(`${r}: `), LLAMA);
+      await ready(t.page);
+      await t.page.waitForSelector(`#backend-badge[data-workers="${workers}"]`);
+    }
     if (workers > 1) assert.match(await text(t.page, '#backend-badge'), new RegExp(`^CPU · .* · ${workers} workers$`));
     await t.page.click('#play');
     await during?.(t.page);
@@ -57,6 +78,17 @@ test('a helper engine that dies mid-run leaves the pool smaller and the run goin
   } finally {
     await run.t.context.close();
   }
+});
+
+test('after a model switch the helpers train the new model: the same loss as one engine', async () => {
+  // The helpers of the model before load the new one (www/pool.js `start`): a helper left with
+  // the old model would give other gradients, and another loss.
+  const one = await train(1, 3, null, { switched: true });
+  await one.t.context.close();
+  const two = await train(2, 3, null, { switched: true });
+  await two.t.context.close();
+  assert.equal(two.loss, one.loss);
+  assert.equal(two.acc, one.acc);
 });
 
 test('an experiment\'s trainings run on the helper engines: the same table as on one engine, even when a helper dies', async () => {

@@ -75,10 +75,15 @@ function postPool() {
 }
 
 /** Stops the helpers of the model loaded before. */
-export function stopPool() {
+function stopPool() {
   const old = engine.pool;
   engine.pool = null;
   old?.stop();
+}
+
+/** The engine loaded another model: its helpers take no part until `startPool` gave them it. */
+export function retirePool() {
+  engine.pool?.retire();
 }
 
 /** A pool that tells the page how it stands while it is the engine's. */
@@ -89,15 +94,9 @@ function newPool() {
   return pool;
 }
 
-function spawnPool(source, size) {
-  const pool = newPool();
-  pool.start(size - 1, source);
-  return pool;
-}
-
 /** Makes `pool` (or none) the lab engine's, in place of the one before. */
 function usePool(pool, plan) {
-  stopPool();
+  if (engine.pool !== pool) stopPool();
   poolPlan = { wanted: plan.size, why: plan.why };
   engine.pool = pool;
   postPool();
@@ -105,10 +104,15 @@ function usePool(pool, plan) {
   if (pool) enqueue(() => engine.lab.setHelpers(pool.compute, pool.evaluate, pool.idleCount)).catch(() => {});
 }
 
-/** Helpers for the model just loaded, on the CPU path; they join as they finish loading. */
+/**
+ * Helpers for the model just loaded, on the CPU path (the model before's, retired, load it);
+ * they join as they finish loading.
+ */
 export function startPool(source) {
   const plan = engine.backend === 'cpu' ? poolSize(engine.memory.buffer.byteLength) : { size: 1, why: '' };
-  usePool(plan.size > 1 ? spawnPool(source, plan.size) : null, plan);
+  const pool = plan.size > 1 ? engine.pool ?? newPool() : null;
+  pool?.start(plan.size - 1, source);
+  usePool(pool, plan);
 }
 
 /**

@@ -17,9 +17,11 @@ export const engine = {
   pool: null,
   /** Engines the page asked for (0: as many as cores and memory allow); a helper's own is 1. */
   workers: 1,
+  /** Where answers and events go: the page, or a helper's port to its lab (`connect`). */
+  out: self,
 };
 
-export const post = (type, value = {}) => self.postMessage({ type, ...value });
+export const post = (type, value = {}) => engine.out.postMessage({ type, ...value });
 
 /** One engine call of protocol.js' CALL table: `call(CALL.SET_STEPS, {steps})`. */
 export const call = (op, fields = {}) => engine.lab.handle({ op, ...fields });

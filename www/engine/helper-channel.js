@@ -1,0 +1,54 @@
+// A helper engine's channel, from the lab worker: the page starts the helper's worker and hands
+// the lab its end of a MessageChannel (protocol.js `spawn-helper`, `helper-port`). In Firefox a
+// `new Worker` inside a worker hung now and then (the calling worker's thread stopped for good:
+// about 1 model load in 20 in the page tests, and within a few dozen starts in a loop), never a
+// `new Worker` on the page's thread. It answers as a Worker does (postMessage, onmessage,
+// onerror, terminate), so ../lab-client.js drives it as one.
+import { EVENT } from '../protocol.js';
+import { post } from './state.js';
+
+/** Channels waiting for or holding their port, by helper number. */
+const channels = new Map();
+let nextHelper = 1;
+
+export class HelperChannel {
+  constructor() {
+    this.helper = nextHelper++;
+    this.port = null;
+    /** Messages posted before the port came: [message, transfer]. */
+    this.waiting = [];
+    this.onmessage = null;
+    this.onerror = null;
+    channels.set(this.helper, this);
+    post(EVENT.SPAWN_HELPER, { helper: this.helper });
+  }
+
+  postMessage(message, transfer = []) {
+    if (this.port) this.port.postMessage(message, transfer);
+    else this.waiting.push([message, transfer]);
+  }
+
+  terminate() {
+    channels.delete(this.helper);
+    this.port?.close();
+    post(EVENT.STOP_HELPER, { helper: this.helper });
+  }
+}
+
+/** The page's `helper-port`: the channel's end for `helper` (closed if that helper was stopped). */
+export function helperPort(helper, port) {
+  const channel = channels.get(helper);
+  if (!channel) {
+    port.close();
+    return;
+  }
+  channel.port = port;
+  port.onmessage = (e) => channel.onmessage?.(e);
+  for (const [message, transfer] of channel.waiting) port.postMessage(message, transfer);
+  channel.waiting = [];
+}
+
+/** The page's `helper-failed`: the helper's worker failed, as a Worker's `error` event says. */
+export function helperFailed(helper, message) {
+  channels.get(helper)?.onerror?.({ message, preventDefault() {} });
+}
