@@ -80,13 +80,17 @@ test('a helper engine that dies mid-run leaves the pool smaller and the run goin
   }
 });
 
-test('after a model switch the helpers train the new model: the same loss as one engine', async () => {
+test('after a model switch the helpers train the new model: none fails, the same loss as one engine', async () => {
   // The helpers of the model before load the new one (www/pool.js `start`): a helper left with
-  // the old model would give other gradients, and another loss.
+  // the old model would give other gradients, or (another width, as here) fail its parts and be
+  // dropped, its parts computed by the lab.
   const one = await train(1, 3, null, { switched: true });
   await one.t.context.close();
   const two = await train(2, 3, null, { switched: true });
+  const badge = await two.page.evaluate(() => ({ ...document.querySelector('#backend-badge').dataset }));
   await two.t.context.close();
+  assert.equal(badge.workers, '2');
+  assert.equal(badge.failed, '0');
   assert.equal(two.loss, one.loss);
   assert.equal(two.acc, one.acc);
 });
