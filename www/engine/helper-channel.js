@@ -15,7 +15,7 @@ export class HelperChannel {
   constructor() {
     this.helper = nextHelper++;
     this.port = null;
-    /** Messages posted before the port came: [message, transfer]. */
+    /** Messages posted before the port came, cloned as they were posted. */
     this.waiting = [];
     this.onmessage = null;
     this.onerror = null;
@@ -23,9 +23,13 @@ export class HelperChannel {
     post(EVENT.SPAWN_HELPER, { helper: this.helper });
   }
 
-  postMessage(message, transfer = []) {
-    if (this.port) this.port.postMessage(message, transfer);
-    else this.waiting.push([message, transfer]);
+  /**
+   * Cloned now, as a Worker's postMessage does: a model's bytes posted to a starting helper may
+   * be freed (transfer(0)) once the lab has loaded them, before the port comes.
+   */
+  postMessage(message) {
+    if (this.port) this.port.postMessage(message);
+    else this.waiting.push(structuredClone(message));
   }
 
   terminate() {
@@ -44,7 +48,7 @@ export function helperPort(helper, port) {
   }
   channel.port = port;
   port.onmessage = (e) => channel.onmessage?.(e);
-  for (const [message, transfer] of channel.waiting) port.postMessage(message, transfer);
+  for (const message of channel.waiting) port.postMessage(message);
   channel.waiting = [];
 }
 
