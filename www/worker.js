@@ -198,8 +198,8 @@ const handlers = {
     let loaded;
     try {
       loaded = await engine.lab.load(...files, helping());
-      // The old model's helpers go now, or (small models) wait to load this one after the first
-      // prompt (`afterPrompt`); a large model's join when loaded.
+      // A large model's helpers, loading beside us, replace the old model's; else the old
+      // model's stay, taking no part, to load this one after the first prompt (`afterPrompt`).
       if (early) {
         early.adopt();
         keepWhenIdle(keeps, files);
