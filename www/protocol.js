@@ -107,8 +107,9 @@
 //       idle (www/engine/cache-later.js); notes: why it was not kept, if it was not
 //   spawn-helper {helper}
 //       the lab asks the page to start its helper engine `helper` (a worker.js) and hand each its
-//       end of a MessageChannel (`connect`, `helper-port`): in Firefox a `new Worker` inside a
-//       worker hung now and then (about 1 model load in 20), never one on the page's thread
+//       end of a MessageChannel (`connect`, `helper-port`): in Firefox under WebDriver BiDi (the
+//       tests) a `new Worker` inside a worker hung now and then (about 1 model load in 20), never
+//       one on the page's thread
 //   stop-helper {helper}
 //       the page ends that helper's worker
 //   memory {wasmBytes}

@@ -256,7 +256,7 @@ pub const EVENTS: &[Event] = &[
     Event {
         name: "spawn-helper",
         fields: "{helper}",
-        about: "the lab asks the page to start its helper engine `helper` (a worker.js) and hand each its end of a MessageChannel (`connect`, `helper-port`): in Firefox a `new Worker` inside a worker hung now and then (about 1 model load in 20), never one on the page's thread",
+        about: "the lab asks the page to start its helper engine `helper` (a worker.js) and hand each its end of a MessageChannel (`connect`, `helper-port`): in Firefox under WebDriver BiDi (the tests) a `new Worker` inside a worker hung now and then (about 1 model load in 20), never one on the page's thread",
     },
     Event {
         name: "stop-helper",

@@ -1,9 +1,10 @@
 // A helper engine's channel, from the lab worker: the page starts the helper's worker and hands
-// the lab its end of a MessageChannel (protocol.js `spawn-helper`, `helper-port`). In Firefox a
-// `new Worker` inside a worker hung now and then (the calling worker's thread stopped for good:
-// about 1 model load in 20 in the page tests, and within a few dozen starts in a loop), never a
-// `new Worker` on the page's thread. It answers as a Worker does (postMessage, onmessage,
-// onerror, terminate), so ../lab-client.js drives it as one.
+// the lab its end of a MessageChannel (protocol.js `spawn-helper`, `helper-port`). In Firefox
+// driven over WebDriver BiDi (the tests' puppeteer) a `new Worker` inside a worker hung now and
+// then: the calling worker's thread stopped for good, about 1 model load in 20 in the page tests,
+// within a few dozen starts in a loop. Never a `new Worker` on the page's thread, nor 400 starts
+// in a worker of the same Firefox without automation. It answers as a Worker does (postMessage,
+// onmessage, onerror, terminate), so ../lab-client.js drives it as one.
 import { EVENT } from '../protocol.js';
 import { post } from './state.js';
 
