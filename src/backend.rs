@@ -108,10 +108,12 @@ pub async fn read_f32_sliced<const D: usize>(
 /// read of a 135M model's embedding took 330 ms natively that way; the loader refused
 /// non-finite weights.)
 pub fn bf16_to_f32(values: &[bf16]) -> Vec<f32> {
-    values
-        .iter()
-        .map(|v| f32::from_bits(u32::from(v.to_bits()) << 16))
-        .collect()
+    values.iter().copied().map(widen_bf16).collect()
+}
+
+/// One bf16 value widened (see [`bf16_to_f32`]).
+pub fn widen_bf16(v: bf16) -> f32 {
+    f32::from_bits(u32::from(v.to_bits()) << 16)
 }
 
 pub async fn read_ints<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {

@@ -1,11 +1,12 @@
 // Helper engines for the CPU path, run by the lab worker: each is another worker.js (started by
-// the page, ./engine/helper-channel.js) with its own copy of the frozen model, taking a part of every training step's batch (src/pool.rs). No shared
-// memory and no cross-origin isolation: parts and gradients travel as messages. Helpers join when
-// their model has loaded (training starts without them) and leave when they die; the engine
-// computes a dead helper's part itself. Held-out evaluations split the same way, by example.
-// During an experiment each helper runs whole trainings (jobs) instead, one at a time, handed
-// back to the engine if the helper dies; a helper with no job to take shares the engine's own
-// training steps (parts go to free helpers only).
+// the page, ./engine/helper-channel.js) with its own copy of the frozen model, taking a part of
+// every training step's batch (src/pool.rs). No shared memory and no cross-origin isolation:
+// parts and gradients travel as messages. Helpers join when their model has loaded (training
+// starts without them) and leave when they die; the engine computes a dead helper's part itself.
+// Held-out evaluations split the same way, by example. During an experiment each helper runs
+// whole trainings (jobs) instead, one at a time, handed back to the engine if the helper dies; a
+// helper with no job to take shares the engine's own training steps (parts go to free helpers
+// only).
 import { LabClient } from './lab-client.js';
 import { HelperChannel } from './engine/helper-channel.js';
 import { EVENT, REQUEST } from './protocol.js';

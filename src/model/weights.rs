@@ -33,7 +33,7 @@ pub fn to_f32(key: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
             .collect(),
         Dtype::BF16 => b
             .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .map(|c| crate::backend::widen_bf16(bf16::from_le_bytes([c[0], c[1]])))
             .collect(),
         other => {
             return Err(Error::WeightDtype {
