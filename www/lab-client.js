@@ -57,7 +57,13 @@ export class LabClient {
 
   /** Starts the lab's helper `helper` and connects the two by a MessageChannel. */
   spawnHelper(helper) {
-    const worker = newWorker();
+    let worker;
+    try {
+      worker = newWorker();
+    } catch (e) {
+      this.request(REQUEST.HELPER_FAILED, { helper, message: e.message || 'it could not start' }).catch(() => {});
+      return;
+    }
     this.helpers.set(helper, worker);
     const { port1, port2 } = new MessageChannel();
     worker.postMessage({ type: REQUEST.CONNECT }, [port1]);

@@ -185,7 +185,7 @@ const handlers = {
     // copy of our bytes: nothing reads the cache's copy before the run, and it is written once
     // the engine is idle, if the engine could load the file. Other files are kept first, for
     // the helpers that start after the prompt.
-    const early = batch && !helping() ? helpersWithLoad(files, batch, nVirtual) : null;
+    const early = batch && !helping() ? await helpersWithLoad(files, batch, nVirtual) : null;
     if (!early) for (const keep of keeps) await keep(notes);
     const fetchMs = performance.now() - fetchStarted;
     const loadStarted = performance.now();

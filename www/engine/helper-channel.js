@@ -20,20 +20,28 @@ export class HelperChannel {
     this.waiting = [];
     this.onmessage = null;
     this.onerror = null;
+    /**
+     * Settles once the port came, or the helper failed or was stopped. This thread hears the
+     * page's `helper-port` only between tasks: a long synchronous call (a model's load, a
+     * training step) started before it holds back everything posted to the helper until it ends.
+     */
+    this.connected = new Promise((resolve) => { this.settle = resolve; });
     channels.set(this.helper, this);
     post(EVENT.SPAWN_HELPER, { helper: this.helper });
   }
 
   /**
    * Cloned now, as a Worker's postMessage does: a model's bytes posted to a starting helper may
-   * be freed (transfer(0)) once the lab has loaded them, before the port comes.
+   * be freed (transfer(0)) once the lab has loaded them, before the port comes. What `transfer`
+   * lists moves into the clone, and from it to the port (a clone keeps identities within it).
    */
-  postMessage(message) {
-    if (this.port) this.port.postMessage(message);
-    else this.waiting.push(structuredClone(message));
+  postMessage(message, transfer = []) {
+    if (this.port) this.port.postMessage(message, transfer);
+    else this.waiting.push(structuredClone({ message, transfer }, { transfer }));
   }
 
   terminate() {
+    this.settle();
     channels.delete(this.helper);
     this.port?.close();
     post(EVENT.STOP_HELPER, { helper: this.helper });
@@ -49,11 +57,14 @@ export function helperPort(helper, port) {
   }
   channel.port = port;
   port.onmessage = (e) => channel.onmessage?.(e);
-  for (const message of channel.waiting) port.postMessage(message);
+  for (const { message, transfer } of channel.waiting) port.postMessage(message, transfer);
   channel.waiting = [];
+  channel.settle();
 }
 
 /** The page's `helper-failed`: the helper's worker failed, as a Worker's `error` event says. */
 export function helperFailed(helper, message) {
-  channels.get(helper)?.onerror?.({ message, preventDefault() {} });
+  const channel = channels.get(helper);
+  channel?.settle();
+  channel?.onerror?.({ message, preventDefault() {} });
 }

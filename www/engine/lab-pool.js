@@ -14,6 +14,8 @@ const POOL_MAX = 2;
  * for the prompt (worker.js `afterPrompt`), so as not to delay a shared link's accuracy.
  */
 const HELPERS_WITH_LOAD_BYTES = 64e6;
+/** The page starts a helper's worker in milliseconds; a busy page must not hold up the load. */
+const CONNECT_WAIT_MS = 2000;
 const engines = (n) => (n === 1 ? 'one engine' : `${n} engines`);
 /** Half the memory the device reports (navigator.deviceMemory, GiB, capped at 8 by browsers). */
 const memoryBudget = () => ((self.navigator.deviceMemory || 4) * 2 ** 30) / 2;
@@ -121,9 +123,10 @@ export function startPool(source) {
  * `adopt()`, once the lab's load succeeded, makes them the engine's; `stop()` ends them when it
  * failed. Handed the bytes only after the lab's load (2.3-4 s, the vocabulary map's 2.3 of them
  * the lab's alone), a helper joined 2.6 s after "ready", during the first step; fetching the
- * file itself, at step 2-5.
+ * file itself, at step 2-5. The bytes go once the page has started their workers (at most
+ * `CONNECT_WAIT_MS`): posted before, they waited for the lab's load to end (`HelperChannel`).
  */
-export function helpersWithLoad(files, batch, nVirtual) {
+export async function helpersWithLoad(files, batch, nVirtual) {
   const [config, weights, tokenizer] = files;
   // A small file's helpers wait for the prompt whatever its cost says: skip inspecting it.
   if (engine.backend !== 'cpu' || weights.byteLength < HELPERS_WITH_LOAD_BYTES) return null;
@@ -135,12 +138,8 @@ export function helpersWithLoad(files, batch, nVirtual) {
   }
   if (!cost.pool.withLoad) return null;
   const pool = newPool();
-  pool.load(pool.open(cost.pool.size - 1), { kind: 'files', config: ownBuffer(config), weights: ownBuffer(weights), tokenizer: ownBuffer(tokenizer) });
+  const opened = pool.open(cost.pool.size - 1);
+  await Promise.race([Promise.all(opened.map((o) => o.connected)), new Promise((resolve) => { setTimeout(resolve, CONNECT_WAIT_MS); })]);
+  pool.load(opened, { kind: 'files', config, weights, tokenizer });
   return { adopt: () => usePool(pool, cost.pool), stop: () => pool.stop() };
-}
-
-/** The bytes of `view` as an ArrayBuffer of their own (the view's buffer when it is all of it). */
-function ownBuffer(view) {
-  const whole = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
-  return whole ? view.buffer : view.slice().buffer;
 }
