@@ -10,6 +10,7 @@
 //   node tests/e2e/measure.mjs pool       only the default run and the experiments with 1 and 2 engines
 //   node tests/e2e/measure.mjs pool-runs  only the default run with 1 and 2 engines
 //   node tests/e2e/measure.mjs pool-experiments [NAME...]  only the experiments with 1 and 2 engines
+//   node tests/e2e/measure.mjs webgpu-heap  only the wasm heap after a 135M-shaped model loads on WebGPU
 //   node tests/e2e/measure.mjs lesson DIR  only the course link on a real SmolLM2-135M-Instruct in DIR
 //                                          (tools/smollm2_from_gguf.py makes one): Load to ≥ 50% held-out
 // Needs the built page (./build.sh) and Debian's Chromium.
@@ -314,6 +315,23 @@ async function webgpu() {
   row('WebGPU soak: burn allocator at step 10 → 50', `${early.allocs} → ${late.allocs} allocations, `
     + `${mb(early.bytesInUse)} → ${mb(late.bytesInUse)} in use, ${mb(early.bytesReserved)} → ${mb(late.bytesReserved)} reserved`);
   await g.context.close();
+  await webgpuHeap();
+}
+
+async function webgpuHeap() {
+  // #34: on WebGPU the weights live on the GPU, so the engine's wasm heap after loading a 135M
+  // model holds the tokenizer, the embedding copy the views read, and tables (target <= 300 MB).
+  const id = 'shaped/smollm2-135m';
+  const hub = await startHub({ [id]: smollm2Shaped() });
+  const m = await open(env, `?backend=webgpu&task=antonyms&hub=${encodeURIComponent(hub.url)}&model=${encodeURIComponent(id)}`);
+  await ready(m.page, 600_000);
+  await m.page.waitForSelector('#model-check:not([hidden])');
+  await m.page.click('#model-load');
+  await m.page.waitForFunction((name) => document.querySelector('#model-status').textContent.startsWith(`${name}: `), id, { timeout: 900_000 });
+  const loaded = await m.page.getAttribute('#model-status', 'title');
+  row('WebGPU: the wasm heap after loading a SmolLM2-135M-shaped model (weights on the GPU; target ≤ 300 MB)', loaded.match(/engine memory ([\d.]+ MB)/)[1]);
+  await m.context.close();
+  await hub.close();
 }
 
 /**
@@ -370,8 +388,9 @@ async function lesson(dir) {
 
 try {
   const lessonAt = process.argv.indexOf('lesson');
-  const only = lessonAt > 0 ? 'lesson' : ['real', 'pool', 'pool-runs', 'pool-experiments'].find((a) => process.argv.includes(a));
+  const only = lessonAt > 0 ? 'lesson' : ['real', 'pool', 'pool-runs', 'pool-experiments', 'webgpu-heap'].find((a) => process.argv.includes(a));
   if (only === 'lesson') await lesson(process.argv[lessonAt + 1]);
+  if (only === 'webgpu-heap') await webgpuHeap();
   const names = ['prompt-length', 'init', 'transfer', 'text-vs-soft', 'ensemble', 'scale'];
   const asked = names.filter((n) => process.argv.includes(n));
   if (only === 'pool-experiments') await poolExperiments(asked.length ? asked : names);

@@ -80,7 +80,7 @@ export function modelPanel(ctx) {
         + `vocabulary ${i.vocabSize.toLocaleString('en')} · ready in ${((performance.now() - started) / 1000).toFixed(1)} s`;
       $('model-status').dataset.ready = 'true';
       $('model-status').title = Object.entries(loaded.timings).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)} ms`).join(', ')
-        + `; engine memory ${(loaded.wasmBytes / 2 ** 20).toFixed(0)} MB`;
+        + `; engine memory ${MB(loaded.wasmBytes)}`;
       $('model-status').dataset.wasmBytes = loaded.wasmBytes;
       $('model-progress').value = $('model-progress').max;
       const notes = [...i.notes, ...loaded.downloadNotes];
