@@ -5,7 +5,7 @@ mod common;
 use burn::tensor::Tensor;
 use common::*;
 use soft_prompt_lab::batch::{Sampler, ScoredBatch, Sequence};
-use soft_prompt_lab::eval::evaluate;
+use soft_prompt_lab::eval::{EVAL_ROWS, evaluate};
 use soft_prompt_lab::generate::Prompting;
 use soft_prompt_lab::loader::LoadedModel;
 use soft_prompt_lab::pool::{
@@ -367,15 +367,19 @@ fn a_pool_of_engines_follows_one_engines_trajectory() {
 #[test]
 fn a_pool_of_engines_scores_held_out_examples_as_one_engine() {
     let lm = load("tiny-a");
-    // Two passes of evaluation rows (EVAL_ROWS, 64) on one engine; parts of 35, then of 24, 24, 22.
-    let test: Vec<Example> = (0..70)
+    // Two passes of evaluation rows on one engine (a full one, then 6 rows); in the pool, parts
+    // of half each (two engines) or a third (three).
+    let n = EVAL_ROWS + 6;
+    let test: Vec<Example> = (0..n)
         .map(|i| {
             let ex = &examples()[i % 4];
-            // One long answer: the rows that share a pass with it on one engine but not in the
-            // pool would get its budget with a budget per pass, not per row.
-            let output = match i {
-                33 => ex.output.repeat(6),
-                _ => ex.output.clone(),
+            // One long answer, in the first pass and the first of two parts: the rows that share
+            // a pass with it on one engine but not in the pool would get its budget with a budget
+            // per pass, not per row.
+            let output = if i == n / 2 - 2 {
+                ex.output.repeat(6)
+            } else {
+                ex.output.clone()
             };
             Example {
                 input: format!("{} {i} ->", ex.input.trim_end_matches(" ->")),
