@@ -136,19 +136,19 @@ pub struct LlamaAttention {
     pub head_dim: usize,
 }
 
-/// RoPE's `cos` and `sin` `[1|b, 1, s, head_dim]` at one call's positions.
+/// RoPE's `cos` and `sin` `[1|b, s, 1, head_dim]` at one call's positions, the first half of
+/// `sin` negated (see [`rotate`]).
 pub struct Angles(Tensor<4>, Tensor<4>);
 
-/// `x · cos + rotate_half(x) · sin`, with `rotate_half(x) = cat(-x₂, x₁)` over the halves of each
-/// head's dimensions (Hugging Face's layout, not interleaved pairs).
+/// `x · cos + rotate_half(x) · sin` for `x` `[b, s, heads, hd]`, with `rotate_half(x) = cat(-x₂,
+/// x₁)` over the halves of each head's dimensions (Hugging Face's layout, not interleaved pairs).
+/// The halves are swapped by one flip and the minus is folded into `sin` (exact: `-a · b` is
+/// `a · -b`): on the GPU a kernel each way, where two narrows and a cat took six (the cat
+/// writes each half; a narrow's backward is zeros, then the slice written in).
 fn rotate(x: Tensor<4>, a: &Angles) -> Tensor<4> {
-    let hd = x.dims()[3];
-    let (x1, x2) = (
-        x.clone().narrow(3, 0, hd / 2),
-        x.clone().narrow(3, hd / 2, hd / 2),
-    );
-    let half = Tensor::cat(vec![x2.neg(), x1], 3);
-    x * a.0.clone() + half * a.1.clone()
+    let [b, s, n, hd] = x.dims();
+    let swapped = (x.clone().reshape([b, s, n, 2, hd / 2]).flip([3])).reshape([b, s, n, hd]);
+    x * a.0.clone() + swapped * a.1.clone()
 }
 
 impl LlamaAttention {
@@ -161,10 +161,10 @@ impl LlamaAttention {
         calls: &[Call<'_, Angles>],
     ) -> (Tensor<3>, Vec<Kv>) {
         let hd = self.head_dim;
-        // [b, s, heads * hd] -> [b, heads, s, hd]
+        // [b, s, heads * hd] -> [b, s, heads, hd]; attention takes [b, heads, s, hd]
         let heads = |t: Tensor<3>, n: usize| {
             let [b, s, _] = t.dims();
-            t.reshape([b, s, n, hd]).swap_dims(1, 2)
+            t.reshape([b, s, n, hd])
         };
         let q = joined.split(self.q_proj.forward(x.clone()));
         let k = joined.split(self.k_proj.forward(x.clone()));
@@ -173,9 +173,9 @@ impl LlamaAttention {
             .iter()
             .zip(q.into_iter().zip(k).zip(v))
             .map(|(call, ((q, k), v))| {
-                let q = rotate(heads(q, self.n_head), call.at);
-                let k = rotate(heads(k, self.n_kv_head), call.at);
-                (q, (k, heads(v, self.n_kv_head)))
+                let q = rotate(heads(q, self.n_head), call.at).swap_dims(1, 2);
+                let k = rotate(heads(k, self.n_kv_head), call.at).swap_dims(1, 2);
+                (q, (k, heads(v, self.n_kv_head).swap_dims(1, 2)))
             });
         let (ys, kvs) = attend_calls(calls, qkv);
         (self.o_proj.forward(joined.join(ys)), kvs)
@@ -234,7 +234,7 @@ impl Family for Llama {
     fn at(&self, config: &ModelConfig, positions: &Positions, device: &Device) -> Angles {
         let hd = config.head_dim;
         let (pos, shape): (Vec<usize>, [usize; 4]) = match positions {
-            Positions::Run { from, len } => ((*from..from + len).collect(), [1, 1, *len, hd]),
+            Positions::Run { from, len } => ((*from..from + len).collect(), [1, *len, 1, hd]),
             Positions::PerRow(rows) => (rows.clone(), [rows.len(), 1, 1, hd]),
         };
         let (mut cos, mut sin) = (
@@ -242,11 +242,12 @@ impl Family for Llama {
             Vec::with_capacity(pos.len() * hd),
         );
         for p in pos {
-            // The angles, then the same angles again: cat(freqs, freqs), as transformers lays them out.
+            // The angles, then the same angles again: cat(freqs, freqs), as transformers lays
+            // them out; `rotate`'s minus in the first half of sin.
             let angles: Vec<f32> = self.inv_freq.iter().map(|f| p as f32 * f).collect();
-            for _ in 0..2 {
+            for sign in [-1.0, 1.0] {
                 cos.extend(angles.iter().map(|a| a.cos()));
-                sin.extend(angles.iter().map(|a| a.sin()));
+                sin.extend(angles.iter().map(|a| sign * a.sin()));
             }
         }
         let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, shape), device);

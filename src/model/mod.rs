@@ -17,7 +17,7 @@ mod weights;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::module::embedding;
-use burn::tensor::{Bool, DType, Device, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData};
 
 pub use config::{Arch, ModelConfig, SpecialIds, parse_config};
 pub use load::load_weights;
@@ -93,26 +93,60 @@ pub(crate) struct Call<'a, A> {
     pub at: &'a A,
     pub past: Past<'a>,
     pub masked: Mask,
-    /// The flat indices (`row · s + position`) of the real positions when some rows are
-    /// right-padded ([`real_positions`]; none: every position is real).
-    pub real: Option<Tensor<1, Int>>,
+    /// Where the real positions are when some rows are right-padded ([`Padding::of`]; none:
+    /// every position is real).
+    pub padding: Option<Padding>,
 }
 
-/// The flat indices (`row · s + position`) of `[b, s]` right-padded rows' real positions, `lengths`
-/// long each: none when no row is padded. Computed once per forward pass, used by every layer.
-pub(crate) fn real_positions(
-    lengths: &[usize],
-    s: usize,
-    device: &Device,
-) -> Option<Tensor<1, Int>> {
-    if lengths.iter().all(|&n| n >= s) {
-        return None;
+/// A call's right-padded rows in a [`Joined`] tensor: computed once per forward pass, used by
+/// every layer.
+#[derive(Clone)]
+pub(crate) struct Padding {
+    /// The flat indices (`row · s + position`) of the real positions, in order.
+    real: Tensor<1, Int>,
+    /// For every flat position, the joined tensor's row it is read back from: its own when
+    /// real, its row's last real position's when padding. Any finite row would do (attention
+    /// masks padding, no loss scores it); a zero-filled copy took two kernels more each way.
+    source: Tensor<1, Int>,
+    /// The joined rows of the calls before this one (the prompt's, for the tokens).
+    offset: usize,
+}
+
+impl Padding {
+    /// `[b, s]` rows `lengths` long, after `offset` rows of earlier calls in the joined tensor:
+    /// none when no row is padded (or no position is real: then every one is computed).
+    pub(crate) fn of(
+        lengths: &[usize],
+        s: usize,
+        offset: usize,
+        device: &Device,
+    ) -> Option<Padding> {
+        let real: Vec<i64> = (lengths.iter().enumerate())
+            .flat_map(|(r, &len)| (0..len.min(s)).map(move |t| (r * s + t) as i64))
+            .collect();
+        if real.len() == lengths.len() * s || real.is_empty() {
+            return None;
+        }
+        let mut source = Vec::with_capacity(lengths.len() * s);
+        let mut seen = 0;
+        for &len in lengths {
+            let len = len.min(s);
+            source.extend((seen..seen + len).map(|i| (offset + i) as i64));
+            // An empty row reads the real position before it (the call's first, if none).
+            let last = offset + (seen + len).max(1) - 1;
+            source.extend(std::iter::repeat_n(last as i64, s - len));
+            seen += len;
+        }
+        let ints = |v: Vec<i64>| {
+            let n = v.len();
+            Tensor::from_data(TensorData::new(v, [n]), device)
+        };
+        Some(Padding {
+            real: ints(real),
+            source: ints(source),
+            offset,
+        })
     }
-    let flat: Vec<i64> = (lengths.iter().enumerate())
-        .flat_map(|(r, &len)| (0..len).map(move |t| (r * s + t) as i64))
-        .collect();
-    let n = flat.len();
-    Some(Tensor::from_data(TensorData::new(flat, [n]), device))
 }
 
 pub(crate) enum Past<'a> {
@@ -145,15 +179,15 @@ pub(crate) fn attend_calls<A>(
 /// Several calls' rows as one tensor, so that a layer's row-wise work is one product per weight
 /// for all of them: the prompt's rows and the tokens' go through each projection together (a
 /// 2-byte weight is widened once, not once per call; one kernel, not two). A call's padding
-/// (positions past a row's length, [`Call::real`]) is left out: nothing reads it (attention
+/// (positions past a row's length, [`Call::padding`]) is left out: nothing reads it (attention
 /// masks it, no loss scores it), and it was 12-24% of the built-in tasks' batches. One call's
 /// rows with no padding stay as they are.
 pub(crate) struct Joined(Vec<Part>);
 
-/// One call's rows in a [`Joined`]: `[b, s]`, and its [`Call::real`].
+/// One call's rows in a [`Joined`]: `[b, s]`, and its [`Call::padding`].
 struct Part {
     dims: [usize; 2],
-    real: Option<Tensor<1, Int>>,
+    padding: Option<Padding>,
 }
 
 impl Joined {
@@ -166,7 +200,7 @@ impl Joined {
                 let [b, s, _] = x.dims();
                 Part {
                     dims: [b, s],
-                    real: call.real.clone(),
+                    padding: call.padding.clone(),
                 }
             })
             .collect();
@@ -176,7 +210,7 @@ impl Joined {
 
     /// Rows shaped as the calls' (`[b, s, any]` each) in one tensor, their padding left out.
     pub(crate) fn join(&self, mut xs: Vec<Tensor<3>>) -> Tensor<3> {
-        if let [Part { real: None, .. }] = self.0.as_slice() {
+        if let [Part { padding: None, .. }] = self.0.as_slice() {
             return xs.pop().expect("one call");
         }
         let rows = xs
@@ -185,8 +219,8 @@ impl Joined {
             .map(|(x, part)| {
                 let [b, s, d] = x.dims();
                 let flat = x.reshape([b * s, d]);
-                match &part.real {
-                    Some(real) => flat.select(0, real.clone()), // [b·s, d] -> [real, d]
+                match &part.padding {
+                    Some(p) => flat.select(0, p.real.clone()), // [b·s, d] -> [real, d]
                     None => flat,
                 }
             })
@@ -194,10 +228,10 @@ impl Joined {
         Tensor::cat(rows, 0).unsqueeze() // [rows, d] -> [1, rows, d]
     }
 
-    /// The calls' rows of `t` (as [`Joined::join`] made it), `[b, s, width]` each; padding
-    /// positions hold zeros.
+    /// The calls' rows of `t` (as [`Joined::join`] made it), `[b, s, width]` each; a padding
+    /// position holds a copy of its row's last real one ([`Padding::source`]).
     pub(crate) fn split(&self, t: Tensor<3>) -> Vec<Tensor<3>> {
-        if let [Part { real: None, .. }] = self.0.as_slice() {
+        if let [Part { padding: None, .. }] = self.0.as_slice() {
             return vec![t];
         }
         let [_, rows, width] = t.dims();
@@ -207,17 +241,16 @@ impl Joined {
             .iter()
             .map(|part| {
                 let [b, s] = part.dims;
-                let n = part.real.as_ref().map_or(b * s, |real| real.dims()[0]);
-                let mine = t.clone().narrow(0, at, n);
-                at += n;
-                let flat = match &part.real {
-                    Some(real) => Tensor::zeros([b * s, width], &t.device()).select_assign(
-                        0,
-                        real.clone(),
-                        mine,
-                        IndexingUpdateOp::Add,
-                    ),
-                    None => mine,
+                let flat = match &part.padding {
+                    Some(p) => {
+                        debug_assert_eq!(p.offset, at, "a call's padding made for its place");
+                        at += p.real.dims()[0];
+                        t.clone().select(0, p.source.clone()) // [rows, w] -> [b·s, w]
+                    }
+                    None => {
+                        at += b * s;
+                        t.clone().narrow(0, at - b * s, b * s)
+                    }
                 };
                 flat.reshape([b, s, width])
             })
@@ -490,7 +523,7 @@ fn widened<const D: usize>(t: Tensor<D>) -> Tensor<D> {
 fn run_unprefixed<F: Family>(
     f: &F,
     mut x: Tensor<3>,
-    (at, masked, real): (&F::At, Mask, Option<Tensor<1, Int>>),
+    (at, masked, padding): (&F::At, Mask, Option<Padding>),
     keep: bool,
 ) -> (Tensor<3>, Option<Vec<Kv>>) {
     let mut kept = Vec::new();
@@ -499,7 +532,7 @@ fn run_unprefixed<F: Family>(
             at,
             past: Past::None,
             masked: masked.clone(),
-            real: real.clone(),
+            padding: padding.clone(),
         };
         let (out, kv) = f.layer(i, vec![x], &[call]).pop().expect("one call");
         x = out;
@@ -524,10 +557,12 @@ fn run<F: Family>(
     let mut x = f.input(tokens, &text_at);
     let at = f.at(config, &text_at, &device);
     let masked = attention_mask(n, lengths, s, &device);
-    let real = real_positions(lengths, s, &device);
     let Some(prefix) = prefix else {
-        return run_unprefixed(f, x, (&at, masked, real), keep);
+        let padding = Padding::of(lengths, s, 0, &device);
+        return run_unprefixed(f, x, (&at, masked, padding), keep);
     };
+    // The tokens' rows come after the prompt's in each layer's joined tensor.
+    let padding = Padding::of(lengths, s, n, &device);
     let mut kept = Vec::new();
     let prefix_at = Positions::Run { from: 0, len: n };
     let mut p = f.input(prefix.unsqueeze::<3>(), &prefix_at); // [n, d] -> [1, n, d]
@@ -542,7 +577,7 @@ fn run<F: Family>(
             at: &p_at,
             past: Past::None,
             masked: prefix_masked.clone(),
-            real: None,
+            padding: None,
         };
         // No tokens (an empty input after the prompt): the prefix alone.
         if s == 0 {
@@ -557,7 +592,7 @@ fn run<F: Family>(
             at: &at,
             past: Past::Call(0),
             masked: masked.clone(),
-            real: real.clone(),
+            padding: padding.clone(),
         };
         let mut out = f.layer(i, vec![p, x], &[prompt, text]).into_iter();
         let (p_next, kv) = out.next().expect("the prompt's call");
@@ -606,7 +641,7 @@ fn decode<F: Family>(
             at: &at,
             past: Past::Given(kv),
             masked: masked.clone(),
-            real: None,
+            padding: None,
         };
         let (out, (k, v)) = f.layer(i, vec![x], &[call]).pop().expect("one call");
         *kv = (
@@ -631,39 +666,32 @@ fn attend(
     masked: Mask,
 ) -> Tensor<3> {
     let [b, h, s, hd] = q.dims();
-    let kv_heads = k.dims()[1];
+    let g = k.dims()[1];
+    let r = h / g;
     let with_past = |t: &Tensor<4>, p: Option<&Tensor<4>>| match p {
         Some(p) => {
             let n = p.dims()[2];
             // A shared past ([1, ...]: the prompt, computed once) is read by every row.
-            let p = p.clone().expand([b, kv_heads, n, hd]); // [1|b, g, n, hd] -> [b, g, n, hd]
+            let p = p.clone().expand([b, g, n, hd]); // [1|b, g, n, hd] -> [b, g, n, hd]
             Tensor::cat(vec![p, t.clone()], 2)
         }
         None => t.clone(),
     };
-    let k_all = repeat_kv(with_past(k, past.map(|p| &p.0)), h);
-    let v_all = repeat_kv(with_past(v, past.map(|p| &p.1)), h);
+    let k_all = with_past(k, past.map(|p| &p.0)); // [b, g, keys, hd]
+    let v_all = with_past(v, past.map(|p| &p.1));
     let keys = k_all.dims()[2];
-    let att = q.matmul(k_all.swap_dims(2, 3)) / (hd as f64).sqrt(); // [b, h, s, keys]
+    // The `r` query heads of a key/value head as one longer sequence, so that no key or value
+    // is copied `r` times (transformers' `repeat_kv`): one copy of the queries instead of two
+    // of the keys and values, and no sums of their copies' gradients.
+    let q = q.reshape([b, g, r * s, hd]);
+    let att = q.matmul(k_all.swap_dims(2, 3)) / (hd as f64).sqrt(); // [b, g, r·s, keys]
+    // [b, 1, s, keys] -> [b, g, r, s, keys]
+    let masked = masked.unsqueeze_dim::<5>(1).expand([b, g, r, s, keys]);
     // The most negative finite value, as transformers does: a fully masked row stays finite.
-    let att = burn::tensor::activation::softmax(
-        att.mask_fill(masked.expand([b, h, s, keys]), f32::MIN),
-        3,
-    );
-    att.matmul(v_all).swap_dims(1, 2).reshape([b, s, h * hd]) // [b, h, s, hd] -> [b, s, h*hd]
-}
-
-/// `[b, g, n, hd]` -> `[b, h, n, hd]`, key/value head `j` repeated for query heads `j·r .. j·r+r`
-/// (transformers' `repeat_kv`: a repeat-interleave, not a tile).
-fn repeat_kv(t: Tensor<4>, heads: usize) -> Tensor<4> {
-    let [b, g, n, hd] = t.dims();
-    if g == heads {
-        return t;
-    }
-    let r = heads / g;
-    t.unsqueeze_dim::<5>(2) // [b, g, n, hd] -> [b, g, 1, n, hd]
-        .expand([b, g, r, n, hd])
-        .reshape([b, heads, n, hd])
+    let att = att.reshape([b, g, r, s, keys]).mask_fill(masked, f32::MIN);
+    let att = burn::tensor::activation::softmax(att, 4).reshape([b, g, r * s, keys]);
+    let y = att.matmul(v_all).reshape([b, h, s, hd]); // [b, g, r·s, hd] -> [b, h, s, hd]
+    y.swap_dims(1, 2).reshape([b, s, h * hd]) // -> [b, s, h·hd]
 }
 
 /// `[batch, seq, d]` -> rows `[n, d]` at flat indices `b * seq + s`.
