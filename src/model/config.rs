@@ -83,6 +83,11 @@ impl ModelConfig {
         }
     }
 
+    /// Query heads per key/value head (grouped-query attention; 1 for GPT-2).
+    pub fn group(&self) -> usize {
+        self.n_head / self.n_kv_head
+    }
+
     /// The token embedding in f32: the largest tensor of these models.
     pub fn embedding_bytes(&self) -> u64 {
         self.vocab_size as u64 * self.d_model as u64 * 4

@@ -88,7 +88,8 @@ pub(crate) trait Family {
 }
 
 /// One call's rows inside a layer: what its positions need, the keys and values before its own
-/// that every query sees, and `[b, 1, s, keys]`, true where a query must not see a key.
+/// that every query sees, and `[b, 1, group · s, keys]`, true where a query must not see a key
+/// ([`attention_mask`]).
 pub(crate) struct Call<'a, A> {
     pub at: &'a A,
     pub past: Past<'a>,
@@ -556,7 +557,7 @@ fn run<F: Family>(
     let text_at = Positions::Run { from: n, len: s };
     let mut x = f.input(tokens, &text_at);
     let at = f.at(config, &text_at, &device);
-    let masked = attention_mask(n, lengths, s, &device);
+    let masked = attention_mask(n, lengths, s, config.group(), &device);
     let Some(prefix) = prefix else {
         let padding = Padding::of(lengths, s, 0, &device);
         return run_unprefixed(f, x, (&at, masked, padding), keep);
@@ -567,7 +568,7 @@ fn run<F: Family>(
     let prefix_at = Positions::Run { from: 0, len: n };
     let mut p = f.input(prefix.unsqueeze::<3>(), &prefix_at); // [n, d] -> [1, n, d]
     let p_at = f.at(config, &prefix_at, &device);
-    let prefix_masked = attention_mask(0, &[n], n, &device);
+    let prefix_masked = attention_mask(0, &[n], n, config.group(), &device);
     let rows = |t: Tensor<4>| {
         let [_, h, n, hd] = t.dims();
         t.expand([b, h, n, hd]) // [1, h, n, hd] -> [b, h, n, hd]
@@ -635,7 +636,7 @@ fn decode<F: Family>(
     }
     let keys = cache.visible[0].len();
     let masked: Vec<bool> = cache.visible.iter().flatten().map(|v| !v).collect();
-    let masked = Tensor::<4, Bool>::from_data(TensorData::new(masked, [b, 1, 1, keys]), &device);
+    let masked = grouped_mask(&masked, [b, 1, keys], config.group(), &device);
     for (i, kv) in cache.layers.iter_mut().enumerate() {
         let call = Call {
             at: &at,
@@ -685,11 +686,9 @@ fn attend(
     // of the keys and values, and no sums of their copies' gradients.
     let q = q.reshape([b, g, r * s, hd]);
     let att = q.matmul(k_all.swap_dims(2, 3)) / (hd as f64).sqrt(); // [b, g, r·s, keys]
-    // [b, 1, s, keys] -> [b, g, r, s, keys]
-    let masked = masked.unsqueeze_dim::<5>(1).expand([b, g, r, s, keys]);
     // The most negative finite value, as transformers does: a fully masked row stays finite.
-    let att = att.reshape([b, g, r, s, keys]).mask_fill(masked, f32::MIN);
-    let att = burn::tensor::activation::softmax(att, 4).reshape([b, g, r * s, keys]);
+    let masked = masked.expand([b, g, r * s, keys]); // [b, 1, r·s, keys] -> [b, g, r·s, keys]
+    let att = burn::tensor::activation::softmax(att.mask_fill(masked, f32::MIN), 3);
     let y = att.matmul(v_all).reshape([b, h, s, hd]); // [b, g, r·s, hd] -> [b, h, s, hd]
     y.swap_dims(1, 2).reshape([b, s, h * hd]) // -> [b, s, h·hd]
 }
@@ -704,9 +703,16 @@ fn gather_rows(hidden: Tensor<3>, positions: &[usize]) -> Tensor<2> {
 }
 
 /// Causal mask plus key padding for `seq` queries after `past` shared positions:
-/// `[batch, 1, seq, past + seq]`, true where query `i` (position `past + i`) must not see key `j`.
-/// Every query sees the shared positions; padding (`i >= len`) is never seen.
-fn attention_mask(past: usize, lengths: &[usize], seq: usize, device: &Device) -> Mask {
+/// `[batch, 1, group · seq, past + seq]` ([`grouped_mask`]), true where query `i` (position
+/// `past + i`) must not see key `j`. Every query sees the shared positions; padding (`i >= len`)
+/// is never seen.
+fn attention_mask(
+    past: usize,
+    lengths: &[usize],
+    seq: usize,
+    group: usize,
+    device: &Device,
+) -> Mask {
     let keys = past + seq;
     let mut m = Vec::with_capacity(lengths.len() * seq * keys);
     for &len in lengths {
@@ -714,7 +720,18 @@ fn attention_mask(past: usize, lengths: &[usize], seq: usize, device: &Device) -
             m.extend((0..keys).map(|j| j >= past && (j - past > i || j - past >= len)));
         }
     }
-    Tensor::from_data(TensorData::new(m, [lengths.len(), 1, seq, keys]), device)
+    grouped_mask(&m, [lengths.len(), seq, keys], group, device)
+}
+
+/// `[b, 1, group · q, keys]` from `b · q` rows of `keys` flags, each batch row's `q` rows
+/// repeated `group` times: the layout of [`attend`]'s grouped queries, made on the host once per
+/// pass (a mask expanded there per layer kept its fill out of the fused kernel).
+fn grouped_mask(flags: &[bool], [b, q, keys]: [usize; 3], group: usize, device: &Device) -> Mask {
+    let per_row = q * keys;
+    let m: Vec<bool> = (flags.chunks(per_row.max(1)))
+        .flat_map(|row| std::iter::repeat_n(row, group).flatten().copied())
+        .collect();
+    Tensor::from_data(TensorData::new(m, [b, 1, group * q, keys]), device)
 }
 
 #[cfg(test)]
@@ -726,7 +743,7 @@ mod tests {
     #[test]
     fn attention_mask_after_a_shared_prefix() {
         let device = crate::backend::cpu();
-        let m = attention_mask(2, &[3, 1], 3, &device);
+        let m = attention_mask(2, &[3, 1], 3, 1, &device);
         let v: Vec<bool> = m.into_data().try_to_vec().unwrap();
         // Row 0 (3 real tokens), keys [p0 p1 t0 t1 t2]; true = hidden.
         let row0 = [
@@ -741,6 +758,17 @@ mod tests {
             [false, false, false, true, true],
         ];
         let want: Vec<bool> = row0.iter().chain(&row1).flatten().copied().collect();
+        assert_eq!(v, want);
+        // Two query heads per key/value head: each batch row's queries twice, in attend's order.
+        let m = attention_mask(2, &[3, 1], 3, 2, &device);
+        assert_eq!(m.dims(), [2, 1, 6, 5]);
+        let v: Vec<bool> = m.into_data().try_to_vec().unwrap();
+        let want: Vec<bool> = [&row0, &row0, &row1, &row1]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .collect();
         assert_eq!(v, want);
     }
 
