@@ -122,21 +122,19 @@ impl Padding {
         offset: usize,
         device: &Device,
     ) -> Option<Padding> {
-        let real: Vec<i64> = (lengths.iter().enumerate())
-            .flat_map(|(r, &len)| (0..len.min(s)).map(move |t| (r * s + t) as i64))
-            .collect();
+        let (mut real, mut source) = (Vec::new(), Vec::with_capacity(lengths.len() * s));
+        for (r, &len) in lengths.iter().enumerate() {
+            let len = len.min(s);
+            let first = real.len(); // the row's first real position among the call's
+            real.extend((0..len).map(|t| (r * s + t) as i64));
+            source.extend((first..first + len).map(|i| (offset + i) as i64));
+            // Padding reads its row's last real position; an empty row's, the one before it
+            // (the call's first, if none).
+            let last = offset + real.len().max(1) - 1;
+            source.extend(std::iter::repeat_n(last as i64, s - len));
+        }
         if real.len() == lengths.len() * s || real.is_empty() {
             return None;
-        }
-        let mut source = Vec::with_capacity(lengths.len() * s);
-        let mut seen = 0;
-        for &len in lengths {
-            let len = len.min(s);
-            source.extend((seen..seen + len).map(|i| (offset + i) as i64));
-            // An empty row reads the real position before it (the call's first, if none).
-            let last = offset + (seen + len).max(1) - 1;
-            source.extend(std::iter::repeat_n(last as i64, s - len));
-            seen += len;
         }
         let ints = |v: Vec<i64>| {
             let n = v.len();
@@ -249,8 +247,9 @@ impl Joined {
                         t.clone().select(0, p.source.clone()) // [rows, w] -> [b·s, w]
                     }
                     None => {
+                        let start = at;
                         at += b * s;
-                        t.clone().narrow(0, at - b * s, b * s)
+                        t.clone().narrow(0, start, b * s)
                     }
                 };
                 flat.reshape([b, s, width])
