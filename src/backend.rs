@@ -16,6 +16,15 @@ pub fn host() -> Device {
     Device::flex()
 }
 
+/// Whether work on `device` is bound by its kernel launches rather than its arithmetic: a GPU
+/// (a WebGPU dispatch costs 24-70 µs in browsers; a 135M step is thousands of them), not the
+/// CPU. The model lays out a batch by it (`model::run`): on the CPU the prompt's states are
+/// computed once for every row and padding is left out of the row-wise work; on a GPU the prompt
+/// is prepended to every row and padding computed, so each layer is one attention and no gathers.
+pub fn launch_bound(device: &Device) -> bool {
+    device.clone().inner() != host()
+}
+
 /// Threads a training step may use on `device`: on the CPU backend natively, the machine's
 /// cores (or `SOFT_PROMPT_LAB_THREADS`); one elsewhere (a GPU runs the batch as one; the page's
 /// worker is a single thread). burn's own threads (flex's rayon) are off: at these matrix sizes
