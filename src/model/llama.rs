@@ -112,13 +112,7 @@ pub struct RmsNorm {
 impl RmsNorm {
     /// `w · x / sqrt(mean(x²) + eps)`, in f32.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let rms = x
-            .clone()
-            .powi_scalar(2)
-            .mean_dim(2)
-            .add_scalar(self.eps)
-            .sqrt(); // [b, s, 1]
-        x / rms * self.weight.val().unsqueeze::<3>()
+        super::rms_norm::rms_norm(x, self.weight.val(), self.eps)
     }
 }
 
