@@ -143,9 +143,10 @@ gpu_tests() {
   # The fixtures on native wgpu, fused as the page's build, on lavapipe where there is no GPU. Not
   # in `test`: burn's native wgpu stack is a second build of burn and cubecl (28 minutes from
   # nothing here, against 9 for the plain one); the page tests check the fused WebGPU path on
-  # SwiftShader against the same fixtures.
+  # SwiftShader against the same fixtures. Then the GPU path's own kernels against burn's ops.
   lavapipe
   cargo test --features fusion --test gpu
+  cargo test --features fusion --lib norm_kernel
 }
 
 bench() {

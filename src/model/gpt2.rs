@@ -50,10 +50,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        // Biased variance, as torch.nn.LayerNorm.
-        let (var, mean) = x.clone().var_mean_bias(2);
-        let x = (x - mean) / var.add_scalar(self.eps).sqrt();
-        x * self.weight.val().unsqueeze::<3>() + self.bias.val().unsqueeze::<3>()
+        super::norm::layer_norm(x, self.weight.val(), self.bias.val(), self.eps)
     }
 }
 

@@ -12,9 +12,9 @@ mod frozen_matmul;
 pub mod gpt2;
 pub mod llama;
 mod load;
-mod rms_norm;
+mod norm;
 #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-mod rms_norm_kernel;
+mod norm_kernel;
 mod weights;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
