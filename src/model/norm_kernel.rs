@@ -266,6 +266,9 @@ mod tests {
 
     use super::super::norm::{layer_norm, layer_norm_composed, rms_norm, rms_norm_composed};
 
+    /// A norm with its weights bound.
+    type Norm<'a> = dyn Fn(Tensor<3>) -> Tensor<3> + 'a;
+
     /// Each norm's kernels against burn's ops on the same wgpu device (lavapipe where there is no
     /// GPU; `./build.sh test-gpu`): rows as long as a 135M model's (576), an input that is not
     /// contiguous (the kernel copies it first), the output and the input's gradient. The same f32
@@ -283,7 +286,7 @@ mod tests {
         let w: Tensor<1> = Tensor::random([d], Distribution::Normal(1.0, 0.5), &device);
         let bias: Tensor<1> = Tensor::random([d], Distribution::Normal(0.0, 0.5), &device);
         let mix: Tensor<3> = Tensor::random([b, s, d], Distribution::Default, &device);
-        let run = |norm: &dyn Fn(Tensor<3>) -> Tensor<3>| {
+        let run = |norm: &Norm<'_>| {
             let x = x.clone().require_grad();
             let y = norm(x.clone());
             let grads = (y.clone() * mix.clone()).sum().backward();
@@ -294,11 +297,7 @@ mod tests {
         let rms_ops = |x| rms_norm_composed(x, w.clone(), 1e-5);
         let layer = |x| layer_norm(x, w.clone(), bias.clone(), 1e-5);
         let layer_ops = |x| layer_norm_composed(x, w.clone(), bias.clone(), 1e-5);
-        let pairs: [(
-            &str,
-            &dyn Fn(Tensor<3>) -> Tensor<3>,
-            &dyn Fn(Tensor<3>) -> Tensor<3>,
-        ); 2] = [
+        let pairs: [(&str, &Norm<'_>, &Norm<'_>); 2] = [
             ("rms_norm", &rms, &rms_ops),
             ("layer_norm", &layer, &layer_ops),
         ];
