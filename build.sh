@@ -146,7 +146,7 @@ gpu_tests() {
   # SwiftShader against the same fixtures. Then the GPU path's own kernels against burn's ops.
   lavapipe
   cargo test --features fusion --test gpu
-  cargo test --features fusion --lib norm_kernel
+  cargo test --features fusion --lib kernels
 }
 
 bench() {

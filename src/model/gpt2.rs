@@ -50,7 +50,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        super::norm::layer_norm(x, self.weight.val(), self.bias.val(), self.eps)
+        super::ops::layer_norm(x, self.weight.val(), self.bias.val(), self.eps)
     }
 }
 

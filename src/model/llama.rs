@@ -112,7 +112,7 @@ pub struct RmsNorm {
 impl RmsNorm {
     /// `w · x / sqrt(mean(x²) + eps)`, in f32.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        super::norm::rms_norm(x, self.weight.val(), self.eps)
+        super::ops::rms_norm(x, self.weight.val(), self.eps)
     }
 }
 

@@ -10,11 +10,11 @@
 mod config;
 mod frozen_matmul;
 pub mod gpt2;
+#[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+mod kernels;
 pub mod llama;
 mod load;
-mod norm;
-#[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-mod norm_kernel;
+mod ops;
 mod weights;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -719,15 +719,13 @@ fn attend(
     };
     let k_all = with_past(k, past.map(|p| &p.0)); // [b, g, keys, hd]
     let v_all = with_past(v, past.map(|p| &p.1));
-    let keys = k_all.dims()[2];
     // The `r` query heads of a key/value head as one longer sequence, so that no key or value
     // is copied `r` times (transformers' `repeat_kv`): one copy of the queries instead of two
     // of the keys and values, and no sums of their copies' gradients.
     let q = q.reshape([b, g, r * s, hd]);
-    let att = q.matmul(k_all.swap_dims(2, 3)) / (hd as f64).sqrt(); // [b, g, r·s, keys]
-    // The most negative finite value, as transformers does: a fully masked row stays finite.
-    let masked = masked.expand([b, g, r * s, keys]); // [b, 1, r·s, keys] -> [b, g, r·s, keys]
-    let att = burn::tensor::activation::softmax(att.mask_fill(masked, f32::MIN), 3);
+    let scores = q.matmul(k_all.swap_dims(2, 3)); // [b, g, r·s, keys]
+    // The mask, `[b, 1, r·s, keys]`, serves every key/value head.
+    let att = ops::masked_softmax(scores, masked, (hd as f64).sqrt());
     let y = att.matmul(v_all).reshape([b, h, s, hd]); // [b, g, r·s, hd] -> [b, h, s, hd]
     y.swap_dims(1, 2).reshape([b, s, h * hd]) // -> [b, s, h·hd]
 }

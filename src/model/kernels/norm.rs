@@ -1,10 +1,9 @@
-//! The norms as one GPU kernel each way (#34): RMSNorm and LayerNorm over each row's last
+//! The norms as one GPU kernel each way: RMSNorm and LayerNorm over each row's last
 //! dimension, and the input's gradient. burn's ops cost a norm six to ten kernels with its
 //! backward (a reduction or two each way, the element-wise work around them, the gradient's sums
 //! over the broadcast row statistics): fusion does not join work across a reduction. Here one
 //! thread reads a row and writes it: a 135M model's rows are 576 values, and a step pays for
-//! launches, not for this arithmetic. Weight and bias are frozen: no gradient flows to them (as
-//! in `frozen_matmul`).
+//! launches, not for this arithmetic. Weight and bias are frozen: no gradient flows to them.
 //!
 //! Both norms are `y = x̂ · w (+ b)` with `x̂ = (x - μ) · r`, `r = 1 / sqrt(mean((x - μ)²) +
 //! eps)`; LayerNorm centres (`μ` the row's mean), RMSNorm does not (`μ = 0`, no bias). The input's
@@ -18,10 +17,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
-use burn::backend::{Autodiff, Backend, TensorMetadata, backend_extension};
+use burn::backend::{Autodiff, Backend, backend_extension};
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
-use cubecl::{calculate_cube_count_elemwise, prelude::*};
+use cubecl::prelude::*;
+
+use super::rows_out;
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedNorm: Backend {
@@ -133,16 +133,6 @@ fn norm_backward_kernel<F: Float>(
         let g = dy[at + i] * w[i];
         dx[at + i] = r * (g - g_mean - (x[at + i] - mean) * r * gx_mean);
     }
-}
-
-/// A contiguous output shaped as `x`, and the launch grid of one thread a row.
-fn rows_out(x: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
-    let shape = x.shape();
-    let rows = shape.num_elements() / shape[shape.num_dims() - 1].max(1);
-    let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
-    let cube_dim = CubeDim::new(&x.client, rows);
-    let cube_count = calculate_cube_count_elemwise(&x.client, rows, cube_dim);
-    (out, cube_count, cube_dim)
 }
 
 /// [`norm_kernel`] on `x` (`b`: LayerNorm's bias; none for RMSNorm).
@@ -262,9 +252,9 @@ impl<B: FusedNorm, C: CheckpointStrategy> FusedNorm for Autodiff<B, C> {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{Device, Distribution, Tensor};
+    use burn::tensor::{Distribution, Tensor};
 
-    use super::super::norm::{layer_norm, layer_norm_composed, rms_norm, rms_norm_composed};
+    use crate::model::ops::{layer_norm, layer_norm_composed, rms_norm, rms_norm_composed};
 
     /// A norm with its weights bound.
     type Norm<'a> = dyn Fn(Tensor<3>) -> Tensor<3> + 'a;
@@ -276,16 +266,13 @@ mod tests {
     /// the largest value is ~100 ulps; a wrong index or formula is off by O(1).
     #[test]
     fn kernels_equal_burns_ops() {
-        let device = Device::wgpu_options()
-            .init()
-            .expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
-            .autodiff();
+        let device = super::super::tests::gpu();
         let (b, s, d) = (3, 5, 576);
-        let x: Tensor<3> = Tensor::random([s, b, d], Distribution::Normal(0.5, 2.0), &device);
+        let x: Tensor<3> = Tensor::random([s, b, d], Distribution::Normal(0.5, 2.0), device);
         let x = x.swap_dims(0, 1); // [b, s, d], strided
-        let w: Tensor<1> = Tensor::random([d], Distribution::Normal(1.0, 0.5), &device);
-        let bias: Tensor<1> = Tensor::random([d], Distribution::Normal(0.0, 0.5), &device);
-        let mix: Tensor<3> = Tensor::random([b, s, d], Distribution::Default, &device);
+        let w: Tensor<1> = Tensor::random([d], Distribution::Normal(1.0, 0.5), device);
+        let bias: Tensor<1> = Tensor::random([d], Distribution::Normal(0.0, 0.5), device);
+        let mix: Tensor<3> = Tensor::random([b, s, d], Distribution::Default, device);
         let run = |norm: &Norm<'_>| {
             let x = x.clone().require_grad();
             let y = norm(x.clone());

@@ -1,0 +1,44 @@
+//! The GPU path's own kernels (#34), in cubecl, each wired into burn's autodiff as a backend
+//! extension with its own backward: where burn's ops cost a step many small launches (fusion
+//! does not join work across a reduction), one kernel each way. `model::ops` chooses them on a
+//! GPU ([`crate::backend::launch_bound`]); the CPU keeps burn's ops. One thread a row: a step
+//! pays for launches, not for this arithmetic, at these widths (a cube a row with a plane
+//! reduction is the kernel to write when a GPU can time it).
+
+pub mod norm;
+pub mod softmax;
+
+use burn::backend::TensorMetadata;
+use burn::backend::wgpu::CubeTensor;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use cubecl::{calculate_cube_count_elemwise, prelude::*};
+
+/// A contiguous output shaped as `x`, and the launch grid of one thread for each of its rows
+/// (its last dimension).
+fn rows_out(x: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
+    let shape = x.shape();
+    let rows = shape.num_elements() / shape[shape.num_dims() - 1].max(1);
+    let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
+    let cube_dim = CubeDim::new(&x.client, rows);
+    let cube_count = calculate_cube_count_elemwise(&x.client, rows, cube_dim);
+    (out, cube_count, cube_dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use burn::tensor::Device;
+
+    /// The wgpu device the kernels' tests share (a process initialises wgpu once): the GPU, or
+    /// lavapipe where there is none.
+    pub fn gpu() -> &'static Device {
+        static GPU: OnceLock<Device> = OnceLock::new();
+        GPU.get_or_init(|| {
+            Device::wgpu_options()
+                .init()
+                .expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
+                .autodiff()
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! The ops that are one kernel each way on a GPU (`kernels/`) and burn's ops on the CPU, chosen
+//! here by [`crate::backend::launch_bound`]: the norms, in f32 over the last dimension (RMSNorm,
+//! `w · x / sqrt(mean(x²) + eps)`, the Llama family; LayerNorm, `w · (x - mean) / sqrt(var +
+//! eps) + b` with the biased variance as `torch.nn.LayerNorm`, GPT-2), and attention's masked
+//! softmax.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Tensor};
+
+/// RMSNorm of `x` `[b, s, d]` with the weight `w` `[d]`.
+pub fn rms_norm(x: Tensor<3>, w: Tensor<1>, eps: f64) -> Tensor<3> {
+    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+    if crate::backend::launch_bound(&x.device()) {
+        use super::kernels::norm::FusedNorm;
+        let (x, w) = (x.into_dispatch(), w.into_dispatch());
+        let y = <burn::backend::Dispatch as FusedNorm>::rms_norm(x, w, eps as f32);
+        return Tensor::from_dispatch(y);
+    }
+    rms_norm_composed(x, w, eps)
+}
+
+/// LayerNorm of `x` `[b, s, d]` with the weight `w` and bias `b` `[d]`.
+pub fn layer_norm(x: Tensor<3>, w: Tensor<1>, b: Tensor<1>, eps: f64) -> Tensor<3> {
+    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+    if crate::backend::launch_bound(&x.device()) {
+        use super::kernels::norm::FusedNorm;
+        let (x, w, b) = (x.into_dispatch(), w.into_dispatch(), b.into_dispatch());
+        let y = <burn::backend::Dispatch as FusedNorm>::layer_norm(x, w, b, eps as f32);
+        return Tensor::from_dispatch(y);
+    }
+    layer_norm_composed(x, w, b, eps)
+}
+
+/// [`rms_norm`] in burn's ops.
+pub(super) fn rms_norm_composed(x: Tensor<3>, w: Tensor<1>, eps: f64) -> Tensor<3> {
+    let rms = x.clone().powi_scalar(2).mean_dim(2).add_scalar(eps).sqrt(); // [b, s, 1]
+    x / rms * w.unsqueeze::<3>()
+}
+
+/// [`layer_norm`] in burn's ops.
+pub(super) fn layer_norm_composed(x: Tensor<3>, w: Tensor<1>, b: Tensor<1>, eps: f64) -> Tensor<3> {
+    let (var, mean) = x.clone().var_mean_bias(2); // [b, s, 1] each
+    let x = (x - mean) / var.add_scalar(eps).sqrt();
+    x * w.unsqueeze::<3>() + b.unsqueeze::<3>()
+}
+
+/// `softmax(scores / divisor)` over the keys of `scores` `[b, g, q, keys]`, a key's score
+/// `f32::MIN` where `masked` `[b, 1, q, keys]` (transformers' fill: a fully masked row stays
+/// finite), the mask shared by the `g` key/value heads.
+pub fn masked_softmax(scores: Tensor<4>, masked: Tensor<4, Bool>, divisor: f64) -> Tensor<4> {
+    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+    if crate::backend::launch_bound(&scores.device()) {
+        use super::kernels::softmax::FusedSoftmax;
+        let (scores, masked) = (scores.into_dispatch(), masked.into_dispatch());
+        let p = <burn::backend::Dispatch as FusedSoftmax>::masked_softmax(
+            scores,
+            masked,
+            divisor as f32,
+        );
+        return Tensor::from_dispatch(p);
+    }
+    masked_softmax_composed(scores, masked, divisor)
+}
+
+/// [`masked_softmax`] in burn's ops.
+pub(super) fn masked_softmax_composed(
+    scores: Tensor<4>,
+    masked: Tensor<4, Bool>,
+    divisor: f64,
+) -> Tensor<4> {
+    let masked = masked.expand(scores.dims()); // [b, 1, q, keys] -> [b, g, q, keys]
+    softmax((scores / divisor).mask_fill(masked, f32::MIN), 3)
+}
