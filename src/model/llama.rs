@@ -8,6 +8,7 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::ops;
 use super::weights::WeightReader;
 use super::{Call, Family, Joined, Kv, ModelConfig, Positions, attend_calls};
 use crate::error::Result;
@@ -112,7 +113,7 @@ pub struct RmsNorm {
 impl RmsNorm {
     /// `w · x / sqrt(mean(x²) + eps)`, in f32.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        super::ops::rms_norm(x, self.weight.val(), self.eps)
+        ops::rms_norm(x, self.weight.val(), self.eps)
     }
 }
 
@@ -131,19 +132,8 @@ pub struct LlamaAttention {
 }
 
 /// RoPE's `cos` and `sin` `[1|b, s, 1, head_dim]` at one call's positions, the first half of
-/// `sin` negated (see [`rotate`]).
+/// `sin` negated (see [`super::ops::rope`]).
 pub struct Angles(Tensor<4>, Tensor<4>);
-
-/// `x · cos + rotate_half(x) · sin` for `x` `[b, s, heads, hd]`, with `rotate_half(x) = cat(-x₂,
-/// x₁)` over the halves of each head's dimensions (Hugging Face's layout, not interleaved pairs).
-/// The halves are swapped by one flip and the minus is folded into `sin` (exact: `-a · b` is
-/// `a · -b`): on the GPU a kernel each way, where two narrows and a cat took six (the cat
-/// writes each half; a narrow's backward is zeros, then the slice written in).
-fn rotate(x: Tensor<4>, a: &Angles) -> Tensor<4> {
-    let [b, s, n, hd] = x.dims();
-    let swapped = (x.clone().reshape([b, s, n, 2, hd / 2]).flip([3])).reshape([b, s, n, hd]);
-    x * a.0.clone() + swapped * a.1.clone()
-}
 
 impl LlamaAttention {
     /// `x`: the calls' rows, joined (`joined`), normed; returns the attention's output, joined,
@@ -167,8 +157,9 @@ impl LlamaAttention {
             .iter()
             .zip(q.into_iter().zip(k).zip(v))
             .map(|(call, ((q, k), v))| {
-                let q = rotate(heads(q, self.n_head), call.at).swap_dims(1, 2);
-                let k = rotate(heads(k, self.n_kv_head), call.at).swap_dims(1, 2);
+                let Angles(cos, sin) = call.at;
+                let q = ops::rope(heads(q, self.n_head), cos, sin);
+                let k = ops::rope(heads(k, self.n_kv_head), cos, sin);
                 (q, (k, heads(v, self.n_kv_head).swap_dims(1, 2)))
             });
         let (ys, kvs) = attend_calls(calls, qkv);

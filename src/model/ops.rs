@@ -1,8 +1,8 @@
 //! The ops that are one kernel each way on a GPU (`kernels/`) and burn's ops on the CPU, chosen
 //! here by [`crate::backend::launch_bound`]: the norms, in f32 over the last dimension (RMSNorm,
 //! `w · x / sqrt(mean(x²) + eps)`, the Llama family; LayerNorm, `w · (x - mean) / sqrt(var +
-//! eps) + b` with the biased variance as `torch.nn.LayerNorm`, GPT-2), and attention's masked
-//! softmax.
+//! eps) + b` with the biased variance as `torch.nn.LayerNorm`, GPT-2), rotary position
+//! embedding, and attention's masked softmax.
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor};
@@ -70,4 +70,27 @@ pub(super) fn masked_softmax_composed(
 ) -> Tensor<4> {
     let masked = masked.expand(scores.dims()); // [b, 1, q, keys] -> [b, g, q, keys]
     softmax((scores / divisor).mask_fill(masked, f32::MIN), 3)
+}
+
+/// Rotary position embedding, `x · cos + rotate_half(x) · sin`, of `x` `[b, s, heads, hd]`, in
+/// attention's layout `[b, heads, s, hd]`; `cos`, `sin` `[1|b, s|1, 1, hd]`, the first half of
+/// `sin` negated. `rotate_half(x) = cat(-x₂, x₁)` over the halves of each head's dimensions
+/// (Hugging Face's layout, not interleaved pairs): the halves are swapped by one flip and the
+/// minus is folded into `sin` (exact: `-a · b` is `a · -b`).
+pub fn rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+    if crate::backend::launch_bound(&x.device()) {
+        use super::kernels::rope::FusedRope;
+        let [x, cos, sin] = [x, cos.clone(), sin.clone()].map(Tensor::into_dispatch);
+        let y = <burn::backend::Dispatch as FusedRope>::rope(x, cos, sin);
+        return Tensor::from_dispatch(y);
+    }
+    rope_composed(x, cos, sin)
+}
+
+/// [`rope`] in burn's ops.
+pub(super) fn rope_composed(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+    let [b, s, n, hd] = x.dims();
+    let swapped = (x.clone().reshape([b, s, n, 2, hd / 2]).flip([3])).reshape([b, s, n, hd]);
+    (x * cos.clone() + swapped * sin.clone()).swap_dims(1, 2)
 }

@@ -6,6 +6,7 @@
 //! reduction is the kernel to write when a GPU can time it).
 
 pub mod norm;
+pub mod rope;
 pub mod softmax;
 
 use burn::backend::TensorMetadata;

@@ -1,0 +1,229 @@
+//! Rotary position embedding as one kernel each way, the heads' layout change included: `x`
+//! `[b, s, n, hd]` (a projection's rows split into heads) in, `y` `[b, n, s, hd]` (attention's
+//! layout) out, `y = x · cos + swap(x) · sin`, where `swap` exchanges each head's halves and the
+//! first half of `sin` holds the minus of `rotate_half` (`llama::Angles`). burn's ops cost a
+//! rotation a flip and the element-wise work each way, and the layout change a copy each way.
+//! Angles are `[1|b, s|1, 1, hd]` (a run of positions, or one per row when decoding).
+//!
+//! The input's gradient (`swap` is its own inverse): `dx_j = dy_j · cos_j + dy_σ(j) · sin_σ(j)`,
+//! back in `[b, s, n, hd]`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::wgpu::{CubeBackend, CubeTensor};
+use burn::backend::{Autodiff, Backend, Shape, TensorMetadata, backend_extension};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use cubecl::{calculate_cube_count_elemwise, prelude::*};
+
+#[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
+pub trait FusedRope: Backend {
+    /// `x` `[b, s, n, hd]` rotated, as `[b, n, s, hd]`.
+    #[fusion(dtype = x, shape = heads_first(x))]
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// The input's gradient `[b, s, n, hd]` from the output's `dy` `[b, n, s, hd]`.
+    #[fusion(dtype = dy, shape = heads_first(dy))]
+    fn rope_backward(
+        dy: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// `[a, b, c, d]` -> `[a, c, b, d]` (the layout change, either way).
+fn heads_first(shape: &Shape) -> Shape {
+    Shape::new([shape[0], shape[2], shape[1], shape[3]])
+}
+
+/// Where the angle for batch row `bi`, position `t` and dimension `i` is.
+#[cube]
+fn angle_at<F: Float>(cos: &Tensor<F>, bi: usize, t: usize, i: usize) -> usize {
+    ((bi % cos.shape(0)) * cos.shape(1) + t % cos.shape(1)) * cos.shape(3) + i
+}
+
+/// One output value `y[bi, h, t, i]` a thread, `x` `[b, s, n, hd]`.
+#[cube(launch)]
+fn rope_kernel<F: Float>(
+    x: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
+    y: &mut Tensor<F>,
+    #[define(F)] _dtype: ElemType,
+) {
+    if ABSOLUTE_POS >= y.len() {
+        terminate!();
+    }
+    let (s, n, hd) = (x.shape(1), x.shape(2), x.shape(3));
+    let i = ABSOLUTE_POS % hd;
+    let t = ABSOLUTE_POS / hd % s;
+    let h = ABSOLUTE_POS / (hd * s) % n;
+    let bi = ABSOLUTE_POS / (hd * s * n);
+    let row = ((bi * s + t) * n + h) * hd;
+    let swapped = (i + hd / 2) % hd;
+    let a = angle_at(cos, bi, t, i);
+    y[ABSOLUTE_POS] = x[row + i] * cos[a] + x[row + swapped] * sin[a];
+}
+
+/// One input gradient value `dx[bi, t, h, j]` a thread, `dy` `[b, n, s, hd]`.
+#[cube(launch)]
+fn rope_backward_kernel<F: Float>(
+    dy: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
+    dx: &mut Tensor<F>,
+    #[define(F)] _dtype: ElemType,
+) {
+    if ABSOLUTE_POS >= dx.len() {
+        terminate!();
+    }
+    let (n, s, hd) = (dy.shape(1), dy.shape(2), dy.shape(3));
+    let j = ABSOLUTE_POS % hd;
+    let h = ABSOLUTE_POS / hd % n;
+    let t = ABSOLUTE_POS / (hd * n) % s;
+    let bi = ABSOLUTE_POS / (hd * n * s);
+    let row = ((bi * n + h) * s + t) * hd;
+    let swapped = (j + hd / 2) % hd;
+    let direct = dy[row + j] * cos[angle_at(cos, bi, t, j)];
+    dx[ABSOLUTE_POS] = direct + dy[row + swapped] * sin[angle_at(cos, bi, t, swapped)];
+}
+
+/// `kernel` on `input` and the angles, one thread an output value, the output `[a, c, b, d]`
+/// for an input `[a, b, c, d]`.
+fn launch(
+    input: CubeTensor,
+    cos: CubeTensor,
+    sin: CubeTensor,
+    kernel: impl FnOnce(&CubeTensor, CubeCount, CubeDim, [TensorArg; 4], ElemType),
+) -> CubeTensor {
+    let [input, cos, sin] = [input, cos, sin].map(into_contiguous);
+    let shape = heads_first(&input.shape());
+    let n = shape.num_elements();
+    let client = input.client.clone();
+    let out =
+        empty_device_contiguous_dtype(client.clone(), input.device.clone(), shape, input.dtype);
+    let cube_dim = CubeDim::new(&client, n);
+    let count = calculate_cube_count_elemwise(&client, n, cube_dim);
+    let dtype = dtype_to_storage_type(input.dtype);
+    let args = [input, cos, sin, out.clone()].map(CubeTensor::into_tensor_arg);
+    kernel(&out, count, cube_dim, args, dtype);
+    out
+}
+
+impl FusedRope for CubeBackend {
+    fn rope(x: CubeTensor, cos: CubeTensor, sin: CubeTensor) -> CubeTensor {
+        launch(x, cos, sin, |out, count, dim, [x, cos, sin, y], dtype| {
+            rope_kernel::launch(&out.client, count, dim, x, cos, sin, y, dtype)
+        })
+    }
+
+    fn rope_backward(dy: CubeTensor, cos: CubeTensor, sin: CubeTensor) -> CubeTensor {
+        launch(
+            dy,
+            cos,
+            sin,
+            |out, count, dim, [dy, cos, sin, dx], dtype| {
+                rope_backward_kernel::launch(&out.client, count, dim, dy, cos, sin, dx, dtype)
+            },
+        )
+    }
+}
+
+#[derive(Debug)]
+struct RopeBackward;
+
+impl<B: FusedRope> Backward<B, 1> for RopeBackward {
+    /// The angles (constants: no gradient).
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (cos, sin) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |dy| {
+            <B as FusedRope>::rope_backward(dy, cos, sin)
+        });
+    }
+}
+
+impl<B: FusedRope, C: CheckpointStrategy> FusedRope for Autodiff<B, C> {
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        assert!(
+            !cos.is_tracked() && !sin.is_tracked(),
+            "the angles take no gradient"
+        );
+        let [cos, sin] = [cos, sin].map(|t| t.into_primitive());
+        let node = x.node();
+        let x = x.into_primitive();
+        match RopeBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = <B as FusedRope>::rope(x, cos.clone(), sin.clone());
+                prep.finish((cos, sin), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<B as FusedRope>::rope(x, cos, sin)),
+        }
+    }
+
+    /// Only the rotation's own backward calls this, on the inner backend; here it is a plain
+    /// (untracked) function of its inputs.
+    fn rope_backward(
+        dy: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let [dy, cos, sin] = [dy, cos, sin].map(|t| t.into_primitive());
+        FloatTensor::<Self>::new(<B as FusedRope>::rope_backward(dy, cos, sin))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, Tensor};
+
+    use crate::model::ops::{rope, rope_composed};
+
+    /// The kernels against burn's ops on the same wgpu device (lavapipe where there is no GPU;
+    /// `./build.sh test-gpu`): angles for a run of positions (`[1, s, 1, hd]`) and one per row
+    /// (`[b, 1, 1, hd]`, decoding), a strided input; the rotated heads and the input's gradient.
+    /// One product and one sum a value on either side: within 1e-6 of the largest value; a
+    /// wrong index is off by O(1).
+    #[test]
+    fn kernels_equal_burns_ops() {
+        let device = super::super::tests::gpu();
+        let (b, n, hd) = (2, 3, 8);
+        for (s, angles) in [(4, [1, 4, 1, hd]), (1, [b, 1, 1, hd])] {
+            let x: Tensor<4> = Tensor::random([b, n, s, hd], Distribution::Default, device);
+            let x = x.swap_dims(1, 2); // [b, s, n, hd], strided
+            let cos: Tensor<4> = Tensor::random(angles, Distribution::Default, device);
+            let sin: Tensor<4> = Tensor::random(angles, Distribution::Default, device);
+            let mix: Tensor<4> = Tensor::random([b, n, s, hd], Distribution::Default, device);
+            let run = |rotate: fn(Tensor<4>, &Tensor<4>, &Tensor<4>) -> Tensor<4>| {
+                let x = x.clone().require_grad();
+                let y = rotate(x.clone(), &cos, &sin);
+                let grads = (y.clone() * mix.clone()).sum().backward();
+                let dx = x.grad(&grads).expect("the input's gradient");
+                [y.into_data(), dx.into_data()].map(|d| d.try_to_vec::<f32>().unwrap())
+            };
+            let [y_kernel, dx_kernel] = run(rope);
+            let [y_ops, dx_ops] = run(rope_composed);
+            for (what, a, b) in [("output", y_kernel, y_ops), ("gradient", dx_kernel, dx_ops)] {
+                let largest = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = (a.iter().zip(&b)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                eprintln!("rope kernel (s {s}): {what} off by {worst:e} of {largest}");
+                assert!(
+                    worst <= 1e-6 * largest,
+                    "{what} off by {worst:e} of {largest}"
+                );
+            }
+        }
+    }
+}
