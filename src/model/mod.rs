@@ -723,10 +723,9 @@ fn attend(
     // is copied `r` times (transformers' `repeat_kv`): one copy of the queries instead of two
     // of the keys and values, and no sums of their copies' gradients.
     let q = q.reshape([b, g, r * s, hd]);
-    let scores = q.matmul(k_all.swap_dims(2, 3)); // [b, g, r·s, keys]
     // The mask, `[b, 1, r·s, keys]`, serves every key/value head.
-    let att = ops::masked_softmax(scores, masked, (hd as f64).sqrt());
-    let y = att.matmul(v_all).reshape([b, h, s, hd]); // [b, g, r·s, hd] -> [b, h, s, hd]
+    let y = ops::attention(q, k_all, v_all, masked, (hd as f64).sqrt()); // [b, g, r·s, hd]
+    let y = y.reshape([b, h, s, hd]); // [b, g, r·s, hd] -> [b, h, s, hd]
     y.swap_dims(1, 2).reshape([b, s, h * hd]) // -> [b, s, h·hd]
 }
 

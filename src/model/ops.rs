@@ -2,7 +2,7 @@
 //! here by [`crate::backend::launch_bound`]: the norms, in f32 over the last dimension (RMSNorm,
 //! `w · x / sqrt(mean(x²) + eps)`, the Llama family; LayerNorm, `w · (x - mean) / sqrt(var +
 //! eps) + b` with the biased variance as `torch.nn.LayerNorm`, GPT-2), rotary position
-//! embedding, and attention's masked softmax.
+//! embedding, and attention.
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor};
@@ -44,32 +44,43 @@ pub(super) fn layer_norm_composed(x: Tensor<3>, w: Tensor<1>, b: Tensor<1>, eps:
     x * w.unsqueeze::<3>() + b.unsqueeze::<3>()
 }
 
-/// `softmax(scores / divisor)` over the keys of `scores` `[b, g, q, keys]`, a key's score
-/// `f32::MIN` where `masked` `[b, 1, q, keys]` (transformers' fill: a fully masked row stays
-/// finite), the mask shared by the `g` key/value heads.
-pub fn masked_softmax(scores: Tensor<4>, masked: Tensor<4, Bool>, divisor: f64) -> Tensor<4> {
-    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-    if crate::backend::launch_bound(&scores.device()) {
-        use super::kernels::softmax::FusedSoftmax;
-        let (scores, masked) = (scores.into_dispatch(), masked.into_dispatch());
-        let p = <burn::backend::Dispatch as FusedSoftmax>::masked_softmax(
-            scores,
-            masked,
-            divisor as f32,
-        );
-        return Tensor::from_dispatch(p);
-    }
-    masked_softmax_composed(scores, masked, divisor)
-}
-
-/// [`masked_softmax`] in burn's ops.
-pub(super) fn masked_softmax_composed(
-    scores: Tensor<4>,
+/// Attention of queries `q` `[b, g, R, hd]` over keys and values `k`, `v` `[b, g, K, hd]`:
+/// `softmax(q · kᵀ / divisor) · v`, a key's score `f32::MIN` where `masked` `[b, 1, R, K]`
+/// (transformers' fill: a fully masked row stays finite), the mask shared by the `g` heads.
+pub fn attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
     masked: Tensor<4, Bool>,
     divisor: f64,
 ) -> Tensor<4> {
-    let masked = masked.expand(scores.dims()); // [b, 1, q, keys] -> [b, g, q, keys]
-    softmax((scores / divisor).mask_fill(masked, f32::MIN), 3)
+    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+    if crate::backend::launch_bound(&q.device()) {
+        use super::kernels::attention::FusedAttention;
+        let [q, k, v] = [q, k, v].map(Tensor::into_dispatch);
+        let y = <burn::backend::Dispatch as FusedAttention>::attention(
+            q,
+            k,
+            v,
+            masked.into_dispatch(),
+            divisor as f32,
+        );
+        return Tensor::from_dispatch(y);
+    }
+    attention_composed(q, k, v, masked, divisor)
+}
+
+/// [`attention`] in burn's ops.
+pub(super) fn attention_composed(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    masked: Tensor<4, Bool>,
+    divisor: f64,
+) -> Tensor<4> {
+    let scores = q.matmul(k.swap_dims(2, 3)) / divisor; // [b, g, R, K]
+    let masked = masked.expand(scores.dims()); // [b, 1, R, K] -> [b, g, R, K]
+    softmax(scores.mask_fill(masked, f32::MIN), 3).matmul(v)
 }
 
 /// Rotary position embedding, `x · cos + rotate_half(x) · sin`, of `x` `[b, s, heads, hd]`, in

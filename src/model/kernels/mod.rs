@@ -5,9 +5,9 @@
 //! pays for launches, not for this arithmetic, at these widths (a cube a row with a plane
 //! reduction is the kernel to write when a GPU can time it).
 
+pub mod attention;
 pub mod norm;
 pub mod rope;
-pub mod softmax;
 
 use burn::backend::TensorMetadata;
 use burn::backend::wgpu::CubeTensor;
