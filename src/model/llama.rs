@@ -5,7 +5,6 @@
 //! layout, grouped-query attention, a SwiGLU MLP, q/k/v biases for Qwen2, a tied or separate head.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ops;
@@ -177,7 +176,7 @@ pub struct LlamaMlp {
 impl LlamaMlp {
     /// SwiGLU: `down(silu(gate(x)) · up(x))`.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gated = silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x);
+        let gated = ops::swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x));
         self.down_proj.forward(gated)
     }
 }

@@ -2,9 +2,9 @@
 //! here by [`crate::backend::launch_bound`]: the norms, in f32 over the last dimension (RMSNorm,
 //! `w · x / sqrt(mean(x²) + eps)`, the Llama family; LayerNorm, `w · (x - mean) / sqrt(var +
 //! eps) + b` with the biased variance as `torch.nn.LayerNorm`, GPT-2), rotary position
-//! embedding, and attention.
+//! embedding, attention, and the Llama MLP's gate (SwiGLU).
 
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Bool, Tensor};
 
 /// RMSNorm of `x` `[b, s, d]` with the weight `w` `[d]`.
@@ -104,4 +104,20 @@ pub(super) fn rope_composed(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> T
     let [b, s, n, hd] = x.dims();
     let swapped = (x.clone().reshape([b, s, n, 2, hd / 2]).flip([3])).reshape([b, s, n, hd]);
     (x * cos.clone() + swapped * sin.clone()).swap_dims(1, 2)
+}
+
+/// The Llama MLP's gate, `silu(g) · u`, for the gate and up projections' outputs.
+pub fn swiglu(g: Tensor<3>, u: Tensor<3>) -> Tensor<3> {
+    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+    if crate::backend::launch_bound(&g.device()) {
+        use super::kernels::swiglu::FusedSwiglu;
+        let [g, u] = [g, u].map(Tensor::into_dispatch);
+        return Tensor::from_dispatch(<burn::backend::Dispatch as FusedSwiglu>::swiglu(g, u));
+    }
+    swiglu_composed(g, u)
+}
+
+/// [`swiglu`] in burn's ops.
+pub(super) fn swiglu_composed(g: Tensor<3>, u: Tensor<3>) -> Tensor<3> {
+    silu(g) * u
 }

@@ -8,6 +8,7 @@
 pub mod attention;
 pub mod norm;
 pub mod rope;
+pub mod swiglu;
 
 use burn::backend::TensorMetadata;
 use burn::backend::wgpu::CubeTensor;
