@@ -6,6 +6,7 @@
 //! reduction is the kernel to write when a GPU can time it).
 
 pub mod attention;
+pub mod gelu;
 pub mod norm;
 pub mod rope;
 pub mod swiglu;
