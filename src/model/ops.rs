@@ -2,9 +2,9 @@
 //! here by [`crate::backend::launch_bound`]: the norms, in f32 over the last dimension (RMSNorm,
 //! `w · x / sqrt(mean(x²) + eps)`, the Llama family; LayerNorm, `w · (x - mean) / sqrt(var +
 //! eps) + b` with the biased variance as `torch.nn.LayerNorm`, GPT-2), rotary position
-//! embedding, attention, and the MLPs' activations (Llama's SwiGLU gate, GPT-2's `gelu_new`).
+//! embedding, attention, and the Llama MLP's gate (SwiGLU).
 
-use burn::tensor::activation::{sigmoid, silu, softmax};
+use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Bool, Tensor};
 
 /// RMSNorm of `x` `[b, s, d]` with the weight `w` `[d]`.
@@ -120,24 +120,4 @@ pub fn swiglu(g: Tensor<3>, u: Tensor<3>) -> Tensor<3> {
 /// [`swiglu`] in burn's ops.
 pub(super) fn swiglu_composed(g: Tensor<3>, u: Tensor<3>) -> Tensor<3> {
     silu(g) * u
-}
-
-/// GPT-2's `gelu_new`, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
-pub fn gelu_tanh(x: Tensor<3>) -> Tensor<3> {
-    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-    if crate::backend::launch_bound(&x.device()) {
-        use super::kernels::gelu::FusedGelu;
-        let y = <burn::backend::Dispatch as FusedGelu>::gelu_tanh(x.into_dispatch());
-        return Tensor::from_dispatch(y);
-    }
-    gelu_tanh_composed(x)
-}
-
-/// [`gelu_tanh`] in burn's ops, as `x·σ(2√(2/π)·x·(1 + 0.044715·x²))`, the same function (`1 +
-/// tanh z = 2σ(2z)`) without `powf` and `tanh`: through burn's `gelu_approximate` those scalar
-/// libm calls took ~30% of a training step on the CPU (`../shared/speed-profile.md`).
-pub(super) fn gelu_tanh_composed(x: Tensor<3>) -> Tensor<3> {
-    const K: f64 = 2.0 * 0.797_884_560_802_865_4; // 2·√(2/π)
-    let z = x.clone() * (x.clone() * x.clone() * (K * 0.044_715)).add_scalar(K);
-    x * sigmoid(z)
 }

@@ -6,7 +6,6 @@
 //! reduction is the kernel to write when a GPU can time it).
 
 pub mod attention;
-pub mod gelu;
 pub mod norm;
 pub mod rope;
 pub mod swiglu;
