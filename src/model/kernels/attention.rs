@@ -21,8 +21,9 @@ use burn::backend::tensor::{BoolTensor, FloatTensor};
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::backend::{Autodiff, Backend, Shape, TensorMetadata, backend_extension};
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
-use cubecl::{calculate_cube_count_elemwise, prelude::*};
+use cubecl::prelude::*;
+
+use super::{empty, grid};
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedAttention: Backend {
@@ -221,20 +222,6 @@ fn attention_backward_keys<F: Float>(
     dv[ABSOLUTE_POS] = dv_sum;
 }
 
-/// A contiguous empty tensor on `like`'s device.
-fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
-    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
-}
-
-/// The launch grid of one thread for each of `n` items.
-fn grid(like: &CubeTensor, n: usize) -> (CubeCount, CubeDim) {
-    let cube_dim = CubeDim::new(&like.client, n);
-    (
-        calculate_cube_count_elemwise(&like.client, n, cube_dim),
-        cube_dim,
-    )
-}
-
 impl FusedAttention for CubeBackend {
     fn attention(
         q: CubeTensor,
@@ -382,6 +369,7 @@ impl<B: FusedAttention, C: CheckpointStrategy> FusedAttention for Autodiff<B, C>
 mod tests {
     use burn::tensor::{Bool, Distribution, Tensor, TensorData};
 
+    use super::super::tests::assert_close;
     use crate::model::ops::{attention, attention_composed};
 
     /// The kernels against burn's ops on the same wgpu device (lavapipe where there is no GPU;
@@ -433,14 +421,8 @@ mod tests {
             }
         }
         let names = ["output", "q's gradient", "k's gradient", "v's gradient"];
-        for ((what, a), b) in names.into_iter().zip(kernel).zip(ops) {
-            let largest = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let worst = (a.iter().zip(&b)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            eprintln!("attention kernel: {what} off by {worst:e} of {largest}");
-            assert!(
-                worst <= 1e-5 * largest,
-                "{what} off by {worst:e} of {largest}"
-            );
+        for ((what, got), want) in names.into_iter().zip(kernel).zip(ops) {
+            assert_close(&format!("attention kernel: {what}"), &got, &want, 1e-5);
         }
     }
 }

@@ -10,20 +10,32 @@ pub mod norm;
 pub mod rope;
 pub mod swiglu;
 
-use burn::backend::TensorMetadata;
 use burn::backend::wgpu::CubeTensor;
+use burn::backend::{Shape, TensorMetadata};
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
+
+/// A contiguous empty tensor shaped `shape`, of `like`'s type, on its device.
+fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
+    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
+}
+
+/// The launch grid of one thread for each of `n` items.
+fn grid(like: &CubeTensor, n: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new(&like.client, n);
+    (
+        calculate_cube_count_elemwise(&like.client, n, cube_dim),
+        cube_dim,
+    )
+}
 
 /// A contiguous output shaped as `x`, and the launch grid of one thread for each of its rows
 /// (its last dimension).
 fn rows_out(x: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
     let shape = x.shape();
     let rows = shape.num_elements() / shape[shape.num_dims() - 1].max(1);
-    let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
-    let cube_dim = CubeDim::new(&x.client, rows);
-    let cube_count = calculate_cube_count_elemwise(&x.client, rows, cube_dim);
-    (out, cube_count, cube_dim)
+    let (count, dim) = grid(x, rows);
+    (empty(x, shape), count, dim)
 }
 
 #[cfg(test)]
@@ -42,5 +54,18 @@ mod tests {
                 .expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
                 .autodiff()
         })
+    }
+
+    /// Asserts that `got` is within `rel` of `want`'s largest magnitude everywhere, and prints
+    /// the worst difference.
+    pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        let largest = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = (got.iter().zip(want)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!("{what}: off by {worst:e} of {largest}");
+        assert!(
+            worst <= rel * largest,
+            "{what}: off by {worst:e} of {largest}"
+        );
     }
 }

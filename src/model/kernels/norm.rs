@@ -254,6 +254,7 @@ impl<B: FusedNorm, C: CheckpointStrategy> FusedNorm for Autodiff<B, C> {
 mod tests {
     use burn::tensor::{Distribution, Tensor};
 
+    use super::super::tests::assert_close;
     use crate::model::ops::{layer_norm, layer_norm_composed, rms_norm, rms_norm_composed};
 
     /// A norm with its weights bound.
@@ -291,14 +292,9 @@ mod tests {
         for (name, kernel, ops) in pairs {
             let [y_kernel, dx_kernel] = run(kernel);
             let [y_ops, dx_ops] = run(ops);
-            for (what, a, b) in [("output", y_kernel, y_ops), ("gradient", dx_kernel, dx_ops)] {
-                let largest = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let worst = (a.iter().zip(&b)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                eprintln!("{name} kernel: {what} off by {worst:e} of {largest}");
-                assert!(
-                    worst <= 1e-5 * largest,
-                    "{name}: {what} off by {worst:e} of {largest}"
-                );
+            for (what, got, want) in [("output", y_kernel, y_ops), ("gradient", dx_kernel, dx_ops)]
+            {
+                assert_close(&format!("{name} kernel: {what}"), &got, &want, 1e-5);
             }
         }
     }

@@ -17,8 +17,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::backend::{Autodiff, Backend, Shape, TensorMetadata, backend_extension};
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
-use cubecl::{calculate_cube_count_elemwise, prelude::*};
+use cubecl::prelude::*;
+
+use super::{empty, grid};
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedRope: Backend {
@@ -105,12 +106,8 @@ fn launch(
 ) -> CubeTensor {
     let [input, cos, sin] = [input, cos, sin].map(into_contiguous);
     let shape = heads_first(&input.shape());
-    let n = shape.num_elements();
-    let client = input.client.clone();
-    let out =
-        empty_device_contiguous_dtype(client.clone(), input.device.clone(), shape, input.dtype);
-    let cube_dim = CubeDim::new(&client, n);
-    let count = calculate_cube_count_elemwise(&client, n, cube_dim);
+    let (count, cube_dim) = grid(&input, shape.num_elements());
+    let out = empty(&input, shape);
     let dtype = dtype_to_storage_type(input.dtype);
     let args = [input, cos, sin, out.clone()].map(CubeTensor::into_tensor_arg);
     kernel(&out, count, cube_dim, args, dtype);
@@ -189,6 +186,7 @@ impl<B: FusedRope, C: CheckpointStrategy> FusedRope for Autodiff<B, C> {
 mod tests {
     use burn::tensor::{Distribution, Tensor};
 
+    use super::super::tests::assert_close;
     use crate::model::ops::{rope, rope_composed};
 
     /// The kernels against burn's ops on the same wgpu device (lavapipe where there is no GPU;
@@ -215,14 +213,9 @@ mod tests {
             };
             let [y_kernel, dx_kernel] = run(rope);
             let [y_ops, dx_ops] = run(rope_composed);
-            for (what, a, b) in [("output", y_kernel, y_ops), ("gradient", dx_kernel, dx_ops)] {
-                let largest = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let worst = (a.iter().zip(&b)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                eprintln!("rope kernel (s {s}): {what} off by {worst:e} of {largest}");
-                assert!(
-                    worst <= 1e-6 * largest,
-                    "{what} off by {worst:e} of {largest}"
-                );
+            for (what, got, want) in [("output", y_kernel, y_ops), ("gradient", dx_kernel, dx_ops)]
+            {
+                assert_close(&format!("rope kernel (s {s}): {what}"), &got, &want, 1e-6);
             }
         }
     }

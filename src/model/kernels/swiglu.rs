@@ -13,8 +13,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::backend::{Autodiff, Backend, TensorMetadata, backend_extension};
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
-use cubecl::{calculate_cube_count_elemwise, prelude::*};
+use cubecl::prelude::*;
+
+use super::{empty, grid};
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedSwiglu: Backend {
@@ -69,15 +70,8 @@ fn swiglu_backward_kernel<F: Float>(
 
 /// A contiguous empty tensor shaped and placed as `like`, and the grid of a thread a value.
 fn out_and_grid(like: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
-    let (client, shape) = (like.client.clone(), like.shape());
-    let n = shape.num_elements();
-    let out = empty_device_contiguous_dtype(client.clone(), like.device.clone(), shape, like.dtype);
-    let cube_dim = CubeDim::new(&client, n);
-    (
-        out,
-        calculate_cube_count_elemwise(&client, n, cube_dim),
-        cube_dim,
-    )
+    let (count, dim) = grid(like, like.shape().num_elements());
+    (empty(like, like.shape()), count, dim)
 }
 
 impl FusedSwiglu for CubeBackend {
@@ -157,6 +151,7 @@ impl<B: FusedSwiglu, C: CheckpointStrategy> FusedSwiglu for Autodiff<B, C> {
 mod tests {
     use burn::tensor::{Distribution, Tensor};
 
+    use super::super::tests::assert_close;
     use crate::model::ops::{swiglu, swiglu_composed};
 
     /// The kernels against burn's ops on the same wgpu device (lavapipe where there is no GPU;
@@ -181,14 +176,8 @@ mod tests {
         let kernel = run(swiglu);
         let ops = run(swiglu_composed);
         let names = ["output", "gate's gradient", "up's gradient"];
-        for ((what, a), b) in names.into_iter().zip(kernel).zip(ops) {
-            let largest = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let worst = (a.iter().zip(&b)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            eprintln!("swiglu kernel: {what} off by {worst:e} of {largest}");
-            assert!(
-                worst <= 1e-5 * largest,
-                "{what} off by {worst:e} of {largest}"
-            );
+        for ((what, got), want) in names.into_iter().zip(kernel).zip(ops) {
+            assert_close(&format!("swiglu kernel: {what}"), &got, &want, 1e-5);
         }
     }
 }
