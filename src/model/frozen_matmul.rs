@@ -161,6 +161,7 @@ pub fn linear(x: Tensor<3>, w: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<3> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::tests::assert_close;
     use burn::tensor::{Distribution, FloatDType};
 
     /// Products with a bf16 weight big enough to be widened in several blocks, both ways round,
@@ -190,15 +191,7 @@ mod tests {
             let [y_half, dx_half] = run(half);
             let [y_wide, dx_wide] = run(wide);
             for (what, a, b) in [("product", y_half, y_wide), ("gradient", dx_half, dx_wide)] {
-                let largest = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let worst = a
-                    .iter()
-                    .zip(&b)
-                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                assert!(
-                    worst <= 1e-6 * largest,
-                    "transposed {transposed}: {what} off by {worst:e} (largest {largest})"
-                );
+                assert_close(&format!("transposed {transposed}: {what}"), &a, &b, 1e-6);
             }
         }
     }

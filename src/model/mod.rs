@@ -556,12 +556,12 @@ fn run<F: Family>(
     lengths: &[usize],
     keep: bool,
 ) -> (Tensor<3>, Option<Vec<Kv>>) {
+    if crate::backend::launch_bound(&tokens.device()) {
+        return run_per_row(f, config, prefix, tokens, lengths, keep);
+    }
     let [b, s, d] = tokens.dims();
     let n = prefix.as_ref().map_or(0, |p| p.dims()[0]);
     let device = tokens.device();
-    if crate::backend::launch_bound(&device) {
-        return run_per_row(f, config, prefix, tokens, lengths, keep);
-    }
     let text_at = Positions::Run { from: n, len: s };
     let mut x = f.input(tokens, &text_at);
     let at = f.at(config, &text_at, &device);
@@ -774,6 +774,19 @@ fn grouped_mask(flags: &[bool], [b, q, keys]: [usize; 3], group: usize, device: 
 mod tests {
     use super::*;
 
+    /// Asserts that `got` is within `rel` of `want`'s largest magnitude everywhere, and prints
+    /// the worst difference (the tests that compare two computations of the same values).
+    pub(super) fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        let largest = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = (got.iter().zip(want)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!("{what}: off by {worst:e} of {largest}");
+        assert!(
+            worst <= rel * largest,
+            "{what}: off by {worst:e} of {largest}"
+        );
+    }
+
     /// The mask of the shared-prefix forward: every token query sees the prefix, itself and the
     /// real tokens before it; never padding.
     #[test]
@@ -845,19 +858,10 @@ mod tests {
                 let grad = p.grad(&grads).expect("the prompt's gradient");
                 [hidden.into_data(), grad.into_data()].map(|d| d.try_to_vec::<f32>().unwrap())
             };
-            let [(h_row, g_row), (h_shared, g_shared)] = [true, false].map(|per_row| {
-                let [h, g] = pass(per_row);
-                (h, g)
-            });
-            for (what, a, b) in [("hidden", h_row, h_shared), ("gradient", g_row, g_shared)] {
-                let largest = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let worst = (a.iter().zip(&b)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                eprintln!("{name}: {what} worst {worst:e} of {largest}");
-                assert!(
-                    worst <= 1e-5 * largest,
-                    "{name}: {what} off by {worst:e} of {largest}"
-                );
-            }
+            let [h_row, g_row] = pass(true);
+            let [h_shared, g_shared] = pass(false);
+            assert_close(&format!("{name}: hidden"), &h_row, &h_shared, 1e-5);
+            assert_close(&format!("{name}: gradient"), &g_row, &g_shared, 1e-5);
         }
     }
 

@@ -23,7 +23,7 @@ use burn::backend::{Autodiff, Backend, Shape, TensorMetadata, backend_extension}
 use burn_cubecl::kernel::into_contiguous;
 use cubecl::prelude::*;
 
-use super::{empty, grid};
+use super::{empty, grid, register_grads, rows_out};
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedAttention: Backend {
@@ -231,9 +231,7 @@ impl FusedAttention for CubeBackend {
         divisor: f32,
     ) -> CubeTensor {
         let [q, k, v, masked] = [q, k, v, masked].map(into_contiguous);
-        let y = empty(&q, q.shape());
-        let rows = q.shape().num_elements() / q.shape()[3].max(1);
-        let (count, dim) = grid(&q, rows);
+        let (y, count, dim) = rows_out(&q); // a thread a query row
         let dtypes = [q.dtype, masked.dtype].map(dtype_to_storage_type);
         let client = q.client.clone();
         let [q, k, v, masked, out] = [q, k, v, masked, y.clone()].map(CubeTensor::into_tensor_arg);
@@ -314,11 +312,8 @@ impl<B: FusedAttention> Backward<B, 3> for AttentionBackward {
         let (q, k, v, masked, divisor) = ops.state;
         let dy = grads.consume::<B>(&ops.node);
         let (dq, dk, dv) = <B as FusedAttention>::attention_backward(q, k, v, masked, dy, divisor);
-        for (parent, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
-            if let Some(node) = parent {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+        let parents = ops.parents.map(|p| p.map(|node| node.id));
+        register_grads::<B, 3>(parents, grads, [dq, dk, dv]);
     }
 }
 
@@ -369,8 +364,8 @@ impl<B: FusedAttention, C: CheckpointStrategy> FusedAttention for Autodiff<B, C>
 mod tests {
     use burn::tensor::{Bool, Distribution, Tensor, TensorData};
 
-    use super::super::tests::assert_close;
     use crate::model::ops::{attention, attention_composed};
+    use crate::model::tests::assert_close;
 
     /// The kernels against burn's ops on the same wgpu device (lavapipe where there is no GPU;
     /// `./build.sh test-gpu`): two key/value heads sharing each row's mask, a causal pattern with

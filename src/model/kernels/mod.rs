@@ -10,8 +10,11 @@ pub mod norm;
 pub mod rope;
 pub mod swiglu;
 
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::CubeTensor;
-use burn::backend::{Shape, TensorMetadata};
+use burn::backend::{Backend, Shape, TensorMetadata};
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
@@ -38,6 +41,21 @@ fn rows_out(x: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
     (empty(x, shape), count, dim)
 }
 
+/// Hands each tracked parent (its node's id; none when untracked) its gradient, in order: for a
+/// backward pass that computes several inputs' gradients in one kernel (burn's `unary` and
+/// `binary` take one closure a parent).
+fn register_grads<B: Backend, const N: usize>(
+    parents: [Option<NodeId>; N],
+    grads: &mut Gradients,
+    each: [FloatTensor<B>; N],
+) {
+    for (parent, grad) in parents.into_iter().zip(each) {
+        if let Some(id) = parent {
+            grads.register::<B>(id, grad);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::OnceLock;
@@ -54,18 +72,5 @@ mod tests {
                 .expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
                 .autodiff()
         })
-    }
-
-    /// Asserts that `got` is within `rel` of `want`'s largest magnitude everywhere, and prints
-    /// the worst difference.
-    pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
-        assert_eq!(got.len(), want.len(), "{what}: lengths");
-        let largest = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let worst = (got.iter().zip(want)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        eprintln!("{what}: off by {worst:e} of {largest}");
-        assert!(
-            worst <= rel * largest,
-            "{what}: off by {worst:e} of {largest}"
-        );
     }
 }

@@ -191,37 +191,36 @@ impl<B: FusedNorm> Backward<B, 1> for NormBackward {
     }
 }
 
-/// A norm of `x` on autodiff: `forward` on the inner backend, [`NormBackward`] recorded when `x`
-/// is tracked. `frozen`: the weight and bias, which take no gradient.
+/// A norm of `x` on autodiff (`b`: LayerNorm's bias; none for RMSNorm): the forward on the inner
+/// backend, [`NormBackward`] recorded when `x` is tracked. Weight and bias take no gradient.
 fn tracked<B: FusedNorm, C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<B, C>>,
-    frozen: Vec<FloatTensor<Autodiff<B, C>>>,
+    w: FloatTensor<Autodiff<B, C>>,
+    b: Option<FloatTensor<Autodiff<B, C>>>,
     eps: f32,
-    forward: impl FnOnce(FloatTensor<B>, Vec<FloatTensor<B>>) -> FloatTensor<B>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    assert!(
-        frozen.iter().all(|t| !t.is_tracked()),
-        "a frozen weight takes no gradient"
-    );
-    let centred = frozen.len() == 2;
-    let frozen: Vec<FloatTensor<B>> = frozen.into_iter().map(|t| t.into_primitive()).collect();
+    let frozen = !w.is_tracked() && b.as_ref().is_none_or(|b| !b.is_tracked());
+    assert!(frozen, "a frozen weight takes no gradient");
+    let (w, b) = (w.into_primitive(), b.map(|b| b.into_primitive()));
+    let centred = b.is_some();
+    let forward = |x, w| match b {
+        Some(b) => <B as FusedNorm>::layer_norm(x, w, b, eps),
+        None => <B as FusedNorm>::rms_norm(x, w, eps),
+    };
     let node = x.node();
     let x = x.into_primitive();
     match NormBackward.prepare::<C>([node]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let w = frozen[0].clone();
-            let y = forward(x.clone(), frozen);
+            let y = forward(x.clone(), w.clone());
             prep.finish((x, w, eps, centred), y)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(x, frozen)),
+        OpsKind::UnTracked(prep) => prep.finish(forward(x, w)),
     }
 }
 
 impl<B: FusedNorm, C: CheckpointStrategy> FusedNorm for Autodiff<B, C> {
     fn rms_norm(x: FloatTensor<Self>, w: FloatTensor<Self>, eps: f32) -> FloatTensor<Self> {
-        tracked::<B, C>(x, vec![w], eps, |x, mut f| {
-            <B as FusedNorm>::rms_norm(x, f.remove(0), eps)
-        })
+        tracked::<B, C>(x, w, None, eps)
     }
 
     fn layer_norm(
@@ -230,10 +229,7 @@ impl<B: FusedNorm, C: CheckpointStrategy> FusedNorm for Autodiff<B, C> {
         b: FloatTensor<Self>,
         eps: f32,
     ) -> FloatTensor<Self> {
-        tracked::<B, C>(x, vec![w, b], eps, |x, mut f| {
-            let w = f.remove(0);
-            <B as FusedNorm>::layer_norm(x, w, f.remove(0), eps)
-        })
+        tracked::<B, C>(x, w, Some(b), eps)
     }
 
     /// Only a norm's own backward calls this, on the inner backend; here it is a plain
@@ -254,8 +250,8 @@ impl<B: FusedNorm, C: CheckpointStrategy> FusedNorm for Autodiff<B, C> {
 mod tests {
     use burn::tensor::{Distribution, Tensor};
 
-    use super::super::tests::assert_close;
     use crate::model::ops::{layer_norm, layer_norm_composed, rms_norm, rms_norm_composed};
+    use crate::model::tests::assert_close;
 
     /// A norm with its weights bound.
     type Norm<'a> = dyn Fn(Tensor<3>) -> Tensor<3> + 'a;

@@ -186,8 +186,8 @@ impl<B: FusedRope, C: CheckpointStrategy> FusedRope for Autodiff<B, C> {
 mod tests {
     use burn::tensor::{Distribution, Tensor};
 
-    use super::super::tests::assert_close;
     use crate::model::ops::{rope, rope_composed};
+    use crate::model::tests::assert_close;
 
     /// The kernels against burn's ops on the same wgpu device (lavapipe where there is no GPU;
     /// `./build.sh test-gpu`): angles for a run of positions (`[1, s, 1, hd]`) and one per row

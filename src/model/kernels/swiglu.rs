@@ -15,7 +15,7 @@ use burn::backend::{Autodiff, Backend, TensorMetadata, backend_extension};
 use burn_cubecl::kernel::into_contiguous;
 use cubecl::prelude::*;
 
-use super::{empty, grid};
+use super::{empty, grid, register_grads};
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedSwiglu: Backend {
@@ -109,11 +109,8 @@ impl<B: FusedSwiglu> Backward<B, 2> for SwigluBackward {
         let (g, u) = ops.state;
         let dh = grads.consume::<B>(&ops.node);
         let (dg, du) = <B as FusedSwiglu>::swiglu_backward(g, u, dh);
-        for (parent, grad) in ops.parents.into_iter().zip([dg, du]) {
-            if let Some(node) = parent {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+        let parents = ops.parents.map(|p| p.map(|node| node.id));
+        register_grads::<B, 2>(parents, grads, [dg, du]);
     }
 }
 
@@ -151,8 +148,8 @@ impl<B: FusedSwiglu, C: CheckpointStrategy> FusedSwiglu for Autodiff<B, C> {
 mod tests {
     use burn::tensor::{Distribution, Tensor};
 
-    use super::super::tests::assert_close;
     use crate::model::ops::{swiglu, swiglu_composed};
+    use crate::model::tests::assert_close;
 
     /// The kernels against burn's ops on the same wgpu device (lavapipe where there is no GPU;
     /// `./build.sh test-gpu`): gate values across silu's bend, a strided input; the output and
