@@ -70,7 +70,7 @@ impl Attention {
         x: Tensor<3>,
         joined: &Joined,
         calls: &[Call<'_, ()>],
-    ) -> (Tensor<3>, Vec<Kv>) {
+    ) -> (Tensor<3>, Vec<Option<Kv>>) {
         let d = x.dims()[2];
         let (h, hd) = (self.n_head, d / self.n_head);
         let qkv = joined.split(self.c_attn.forward(x)); // [b, s, 3d] each
@@ -79,7 +79,7 @@ impl Attention {
             let heads = |t: Tensor<3>| t.reshape([b, s, h, hd]).swap_dims(1, 2); // [b, s, d] -> [b, h, s, hd]
             let q = heads(qkv.clone().narrow(2, 0, d));
             let k = heads(qkv.clone().narrow(2, d, d));
-            (q, (k, heads(qkv.narrow(2, 2 * d, d))))
+            (q, (k, heads(qkv.narrow(2, 2 * d, d))), None)
         });
         let (ys, kvs) = attend_calls(calls, split);
         (self.c_proj.forward(joined.join(ys)), kvs)
@@ -124,7 +124,7 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(&self, xs: Vec<Tensor<3>>, calls: &[Call<'_, ()>]) -> Vec<(Tensor<3>, Kv)> {
+    fn forward(&self, xs: Vec<Tensor<3>>, calls: &[Call<'_, ()>]) -> Vec<(Tensor<3>, Option<Kv>)> {
         let (x, joined) = Joined::new(xs, calls);
         let (a, kvs) = self
             .attn
@@ -172,7 +172,12 @@ impl Family for Gpt2 {
         self.h.len()
     }
 
-    fn layer(&self, i: usize, xs: Vec<Tensor<3>>, calls: &[Call<'_, ()>]) -> Vec<(Tensor<3>, Kv)> {
+    fn layer(
+        &self,
+        i: usize,
+        xs: Vec<Tensor<3>>,
+        calls: &[Call<'_, ()>],
+    ) -> Vec<(Tensor<3>, Option<Kv>)> {
         self.h[i].forward(xs, calls)
     }
 

@@ -142,7 +142,7 @@ impl LlamaAttention {
         x: Tensor<3>,
         joined: &Joined,
         calls: &[Call<'_, Angles>],
-    ) -> (Tensor<3>, Vec<Kv>) {
+    ) -> (Tensor<3>, Vec<Option<Kv>>) {
         let hd = self.head_dim;
         // [b, s, heads * hd] -> [b, s, heads, hd]; attention takes [b, heads, s, hd]
         let heads = |t: Tensor<3>, n: usize| {
@@ -157,9 +157,12 @@ impl LlamaAttention {
             .zip(q.into_iter().zip(k).zip(v))
             .map(|(call, ((q, k), v))| {
                 let Angles(cos, sin) = call.at;
-                let q = ops::rope(heads(q, self.n_head), cos, sin);
-                let k = ops::rope(heads(k, self.n_kv_head), cos, sin);
-                (q, (k, heads(v, self.n_kv_head).swap_dims(1, 2)))
+                let (q, k) = (heads(q, self.n_head), heads(k, self.n_kv_head));
+                let v = heads(v, self.n_kv_head).swap_dims(1, 2);
+                if call.rotates_in_attention() {
+                    return (q.swap_dims(1, 2), (k.swap_dims(1, 2), v), Some((cos, sin)));
+                }
+                (ops::rope(q, cos, sin), (ops::rope(k, cos, sin), v), None)
             });
         let (ys, kvs) = attend_calls(calls, qkv);
         (self.o_proj.forward(joined.join(ys)), kvs)
@@ -190,7 +193,11 @@ pub struct LlamaLayer {
 }
 
 impl LlamaLayer {
-    fn forward(&self, xs: Vec<Tensor<3>>, calls: &[Call<'_, Angles>]) -> Vec<(Tensor<3>, Kv)> {
+    fn forward(
+        &self,
+        xs: Vec<Tensor<3>>,
+        calls: &[Call<'_, Angles>],
+    ) -> Vec<(Tensor<3>, Option<Kv>)> {
         let (x, joined) = Joined::new(xs, calls);
         let normed = self.input_layernorm.forward(x.clone());
         let (a, kvs) = self.self_attn.forward(normed, &joined, calls);
@@ -255,7 +262,7 @@ impl Family for Llama {
         i: usize,
         xs: Vec<Tensor<3>>,
         calls: &[Call<'_, Angles>],
-    ) -> Vec<(Tensor<3>, Kv)> {
+    ) -> Vec<(Tensor<3>, Option<Kv>)> {
         self.layers[i].forward(xs, calls)
     }
 

@@ -78,13 +78,14 @@ pub(crate) trait Family {
     fn layers(&self) -> usize;
     /// Layer `i` on the inputs `xs` (`[b, s, d]` each) of one or more calls: the row-wise work
     /// (norms, projections, the MLP) on all their rows at once ([`Joined`]), attention per call.
-    /// Returns each call's output and its own keys and values.
+    /// Returns each call's output and its own keys and values (none for a call that does not
+    /// keep them, [`Call::keep`], when the family did not compute them as such).
     fn layer(
         &self,
         i: usize,
         xs: Vec<Tensor<3>>,
         calls: &[Call<'_, Self::At>],
-    ) -> Vec<(Tensor<3>, Kv)>;
+    ) -> Vec<(Tensor<3>, Option<Kv>)>;
     fn final_norm(&self, x: Tensor<3>) -> Tensor<3>;
     /// The output head `[vocab, d_model]` (the embedding when tied).
     fn head(&self) -> Tensor<2>;
@@ -100,6 +101,17 @@ pub(crate) struct Call<'a, A> {
     /// Where the real positions are when some rows are right-padded ([`Padding::of`]; none:
     /// every position is real).
     pub padding: Option<Padding>,
+    /// Whether its keys and values are read after it (kept for decoding, or a later call's
+    /// past).
+    pub keep: bool,
+}
+
+impl<A> Call<'_, A> {
+    /// Whether its keys may stay unrotated outside attention, RoPE applied inside it
+    /// ([`ops::attention`]'s angles): nothing reads them after it and no past joins them.
+    pub(crate) fn rotates_in_attention(&self) -> bool {
+        !self.keep && matches!(self.past, Past::None)
+    }
 }
 
 /// A call's right-padded rows in a [`Joined`] tensor: computed once per forward pass, used by
@@ -159,21 +171,23 @@ pub(crate) enum Past<'a> {
 }
 
 /// Attention for each call on its queries `q` `[b, h, s, hd]` and its keys and values `kv`
-/// (`[b, kv_heads, s, hd]`), in order, a call's past taken from an earlier call where it says so.
-/// Returns each call's `[b, s, h * hd]` and its keys and values.
-pub(crate) fn attend_calls<A>(
+/// (`[b, kv_heads, s, hd]`), in order, a call's past taken from an earlier call where it says so;
+/// `q` and `k` rotated inside attention by the angles given with them (only where
+/// [`Call::rotates_in_attention`]). Returns each call's `[b, s, h * hd]` and its keys and values
+/// (none where they were rotated inside: nothing reads those).
+pub(crate) fn attend_calls<'a, A>(
     calls: &[Call<'_, A>],
-    qkv: impl IntoIterator<Item = (Tensor<4>, Kv)>,
-) -> (Vec<Tensor<3>>, Vec<Kv>) {
-    let (mut ys, mut kvs): (Vec<Tensor<3>>, Vec<Kv>) = (Vec::new(), Vec::new());
-    for (call, (q, (k, v))) in calls.iter().zip(qkv) {
+    qkv: impl IntoIterator<Item = (Tensor<4>, Kv, Option<ops::Angles<'a>>)>,
+) -> (Vec<Tensor<3>>, Vec<Option<Kv>>) {
+    let (mut ys, mut kvs): (Vec<Tensor<3>>, Vec<Option<Kv>>) = (Vec::new(), Vec::new());
+    for (call, (q, (k, v), angles)) in calls.iter().zip(qkv) {
         let past = match call.past {
             Past::None => None,
             Past::Given(kv) => Some(kv),
-            Past::Call(j) => Some(&kvs[j]),
+            Past::Call(j) => Some(kvs[j].as_ref().expect("a past call keeps its keys")),
         };
-        ys.push(attend(q, &k, &v, past, call.masked.clone()));
-        kvs.push((k, v));
+        ys.push(attend(q, &k, &v, past, call.masked.clone(), angles));
+        kvs.push(angles.is_none().then_some((k, v)));
     }
     (ys, kvs)
 }
@@ -538,10 +552,11 @@ fn run_unprefixed<F: Family>(
             past: Past::None,
             masked: masked.clone(),
             padding: padding.clone(),
+            keep,
         };
         let (out, kv) = f.layer(i, vec![x], &[call]).pop().expect("one call");
         x = out;
-        kept.push(kv);
+        kept.extend(kv);
     }
     (f.final_norm(x), keep.then_some(kept))
 }
@@ -587,12 +602,14 @@ fn run<F: Family>(
             past: Past::None,
             masked: prefix_masked.clone(),
             padding: None,
+            keep: true, // the tokens' past
         };
         // No tokens (an empty input after the prompt): the prefix alone.
         if s == 0 {
             let (p_next, kv) = f.layer(i, vec![p], &[prompt]).pop().expect("one call");
             if keep {
-                kept.push((rows(kv.0), rows(kv.1)));
+                let (k, v) = kv.expect("kept");
+                kept.push((rows(k), rows(v)));
             }
             p = p_next;
             continue;
@@ -602,14 +619,16 @@ fn run<F: Family>(
             past: Past::Call(0),
             masked: masked.clone(),
             padding: padding.clone(),
+            keep,
         };
         let mut out = f.layer(i, vec![p, x], &[prompt, text]).into_iter();
         let (p_next, kv) = out.next().expect("the prompt's call");
-        let (x_next, (k, v)) = out.next().expect("the tokens' call");
+        let (x_next, text_kv) = out.next().expect("the tokens' call");
         if keep {
+            let ((pk, pv), (k, v)) = (kv.expect("kept"), text_kv.expect("kept"));
             kept.push((
-                Tensor::cat(vec![rows(kv.0), k], 2),
-                Tensor::cat(vec![rows(kv.1), v], 2),
+                Tensor::cat(vec![rows(pk), k], 2),
+                Tensor::cat(vec![rows(pv), v], 2),
             ));
         }
         (p, x) = (p_next, x_next);
@@ -682,8 +701,10 @@ fn decode<F: Family>(
             past: Past::Given(kv),
             masked: masked.clone(),
             padding: None,
+            keep: true,
         };
-        let (out, (k, v)) = f.layer(i, vec![x], &[call]).pop().expect("one call");
+        let (out, new) = f.layer(i, vec![x], &[call]).pop().expect("one call");
+        let (k, v) = new.expect("kept");
         *kv = (
             Tensor::cat(vec![kv.0.clone(), k], 2),
             Tensor::cat(vec![kv.1.clone(), v], 2),
@@ -696,18 +717,18 @@ fn decode<F: Family>(
 
 /// Scaled dot-product attention of queries `q` `[b, h, s, hd]` over `past` and this call's keys
 /// and values `k`, `v` `[b, kv_heads, s, hd]`: each key/value head serves `h / kv_heads`
-/// consecutive query heads (grouped-query attention; GPT-2 has as many as queries). Returns
-/// `[b, s, h * hd]`.
+/// consecutive query heads (grouped-query attention; GPT-2 has as many as queries), `q` and `k`
+/// rotated first by `angles` when given. Returns `[b, s, h * hd]`.
 fn attend(
     q: Tensor<4>,
     k: &Tensor<4>,
     v: &Tensor<4>,
     past: Option<&Kv>,
     masked: Mask,
+    angles: Option<ops::Angles<'_>>,
 ) -> Tensor<3> {
     let [b, h, s, hd] = q.dims();
     let g = k.dims()[1];
-    let r = h / g;
     let with_past = |t: &Tensor<4>, p: Option<&Tensor<4>>| match p {
         Some(p) => {
             let n = p.dims()[2];
@@ -719,14 +740,9 @@ fn attend(
     };
     let k_all = with_past(k, past.map(|p| &p.0)); // [b, g, keys, hd]
     let v_all = with_past(v, past.map(|p| &p.1));
-    // The `r` query heads of a key/value head as one longer sequence, so that no key or value
-    // is copied `r` times (transformers' `repeat_kv`): one copy of the queries instead of two
-    // of the keys and values, and no sums of their copies' gradients.
-    let q = q.reshape([b, g, r * s, hd]);
-    // The mask, `[b, 1, r·s, keys]`, serves every key/value head.
-    let y = ops::attention(q, k_all, v_all, masked, (hd as f64).sqrt()); // [b, g, r·s, hd]
-    let y = y.reshape([b, h, s, hd]); // [b, g, r·s, hd] -> [b, h, s, hd]
-    y.swap_dims(1, 2).reshape([b, s, h * hd]) // -> [b, s, h·hd]
+    // The mask, `[b, 1, (h / g)·s, keys]`, serves every key/value head.
+    let y = ops::attention(q, k_all, v_all, masked, (hd as f64).sqrt(), angles); // [b, s, h, hd]
+    y.reshape([b, s, h * hd])
 }
 
 /// `[batch, seq, d]` -> rows `[n, d]` at flat indices `b * seq + s`.

@@ -44,30 +44,52 @@ pub(super) fn layer_norm_composed(x: Tensor<3>, w: Tensor<1>, b: Tensor<1>, eps:
     x * w.unsqueeze::<3>() + b.unsqueeze::<3>()
 }
 
-/// Attention of queries `q` `[b, g, R, hd]` over keys and values `k`, `v` `[b, g, K, hd]`:
-/// `softmax(q · kᵀ / divisor) · v`, a key's score `f32::MIN` where `masked` `[b, 1, R, K]`
-/// (transformers' fill: a fully masked row stays finite), the mask shared by the `g` heads.
+/// RoPE's `cos` and `sin` at a run of positions or one per row, `[1|b, s|1, 1, hd]`, the first
+/// half of `sin` negated ([`rope`]).
+pub type Angles<'a> = (&'a Tensor<4>, &'a Tensor<4>);
+
+/// Attention of queries `q` `[b, h, s, hd]` over keys and values `k`, `v` `[b, g, K, hd]`, each
+/// key/value head serving `h / g` consecutive query heads: `softmax(q · kᵀ / divisor) · v`, a
+/// key's score `f32::MIN` where `masked` `[b, 1, (h / g) · s, K]` (transformers' fill: a fully
+/// masked row stays finite), the mask shared by the key/value heads. With `angles` (at positions
+/// `0..s`, keys the same positions: no past), `q` and `k` are rotated first ([`rope`]): one
+/// kernel, not a RoPE kernel each way for each. Returns `[b, s, h, hd]`, the output projection's
+/// rows.
 pub fn attention(
     q: Tensor<4>,
     k: Tensor<4>,
     v: Tensor<4>,
     masked: Tensor<4, Bool>,
     divisor: f64,
+    angles: Option<Angles<'_>>,
 ) -> Tensor<4> {
     #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
     if crate::backend::launch_bound(&q.device()) {
         use super::kernels::attention::FusedAttention;
-        let [q, k, v] = [q, k, v].map(Tensor::into_dispatch);
+        // Without angles the kernel reads none: an empty tensor stands in (an allocation, no
+        // launch).
+        let (cos, sin) = angles.map_or_else(
+            || {
+                let none = Tensor::<4>::empty([1, 1, 1, 1], &q.device());
+                (none.clone(), none)
+            },
+            |(cos, sin)| (cos.clone(), sin.clone()),
+        );
+        let rope = angles.is_some();
+        let [q, k, v, cos, sin] = [q, k, v, cos, sin].map(Tensor::into_dispatch);
         let y = <burn::backend::Dispatch as FusedAttention>::attention(
             q,
             k,
             v,
+            cos,
+            sin,
             masked.into_dispatch(),
             divisor as f32,
+            rope,
         );
         return Tensor::from_dispatch(y);
     }
-    attention_composed(q, k, v, masked, divisor)
+    attention_composed(q, k, v, masked, divisor, angles)
 }
 
 /// [`attention`] in burn's ops.
@@ -77,10 +99,25 @@ pub(super) fn attention_composed(
     v: Tensor<4>,
     masked: Tensor<4, Bool>,
     divisor: f64,
+    angles: Option<Angles<'_>>,
 ) -> Tensor<4> {
-    let scores = q.matmul(k.swap_dims(2, 3)) / divisor; // [b, g, R, K]
-    let masked = masked.expand(scores.dims()); // [b, 1, R, K] -> [b, g, R, K]
-    softmax(scores.mask_fill(masked, f32::MIN), 3).matmul(v)
+    let [b, h, s, hd] = q.dims();
+    let [_, g, keys, _] = k.dims();
+    let (q, k) = match angles {
+        // rope_composed takes the rows' layout `[b, s, n, hd]` and returns `[b, n, s, hd]`.
+        Some((cos, sin)) => (
+            rope_composed(q.swap_dims(1, 2), cos, sin),
+            rope_composed(k.swap_dims(1, 2), cos, sin),
+        ),
+        None => (q, k),
+    };
+    // The `h / g` query heads of a key/value head as one longer sequence, so that no key or
+    // value is copied (transformers' `repeat_kv`).
+    let q = q.reshape([b, g, h / g * s, hd]);
+    let scores = q.matmul(k.swap_dims(2, 3)) / divisor; // [b, g, r·s, keys]
+    let masked = masked.expand([b, g, h / g * s, keys]); // [b, 1, r·s, keys] -> [b, g, ...]
+    let y = softmax(scores.mask_fill(masked, f32::MIN), 3).matmul(v); // [b, g, r·s, hd]
+    y.reshape([b, h, s, hd]).swap_dims(1, 2) // -> [b, s, h, hd]
 }
 
 /// Rotary position embedding, `x · cos + rotate_half(x) · sin`, of `x` `[b, s, heads, hd]`, in

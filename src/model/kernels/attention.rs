@@ -1,16 +1,24 @@
 //! Attention as one kernel forward and two back: `y = softmax(fill(q · kᵀ / divisor)) · v`, a
-//! masked key's score `f32::MIN` (transformers' fill: a fully masked row stays finite, uniform).
-//! burn's ops cost it two products and a softmax forward and four products and the softmax's
-//! backward. The scores are recomputed, never stored between the passes (flash attention's
-//! trade): a thread holds one query row's, in three passes over the keys (the maximum, the sum,
-//! the output), and the backward pass computes them again from `q` and `k`.
+//! masked key's score `f32::MIN` (transformers' fill: a fully masked row stays finite, uniform),
+//! RoPE applied to `q` and `k` on the fly when asked (`rope`: the training pass, whose rotated
+//! keys nothing keeps). burn's ops cost it two products and a softmax forward and four products
+//! and the softmax's backward, and a RoPE kernel each way for `q` and for `k`. The scores are
+//! recomputed, never stored between the passes (flash attention's trade): a thread holds one
+//! query row's, in three passes over the keys (the maximum, the sum, the output), and the
+//! backward pass computes them again from `q` and `k`.
 //!
-//! Queries `[b, g, R, hd]` (grouped-query attention's layout: the `R = r · s` query rows of key/
-//! value head `g`, `model::attend`), keys and values `[b, g, K, hd]`, the mask `[b, 1, R, K]`
-//! shared by the `g` heads. The gradients, with `p` the probabilities and `dy` the output's:
-//! `dp = dy · vᵀ`, `ds = p · (dp - Σ p · dp) / divisor` (zero where masked), `dq = ds · k`, `dk =
-//! dsᵀ · q`, `dv = pᵀ · dy`: the first kernel a thread a query row (`dq`, and `ds`, `p` for the
-//! second), the second a thread a key's value (`dk`, `dv`: sums over the query rows).
+//! Every tensor is read and written through its strides, so the projections' rows go in and out
+//! as they are: queries `[b, h, s, hd]` and keys and values `[b, g, K, hd]` (views of `[b, s,
+//! heads, hd]`; each key/value head serves `r = h / g` consecutive query heads), the output `[b,
+//! s, h, hd]` (the output projection's rows), each input's gradient laid out as the input (a view
+//! of the rows again). Before, a copy each way for the values' and output's layouts, and one for
+//! each input the backward read. The mask `[b, 1, r · s, K]` is shared by the key/value heads.
+//!
+//! The gradients, with `p` the probabilities and `dy` the output's: `dp = dy · vᵀ`, `ds = p · (dp
+//! - Σ p · dp) / divisor` (zero where masked), `dq = ds · k`, `dk = dsᵀ · q`, `dv = pᵀ · dy`
+//! (with RoPE: of the rotated `q` and `k`, then rotated back, `rope.rs`'s backward): the first
+//! kernel a thread a query row (`dq`, and `ds`, `p` for the second), the second a thread a key's
+//! value (`dk`, `dv`: sums over its head's query rows).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -23,69 +31,132 @@ use burn::backend::{Autodiff, Backend, Shape, TensorMetadata, backend_extension}
 use burn_cubecl::kernel::into_contiguous;
 use cubecl::prelude::*;
 
-use super::{empty, grid, register_grads, rows_out};
+use super::{angle_at, at, empty, empty_like, grid, register_grads, swap_1_2};
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedAttention: Backend {
-    /// The attention of `q` over `k`, `v` with `masked`: `[b, g, R, hd]`.
-    #[fusion(dtype = q, shape = q)]
+    /// The attention of `q` `[b, h, s, hd]` over `k`, `v` `[b, g, K, hd]` with `masked`, `q`
+    /// and `k` rotated by `cos`, `sin` (`[1|b, s|1, 1, hd]`, positions `0..s`, `K = s`) when
+    /// `rope` (else the angles are not read): `[b, s, h, hd]`.
+    #[fusion(dtype = q, shape = swap_1_2(q))]
     fn attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
         masked: BoolTensor<Self>,
         divisor: f32,
+        rope: bool,
     ) -> FloatTensor<Self>;
     /// The gradients of `q`, `k` and `v` given the output's, `dy`.
-    #[fusion(meta = |q, k, v, _masked, _dy, _divisor| (q.clone(), k.clone(), v.clone()))]
+    #[fusion(meta = |q, k, v, _cos, _sin, _masked, _dy, _divisor, _rope| (q.clone(), k.clone(), v.clone()))]
     fn attention_backward(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
         masked: BoolTensor<Self>,
         dy: FloatTensor<Self>,
         divisor: f32,
+        rope: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Where a query row's tensors start: its own (`q`, `y`: `· hd`; `p`, `ds`: `· keys`), its head's
-/// keys and values, and its mask row.
+/// A query row: its batch row, head and position, its key/value head, and where its mask row
+/// starts.
 #[derive(CubeType)]
-struct RowAt {
-    row: usize,
+struct Row {
+    bi: usize,
+    head: usize,
+    t: usize,
     kv: usize,
     mask: usize,
 }
 
+/// The query row a thread `pos` of `b · h · s` computes.
 #[cube]
-fn row_at<F: Float>(q: &Tensor<F>, keys: usize, row: usize) -> RowAt {
-    let (g, rows, hd) = (q.shape(1), q.shape(2), q.shape(3));
-    let head = row / rows; // b · g + g's index
-    RowAt {
-        row,
-        kv: head * keys * hd,
-        mask: ((head / g) * rows + row % rows) * keys,
+fn row_of<F: Float, M: Int>(q: &Tensor<F>, k: &Tensor<F>, masked: &Tensor<M>, pos: usize) -> Row {
+    let (h, s) = (q.shape(1), q.shape(2));
+    let r = h / k.shape(1);
+    let (t, head, bi) = (pos % s, pos / s % h, pos / (s * h));
+    let mask_row = (head % r) * s + t;
+    Row {
+        bi,
+        head,
+        t,
+        kv: head / r,
+        mask: (bi % masked.shape(0)) * masked.stride(0) + mask_row * masked.stride(2),
     }
 }
 
-/// The scaled score of the query row at `at` for key `key`, `F::min_value()` when masked.
+/// Value `i` of row `(bi, head, t)` of `x` `[b, heads, s, hd]`, rotated by RoPE when `rope`.
 #[cube]
+#[allow(clippy::too_many_arguments)]
+fn value<F: Float>(
+    x: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
+    bi: usize,
+    head: usize,
+    t: usize,
+    i: usize,
+    #[comptime] rope: bool,
+) -> F {
+    let mut v = x[at(x, bi, head, t, i)];
+    if rope {
+        let hd = x.shape(3);
+        let a = angle_at(cos, bi, t, i);
+        v = v * cos[a] + x[at(x, bi, head, t, (i + hd / 2) % hd)] * sin[a];
+    }
+    v
+}
+
+/// A rotated row's gradient at `i` (`lo`) and at its swapped dimension (`hi`), rotated back to
+/// the input's (RoPE's backward; `lo` itself without RoPE).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn unrotate<F: Float>(
+    lo: F,
+    hi: F,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
+    bi: usize,
+    t: usize,
+    i: usize,
+    #[comptime] rope: bool,
+) -> F {
+    let mut d = lo;
+    if rope {
+        let hd = cos.shape(3);
+        let swapped = (i + hd / 2) % hd;
+        d = lo * cos[angle_at(cos, bi, t, i)] + hi * sin[angle_at(cos, bi, t, swapped)];
+    }
+    d
+}
+
+/// The scaled score of `row` for key `key`, `F::min_value()` when masked.
+#[cube]
+#[allow(clippy::too_many_arguments)]
 fn score<F: Float, M: Int>(
     q: &Tensor<F>,
     k: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
     masked: &Tensor<M>,
-    at: &RowAt,
+    row: &Row,
     key: usize,
     divisor: f32,
+    #[comptime] rope: bool,
 ) -> F {
-    let hd = q.shape(3);
-    let (q_at, k_at) = (at.row * hd, at.kv + key * hd);
     let mut dot = F::new(0.0);
-    for i in 0..hd {
-        dot += q[q_at + i] * k[k_at + i];
+    for i in 0..q.shape(3) {
+        let qi = value(q, cos, sin, row.bi, row.head, row.t, i, rope);
+        dot += qi * value(k, cos, sin, row.bi, row.kv, key, i, rope);
     }
     let mut v = dot / F::cast_from(divisor);
-    if masked[at.mask + key] != M::from_int(0) {
+    if masked[row.mask + key * masked.stride(3)] != M::from_int(0) {
         v = F::min_value();
     }
     v
@@ -93,24 +164,28 @@ fn score<F: Float, M: Int>(
 
 /// The softmax's maximum and sum over a row's scores.
 #[cube]
+#[allow(clippy::too_many_arguments)]
 fn max_and_sum<F: Float, M: Int>(
     q: &Tensor<F>,
     k: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
     masked: &Tensor<M>,
-    at: &RowAt,
+    row: &Row,
     divisor: f32,
+    #[comptime] rope: bool,
 ) -> (F, F) {
     let keys = k.shape(2);
     let mut max = F::min_value();
     for key in 0..keys {
-        let s = score(q, k, masked, at, key, divisor);
+        let s = score(q, k, cos, sin, masked, row, key, divisor, rope);
         if s > max {
             max = s;
         }
     }
     let mut sum = F::new(0.0);
     for key in 0..keys {
-        sum += F::exp(score(q, k, masked, at, key, divisor) - max);
+        sum += F::exp(score(q, k, cos, sin, masked, row, key, divisor, rope) - max);
     }
     (max, sum)
 }
@@ -120,58 +195,63 @@ fn attention_kernel<F: Float, M: Int>(
     q: &Tensor<F>,
     k: &Tensor<F>,
     v: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
     masked: &Tensor<M>,
     y: &mut Tensor<F>,
     divisor: f32,
+    #[comptime] rope: bool,
     #[define(F, M)] _dtypes: [ElemType; 2],
 ) {
     let (keys, hd) = (k.shape(2), q.shape(3));
-    if ABSOLUTE_POS * hd >= y.len() {
+    if ABSOLUTE_POS >= q.shape(0) * q.shape(1) * q.shape(2) {
         terminate!();
     }
-    let at = row_at(q, keys, ABSOLUTE_POS);
-    let (max, sum) = max_and_sum(q, k, masked, &at, divisor);
-    let y_at = at.row * hd;
+    let row = row_of(q, k, masked, ABSOLUTE_POS);
+    let (max, sum) = max_and_sum(q, k, cos, sin, masked, &row, divisor, rope);
+    // y: contiguous [b, s, h, hd]
+    let y_at = ((row.bi * q.shape(2) + row.t) * q.shape(1) + row.head) * hd;
     for j in 0..hd {
         y[y_at + j] = F::new(0.0);
     }
     for key in 0..keys {
-        let p = F::exp(score(q, k, masked, &at, key, divisor) - max) / sum;
-        let v_at = at.kv + key * hd;
+        let p = F::exp(score(q, k, cos, sin, masked, &row, key, divisor, rope) - max) / sum;
         for j in 0..hd {
-            y[y_at + j] += p * v[v_at + j];
+            y[y_at + j] += p * v[at(v, row.bi, row.kv, key, j)];
         }
     }
 }
 
-/// A query row's `p`, `ds` and `dq`.
+/// A query row's `p`, `ds` (`[b · h · s, K]`) and `dq`.
 #[cube(launch)]
 fn attention_backward_rows<F: Float, M: Int>(
     q: &Tensor<F>,
     k: &Tensor<F>,
     v: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
     masked: &Tensor<M>,
     dy: &Tensor<F>,
     p: &mut Tensor<F>,
     ds: &mut Tensor<F>,
     dq: &mut Tensor<F>,
     divisor: f32,
+    #[comptime] rope: bool,
     #[define(F, M)] _dtypes: [ElemType; 2],
 ) {
     let (keys, hd) = (k.shape(2), q.shape(3));
-    if ABSOLUTE_POS * hd >= dq.len() {
+    if ABSOLUTE_POS >= q.shape(0) * q.shape(1) * q.shape(2) {
         terminate!();
     }
-    let at = row_at(q, keys, ABSOLUTE_POS);
-    let (max, sum) = max_and_sum(q, k, masked, &at, divisor);
-    let (q_at, p_at) = (at.row * hd, at.row * keys);
+    let row = row_of(q, k, masked, ABSOLUTE_POS);
+    let (max, sum) = max_and_sum(q, k, cos, sin, masked, &row, divisor, rope);
+    let p_at = ABSOLUTE_POS * keys;
     let mut dot = F::new(0.0);
     for key in 0..keys {
-        let prob = F::exp(score(q, k, masked, &at, key, divisor) - max) / sum;
-        let v_at = at.kv + key * hd;
+        let prob = F::exp(score(q, k, cos, sin, masked, &row, key, divisor, rope) - max) / sum;
         let mut dp = F::new(0.0);
         for j in 0..hd {
-            dp += dy[q_at + j] * v[v_at + j];
+            dp += dy[at(dy, row.bi, row.t, row.head, j)] * v[at(v, row.bi, row.kv, key, j)];
         }
         p[p_at + key] = prob;
         ds[p_at + key] = dp;
@@ -179,17 +259,25 @@ fn attention_backward_rows<F: Float, M: Int>(
     }
     for key in 0..keys {
         let mut d = p[p_at + key] * (ds[p_at + key] - dot) / F::cast_from(divisor);
-        if masked[at.mask + key] != M::from_int(0) {
+        if masked[row.mask + key * masked.stride(3)] != M::from_int(0) {
             d = F::new(0.0);
         }
         ds[p_at + key] = d;
     }
     for i in 0..hd {
-        let mut acc = F::new(0.0);
+        let swapped = (i + hd / 2) % hd;
+        let (mut lo, mut hi) = (F::new(0.0), F::new(0.0));
         for key in 0..keys {
-            acc += ds[p_at + key] * k[at.kv + key * hd + i];
+            let d = ds[p_at + key];
+            lo += d * value(k, cos, sin, row.bi, row.kv, key, i, rope);
+            if rope {
+                hi += d * value(k, cos, sin, row.bi, row.kv, key, swapped, rope);
+            }
         }
-        dq[q_at + i] = acc;
+        let d = unrotate(lo, hi, cos, sin, row.bi, row.t, i, rope);
+        let dq_at = row.bi * dq.stride(0) + row.head * dq.stride(1) + row.t * dq.stride(2);
+        let dq_at = dq_at + i * dq.stride(3);
+        dq[dq_at] = d;
     }
 }
 
@@ -197,29 +285,44 @@ fn attention_backward_rows<F: Float, M: Int>(
 #[cube(launch)]
 fn attention_backward_keys<F: Float>(
     q: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
     dy: &Tensor<F>,
     p: &Tensor<F>,
     ds: &Tensor<F>,
     dk: &mut Tensor<F>,
     dv: &mut Tensor<F>,
+    #[comptime] rope: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    if ABSOLUTE_POS >= dk.len() {
+    let (g, keys, hd) = (dk.shape(1), dk.shape(2), dk.shape(3));
+    if ABSOLUTE_POS >= dk.shape(0) * g * keys * hd {
         terminate!();
     }
-    let (rows, hd, keys) = (q.shape(2), q.shape(3), dk.shape(2));
+    let (h, s) = (q.shape(1), q.shape(2));
+    let r = h / g;
     let i = ABSOLUTE_POS % hd;
     let key = ABSOLUTE_POS / hd % keys;
-    let head = ABSOLUTE_POS / (hd * keys);
-    let mut dk_sum = F::new(0.0);
-    let mut dv_sum = F::new(0.0);
-    for r in 0..rows {
-        let row = head * rows + r;
-        dk_sum += ds[row * keys + key] * q[row * hd + i];
-        dv_sum += p[row * keys + key] * dy[row * hd + i];
+    let kv = ABSOLUTE_POS / (hd * keys) % g;
+    let bi = ABSOLUTE_POS / (hd * keys * g);
+    let swapped = (i + hd / 2) % hd;
+    let (mut lo, mut hi, mut dv_sum) = (F::new(0.0), F::new(0.0), F::new(0.0));
+    for j in 0..r {
+        let head = kv * r + j;
+        for t in 0..s {
+            let at_key = ((bi * h + head) * s + t) * keys + key;
+            let d = ds[at_key];
+            lo += d * value(q, cos, sin, bi, head, t, i, rope);
+            if rope {
+                hi += d * value(q, cos, sin, bi, head, t, swapped, rope);
+            }
+            dv_sum += p[at_key] * dy[at(dy, bi, t, head, i)];
+        }
     }
-    dk[ABSOLUTE_POS] = dk_sum;
-    dv[ABSOLUTE_POS] = dv_sum;
+    let dk_at = bi * dk.stride(0) + kv * dk.stride(1) + key * dk.stride(2) + i * dk.stride(3);
+    dk[dk_at] = unrotate(lo, hi, cos, sin, bi, key, i, rope);
+    let dv_at = bi * dv.stride(0) + kv * dv.stride(1) + key * dv.stride(2) + i * dv.stride(3);
+    dv[dv_at] = dv_sum;
 }
 
 impl FusedAttention for CubeBackend {
@@ -227,15 +330,23 @@ impl FusedAttention for CubeBackend {
         q: CubeTensor,
         k: CubeTensor,
         v: CubeTensor,
+        cos: CubeTensor,
+        sin: CubeTensor,
         masked: CubeTensor,
         divisor: f32,
+        rope: bool,
     ) -> CubeTensor {
-        let [q, k, v, masked] = [q, k, v, masked].map(into_contiguous);
-        let (y, count, dim) = rows_out(&q); // a thread a query row
+        let [cos, sin] = [cos, sin].map(into_contiguous); // `angle_at` reads them contiguous
+        let [b, h, s, _] = q.shape().dims();
+        let y = empty(&q, swap_1_2(&q.shape()));
+        let (count, dim) = grid(&q, b * h * s); // a thread a query row
         let dtypes = [q.dtype, masked.dtype].map(dtype_to_storage_type);
         let client = q.client.clone();
-        let [q, k, v, masked, out] = [q, k, v, masked, y.clone()].map(CubeTensor::into_tensor_arg);
-        attention_kernel::launch(&client, count, dim, q, k, v, masked, out, divisor, dtypes);
+        let [q, k, v, cos, sin, masked, out] =
+            [q, k, v, cos, sin, masked, y.clone()].map(CubeTensor::into_tensor_arg);
+        attention_kernel::launch(
+            &client, count, dim, q, k, v, cos, sin, masked, out, divisor, rope, dtypes,
+        );
         y
     }
 
@@ -243,26 +354,23 @@ impl FusedAttention for CubeBackend {
         q: CubeTensor,
         k: CubeTensor,
         v: CubeTensor,
+        cos: CubeTensor,
+        sin: CubeTensor,
         masked: CubeTensor,
         dy: CubeTensor,
         divisor: f32,
+        rope: bool,
     ) -> (CubeTensor, CubeTensor, CubeTensor) {
-        let [q, k, v, masked, dy] = [q, k, v, masked, dy].map(into_contiguous);
-        let [b, g, rows, _] = q.shape().dims();
+        let [cos, sin] = [cos, sin].map(into_contiguous);
+        let [b, h, s, _] = q.shape().dims();
         let keys = k.shape()[2];
-        let (p, ds) = (
-            empty(&q, Shape::new([b, g, rows, keys])),
-            empty(&q, Shape::new([b, g, rows, keys])),
-        );
-        let (dq, dk, dv) = (
-            empty(&q, q.shape()),
-            empty(&k, k.shape()),
-            empty(&v, v.shape()),
-        );
+        let scratch = || empty(&q, Shape::new([b * h * s, keys]));
+        let (p, ds) = (scratch(), scratch());
+        let (dq, dk, dv) = (empty_like(&q), empty_like(&k), empty_like(&v));
         let dtypes = [q.dtype, masked.dtype].map(dtype_to_storage_type);
         let client = q.client.clone();
         let arg = |t: &CubeTensor| t.clone().into_tensor_arg();
-        let (count, dim) = grid(&q, b * g * rows);
+        let (count, dim) = grid(&q, b * h * s);
         attention_backward_rows::launch(
             &client,
             count,
@@ -270,12 +378,15 @@ impl FusedAttention for CubeBackend {
             arg(&q),
             arg(&k),
             arg(&v),
+            arg(&cos),
+            arg(&sin),
             arg(&masked),
             arg(&dy),
             arg(&p),
             arg(&ds),
             arg(&dq),
             divisor,
+            rope,
             dtypes,
         );
         let (count, dim) = grid(&k, k.shape().num_elements());
@@ -284,11 +395,14 @@ impl FusedAttention for CubeBackend {
             count,
             dim,
             arg(&q),
+            arg(&cos),
+            arg(&sin),
             arg(&dy),
             arg(&p),
             arg(&ds),
             arg(&dk),
             arg(&dv),
+            rope,
             dtypes[0],
         );
         (dq, dk, dv)
@@ -298,20 +412,18 @@ impl FusedAttention for CubeBackend {
 #[derive(Debug)]
 struct AttentionBackward;
 
+/// What attention's backward reads: the inputs (the scores are recomputed from them), the
+/// angles, the mask, the divisor and whether RoPE is applied.
+type AttentionState<B> = ([FloatTensor<B>; 5], BoolTensor<B>, f32, bool);
+
 impl<B: FusedAttention> Backward<B, 3> for AttentionBackward {
-    /// The inputs (the scores are recomputed from them), the mask and the divisor.
-    type State = (
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        BoolTensor<B>,
-        f32,
-    );
+    type State = AttentionState<B>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (q, k, v, masked, divisor) = ops.state;
+        let ([q, k, v, cos, sin], masked, divisor, rope) = ops.state;
         let dy = grads.consume::<B>(&ops.node);
-        let (dq, dk, dv) = <B as FusedAttention>::attention_backward(q, k, v, masked, dy, divisor);
+        let (dq, dk, dv) =
+            <B as FusedAttention>::attention_backward(q, k, v, cos, sin, masked, dy, divisor, rope);
         let parents = ops.parents.map(|p| p.map(|node| node.id));
         register_grads::<B, 3>(parents, grads, [dq, dk, dv]);
     }
@@ -322,24 +434,32 @@ impl<B: FusedAttention, C: CheckpointStrategy> FusedAttention for Autodiff<B, C>
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
         masked: BoolTensor<Self>,
         divisor: f32,
+        rope: bool,
     ) -> FloatTensor<Self> {
+        assert!(
+            !cos.is_tracked() && !sin.is_tracked(),
+            "the angles take no gradient"
+        );
         let nodes = [q.node(), k.node(), v.node()];
-        let [q, k, v] = [q, k, v].map(|t| t.into_primitive());
+        let [q, k, v, cos, sin] = [q, k, v, cos, sin].map(|t| t.into_primitive());
         match AttentionBackward
             .prepare::<C>(nodes)
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (qc, kc, vc, mc) = (q.clone(), k.clone(), v.clone(), masked.clone());
-                let y = <B as FusedAttention>::attention(q, k, v, masked, divisor);
-                prep.finish((qc, kc, vc, mc, divisor), y)
+                let inputs = [&q, &k, &v, &cos, &sin].map(Clone::clone);
+                let state = (inputs, masked.clone(), divisor, rope);
+                let y = <B as FusedAttention>::attention(q, k, v, cos, sin, masked, divisor, rope);
+                prep.finish(state, y)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(<B as FusedAttention>::attention(q, k, v, masked, divisor))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(<B as FusedAttention>::attention(
+                q, k, v, cos, sin, masked, divisor, rope,
+            )),
         }
     }
 
@@ -349,12 +469,16 @@ impl<B: FusedAttention, C: CheckpointStrategy> FusedAttention for Autodiff<B, C>
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
         masked: BoolTensor<Self>,
         dy: FloatTensor<Self>,
         divisor: f32,
+        rope: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let [q, k, v, dy] = [q, k, v, dy].map(|t| t.into_primitive());
-        let (dq, dk, dv) = <B as FusedAttention>::attention_backward(q, k, v, masked, dy, divisor);
+        let [q, k, v, cos, sin, dy] = [q, k, v, cos, sin, dy].map(|t| t.into_primitive());
+        let (dq, dk, dv) =
+            <B as FusedAttention>::attention_backward(q, k, v, cos, sin, masked, dy, divisor, rope);
         let wrap = FloatTensor::<Self>::new;
         (wrap(dq), wrap(dk), wrap(dv))
     }
@@ -364,60 +488,77 @@ impl<B: FusedAttention, C: CheckpointStrategy> FusedAttention for Autodiff<B, C>
 mod tests {
     use burn::tensor::{Bool, Distribution, Tensor, TensorData};
 
-    use crate::model::ops::{attention, attention_composed};
+    use crate::model::ops::{Angles, attention, attention_composed};
     use crate::model::tests::assert_close;
 
     /// The kernels against burn's ops on the same wgpu device (lavapipe where there is no GPU;
-    /// `./build.sh test-gpu`): two key/value heads sharing each row's mask, a causal pattern with
-    /// padding and one fully masked row (uniform, as transformers' fill gives), strided queries;
-    /// the output and the gradients of `q`, `k` and `v`. Sums in other orders: 1e-5 of the
-    /// largest value is ~100 ulps; a wrong row, head or mask is off by O(1).
+    /// `./build.sh test-gpu`): two key/value heads of two query heads each sharing each row's
+    /// mask, a causal pattern with padding and one fully masked row (uniform, as transformers'
+    /// fill gives), every input a view of rows `[b, s, heads, hd]` as the projections give them;
+    /// without and with RoPE; the output and the gradients of `q`, `k` and `v`. Sums in other
+    /// orders: 1e-5 of the largest value is ~100 ulps; a wrong row, head, mask or angle is off by
+    /// O(1).
     #[test]
     fn kernels_equal_burns_ops() {
         let device = super::super::tests::gpu();
-        let (b, g, rows, keys, hd) = (2, 2, 3, 5, 8);
+        let (b, g, r, s, hd) = (2, 2, 2, 5, 8);
         let random = |shape: [usize; 4]| -> Tensor<4> {
             Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
         };
-        let q = random([b, g, hd, rows]).swap_dims(2, 3); // [b, g, rows, hd], strided
-        let (k, v) = (random([b, g, keys, hd]), random([b, g, keys, hd]));
-        // Row 0 causal after two shared keys; row 1 sees two keys, its last query none.
-        let flags: Vec<bool> = (0..b * rows * keys)
+        // [b, s, heads, hd] -> [b, heads, s, hd], strided
+        let q = random([b, s, g * r, hd]).swap_dims(1, 2);
+        let (k, v) = (
+            random([b, s, g, hd]).swap_dims(1, 2),
+            random([b, s, g, hd]).swap_dims(1, 2),
+        );
+        // Row 0 causal; row 1 sees two keys, its last query none. Each query head's rows alike.
+        let flags: Vec<bool> = (0..b * r * s * s)
             .map(|i| {
-                let (row, query, key) = (i / (rows * keys), i / keys % rows, i % keys);
+                let (row, query, key) = (i / (r * s * s), i / s % s, i % s);
                 match row {
-                    0 => key > 2 + query,
-                    _ => query == rows - 1 || key >= 2,
+                    0 => key > query,
+                    _ => query == s - 1 || key >= 2,
                 }
             })
             .collect();
         let masked: Tensor<4, Bool> =
-            Tensor::from_data(TensorData::new(flags, [b, 1, rows, keys]), device);
-        let mix = random([b, g, rows, hd]);
-        type Attention = fn(Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4, Bool>, f64) -> Tensor<4>;
-        let run = |attend: Attention| {
+            Tensor::from_data(TensorData::new(flags, [b, 1, r * s, s]), device);
+        let (cos, sin) = (random([1, s, 1, hd]), random([1, s, 1, hd]));
+        let mix = random([b, s, g * r, hd]);
+        type Attention =
+            fn(Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4, Bool>, f64, Option<Angles>) -> Tensor<4>;
+        let run = |attend: Attention, angles: Option<Angles>| {
             let [q, k, v] = [&q, &k, &v].map(|t| t.clone().require_grad());
-            let y = attend(q.clone(), k.clone(), v.clone(), masked.clone(), 8f64.sqrt());
+            let y = attend(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                masked.clone(),
+                8f64.sqrt(),
+                angles,
+            );
             let grads = (y.clone() * mix.clone()).sum().backward();
             let grad = |t: &Tensor<4>| t.grad(&grads).expect("a gradient").into_data();
             [y.into_data(), grad(&q), grad(&k), grad(&v)].map(|d| d.try_to_vec::<f32>().unwrap())
         };
-        let kernel = run(attention);
-        let ops = run(attention_composed);
         // Batch row 1's last query sees no key: the mean of its head's values.
-        let values: Vec<f32> = v.clone().into_data().try_to_vec().unwrap();
-        for head in 0..g {
-            let at = ((g + head) * rows + rows - 1) * hd;
-            let got = &kernel[0][at..at + hd];
-            for (j, got) in got.iter().enumerate() {
-                let of_key = |key| values[((g + head) * keys + key) * hd + j];
-                let mean = (0..keys).map(of_key).sum::<f32>() / keys as f32;
+        let plain = run(attention, None);
+        let values: Vec<f32> = v.clone().swap_dims(1, 2).into_data().try_to_vec().unwrap();
+        for head in 0..g * r {
+            let at = ((s + s - 1) * g * r + head) * hd; // y [b, s, h, hd] at (1, s - 1, head)
+            for (j, got) in plain[0][at..at + hd].iter().enumerate() {
+                let of_key = |key| values[((s + key) * g + head / r) * hd + j];
+                let mean = (0..s).map(of_key).sum::<f32>() / s as f32;
                 assert!((got - mean).abs() < 1e-5, "{got} against the mean {mean}");
             }
         }
         let names = ["output", "q's gradient", "k's gradient", "v's gradient"];
-        for ((what, got), want) in names.into_iter().zip(kernel).zip(ops) {
-            assert_close(&format!("attention kernel: {what}"), &got, &want, 1e-5);
+        for angles in [None, Some((&cos, &sin))] {
+            let (kernel, ops) = (run(attention, angles), run(attention_composed, angles));
+            for ((what, got), want) in names.into_iter().zip(kernel).zip(ops) {
+                let what = format!("attention kernel (rope {}): {what}", angles.is_some());
+                assert_close(&what, &got, &want, 1e-5);
+            }
         }
     }
 }

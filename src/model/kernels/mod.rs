@@ -16,11 +16,48 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::CubeTensor;
 use burn::backend::{Backend, Shape, TensorMetadata};
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::ops::permute;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
 /// A contiguous empty tensor shaped `shape`, of `like`'s type, on its device.
 fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
     empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
+}
+
+/// An empty tensor shaped as `like` with its dimensions in the same memory order (its strides'
+/// order), so that a gradient is laid out as its input: the gradient of a view of a projection's
+/// rows is a view of rows again, which the projection's backward reads without a copy.
+fn empty_like(like: &CubeTensor) -> CubeTensor {
+    let (shape, strides) = (like.shape(), like.meta.strides());
+    let mut order: Vec<usize> = (0..shape.num_dims()).collect();
+    order.sort_by_key(|&d| std::cmp::Reverse(strides[d])); // outermost first
+    let stored = empty(
+        like,
+        Shape::from(order.iter().map(|&d| shape[d]).collect::<Vec<_>>()),
+    );
+    let mut axes = vec![0; order.len()];
+    for (at, &d) in order.iter().enumerate() {
+        axes[d] = at;
+    }
+    permute(stored, &axes)
+}
+
+/// `[a, b, c, d]` -> `[a, c, b, d]` (heads before positions, or positions before heads).
+fn swap_1_2(shape: &Shape) -> Shape {
+    Shape::new([shape[0], shape[2], shape[1], shape[3]])
+}
+
+/// The offset of `t[a, b, c, d]`, through `t`'s strides.
+#[cube]
+fn at<E: CubePrimitive>(t: &Tensor<E>, a: usize, b: usize, c: usize, d: usize) -> usize {
+    a * t.stride(0) + b * t.stride(1) + c * t.stride(2) + d * t.stride(3)
+}
+
+/// Where RoPE's angle for batch row `bi`, position `t` and dimension `i` is in `cos` (or `sin`):
+/// contiguous `[1|b, s|1, 1, hd]`, a run of positions or one per row.
+#[cube]
+fn angle_at<F: Float>(cos: &Tensor<F>, bi: usize, t: usize, i: usize) -> usize {
+    ((bi % cos.shape(0)) * cos.shape(1) + t % cos.shape(1)) * cos.shape(3) + i
 }
 
 /// The launch grid of one thread for each of `n` items.

@@ -15,39 +15,28 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
-use burn::backend::{Autodiff, Backend, Shape, TensorMetadata, backend_extension};
+use burn::backend::{Autodiff, Backend, TensorMetadata, backend_extension};
 use burn_cubecl::kernel::into_contiguous;
 use cubecl::prelude::*;
 
-use super::{empty, grid};
+use super::{angle_at, empty, grid, swap_1_2};
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedRope: Backend {
     /// `x` `[b, s, n, hd]` rotated, as `[b, n, s, hd]`.
-    #[fusion(dtype = x, shape = heads_first(x))]
+    #[fusion(dtype = x, shape = swap_1_2(x))]
     fn rope(
         x: FloatTensor<Self>,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
     /// The input's gradient `[b, s, n, hd]` from the output's `dy` `[b, n, s, hd]`.
-    #[fusion(dtype = dy, shape = heads_first(dy))]
+    #[fusion(dtype = dy, shape = swap_1_2(dy))]
     fn rope_backward(
         dy: FloatTensor<Self>,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-}
-
-/// `[a, b, c, d]` -> `[a, c, b, d]` (the layout change, either way).
-fn heads_first(shape: &Shape) -> Shape {
-    Shape::new([shape[0], shape[2], shape[1], shape[3]])
-}
-
-/// Where the angle for batch row `bi`, position `t` and dimension `i` is.
-#[cube]
-fn angle_at<F: Float>(cos: &Tensor<F>, bi: usize, t: usize, i: usize) -> usize {
-    ((bi % cos.shape(0)) * cos.shape(1) + t % cos.shape(1)) * cos.shape(3) + i
 }
 
 /// One output value `y[bi, h, t, i]` a thread, `x` `[b, s, n, hd]`.
@@ -105,7 +94,7 @@ fn launch(
     kernel: impl FnOnce(&CubeTensor, CubeCount, CubeDim, [TensorArg; 4], ElemType),
 ) -> CubeTensor {
     let [input, cos, sin] = [input, cos, sin].map(into_contiguous);
-    let shape = heads_first(&input.shape());
+    let shape = swap_1_2(&input.shape());
     let (count, cube_dim) = grid(&input, shape.num_elements());
     let out = empty(&input, shape);
     let dtype = dtype_to_storage_type(input.dtype);
