@@ -25,6 +25,19 @@ pub fn launch_bound(device: &Device) -> bool {
     device.clone().inner() != host()
 }
 
+/// Whether the GPU path's own kernel `name` (`norm`, `rope`, `attention`, `swiglu`:
+/// `model::kernels`) runs on `device`: on every launch-bound one, unless, natively,
+/// `SOFT_PROMPT_LAB_KERNELS` lists the ones to use (`none`: burn's ops alone). The benchmark
+/// compares them with burn's fusion on one GPU that way.
+pub fn own_kernel(device: &Device, name: &str) -> bool {
+    static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let chosen = CHOSEN.get_or_init(|| std::env::var(KERNELS_VAR).ok());
+    launch_bound(device) && chosen.as_ref().is_none_or(|list| list.split(',').any(|k| k == name))
+}
+
+/// The environment variable that chooses the GPU path's own kernels natively ([`own_kernel`]).
+pub const KERNELS_VAR: &str = "SOFT_PROMPT_LAB_KERNELS";
+
 /// Threads a training step may use on `device`: on the CPU backend natively, the machine's
 /// cores (or `SOFT_PROMPT_LAB_THREADS`); one elsewhere (a GPU runs the batch as one; the page's
 /// worker is a single thread). burn's own threads (flex's rayon) are off: at these matrix sizes

@@ -1,16 +1,21 @@
 //! The ops that are one kernel each way on a GPU (`kernels/`) and burn's ops on the CPU, chosen
-//! here by [`crate::backend::launch_bound`]: the norms, in f32 over the last dimension (RMSNorm,
+//! here by [`crate::backend::own_kernel`]: the norms, in f32 over the last dimension (RMSNorm,
 //! `w · x / sqrt(mean(x²) + eps)`, the Llama family; LayerNorm, `w · (x - mean) / sqrt(var +
 //! eps) + b` with the biased variance as `torch.nn.LayerNorm`, GPT-2), rotary position
-//! embedding, attention, and the Llama MLP's gate (SwiGLU).
+//! embedding, attention, and the Llama MLP's gate (SwiGLU). The kernels take no gradient for the
+//! weights (frozen when prompt tuning): a norm whose weight is trained (model tuning) keeps
+//! burn's ops.
 
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Bool, Tensor};
 
+#[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+use crate::backend::own_kernel;
+
 /// RMSNorm of `x` `[b, s, d]` with the weight `w` `[d]`.
 pub fn rms_norm(x: Tensor<3>, w: Tensor<1>, eps: f64) -> Tensor<3> {
     #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-    if crate::backend::launch_bound(&x.device()) {
+    if own_kernel(&x.device(), "norm") && !w.is_require_grad() {
         use super::kernels::norm::FusedNorm;
         let (x, w) = (x.into_dispatch(), w.into_dispatch());
         let y = <burn::backend::Dispatch as FusedNorm>::rms_norm(x, w, eps as f32);
@@ -22,7 +27,7 @@ pub fn rms_norm(x: Tensor<3>, w: Tensor<1>, eps: f64) -> Tensor<3> {
 /// LayerNorm of `x` `[b, s, d]` with the weight `w` and bias `b` `[d]`.
 pub fn layer_norm(x: Tensor<3>, w: Tensor<1>, b: Tensor<1>, eps: f64) -> Tensor<3> {
     #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-    if crate::backend::launch_bound(&x.device()) {
+    if own_kernel(&x.device(), "norm") && !w.is_require_grad() && !b.is_require_grad() {
         use super::kernels::norm::FusedNorm;
         let (x, w, b) = (x.into_dispatch(), w.into_dispatch(), b.into_dispatch());
         let y = <burn::backend::Dispatch as FusedNorm>::layer_norm(x, w, b, eps as f32);
@@ -64,7 +69,7 @@ pub fn attention(
     angles: Option<Angles<'_>>,
 ) -> Tensor<4> {
     #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-    if crate::backend::launch_bound(&q.device()) {
+    if own_kernel(&q.device(), "attention") {
         use super::kernels::attention::FusedAttention;
         // Without angles the kernel reads none: an empty tensor stands in (an allocation, no
         // launch).
@@ -127,7 +132,7 @@ pub(super) fn attention_composed(
 /// minus is folded into `sin` (exact: `-a · b` is `a · -b`).
 pub fn rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
     #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-    if crate::backend::launch_bound(&x.device()) {
+    if own_kernel(&x.device(), "rope") {
         use super::kernels::rope::FusedRope;
         let [x, cos, sin] = [x, cos.clone(), sin.clone()].map(Tensor::into_dispatch);
         let y = <burn::backend::Dispatch as FusedRope>::rope(x, cos, sin);
@@ -146,7 +151,7 @@ pub(super) fn rope_composed(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> T
 /// The Llama MLP's gate, `silu(g) · u`, for the gate and up projections' outputs.
 pub fn swiglu(g: Tensor<3>, u: Tensor<3>) -> Tensor<3> {
     #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-    if crate::backend::launch_bound(&g.device()) {
+    if own_kernel(&g.device(), "swiglu") {
         use super::kernels::swiglu::FusedSwiglu;
         let [g, u] = [g, u].map(Tensor::into_dispatch);
         return Tensor::from_dispatch(<burn::backend::Dispatch as FusedSwiglu>::swiglu(g, u));
