@@ -32,7 +32,10 @@ pub fn launch_bound(device: &Device) -> bool {
 pub fn own_kernel(device: &Device, name: &str) -> bool {
     static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let chosen = CHOSEN.get_or_init(|| std::env::var(KERNELS_VAR).ok());
-    launch_bound(device) && chosen.as_ref().is_none_or(|list| list.split(',').any(|k| k == name))
+    launch_bound(device)
+        && chosen
+            .as_ref()
+            .is_none_or(|list| list.split(',').any(|k| k == name))
 }
 
 /// The environment variable that chooses the GPU path's own kernels natively ([`own_kernel`]).

@@ -69,7 +69,7 @@ pub fn attention(
     angles: Option<Angles<'_>>,
 ) -> Tensor<4> {
     #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-    if own_kernel(&q.device(), "attention") {
+    if own_kernel(&q.device(), "attention") && q.dims()[3] <= super::kernels::MAX_THREADS {
         use super::kernels::attention::FusedAttention;
         // Without angles the kernel reads none: an empty tensor stands in (an allocation, no
         // launch).

@@ -31,7 +31,7 @@ use burn::backend::{Autodiff, Backend, Shape, TensorMetadata, backend_extension}
 use burn_cubecl::kernel::into_contiguous;
 use cubecl::prelude::*;
 
-use super::{angle_at, at, empty, empty_like, grid, register_grads, swap_1_2};
+use super::{angle_at, at, cube_sum, cubes, empty, empty_like, register_grads, swap_1_2};
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedAttention: Backend {
@@ -113,13 +113,14 @@ fn value<F: Float>(
     v
 }
 
-/// A rotated row's gradient at `i` (`lo`) and at its swapped dimension (`hi`), rotated back to
-/// the input's (RoPE's backward; `lo` itself without RoPE).
+/// A thread's part of a rotated row's gradient, `own` (dimension `i`), rotated back to the
+/// input's (RoPE's backward: it needs the part of the swapped dimension, exchanged through
+/// `shared`); `own` itself without RoPE. Every thread of the cube calls it.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn unrotate<F: Float>(
-    lo: F,
-    hi: F,
+    own: F,
+    shared: &mut Shared<[F]>,
     cos: &Tensor<F>,
     sin: &Tensor<F>,
     bi: usize,
@@ -127,20 +128,27 @@ fn unrotate<F: Float>(
     i: usize,
     #[comptime] rope: bool,
 ) -> F {
-    let mut d = lo;
+    let mut d = own;
     if rope {
         let hd = cos.shape(3);
-        let swapped = (i + hd / 2) % hd;
-        d = lo * cos[angle_at(cos, bi, t, i)] + hi * sin[angle_at(cos, bi, t, swapped)];
+        shared[i] = own;
+        sync_cube();
+        if i < hd {
+            let swapped = (i + hd / 2) % hd;
+            d = own * cos[angle_at(cos, bi, t, i)]
+                + shared[swapped] * sin[angle_at(cos, bi, t, swapped)];
+        }
+        sync_cube();
     }
     d
 }
 
-/// The scaled score of `row` for key `key`, `F::min_value()` when masked.
+/// The scaled score of `row` for key `key` (`F::min_value()` when masked), from each thread's
+/// rotated query value `q_i` (zero past the head's dimensions).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn score<F: Float, M: Int>(
-    q: &Tensor<F>,
+    q_i: F,
     k: &Tensor<F>,
     cos: &Tensor<F>,
     sin: &Tensor<F>,
@@ -148,49 +156,97 @@ fn score<F: Float, M: Int>(
     row: &Row,
     key: usize,
     divisor: f32,
+    shared: &mut Shared<[F]>,
+    #[comptime] rope: bool,
+    #[comptime] threads: usize,
+) -> F {
+    let i = UNIT_POS_X as usize;
+    let mut part = F::new(0.0);
+    if i < k.shape(3) {
+        part = q_i * value(k, cos, sin, row.bi, row.kv, key, i, rope);
+    }
+    let mut s = cube_sum(part, shared, threads) / F::cast_from(divisor);
+    if masked[row.mask + key * masked.stride(3)] != M::from_int(0) {
+        s = F::min_value();
+    }
+    s
+}
+/// A thread's value of the query row (rotated when `rope`; zero past the head's dimensions).
+#[cube]
+fn query<F: Float>(
+    q: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
+    row: &Row,
     #[comptime] rope: bool,
 ) -> F {
-    let mut dot = F::new(0.0);
-    for i in 0..q.shape(3) {
-        let qi = value(q, cos, sin, row.bi, row.head, row.t, i, rope);
-        dot += qi * value(k, cos, sin, row.bi, row.kv, key, i, rope);
+    let i = UNIT_POS_X as usize;
+    let mut q_i = F::new(0.0);
+    if i < q.shape(3) {
+        q_i = value(q, cos, sin, row.bi, row.head, row.t, i, rope);
     }
-    let mut v = dot / F::cast_from(divisor);
-    if masked[row.mask + key * masked.stride(3)] != M::from_int(0) {
-        v = F::min_value();
+    q_i
+}
+
+/// A value of `t` `[b, heads, s, hd]` at a thread's dimension, zero past the head's.
+#[cube]
+fn own<F: Float>(t: &Tensor<F>, bi: usize, head: usize, s: usize) -> F {
+    let i = UNIT_POS_X as usize;
+    let mut v = F::new(0.0);
+    if i < t.shape(3) {
+        v = t[at(t, bi, head, s, i)];
     }
     v
 }
 
-/// The softmax's maximum and sum over a row's scores.
+/// What one pass over a row's keys leaves (online softmax, as flash attention: a running
+/// maximum, the sum of the exponentials under it, and the thread's output value under it).
+#[derive(CubeType)]
+struct Softmax<F: Float> {
+    max: F,
+    sum: F,
+    out: F,
+}
+
+/// The online softmax of `row` over its keys, each thread's output value `Σ p · v`.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn max_and_sum<F: Float, M: Int>(
-    q: &Tensor<F>,
+fn softmax_pass<F: Float, M: Int>(
+    q_i: F,
     k: &Tensor<F>,
+    v: &Tensor<F>,
     cos: &Tensor<F>,
     sin: &Tensor<F>,
     masked: &Tensor<M>,
     row: &Row,
     divisor: f32,
+    shared: &mut Shared<[F]>,
     #[comptime] rope: bool,
-) -> (F, F) {
-    let keys = k.shape(2);
+    #[comptime] threads: usize,
+) -> Softmax<F> {
     let mut max = F::min_value();
-    for key in 0..keys {
-        let s = score(q, k, cos, sin, masked, row, key, divisor, rope);
-        if s > max {
-            max = s;
-        }
-    }
     let mut sum = F::new(0.0);
-    for key in 0..keys {
-        sum += F::exp(score(q, k, cos, sin, masked, row, key, divisor, rope) - max);
+    let mut out = F::new(0.0);
+    for key in 0..k.shape(2) {
+        let s = score(
+            q_i, k, cos, sin, masked, row, key, divisor, shared, rope, threads,
+        );
+        let mut new_max = max;
+        if s > max {
+            new_max = s;
+        }
+        let e = F::exp(s - new_max);
+        let scale = F::exp(max - new_max);
+        sum = sum * scale + e;
+        out = out * scale + e * own(v, row.bi, row.kv, key);
+        max = new_max;
     }
-    (max, sum)
+    Softmax::<F> { max, sum, out }
 }
 
+/// A cube a query row, a thread a dimension of its head.
 #[cube(launch)]
+#[allow(clippy::too_many_arguments)]
 fn attention_kernel<F: Float, M: Int>(
     q: &Tensor<F>,
     k: &Tensor<F>,
@@ -201,29 +257,40 @@ fn attention_kernel<F: Float, M: Int>(
     y: &mut Tensor<F>,
     divisor: f32,
     #[comptime] rope: bool,
+    #[comptime] threads: usize,
     #[define(F, M)] _dtypes: [ElemType; 2],
 ) {
-    let (keys, hd) = (k.shape(2), q.shape(3));
-    if ABSOLUTE_POS >= q.shape(0) * q.shape(1) * q.shape(2) {
+    if CUBE_POS >= q.shape(0) * q.shape(1) * q.shape(2) {
         terminate!();
     }
-    let row = row_of(q, k, masked, ABSOLUTE_POS);
-    let (max, sum) = max_and_sum(q, k, cos, sin, masked, &row, divisor, rope);
-    // y: contiguous [b, s, h, hd]
-    let y_at = ((row.bi * q.shape(2) + row.t) * q.shape(1) + row.head) * hd;
-    for j in 0..hd {
-        y[y_at + j] = F::new(0.0);
-    }
-    for key in 0..keys {
-        let p = F::exp(score(q, k, cos, sin, masked, &row, key, divisor, rope) - max) / sum;
-        for j in 0..hd {
-            y[y_at + j] += p * v[at(v, row.bi, row.kv, key, j)];
-        }
+    let mut shared = Shared::new_slice(threads);
+    let row = row_of(q, k, masked, CUBE_POS);
+    let q_i = query(q, cos, sin, &row, rope);
+    let pass = softmax_pass(
+        q_i,
+        k,
+        v,
+        cos,
+        sin,
+        masked,
+        &row,
+        divisor,
+        &mut shared,
+        rope,
+        threads,
+    );
+    let (i, hd) = (UNIT_POS_X as usize, q.shape(3));
+    if i < hd {
+        // y: contiguous [b, s, h, hd]
+        let y_at = ((row.bi * q.shape(2) + row.t) * q.shape(1) + row.head) * hd;
+        y[y_at + i] = pass.out / pass.sum;
     }
 }
 
-/// A query row's `p`, `ds` (`[b · h · s, K]`) and `dq`.
+/// A query row's `p`, `ds` (`[b · h · s, K]`) and `dq`, a cube a row, a thread a dimension.
+/// `Σ p · dp` is `dy · y` (flash attention's backward): the first pass recomputes `y`.
 #[cube(launch)]
+#[allow(clippy::too_many_arguments)]
 fn attention_backward_rows<F: Float, M: Int>(
     q: &Tensor<F>,
     k: &Tensor<F>,
@@ -237,52 +304,74 @@ fn attention_backward_rows<F: Float, M: Int>(
     dq: &mut Tensor<F>,
     divisor: f32,
     #[comptime] rope: bool,
+    #[comptime] threads: usize,
     #[define(F, M)] _dtypes: [ElemType; 2],
 ) {
-    let (keys, hd) = (k.shape(2), q.shape(3));
-    if ABSOLUTE_POS >= q.shape(0) * q.shape(1) * q.shape(2) {
+    let keys = k.shape(2);
+    if CUBE_POS >= q.shape(0) * q.shape(1) * q.shape(2) {
         terminate!();
     }
-    let row = row_of(q, k, masked, ABSOLUTE_POS);
-    let (max, sum) = max_and_sum(q, k, cos, sin, masked, &row, divisor, rope);
-    let p_at = ABSOLUTE_POS * keys;
-    let mut dot = F::new(0.0);
+    let mut shared = Shared::new_slice(threads);
+    let row = row_of(q, k, masked, CUBE_POS);
+    let q_i = query(q, cos, sin, &row, rope);
+    let pass = softmax_pass(
+        q_i,
+        k,
+        v,
+        cos,
+        sin,
+        masked,
+        &row,
+        divisor,
+        &mut shared,
+        rope,
+        threads,
+    );
+    // dy: [b, s, h, hd], read at (bi, t, head)
+    let dy_i = own(dy, row.bi, row.t, row.head);
+    let dot = cube_sum(dy_i * pass.out / pass.sum, &mut shared, threads);
+    let i = UNIT_POS_X as usize;
+    let p_at = CUBE_POS * keys;
+    let mut dq_i = F::new(0.0);
     for key in 0..keys {
-        let prob = F::exp(score(q, k, cos, sin, masked, &row, key, divisor, rope) - max) / sum;
-        let mut dp = F::new(0.0);
-        for j in 0..hd {
-            dp += dy[at(dy, row.bi, row.t, row.head, j)] * v[at(v, row.bi, row.kv, key, j)];
-        }
-        p[p_at + key] = prob;
-        ds[p_at + key] = dp;
-        dot += prob * dp;
-    }
-    for key in 0..keys {
-        let mut d = p[p_at + key] * (ds[p_at + key] - dot) / F::cast_from(divisor);
+        let s = score(
+            q_i,
+            k,
+            cos,
+            sin,
+            masked,
+            &row,
+            key,
+            divisor,
+            &mut shared,
+            rope,
+            threads,
+        );
+        let prob = F::exp(s - pass.max) / pass.sum;
+        let dp = cube_sum(dy_i * own(v, row.bi, row.kv, key), &mut shared, threads);
+        let mut d = prob * (dp - dot) / F::cast_from(divisor);
         if masked[row.mask + key * masked.stride(3)] != M::from_int(0) {
             d = F::new(0.0);
         }
-        ds[p_at + key] = d;
-    }
-    for i in 0..hd {
-        let swapped = (i + hd / 2) % hd;
-        let (mut lo, mut hi) = (F::new(0.0), F::new(0.0));
-        for key in 0..keys {
-            let d = ds[p_at + key];
-            lo += d * value(k, cos, sin, row.bi, row.kv, key, i, rope);
-            if rope {
-                hi += d * value(k, cos, sin, row.bi, row.kv, key, swapped, rope);
-            }
+        if i == 0 {
+            p[p_at + key] = prob;
+            ds[p_at + key] = d;
         }
-        let d = unrotate(lo, hi, cos, sin, row.bi, row.t, i, rope);
+        if i < k.shape(3) {
+            dq_i += d * value(k, cos, sin, row.bi, row.kv, key, i, rope);
+        }
+    }
+    let d = unrotate(dq_i, &mut shared, cos, sin, row.bi, row.t, i, rope);
+    if i < q.shape(3) {
         let dq_at = row.bi * dq.stride(0) + row.head * dq.stride(1) + row.t * dq.stride(2);
         let dq_at = dq_at + i * dq.stride(3);
         dq[dq_at] = d;
     }
 }
 
-/// A key's `dk` and `dv` at one dimension: sums over its head's query rows.
+/// A key's `dk` and `dv`, a cube a key, a thread a dimension: sums over its head's query rows.
 #[cube(launch)]
+#[allow(clippy::too_many_arguments)]
 fn attention_backward_keys<F: Float>(
     q: &Tensor<F>,
     cos: &Tensor<F>,
@@ -293,36 +382,39 @@ fn attention_backward_keys<F: Float>(
     dk: &mut Tensor<F>,
     dv: &mut Tensor<F>,
     #[comptime] rope: bool,
+    #[comptime] threads: usize,
     #[define(F)] _dtype: ElemType,
 ) {
     let (g, keys, hd) = (dk.shape(1), dk.shape(2), dk.shape(3));
-    if ABSOLUTE_POS >= dk.shape(0) * g * keys * hd {
+    if CUBE_POS >= dk.shape(0) * g * keys {
         terminate!();
     }
+    let mut shared = Shared::new_slice(threads);
     let (h, s) = (q.shape(1), q.shape(2));
     let r = h / g;
-    let i = ABSOLUTE_POS % hd;
-    let key = ABSOLUTE_POS / hd % keys;
-    let kv = ABSOLUTE_POS / (hd * keys) % g;
-    let bi = ABSOLUTE_POS / (hd * keys * g);
-    let swapped = (i + hd / 2) % hd;
-    let (mut lo, mut hi, mut dv_sum) = (F::new(0.0), F::new(0.0), F::new(0.0));
-    for j in 0..r {
-        let head = kv * r + j;
-        for t in 0..s {
-            let at_key = ((bi * h + head) * s + t) * keys + key;
-            let d = ds[at_key];
-            lo += d * value(q, cos, sin, bi, head, t, i, rope);
-            if rope {
-                hi += d * value(q, cos, sin, bi, head, t, swapped, rope);
+    let i = UNIT_POS_X as usize;
+    let key = CUBE_POS % keys;
+    let kv = CUBE_POS / keys % g;
+    let bi = CUBE_POS / (keys * g);
+    let mut dk_i = F::new(0.0);
+    let mut dv_i = F::new(0.0);
+    if i < hd {
+        for j in 0..r {
+            let head = kv * r + j;
+            for t in 0..s {
+                let at_key = ((bi * h + head) * s + t) * keys + key;
+                dk_i += ds[at_key] * value(q, cos, sin, bi, head, t, i, rope);
+                dv_i += p[at_key] * dy[at(dy, bi, t, head, i)];
             }
-            dv_sum += p[at_key] * dy[at(dy, bi, t, head, i)];
         }
     }
-    let dk_at = bi * dk.stride(0) + kv * dk.stride(1) + key * dk.stride(2) + i * dk.stride(3);
-    dk[dk_at] = unrotate(lo, hi, cos, sin, bi, key, i, rope);
-    let dv_at = bi * dv.stride(0) + kv * dv.stride(1) + key * dv.stride(2) + i * dv.stride(3);
-    dv[dv_at] = dv_sum;
+    let d = unrotate(dk_i, &mut shared, cos, sin, bi, key, i, rope);
+    if i < hd {
+        let dk_at = bi * dk.stride(0) + kv * dk.stride(1) + key * dk.stride(2) + i * dk.stride(3);
+        dk[dk_at] = d;
+        let dv_at = bi * dv.stride(0) + kv * dv.stride(1) + key * dv.stride(2) + i * dv.stride(3);
+        dv[dv_at] = dv_i;
+    }
 }
 
 impl FusedAttention for CubeBackend {
@@ -337,15 +429,15 @@ impl FusedAttention for CubeBackend {
         rope: bool,
     ) -> CubeTensor {
         let [cos, sin] = [cos, sin].map(into_contiguous); // `angle_at` reads them contiguous
-        let [b, h, s, _] = q.shape().dims();
+        let [b, h, s, hd] = q.shape().dims();
         let y = empty(&q, swap_1_2(&q.shape()));
-        let (count, dim) = grid(&q, b * h * s); // a thread a query row
+        let (threads, count, dim) = cubes(hd, b * h * s); // a cube a query row
         let dtypes = [q.dtype, masked.dtype].map(dtype_to_storage_type);
         let client = q.client.clone();
         let [q, k, v, cos, sin, masked, out] =
             [q, k, v, cos, sin, masked, y.clone()].map(CubeTensor::into_tensor_arg);
         attention_kernel::launch(
-            &client, count, dim, q, k, v, cos, sin, masked, out, divisor, rope, dtypes,
+            &client, count, dim, q, k, v, cos, sin, masked, out, divisor, rope, threads, dtypes,
         );
         y
     }
@@ -362,15 +454,15 @@ impl FusedAttention for CubeBackend {
         rope: bool,
     ) -> (CubeTensor, CubeTensor, CubeTensor) {
         let [cos, sin] = [cos, sin].map(into_contiguous);
-        let [b, h, s, _] = q.shape().dims();
-        let keys = k.shape()[2];
+        let [b, h, s, hd] = q.shape().dims();
+        let [_, g, keys, _] = k.shape().dims();
         let scratch = || empty(&q, Shape::new([b * h * s, keys]));
         let (p, ds) = (scratch(), scratch());
         let (dq, dk, dv) = (empty_like(&q), empty_like(&k), empty_like(&v));
         let dtypes = [q.dtype, masked.dtype].map(dtype_to_storage_type);
         let client = q.client.clone();
         let arg = |t: &CubeTensor| t.clone().into_tensor_arg();
-        let (count, dim) = grid(&q, b * h * s);
+        let (threads, count, dim) = cubes(hd, b * h * s); // a cube a query row
         attention_backward_rows::launch(
             &client,
             count,
@@ -387,9 +479,10 @@ impl FusedAttention for CubeBackend {
             arg(&dq),
             divisor,
             rope,
+            threads,
             dtypes,
         );
-        let (count, dim) = grid(&k, k.shape().num_elements());
+        let (threads, count, dim) = cubes(hd, b * g * keys); // a cube a key
         attention_backward_keys::launch(
             &client,
             count,
@@ -403,6 +496,7 @@ impl FusedAttention for CubeBackend {
             arg(&dk),
             arg(&dv),
             rope,
+            threads,
             dtypes[0],
         );
         (dq, dk, dv)

@@ -60,6 +60,42 @@ fn angle_at<F: Float>(cos: &Tensor<F>, bi: usize, t: usize, i: usize) -> usize {
     ((bi % cos.shape(0)) * cos.shape(1) + t % cos.shape(1)) * cos.shape(3) + i
 }
 
+/// The sum of every thread's `part` (a tree over `shared`, one value a thread), in every thread.
+#[cube]
+fn cube_sum<F: Float>(part: F, shared: &mut Shared<[F]>, #[comptime] threads: usize) -> F {
+    let i = UNIT_POS_X as usize;
+    shared[i] = part;
+    sync_cube();
+    let steps = comptime!(threads.trailing_zeros() as usize);
+    let mut step = 0usize;
+    while step < steps {
+        let half = (threads / 2) >> step;
+        if i < half {
+            let sum = shared[i] + shared[i + half];
+            shared[i] = sum;
+        }
+        sync_cube();
+        step += 1usize;
+    }
+    let sum = shared[0];
+    sync_cube();
+    sum
+}
+
+/// The most threads a cube: WebGPU's default limit. Attention takes a thread a dimension of a
+/// head: wider heads keep burn's ops (`model::ops`; every family here has 64 or 128).
+pub const MAX_THREADS: usize = 256;
+
+/// Threads a cube for rows `width` wide (a power of two, for [`cube_sum`]'s tree; at most
+/// [`MAX_THREADS`], each thread then taking several of a row's values), and the launch grid of `n`
+/// cubes (past a dimension's 65,535, over a second).
+fn cubes(width: usize, n: usize) -> (usize, CubeCount, CubeDim) {
+    let threads = width.next_power_of_two().min(MAX_THREADS);
+    let x = n.clamp(1, 65_535);
+    let count = CubeCount::Static(x as u32, n.div_ceil(x) as u32, 1);
+    (threads, count, CubeDim::new_1d(threads as u32))
+}
+
 /// The launch grid of one thread for each of `n` items.
 fn grid(like: &CubeTensor, n: usize) -> (CubeCount, CubeDim) {
     let cube_dim = CubeDim::new(&like.client, n);
@@ -69,13 +105,13 @@ fn grid(like: &CubeTensor, n: usize) -> (CubeCount, CubeDim) {
     )
 }
 
-/// A contiguous output shaped as `x`, and the launch grid of one thread for each of its rows
-/// (its last dimension).
-fn rows_out(x: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
+/// A contiguous output shaped as `x`, and the launch grid of a cube for each of its rows (its
+/// last dimension, [`cubes`]).
+fn rows_out(x: &CubeTensor) -> (CubeTensor, (usize, CubeCount, CubeDim)) {
     let shape = x.shape();
-    let rows = shape.num_elements() / shape[shape.num_dims() - 1].max(1);
-    let (count, dim) = grid(x, rows);
-    (empty(x, shape), count, dim)
+    let width = shape[shape.num_dims() - 1];
+    let rows = shape.num_elements() / width.max(1);
+    (empty(x, shape), cubes(width, rows))
 }
 
 /// Hands each tracked parent (its node's id; none when untracked) its gradient, in order: for a

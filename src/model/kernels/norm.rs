@@ -21,7 +21,7 @@ use burn::backend::{Autodiff, Backend, backend_extension};
 use burn_cubecl::kernel::into_contiguous;
 use cubecl::prelude::*;
 
-use super::rows_out;
+use super::{cube_sum, rows_out};
 
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedNorm: Backend {
@@ -47,32 +47,37 @@ pub trait FusedNorm: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// A row's `μ` (zero unless `centred`) and `r`, summed in order.
+/// A row's `μ` (zero unless `centred`) and `r`, in every thread of its cube (each thread sums
+/// the values `i ≡ UNIT_POS_X` mod `threads`, then [`cube_sum`]).
 #[cube]
 fn row_stats<F: Float>(
     x: &Tensor<F>,
     at: usize,
     d: usize,
     eps: f32,
+    shared: &mut Shared<[F]>,
     #[comptime] centred: bool,
+    #[comptime] threads: usize,
 ) -> (F, F) {
     let n = F::cast_from(d);
     let mut mean = F::new(0.0);
     if centred {
-        for i in 0..d {
-            mean += x[at + i];
+        let mut part = F::new(0.0);
+        for i in range_stepped(UNIT_POS_X as usize, d, threads) {
+            part += x[at + i];
         }
-        mean /= n;
+        mean = cube_sum(part, shared, threads) / n;
     }
     let mut squares = F::new(0.0);
-    for i in 0..d {
+    for i in range_stepped(UNIT_POS_X as usize, d, threads) {
         let v = x[at + i] - mean;
         squares += v * v;
     }
+    let squares = cube_sum(squares, shared, threads);
     (mean, F::new(1.0) / F::sqrt(squares / n + F::cast_from(eps)))
 }
 
-/// One row of a norm. `b` is read only when `centred` (RMSNorm passes `w` in its place).
+/// One row of a norm, a cube a row. `b` is read only when `centred` (RMSNorm passes `w`).
 #[cube(launch)]
 fn norm_kernel<F: Float>(
     x: &Tensor<F>,
@@ -81,15 +86,17 @@ fn norm_kernel<F: Float>(
     y: &mut Tensor<F>,
     eps: f32,
     #[comptime] centred: bool,
+    #[comptime] threads: usize,
     #[define(F)] _dtype: ElemType,
 ) {
     let d = w.len();
-    let at = ABSOLUTE_POS * d;
+    let at = CUBE_POS * d;
     if at >= y.len() {
         terminate!();
     }
-    let (mean, r) = row_stats(x, at, d, eps, centred);
-    for i in 0..d {
+    let mut shared = Shared::new_slice(threads);
+    let (mean, r) = row_stats(x, at, d, eps, &mut shared, centred, threads);
+    for i in range_stepped(UNIT_POS_X as usize, d, threads) {
         let v = (x[at + i] - mean) * r * w[i];
         if centred {
             y[at + i] = v + b[i];
@@ -99,8 +106,9 @@ fn norm_kernel<F: Float>(
     }
 }
 
-/// One row of a norm's input gradient.
+/// One row of a norm's input gradient, a cube a row.
 #[cube(launch)]
+#[allow(clippy::too_many_arguments)]
 fn norm_backward_kernel<F: Float>(
     x: &Tensor<F>,
     w: &Tensor<F>,
@@ -108,28 +116,30 @@ fn norm_backward_kernel<F: Float>(
     dx: &mut Tensor<F>,
     eps: f32,
     #[comptime] centred: bool,
+    #[comptime] threads: usize,
     #[define(F)] _dtype: ElemType,
 ) {
     let d = w.len();
-    let at = ABSOLUTE_POS * d;
+    let at = CUBE_POS * d;
     if at >= dx.len() {
         terminate!();
     }
+    let mut shared = Shared::new_slice(threads);
     let n = F::cast_from(d);
-    let (mean, r) = row_stats(x, at, d, eps, centred);
-    let mut g_sum = F::new(0.0);
-    let mut gx_sum = F::new(0.0);
-    for i in 0..d {
+    let (mean, r) = row_stats(x, at, d, eps, &mut shared, centred, threads);
+    let mut g_part = F::new(0.0);
+    let mut gx_part = F::new(0.0);
+    for i in range_stepped(UNIT_POS_X as usize, d, threads) {
         let g = dy[at + i] * w[i];
-        g_sum += g;
-        gx_sum += g * (x[at + i] - mean) * r;
+        g_part += g;
+        gx_part += g * (x[at + i] - mean) * r;
     }
     let mut g_mean = F::new(0.0);
     if centred {
-        g_mean = g_sum / n;
+        g_mean = cube_sum(g_part, &mut shared, threads) / n;
     }
-    let gx_mean = gx_sum / n;
-    for i in 0..d {
+    let gx_mean = cube_sum(gx_part, &mut shared, threads) / n;
+    for i in range_stepped(UNIT_POS_X as usize, d, threads) {
         let g = dy[at + i] * w[i];
         dx[at + i] = r * (g - g_mean - (x[at + i] - mean) * r * gx_mean);
     }
@@ -140,12 +150,14 @@ fn launch_norm(x: CubeTensor, w: CubeTensor, b: Option<CubeTensor>, eps: f32) ->
     let centred = b.is_some();
     let b = b.unwrap_or_else(|| w.clone());
     let [x, w, b] = [x, w, b].map(into_contiguous);
-    let (y, count, dim) = rows_out(&x);
+    let (y, (threads, count, dim)) = rows_out(&x);
     let dtype = dtype_to_storage_type(x.dtype);
     let client = x.client.clone();
     let [x, w, b] = [x, w, b].map(CubeTensor::into_tensor_arg);
     let out = y.clone().into_tensor_arg();
-    norm_kernel::launch(&client, count, dim, x, w, b, out, eps, centred, dtype);
+    norm_kernel::launch(
+        &client, count, dim, x, w, b, out, eps, centred, threads, dtype,
+    );
     y
 }
 
@@ -166,12 +178,13 @@ impl FusedNorm for CubeBackend {
         centred: bool,
     ) -> CubeTensor {
         let [x, w, dy] = [x, w, dy].map(into_contiguous);
-        let (dx, count, dim) = rows_out(&x);
+        let (dx, (threads, count, dim)) = rows_out(&x);
         let dtype = dtype_to_storage_type(x.dtype);
         let client = x.client.clone();
         let [x, w, dy] = [x, w, dy].map(CubeTensor::into_tensor_arg);
         let out = dx.clone().into_tensor_arg();
-        norm_backward_kernel::launch(&client, count, dim, x, w, dy, out, eps, centred, dtype);
+        let (eps, c) = (eps, centred);
+        norm_backward_kernel::launch(&client, count, dim, x, w, dy, out, eps, c, threads, dtype);
         dx
     }
 }
