@@ -287,7 +287,9 @@ fn gpu_round() {
                 let batches = batches(&lm, 4);
                 let (dispatches, families) = dispatches_per_step(&lm, &batches[0]);
                 by_family.push((title, families));
-                let ms = our_step_ms(&lm, &batches, 1, steps);
+                // A warm-up step on each batch: a GPU compiles kernels and tunes its products
+                // for each new width (the first step of a width, not a step's cost).
+                let ms = our_step_ms(&lm, &batches, batches.len(), steps);
                 let flops = step_flops(&lm.model.config, &batches[0], N_VIRTUAL);
                 println!(
                     "| {title} | {dispatches} | {ms:.1} | {:.1} |",

@@ -39,6 +39,7 @@ pub trait FusedAttention: Backend {
     /// and `k` rotated by `cos`, `sin` (`[1|b, s|1, 1, hd]`, positions `0..s`, `K = s`) when
     /// `rope` (else the angles are not read): `[b, s, h, hd]`.
     #[fusion(dtype = q, shape = swap_1_2(q))]
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -51,6 +52,7 @@ pub trait FusedAttention: Backend {
     ) -> FloatTensor<Self>;
     /// The gradients of `q`, `k` and `v` given the output's, `dy`.
     #[fusion(meta = |q, k, v, _cos, _sin, _masked, _dy, _divisor, _rope| (q.clone(), k.clone(), v.clone()))]
+    #[allow(clippy::too_many_arguments)]
     fn attention_backward(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
