@@ -18,7 +18,6 @@ mod ops;
 mod weights;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::activation::log_softmax;
 use burn::tensor::module::embedding;
 use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData};
 
@@ -448,10 +447,10 @@ impl Model {
         targets: &[u32],
     ) -> Tensor<1> {
         let n = positions.len();
-        let logp = log_softmax(self.logits_at(hidden, positions), 1); // [n, vocab]
-        let device = logp.device();
-        let t = Tensor::<2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
-        logp.gather(1, t).reshape([n]) // [n, 1] -> [n]
+        let logits = self.logits_at(hidden, positions); // [n, vocab]
+        let t =
+            Tensor::<1, Int>::from_data(TensorData::new(targets.to_vec(), [n]), &logits.device());
+        ops::target_logprobs(logits, t)
     }
 
     /// Logits `[n, vocab]` at flat hidden positions.

@@ -6,8 +6,8 @@
 //! weights (frozen when prompt tuning): a norm whose weight is trained (model tuning) keeps
 //! burn's ops.
 
-use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::activation::{log_softmax, silu, softmax};
+use burn::tensor::{Bool, Int, Tensor};
 
 #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
 use crate::backend::own_kernel;
@@ -162,4 +162,24 @@ pub fn swiglu(g: Tensor<3>, u: Tensor<3>) -> Tensor<3> {
 /// [`swiglu`] in burn's ops.
 pub(super) fn swiglu_composed(g: Tensor<3>, u: Tensor<3>) -> Tensor<3> {
     silu(g) * u
+}
+
+/// The log-probabilities `[n]` of `targets` `[n]` under `logits` `[n, vocab]`:
+/// `log_softmax(logits)[row, targets[row]]`, the scored positions' cross-entropy negated.
+pub fn target_logprobs(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+    if own_kernel(&logits.device(), "logprob") {
+        use super::kernels::logprob::FusedLogprob;
+        let (logits, targets) = (logits.into_dispatch(), targets.into_dispatch());
+        let out = <burn::backend::Dispatch as FusedLogprob>::target_logprobs(logits, targets);
+        return Tensor::from_dispatch(out);
+    }
+    target_logprobs_composed(logits, targets)
+}
+
+/// [`target_logprobs`] in burn's ops.
+pub(super) fn target_logprobs_composed(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let n = targets.dims()[0];
+    let logp = log_softmax(logits, 1); // [n, vocab]
+    logp.gather(1, targets.reshape([n, 1])).reshape([n]) // [n, 1] -> [n]
 }

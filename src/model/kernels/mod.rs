@@ -6,6 +6,7 @@
 //! reduction is the kernel to write when a GPU can time it).
 
 pub mod attention;
+pub mod logprob;
 pub mod norm;
 pub mod rope;
 pub mod swiglu;
@@ -63,6 +64,24 @@ fn angle_at<F: Float>(cos: &Tensor<F>, bi: usize, t: usize, i: usize) -> usize {
 /// The sum of every thread's `part` (a tree over `shared`, one value a thread), in every thread.
 #[cube]
 fn cube_sum<F: Float>(part: F, shared: &mut Shared<[F]>, #[comptime] threads: usize) -> F {
+    cube_tree(part, shared, false, threads)
+}
+
+/// The maximum of every thread's `part`, in every thread.
+#[cube]
+fn cube_max<F: Float>(part: F, shared: &mut Shared<[F]>, #[comptime] threads: usize) -> F {
+    cube_tree(part, shared, true, threads)
+}
+
+/// Every thread's `part` joined (added, or the larger kept when `max`) in a tree over `shared`,
+/// in every thread: `threads` a power of two, every thread of the cube taking part.
+#[cube]
+fn cube_tree<F: Float>(
+    part: F,
+    shared: &mut Shared<[F]>,
+    #[comptime] max: bool,
+    #[comptime] threads: usize,
+) -> F {
     let i = UNIT_POS_X as usize;
     shared[i] = part;
     sync_cube();
@@ -71,15 +90,22 @@ fn cube_sum<F: Float>(part: F, shared: &mut Shared<[F]>, #[comptime] threads: us
     while step < steps {
         let half = (threads / 2) >> step;
         if i < half {
-            let sum = shared[i] + shared[i + half];
-            shared[i] = sum;
+            let (a, b) = (shared[i], shared[i + half]);
+            let mut joined = a + b;
+            if max {
+                joined = a;
+                if b > a {
+                    joined = b;
+                }
+            }
+            shared[i] = joined;
         }
         sync_cube();
         step += 1usize;
     }
-    let sum = shared[0];
+    let joined = shared[0];
     sync_cube();
-    sum
+    joined
 }
 
 /// The most threads a cube: WebGPU's default limit. Attention takes a thread a dimension of a
