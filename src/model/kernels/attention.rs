@@ -2,10 +2,11 @@
 //! masked key's score `f32::MIN` (transformers' fill: a fully masked row stays finite, uniform),
 //! RoPE applied to `q` and `k` on the fly when asked (`rope`: the training pass, whose rotated
 //! keys nothing keeps). burn's ops cost it two products and a softmax forward and four products
-//! and the softmax's backward, and a RoPE kernel each way for `q` and for `k`. The scores are
-//! recomputed, never stored between the passes (flash attention's trade): a thread holds one
-//! query row's, in three passes over the keys (the maximum, the sum, the output), and the
-//! backward pass computes them again from `q` and `k`.
+//! and the softmax's backward, and a RoPE kernel each way for `q` and for `k`. A cube
+//! computes a query row, a thread each of its head's dimensions: a score is a tree sum of the
+//! threads' products ([`super::cube_sum`]), the softmax online (one pass over the keys: a running
+//! maximum, the sum under it, each thread's output value under it, as flash attention), and no
+//! score is stored; the backward pass computes them again from `q` and `k`.
 //!
 //! Every tensor is read and written through its strides, so the projections' rows go in and out
 //! as they are: queries `[b, h, s, hd]` and keys and values `[b, g, K, hd]` (views of `[b, s,
@@ -16,9 +17,9 @@
 //!
 //! The gradients, with `p` the probabilities and `dy` the output's: `dp = dy · vᵀ`, `ds = p · (dp
 //! - Σ p · dp) / divisor` (zero where masked), `dq = ds · k`, `dk = dsᵀ · q`, `dv = pᵀ · dy`
-//! (with RoPE: of the rotated `q` and `k`, then rotated back, `rope.rs`'s backward): the first
-//! kernel a thread a query row (`dq`, and `ds`, `p` for the second), the second a thread a key's
-//! value (`dk`, `dv`: sums over its head's query rows).
+//! (with RoPE: of the rotated `q` and `k`, then rotated back, `rope.rs`'s backward), and `Σ p ·
+//! dp = dy · y`: the first kernel a cube a query row (`dq`, and `ds`, `p` `[b · h · s, K]` for
+//! the second), the second a cube a key (`dk`, `dv`: sums over its head's query rows).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

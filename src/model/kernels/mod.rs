@@ -1,9 +1,10 @@
 //! The GPU path's own kernels (#34), in cubecl, each wired into burn's autodiff as a backend
 //! extension with its own backward: where burn's ops cost a step many small launches (fusion
 //! does not join work across a reduction), one kernel each way. `model::ops` chooses them on a
-//! GPU ([`crate::backend::launch_bound`]); the CPU keeps burn's ops. One thread a row: a step
-//! pays for launches, not for this arithmetic, at these widths (a cube a row with a plane
-//! reduction is the kernel to write when a GPU can time it).
+//! GPU ([`crate::backend::own_kernel`]); the CPU keeps burn's ops. A row's work is a cube's (a
+//! workgroup's): its threads share the row and join their parts in tree sums in workgroup memory
+//! ([`cube_sum`]; no subgroup operations, which not every browser offers). A thread a row left an
+//! H200 nearly idle: attention's kernels cost a 135M step 150 ms more than burn's ops.
 
 pub mod attention;
 pub mod logprob;

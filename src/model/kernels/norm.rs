@@ -1,9 +1,9 @@
 //! The norms as one GPU kernel each way: RMSNorm and LayerNorm over each row's last
 //! dimension, and the input's gradient. burn's ops cost a norm six to ten kernels with its
 //! backward (a reduction or two each way, the element-wise work around them, the gradient's sums
-//! over the broadcast row statistics): fusion does not join work across a reduction. Here one
-//! thread reads a row and writes it: a 135M model's rows are 576 values, and a step pays for
-//! launches, not for this arithmetic. Weight and bias are frozen: no gradient flows to them.
+//! over the broadcast row statistics): fusion does not join work across a reduction. Here a
+//! cube reads a row and writes it, each thread a share of its values, the sums joined by
+//! [`super::cube_sum`]. Weight and bias are frozen: no gradient flows to them.
 //!
 //! Both norms are `y = x̂ · w (+ b)` with `x̂ = (x - μ) · r`, `r = 1 / sqrt(mean((x - μ)²) +
 //! eps)`; LayerNorm centres (`μ` the row's mean), RMSNorm does not (`μ = 0`, no bias). The input's
