@@ -202,37 +202,42 @@ fn own<F: Float>(t: &Tensor<F>, bi: usize, head: usize, s: usize) -> F {
     v
 }
 
-/// What one pass over a row's keys leaves (online softmax, as flash attention: a running
-/// maximum, the sum of the exponentials under it, and the thread's output value under it).
+/// What one pass over a query row's keys leaves: the row, the thread's (rotated) query value,
+/// and the online softmax's running maximum, the sum of the exponentials under it and the
+/// thread's output value under it (flash attention's).
 #[derive(CubeType)]
-struct Softmax<F: Float> {
+struct Pass<F: Float> {
+    row: Row,
+    q_i: F,
     max: F,
     sum: F,
     out: F,
 }
 
-/// The online softmax of `row` over its keys, each thread's output value `Σ p · v`.
+/// The online softmax of the cube's query row over its keys, each thread's output value `Σ p ·
+/// v`.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn softmax_pass<F: Float, M: Int>(
-    q_i: F,
+    q: &Tensor<F>,
     k: &Tensor<F>,
     v: &Tensor<F>,
     cos: &Tensor<F>,
     sin: &Tensor<F>,
     masked: &Tensor<M>,
-    row: &Row,
     divisor: f32,
     shared: &mut Shared<[F]>,
     #[comptime] rope: bool,
     #[comptime] threads: usize,
-) -> Softmax<F> {
+) -> Pass<F> {
+    let row = row_of(q, k, masked, CUBE_POS);
+    let q_i = query(q, cos, sin, &row, rope);
     let mut max = F::min_value();
     let mut sum = F::new(0.0);
     let mut out = F::new(0.0);
     for key in 0..k.shape(2) {
         let s = score(
-            q_i, k, cos, sin, masked, row, key, divisor, shared, rope, threads,
+            q_i, k, cos, sin, masked, &row, key, divisor, shared, rope, threads,
         );
         let mut new_max = max;
         if s > max {
@@ -244,7 +249,13 @@ fn softmax_pass<F: Float, M: Int>(
         out = out * scale + e * own(v, row.bi, row.kv, key);
         max = new_max;
     }
-    Softmax::<F> { max, sum, out }
+    Pass::<F> {
+        row,
+        q_i,
+        max,
+        sum,
+        out,
+    }
 }
 
 /// A cube a query row, a thread a dimension of its head.
@@ -267,21 +278,19 @@ fn attention_kernel<F: Float, M: Int>(
         terminate!();
     }
     let mut shared = Shared::new_slice(threads);
-    let row = row_of(q, k, masked, CUBE_POS);
-    let q_i = query(q, cos, sin, &row, rope);
     let pass = softmax_pass(
-        q_i,
+        q,
         k,
         v,
         cos,
         sin,
         masked,
-        &row,
         divisor,
         &mut shared,
         rope,
         threads,
     );
+    let row = &pass.row;
     let (i, hd) = (UNIT_POS_X as usize, q.shape(3));
     if i < hd {
         // y: contiguous [b, s, h, hd]
@@ -315,21 +324,19 @@ fn attention_backward_rows<F: Float, M: Int>(
         terminate!();
     }
     let mut shared = Shared::new_slice(threads);
-    let row = row_of(q, k, masked, CUBE_POS);
-    let q_i = query(q, cos, sin, &row, rope);
     let pass = softmax_pass(
-        q_i,
+        q,
         k,
         v,
         cos,
         sin,
         masked,
-        &row,
         divisor,
         &mut shared,
         rope,
         threads,
     );
+    let row = &pass.row;
     // dy: [b, s, h, hd], read at (bi, t, head)
     let dy_i = own(dy, row.bi, row.t, row.head);
     let dot = cube_sum(dy_i * pass.out / pass.sum, &mut shared, threads);
@@ -338,12 +345,12 @@ fn attention_backward_rows<F: Float, M: Int>(
     let mut dq_i = F::new(0.0);
     for key in 0..keys {
         let s = score(
-            q_i,
+            pass.q_i,
             k,
             cos,
             sin,
             masked,
-            &row,
+            row,
             key,
             divisor,
             &mut shared,
