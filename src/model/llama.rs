@@ -7,7 +7,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::ops;
+use super::ops::{self, Angles};
 use super::weights::WeightReader;
 use super::{Call, Family, Joined, Kv, ModelConfig, Positions, attend_calls};
 use crate::error::Result;
@@ -130,10 +130,6 @@ pub struct LlamaAttention {
     pub head_dim: usize,
 }
 
-/// RoPE's `cos` and `sin` `[1|b, s, 1, head_dim]` at one call's positions, the first half of
-/// `sin` negated (see [`super::ops::rope`]).
-pub struct Angles(Tensor<4>, Tensor<4>);
-
 impl LlamaAttention {
     /// `x`: the calls' rows, joined (`joined`), normed; returns the attention's output, joined,
     /// and each call's own keys and values.
@@ -156,13 +152,12 @@ impl LlamaAttention {
             .iter()
             .zip(q.into_iter().zip(k).zip(v))
             .map(|(call, ((q, k), v))| {
-                let Angles(cos, sin) = call.at;
                 let (q, k) = (heads(q, self.n_head), heads(k, self.n_kv_head));
                 let v = heads(v, self.n_kv_head).swap_dims(1, 2);
                 if call.rotates_in_attention() {
-                    return (q.swap_dims(1, 2), (k.swap_dims(1, 2), v), Some((cos, sin)));
+                    return (q.swap_dims(1, 2), (k.swap_dims(1, 2), v), Some(call.at));
                 }
-                (ops::rope(q, cos, sin), (ops::rope(k, cos, sin), v), None)
+                (ops::rope(q, call.at), (ops::rope(k, call.at), v), None)
             });
         let (ys, kvs) = attend_calls(calls, qkv);
         (self.o_proj.forward(joined.join(ys)), kvs)
@@ -242,7 +237,7 @@ impl Family for Llama {
             }
         }
         let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, shape), device);
-        Angles(t(cos), t(sin))
+        Angles::new(t(cos), t(sin))
     }
 
     fn embedding(&self) -> Tensor<2> {

@@ -176,7 +176,7 @@ pub(crate) enum Past<'a> {
 /// (none where they were rotated inside: nothing reads those).
 pub(crate) fn attend_calls<'a, A>(
     calls: &[Call<'_, A>],
-    qkv: impl IntoIterator<Item = (Tensor<4>, Kv, Option<ops::Angles<'a>>)>,
+    qkv: impl IntoIterator<Item = (Tensor<4>, Kv, Option<&'a ops::Angles>)>,
 ) -> (Vec<Tensor<3>>, Vec<Option<Kv>>) {
     let (mut ys, mut kvs): (Vec<Tensor<3>>, Vec<Option<Kv>>) = (Vec::new(), Vec::new());
     for (call, (q, (k, v), angles)) in calls.iter().zip(qkv) {
@@ -724,7 +724,7 @@ fn attend(
     v: &Tensor<4>,
     past: Option<&Kv>,
     masked: Mask,
-    angles: Option<ops::Angles<'_>>,
+    angles: Option<&ops::Angles>,
 ) -> Tensor<3> {
     let [b, h, s, hd] = q.dims();
     let g = k.dims()[1];

@@ -49,9 +49,26 @@ pub(super) fn layer_norm_composed(x: Tensor<3>, w: Tensor<1>, b: Tensor<1>, eps:
     x * w.unsqueeze::<3>() + b.unsqueeze::<3>()
 }
 
-/// RoPE's `cos` and `sin` at a run of positions or one per row, `[1|b, s|1, 1, hd]`, the first
-/// half of `sin` negated ([`rope`]).
-pub type Angles<'a> = (&'a Tensor<4>, &'a Tensor<4>);
+/// RoPE's angles at a run of positions or one per row: `cos` and `sin` `[1|b, s|1, 1, hd]`, the
+/// first half of `sin` negated ([`rope`]), and both as one tensor `[2 · (1|b), s|1, 1, hd]`
+/// (`cos`, then `sin`) for the GPU kernels: a kernel binds few buffers (`kernels::attention`).
+pub struct Angles {
+    pub cos: Tensor<4>,
+    pub sin: Tensor<4>,
+    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+    pub both: Tensor<4>,
+}
+
+impl Angles {
+    pub fn new(cos: Tensor<4>, sin: Tensor<4>) -> Self {
+        Angles {
+            #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+            both: Tensor::cat(vec![cos.clone(), sin.clone()], 0),
+            cos,
+            sin,
+        }
+    }
+}
 
 /// Attention of queries `q` `[b, h, s, hd]` over keys and values `k`, `v` `[b, g, K, hd]`, each
 /// key/value head serving `h / g` consecutive query heads: `softmax(q · kᵀ / divisor) · v`, a
@@ -66,28 +83,24 @@ pub fn attention(
     v: Tensor<4>,
     masked: Tensor<4, Bool>,
     divisor: f64,
-    angles: Option<Angles<'_>>,
+    angles: Option<&Angles>,
 ) -> Tensor<4> {
     #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
     if own_kernel(&q.device(), "attention") && q.dims()[3] <= super::kernels::MAX_THREADS {
         use super::kernels::attention::FusedAttention;
         // Without angles the kernel reads none: an empty tensor stands in (an allocation, no
         // launch).
-        let (cos, sin) = angles.map_or_else(
-            || {
-                let none = Tensor::<4>::empty([1, 1, 1, 1], &q.device());
-                (none.clone(), none)
-            },
-            |(cos, sin)| (cos.clone(), sin.clone()),
+        let both = angles.map_or_else(
+            || Tensor::<4>::empty([1, 1, 1, 1], &q.device()),
+            |a| a.both.clone(),
         );
         let rope = angles.is_some();
-        let [q, k, v, cos, sin] = [q, k, v, cos, sin].map(Tensor::into_dispatch);
+        let [q, k, v, both] = [q, k, v, both].map(Tensor::into_dispatch);
         let y = <burn::backend::Dispatch as FusedAttention>::attention(
             q,
             k,
             v,
-            cos,
-            sin,
+            both,
             masked.into_dispatch(),
             divisor as f32,
             rope,
@@ -104,15 +117,15 @@ pub(super) fn attention_composed(
     v: Tensor<4>,
     masked: Tensor<4, Bool>,
     divisor: f64,
-    angles: Option<Angles<'_>>,
+    angles: Option<&Angles>,
 ) -> Tensor<4> {
     let [b, h, s, hd] = q.dims();
     let [_, g, keys, _] = k.dims();
     let (q, k) = match angles {
         // rope_composed takes the rows' layout `[b, s, n, hd]` and returns `[b, n, s, hd]`.
-        Some((cos, sin)) => (
-            rope_composed(q.swap_dims(1, 2), cos, sin),
-            rope_composed(k.swap_dims(1, 2), cos, sin),
+        Some(angles) => (
+            rope_composed(q.swap_dims(1, 2), angles),
+            rope_composed(k.swap_dims(1, 2), angles),
         ),
         None => (q, k),
     };
@@ -126,26 +139,26 @@ pub(super) fn attention_composed(
 }
 
 /// Rotary position embedding, `x · cos + rotate_half(x) · sin`, of `x` `[b, s, heads, hd]`, in
-/// attention's layout `[b, heads, s, hd]`; `cos`, `sin` `[1|b, s|1, 1, hd]`, the first half of
-/// `sin` negated. `rotate_half(x) = cat(-x₂, x₁)` over the halves of each head's dimensions
+/// attention's layout `[b, heads, s, hd]` ([`Angles`]: the first half of `sin` negated).
+/// `rotate_half(x) = cat(-x₂, x₁)` over the halves of each head's dimensions
 /// (Hugging Face's layout, not interleaved pairs): the halves are swapped by one flip and the
 /// minus is folded into `sin` (exact: `-a · b` is `a · -b`).
-pub fn rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+pub fn rope(x: Tensor<4>, angles: &Angles) -> Tensor<4> {
     #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
     if own_kernel(&x.device(), "rope") {
         use super::kernels::rope::FusedRope;
-        let [x, cos, sin] = [x, cos.clone(), sin.clone()].map(Tensor::into_dispatch);
-        let y = <burn::backend::Dispatch as FusedRope>::rope(x, cos, sin);
+        let [x, both] = [x, angles.both.clone()].map(Tensor::into_dispatch);
+        let y = <burn::backend::Dispatch as FusedRope>::rope(x, both);
         return Tensor::from_dispatch(y);
     }
-    rope_composed(x, cos, sin)
+    rope_composed(x, angles)
 }
 
 /// [`rope`] in burn's ops.
-pub(super) fn rope_composed(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+pub(super) fn rope_composed(x: Tensor<4>, angles: &Angles) -> Tensor<4> {
     let [b, s, n, hd] = x.dims();
     let swapped = (x.clone().reshape([b, s, n, 2, hd / 2]).flip([3])).reshape([b, s, n, hd]);
-    (x * cos.clone() + swapped * sin.clone()).swap_dims(1, 2)
+    (x * angles.cos.clone() + swapped * angles.sin.clone()).swap_dims(1, 2)
 }
 
 /// The Llama MLP's gate, `silu(g) · u`, for the gate and up projections' outputs.

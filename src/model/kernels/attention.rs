@@ -18,8 +18,11 @@
 //! The gradients, with `p` the probabilities and `dy` the output's: `dp = dy · vᵀ`, `ds = p · (dp
 //! - Σ p · dp) / divisor` (zero where masked), `dq = ds · k`, `dk = dsᵀ · q`, `dv = pᵀ · dy`
 //! (with RoPE: of the rotated `q` and `k`, then rotated back, `rope.rs`'s backward), and `Σ p ·
-//! dp = dy · y`: the first kernel a cube a query row (`dq`, and `ds`, `p` `[b · h · s, K]` for
-//! the second), the second a cube a key (`dk`, `dv`: sums over its head's query rows).
+//! dp = dy · y`: three kernels, a cube a query row for `p` and `ds` (`[2, b · h · s, K]`), a cube
+//! a query row for `dq`, a cube a key for `dk` and `dv` (sums over its head's query rows). Three,
+//! not two: a kernel binds at most 7 tensors here (WebGPU's default is 8 storage buffers a
+//! stage, one of them cubecl's; SwiftShader allows 10, and a kernel of 10 tensors failed there).
+//! For the same reason RoPE's `cos` and `sin` come as one tensor ([`crate::model::ops::Angles`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -37,29 +40,27 @@ use super::{angle_at, at, cube_sum, cubes, empty, empty_like, register_grads, sw
 #[backend_extension(Cube, Fusion: cfg(any(feature = "fusion", target_arch = "wasm32")), Autodiff)]
 pub trait FusedAttention: Backend {
     /// The attention of `q` `[b, h, s, hd]` over `k`, `v` `[b, g, K, hd]` with `masked`, `q`
-    /// and `k` rotated by `cos`, `sin` (`[1|b, s|1, 1, hd]`, positions `0..s`, `K = s`) when
-    /// `rope` (else the angles are not read): `[b, s, h, hd]`.
+    /// and `k` rotated by `angles` (`cos` then `sin`, `[2 · (1|b), s|1, 1, hd]`, positions
+    /// `0..s`, `K = s`) when `rope` (else the angles are not read): `[b, s, h, hd]`.
     #[fusion(dtype = q, shape = swap_1_2(q))]
     #[allow(clippy::too_many_arguments)]
     fn attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
+        angles: FloatTensor<Self>,
         masked: BoolTensor<Self>,
         divisor: f32,
         rope: bool,
     ) -> FloatTensor<Self>;
     /// The gradients of `q`, `k` and `v` given the output's, `dy`.
-    #[fusion(meta = |q, k, v, _cos, _sin, _masked, _dy, _divisor, _rope| (q.clone(), k.clone(), v.clone()))]
+    #[fusion(meta = |q, k, v, _angles, _masked, _dy, _divisor, _rope| (q.clone(), k.clone(), v.clone()))]
     #[allow(clippy::too_many_arguments)]
     fn attention_backward(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
+        angles: FloatTensor<Self>,
         masked: BoolTensor<Self>,
         dy: FloatTensor<Self>,
         divisor: f32,
@@ -67,31 +68,34 @@ pub trait FusedAttention: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// A query row: its batch row, head and position, its key/value head, and where its mask row
-/// starts.
+/// A query row: its batch row, head and position, and its key/value head.
 #[derive(CubeType)]
 struct Row {
     bi: usize,
     head: usize,
     t: usize,
     kv: usize,
-    mask: usize,
 }
 
-/// The query row a thread `pos` of `b · h · s` computes.
+/// The query row cube `CUBE_POS` computes, of queries shaped as `q` `[b, h, s, hd]` over
+/// `kv_heads` key/value heads.
 #[cube]
-fn row_of<F: Float, M: Int>(q: &Tensor<F>, k: &Tensor<F>, masked: &Tensor<M>, pos: usize) -> Row {
+fn row_of<F: Float>(q: &Tensor<F>, kv_heads: usize) -> Row {
     let (h, s) = (q.shape(1), q.shape(2));
-    let r = h / k.shape(1);
-    let (t, head, bi) = (pos % s, pos / s % h, pos / (s * h));
-    let mask_row = (head % r) * s + t;
+    let (t, head, bi) = (CUBE_POS % s, CUBE_POS / s % h, CUBE_POS / (s * h));
     Row {
         bi,
         head,
         t,
-        kv: head / r,
-        mask: (bi % masked.shape(0)) * masked.stride(0) + mask_row * masked.stride(2),
+        kv: head / (h / kv_heads),
     }
+}
+
+/// Where `row`'s mask row starts in `masked` `[b, 1, r · s, K]`.
+#[cube]
+fn mask_at<M: Int>(masked: &Tensor<M>, row: &Row, h: usize, kv_heads: usize, s: usize) -> usize {
+    let mask_row = (row.head % (h / kv_heads)) * s + row.t;
+    (row.bi % masked.shape(0)) * masked.stride(0) + mask_row * masked.stride(2)
 }
 
 /// Value `i` of row `(bi, head, t)` of `x` `[b, heads, s, hd]`, rotated by RoPE when `rope`.
@@ -99,8 +103,7 @@ fn row_of<F: Float, M: Int>(q: &Tensor<F>, k: &Tensor<F>, masked: &Tensor<M>, po
 #[allow(clippy::too_many_arguments)]
 fn value<F: Float>(
     x: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
+    angles: &Tensor<F>,
     bi: usize,
     head: usize,
     t: usize,
@@ -110,8 +113,9 @@ fn value<F: Float>(
     let mut v = x[at(x, bi, head, t, i)];
     if rope {
         let hd = x.shape(3);
-        let a = angle_at(cos, bi, t, i);
-        v = v * cos[a] + x[at(x, bi, head, t, (i + hd / 2) % hd)] * sin[a];
+        let a = angle_at(angles, bi, t, i);
+        let swapped = x[at(x, bi, head, t, (i + hd / 2) % hd)];
+        v = v * angles[a] + swapped * angles[a + angles.len() / 2];
     }
     v
 }
@@ -124,8 +128,7 @@ fn value<F: Float>(
 fn unrotate<F: Float>(
     own: F,
     shared: &mut Shared<[F]>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
+    angles: &Tensor<F>,
     bi: usize,
     t: usize,
     i: usize,
@@ -133,30 +136,31 @@ fn unrotate<F: Float>(
 ) -> F {
     let mut d = own;
     if rope {
-        let hd = cos.shape(3);
+        let (hd, sin) = (angles.shape(3), angles.len() / 2);
         shared[i] = own;
         sync_cube();
         if i < hd {
             let swapped = (i + hd / 2) % hd;
-            d = own * cos[angle_at(cos, bi, t, i)]
-                + shared[swapped] * sin[angle_at(cos, bi, t, swapped)];
+            let other = shared[swapped] * angles[angle_at(angles, bi, t, swapped) + sin];
+            d = own * angles[angle_at(angles, bi, t, i)] + other;
         }
         sync_cube();
     }
     d
 }
 
-/// The scaled score of `row` for key `key` (`F::min_value()` when masked), from each thread's
-/// rotated query value `q_i` (zero past the head's dimensions).
+/// The scaled score of `row` for key `key` (`F::min_value()` when masked: `mask` where its
+/// mask row starts), from each thread's rotated query value `q_i` (zero past the head's
+/// dimensions).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn score<F: Float, M: Int>(
     q_i: F,
     k: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
+    angles: &Tensor<F>,
     masked: &Tensor<M>,
     row: &Row,
+    mask: usize,
     key: usize,
     divisor: f32,
     shared: &mut Shared<[F]>,
@@ -166,27 +170,22 @@ fn score<F: Float, M: Int>(
     let i = UNIT_POS_X as usize;
     let mut part = F::new(0.0);
     if i < k.shape(3) {
-        part = q_i * value(k, cos, sin, row.bi, row.kv, key, i, rope);
+        part = q_i * value(k, angles, row.bi, row.kv, key, i, rope);
     }
     let mut s = cube_sum(part, shared, threads) / F::cast_from(divisor);
-    if masked[row.mask + key * masked.stride(3)] != M::from_int(0) {
+    if masked[mask + key * masked.stride(3)] != M::from_int(0) {
         s = F::min_value();
     }
     s
 }
+
 /// A thread's value of the query row (rotated when `rope`; zero past the head's dimensions).
 #[cube]
-fn query<F: Float>(
-    q: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
-    row: &Row,
-    #[comptime] rope: bool,
-) -> F {
+fn query<F: Float>(q: &Tensor<F>, angles: &Tensor<F>, row: &Row, #[comptime] rope: bool) -> F {
     let i = UNIT_POS_X as usize;
     let mut q_i = F::new(0.0);
     if i < q.shape(3) {
-        q_i = value(q, cos, sin, row.bi, row.head, row.t, i, rope);
+        q_i = value(q, angles, row.bi, row.head, row.t, i, rope);
     }
     q_i
 }
@@ -202,12 +201,13 @@ fn own<F: Float>(t: &Tensor<F>, bi: usize, head: usize, s: usize) -> F {
     v
 }
 
-/// What one pass over a query row's keys leaves: the row, the thread's (rotated) query value,
-/// and the online softmax's running maximum, the sum of the exponentials under it and the
-/// thread's output value under it (flash attention's).
+/// What one pass over a query row's keys leaves: the row, where its mask row starts, the
+/// thread's (rotated) query value, and the online softmax's running maximum, the sum of the
+/// exponentials under it and the thread's output value under it (flash attention's).
 #[derive(CubeType)]
 struct Pass<F: Float> {
     row: Row,
+    mask: usize,
     q_i: F,
     max: F,
     sum: F,
@@ -222,22 +222,22 @@ fn softmax_pass<F: Float, M: Int>(
     q: &Tensor<F>,
     k: &Tensor<F>,
     v: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
+    angles: &Tensor<F>,
     masked: &Tensor<M>,
     divisor: f32,
     shared: &mut Shared<[F]>,
     #[comptime] rope: bool,
     #[comptime] threads: usize,
 ) -> Pass<F> {
-    let row = row_of(q, k, masked, CUBE_POS);
-    let q_i = query(q, cos, sin, &row, rope);
+    let row = row_of(q, k.shape(1));
+    let mask = mask_at(masked, &row, q.shape(1), k.shape(1), q.shape(2));
+    let q_i = query(q, angles, &row, rope);
     let mut max = F::min_value();
     let mut sum = F::new(0.0);
     let mut out = F::new(0.0);
     for key in 0..k.shape(2) {
         let s = score(
-            q_i, k, cos, sin, masked, &row, key, divisor, shared, rope, threads,
+            q_i, k, angles, masked, &row, mask, key, divisor, shared, rope, threads,
         );
         let mut new_max = max;
         if s > max {
@@ -251,6 +251,7 @@ fn softmax_pass<F: Float, M: Int>(
     }
     Pass::<F> {
         row,
+        mask,
         q_i,
         max,
         sum,
@@ -265,8 +266,7 @@ fn attention_kernel<F: Float, M: Int>(
     q: &Tensor<F>,
     k: &Tensor<F>,
     v: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
+    angles: &Tensor<F>,
     masked: &Tensor<M>,
     y: &mut Tensor<F>,
     divisor: f32,
@@ -278,18 +278,7 @@ fn attention_kernel<F: Float, M: Int>(
         terminate!();
     }
     let mut shared = Shared::new_slice(threads);
-    let pass = softmax_pass(
-        q,
-        k,
-        v,
-        cos,
-        sin,
-        masked,
-        divisor,
-        &mut shared,
-        rope,
-        threads,
-    );
+    let pass = softmax_pass(q, k, v, angles, masked, divisor, &mut shared, rope, threads);
     let row = &pass.row;
     let (i, hd) = (UNIT_POS_X as usize, q.shape(3));
     if i < hd {
@@ -299,58 +288,44 @@ fn attention_kernel<F: Float, M: Int>(
     }
 }
 
-/// A query row's `p`, `ds` (`[b · h · s, K]`) and `dq`, a cube a row, a thread a dimension.
+/// A query row's `p` and `ds` (`pds` `[2, b · h · s, K]`: `p`, then `ds`), a cube a row.
 /// `Σ p · dp` is `dy · y` (flash attention's backward): the first pass recomputes `y`.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-fn attention_backward_rows<F: Float, M: Int>(
+fn attention_backward_scores<F: Float, M: Int>(
     q: &Tensor<F>,
     k: &Tensor<F>,
     v: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
+    angles: &Tensor<F>,
     masked: &Tensor<M>,
     dy: &Tensor<F>,
-    p: &mut Tensor<F>,
-    ds: &mut Tensor<F>,
-    dq: &mut Tensor<F>,
+    pds: &mut Tensor<F>,
     divisor: f32,
     #[comptime] rope: bool,
     #[comptime] threads: usize,
     #[define(F, M)] _dtypes: [ElemType; 2],
 ) {
     let keys = k.shape(2);
-    if CUBE_POS >= q.shape(0) * q.shape(1) * q.shape(2) {
+    let rows = q.shape(0) * q.shape(1) * q.shape(2);
+    if CUBE_POS >= rows {
         terminate!();
     }
     let mut shared = Shared::new_slice(threads);
-    let pass = softmax_pass(
-        q,
-        k,
-        v,
-        cos,
-        sin,
-        masked,
-        divisor,
-        &mut shared,
-        rope,
-        threads,
-    );
+    let pass = softmax_pass(q, k, v, angles, masked, divisor, &mut shared, rope, threads);
     let row = &pass.row;
     // dy: [b, s, h, hd], read at (bi, t, head)
     let dy_i = own(dy, row.bi, row.t, row.head);
     let dot = cube_sum(dy_i * pass.out / pass.sum, &mut shared, threads);
-    let i = UNIT_POS_X as usize;
-    let p_at = CUBE_POS * keys;
-    let mut dq_i = F::new(0.0);
+    let (p_at, ds_at) = (CUBE_POS * keys, (rows + CUBE_POS) * keys);
     for key in 0..keys {
+        let (q_i, mask) = (pass.q_i, pass.mask);
         let s = score(
-            pass.q_i,
+            q_i,
             k,
-            cos,
-            sin,
+            angles,
             masked,
             row,
+            mask,
             key,
             divisor,
             &mut shared,
@@ -360,21 +335,47 @@ fn attention_backward_rows<F: Float, M: Int>(
         let prob = F::exp(s - pass.max) / pass.sum;
         let dp = cube_sum(dy_i * own(v, row.bi, row.kv, key), &mut shared, threads);
         let mut d = prob * (dp - dot) / F::cast_from(divisor);
-        if masked[row.mask + key * masked.stride(3)] != M::from_int(0) {
+        if masked[mask + key * masked.stride(3)] != M::from_int(0) {
             d = F::new(0.0);
         }
-        if i == 0 {
-            p[p_at + key] = prob;
-            ds[p_at + key] = d;
-        }
-        if i < k.shape(3) {
-            dq_i += d * value(k, cos, sin, row.bi, row.kv, key, i, rope);
+        if UNIT_POS_X == 0 {
+            pds[p_at + key] = prob;
+            pds[ds_at + key] = d;
         }
     }
-    let d = unrotate(dq_i, &mut shared, cos, sin, row.bi, row.t, i, rope);
-    if i < q.shape(3) {
-        let dq_at = row.bi * dq.stride(0) + row.head * dq.stride(1) + row.t * dq.stride(2);
-        let dq_at = dq_at + i * dq.stride(3);
+}
+
+/// A query row's `dq = ds · k` (rotated back with RoPE), a cube a row, a thread a dimension.
+#[cube(launch)]
+fn attention_backward_queries<F: Float>(
+    k: &Tensor<F>,
+    angles: &Tensor<F>,
+    pds: &Tensor<F>,
+    dq: &mut Tensor<F>,
+    #[comptime] rope: bool,
+    #[comptime] threads: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let keys = k.shape(2);
+    let rows = dq.shape(0) * dq.shape(1) * dq.shape(2);
+    if CUBE_POS >= rows {
+        terminate!();
+    }
+    let mut shared = Shared::new_slice(threads);
+    let (h, s, hd) = (dq.shape(1), dq.shape(2), dq.shape(3));
+    let (t, head, bi) = (CUBE_POS % s, CUBE_POS / s % h, CUBE_POS / (s * h));
+    let kv = head / (h / k.shape(1));
+    let i = UNIT_POS_X as usize;
+    let ds_at = (rows + CUBE_POS) * keys;
+    let mut dq_i = F::new(0.0);
+    if i < hd {
+        for key in 0..keys {
+            dq_i += pds[ds_at + key] * value(k, angles, bi, kv, key, i, rope);
+        }
+    }
+    let d = unrotate(dq_i, &mut shared, angles, bi, t, i, rope);
+    if i < hd {
+        let dq_at = bi * dq.stride(0) + head * dq.stride(1) + t * dq.stride(2) + i * dq.stride(3);
         dq[dq_at] = d;
     }
 }
@@ -384,11 +385,9 @@ fn attention_backward_rows<F: Float, M: Int>(
 #[allow(clippy::too_many_arguments)]
 fn attention_backward_keys<F: Float>(
     q: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
+    angles: &Tensor<F>,
     dy: &Tensor<F>,
-    p: &Tensor<F>,
-    ds: &Tensor<F>,
+    pds: &Tensor<F>,
     dk: &mut Tensor<F>,
     dv: &mut Tensor<F>,
     #[comptime] rope: bool,
@@ -401,7 +400,7 @@ fn attention_backward_keys<F: Float>(
     }
     let mut shared = Shared::new_slice(threads);
     let (h, s) = (q.shape(1), q.shape(2));
-    let r = h / g;
+    let (r, rows) = (h / g, q.shape(0) * h * s);
     let i = UNIT_POS_X as usize;
     let key = CUBE_POS % keys;
     let kv = CUBE_POS / keys % g;
@@ -412,13 +411,13 @@ fn attention_backward_keys<F: Float>(
         for j in 0..r {
             let head = kv * r + j;
             for t in 0..s {
-                let at_key = ((bi * h + head) * s + t) * keys + key;
-                dk_i += ds[at_key] * value(q, cos, sin, bi, head, t, i, rope);
-                dv_i += p[at_key] * dy[at(dy, bi, t, head, i)];
+                let p_at = ((bi * h + head) * s + t) * keys + key;
+                dk_i += pds[rows * keys + p_at] * value(q, angles, bi, head, t, i, rope);
+                dv_i += pds[p_at] * dy[at(dy, bi, t, head, i)];
             }
         }
     }
-    let d = unrotate(dk_i, &mut shared, cos, sin, bi, key, i, rope);
+    let d = unrotate(dk_i, &mut shared, angles, bi, key, i, rope);
     if i < hd {
         let dk_at = bi * dk.stride(0) + kv * dk.stride(1) + key * dk.stride(2) + i * dk.stride(3);
         dk[dk_at] = d;
@@ -432,22 +431,21 @@ impl FusedAttention for CubeBackend {
         q: CubeTensor,
         k: CubeTensor,
         v: CubeTensor,
-        cos: CubeTensor,
-        sin: CubeTensor,
+        angles: CubeTensor,
         masked: CubeTensor,
         divisor: f32,
         rope: bool,
     ) -> CubeTensor {
-        let [cos, sin] = [cos, sin].map(into_contiguous); // `angle_at` reads them contiguous
+        let angles = into_contiguous(angles); // `angle_at` reads them contiguous
         let [b, h, s, hd] = q.shape().dims();
         let y = empty(&q, swap_1_2(&q.shape()));
         let (threads, count, dim) = cubes(hd, b * h * s); // a cube a query row
         let dtypes = [q.dtype, masked.dtype].map(dtype_to_storage_type);
         let client = q.client.clone();
-        let [q, k, v, cos, sin, masked, out] =
-            [q, k, v, cos, sin, masked, y.clone()].map(CubeTensor::into_tensor_arg);
+        let [q, k, v, angles, masked, out] =
+            [q, k, v, angles, masked, y.clone()].map(CubeTensor::into_tensor_arg);
         attention_kernel::launch(
-            &client, count, dim, q, k, v, cos, sin, masked, out, divisor, rope, threads, dtypes,
+            &client, count, dim, q, k, v, angles, masked, out, divisor, rope, threads, dtypes,
         );
         y
     }
@@ -456,41 +454,41 @@ impl FusedAttention for CubeBackend {
         q: CubeTensor,
         k: CubeTensor,
         v: CubeTensor,
-        cos: CubeTensor,
-        sin: CubeTensor,
+        angles: CubeTensor,
         masked: CubeTensor,
         dy: CubeTensor,
         divisor: f32,
         rope: bool,
     ) -> (CubeTensor, CubeTensor, CubeTensor) {
-        let [cos, sin] = [cos, sin].map(into_contiguous);
+        let angles = into_contiguous(angles);
         let [b, h, s, hd] = q.shape().dims();
         let [_, g, keys, _] = k.shape().dims();
-        let scratch = || empty(&q, Shape::new([b * h * s, keys]));
-        let (p, ds) = (scratch(), scratch());
+        let pds = empty(&q, Shape::new([2, b * h * s, keys]));
         let (dq, dk, dv) = (empty_like(&q), empty_like(&k), empty_like(&v));
         let dtypes = [q.dtype, masked.dtype].map(dtype_to_storage_type);
         let client = q.client.clone();
         let arg = |t: &CubeTensor| t.clone().into_tensor_arg();
         let (threads, count, dim) = cubes(hd, b * h * s); // a cube a query row
-        attention_backward_rows::launch(
+        attention_backward_scores::launch(
             &client,
-            count,
+            count.clone(),
             dim,
             arg(&q),
             arg(&k),
             arg(&v),
-            arg(&cos),
-            arg(&sin),
+            arg(&angles),
             arg(&masked),
             arg(&dy),
-            arg(&p),
-            arg(&ds),
-            arg(&dq),
+            arg(&pds),
             divisor,
             rope,
             threads,
             dtypes,
+        );
+        let (k_arg, a_arg, pds_arg, dq_arg) = (arg(&k), arg(&angles), arg(&pds), arg(&dq));
+        let dtype = dtypes[0];
+        attention_backward_queries::launch(
+            &client, count, dim, k_arg, a_arg, pds_arg, dq_arg, rope, threads, dtype,
         );
         let (threads, count, dim) = cubes(hd, b * g * keys); // a cube a key
         attention_backward_keys::launch(
@@ -498,16 +496,14 @@ impl FusedAttention for CubeBackend {
             count,
             dim,
             arg(&q),
-            arg(&cos),
-            arg(&sin),
+            arg(&angles),
             arg(&dy),
-            arg(&p),
-            arg(&ds),
+            arg(&pds),
             arg(&dk),
             arg(&dv),
             rope,
             threads,
-            dtypes[0],
+            dtype,
         );
         (dq, dk, dv)
     }
@@ -518,16 +514,16 @@ struct AttentionBackward;
 
 /// What attention's backward reads: the inputs (the scores are recomputed from them), the
 /// angles, the mask, the divisor and whether RoPE is applied.
-type AttentionState<B> = ([FloatTensor<B>; 5], BoolTensor<B>, f32, bool);
+type AttentionState<B> = ([FloatTensor<B>; 4], BoolTensor<B>, f32, bool);
 
 impl<B: FusedAttention> Backward<B, 3> for AttentionBackward {
     type State = AttentionState<B>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let ([q, k, v, cos, sin], masked, divisor, rope) = ops.state;
+        let ([q, k, v, angles], masked, divisor, rope) = ops.state;
         let dy = grads.consume::<B>(&ops.node);
         let (dq, dk, dv) =
-            <B as FusedAttention>::attention_backward(q, k, v, cos, sin, masked, dy, divisor, rope);
+            <B as FusedAttention>::attention_backward(q, k, v, angles, masked, dy, divisor, rope);
         let parents = ops.parents.map(|p| p.map(|node| node.id));
         register_grads::<B, 3>(parents, grads, [dq, dk, dv]);
     }
@@ -538,31 +534,27 @@ impl<B: FusedAttention, C: CheckpointStrategy> FusedAttention for Autodiff<B, C>
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
+        angles: FloatTensor<Self>,
         masked: BoolTensor<Self>,
         divisor: f32,
         rope: bool,
     ) -> FloatTensor<Self> {
-        assert!(
-            !cos.is_tracked() && !sin.is_tracked(),
-            "the angles take no gradient"
-        );
+        assert!(!angles.is_tracked(), "the angles take no gradient");
         let nodes = [q.node(), k.node(), v.node()];
-        let [q, k, v, cos, sin] = [q, k, v, cos, sin].map(|t| t.into_primitive());
+        let [q, k, v, angles] = [q, k, v, angles].map(|t| t.into_primitive());
         match AttentionBackward
             .prepare::<C>(nodes)
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let inputs = [&q, &k, &v, &cos, &sin].map(Clone::clone);
+                let inputs = [&q, &k, &v, &angles].map(Clone::clone);
                 let state = (inputs, masked.clone(), divisor, rope);
-                let y = <B as FusedAttention>::attention(q, k, v, cos, sin, masked, divisor, rope);
+                let y = <B as FusedAttention>::attention(q, k, v, angles, masked, divisor, rope);
                 prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(<B as FusedAttention>::attention(
-                q, k, v, cos, sin, masked, divisor, rope,
+                q, k, v, angles, masked, divisor, rope,
             )),
         }
     }
@@ -573,16 +565,15 @@ impl<B: FusedAttention, C: CheckpointStrategy> FusedAttention for Autodiff<B, C>
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
+        angles: FloatTensor<Self>,
         masked: BoolTensor<Self>,
         dy: FloatTensor<Self>,
         divisor: f32,
         rope: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let [q, k, v, cos, sin, dy] = [q, k, v, cos, sin, dy].map(|t| t.into_primitive());
+        let [q, k, v, angles, dy] = [q, k, v, angles, dy].map(|t| t.into_primitive());
         let (dq, dk, dv) =
-            <B as FusedAttention>::attention_backward(q, k, v, cos, sin, masked, dy, divisor, rope);
+            <B as FusedAttention>::attention_backward(q, k, v, angles, masked, dy, divisor, rope);
         let wrap = FloatTensor::<Self>::new;
         (wrap(dq), wrap(dk), wrap(dv))
     }
@@ -627,11 +618,11 @@ mod tests {
             .collect();
         let masked: Tensor<4, Bool> =
             Tensor::from_data(TensorData::new(flags, [b, 1, r * s, s]), device);
-        let (cos, sin) = (random([1, s, 1, hd]), random([1, s, 1, hd]));
+        let angles = Angles::new(random([1, s, 1, hd]), random([1, s, 1, hd]));
         let mix = random([b, s, g * r, hd]);
         type Attention =
-            fn(Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4, Bool>, f64, Option<Angles>) -> Tensor<4>;
-        let run = |attend: Attention, angles: Option<Angles>| {
+            fn(Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4, Bool>, f64, Option<&Angles>) -> Tensor<4>;
+        let run = |attend: Attention, angles: Option<&Angles>| {
             let [q, k, v] = [&q, &k, &v].map(|t| t.clone().require_grad());
             let y = attend(
                 q.clone(),
@@ -657,7 +648,7 @@ mod tests {
             }
         }
         let names = ["output", "q's gradient", "k's gradient", "v's gradient"];
-        for angles in [None, Some((&cos, &sin))] {
+        for angles in [None, Some(&angles)] {
             let (kernel, ops) = (run(attention, angles), run(attention_composed, angles));
             for ((what, got), want) in names.into_iter().zip(kernel).zip(ops) {
                 let what = format!("attention kernel (rope {}): {what}", angles.is_some());

@@ -55,11 +55,13 @@ fn at<E: CubePrimitive>(t: &Tensor<E>, a: usize, b: usize, c: usize, d: usize) -
     a * t.stride(0) + b * t.stride(1) + c * t.stride(2) + d * t.stride(3)
 }
 
-/// Where RoPE's angle for batch row `bi`, position `t` and dimension `i` is in `cos` (or `sin`):
-/// contiguous `[1|b, s|1, 1, hd]`, a run of positions or one per row.
+/// Where RoPE's `cos` for batch row `bi`, position `t` and dimension `i` is in `angles`
+/// (`model::ops::Angles::both`: contiguous `[2 · (1|b), s|1, 1, hd]`, `cos` then `sin`, a run of
+/// positions or one per row); its `sin` is half the tensor further on.
 #[cube]
-fn angle_at<F: Float>(cos: &Tensor<F>, bi: usize, t: usize, i: usize) -> usize {
-    ((bi % cos.shape(0)) * cos.shape(1) + t % cos.shape(1)) * cos.shape(3) + i
+fn angle_at<F: Float>(angles: &Tensor<F>, bi: usize, t: usize, i: usize) -> usize {
+    let (rows, positions) = (angles.shape(0) / 2, angles.shape(1));
+    ((bi % rows) * positions + t % positions) * angles.shape(3) + i
 }
 
 /// The sum of every thread's `part` (a tree over `shared`, one value a thread), in every thread.

@@ -25,26 +25,17 @@ use super::{angle_at, empty, grid, swap_1_2};
 pub trait FusedRope: Backend {
     /// `x` `[b, s, n, hd]` rotated, as `[b, n, s, hd]`.
     #[fusion(dtype = x, shape = swap_1_2(x))]
-    fn rope(
-        x: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
+    fn rope(x: FloatTensor<Self>, angles: FloatTensor<Self>) -> FloatTensor<Self>;
     /// The input's gradient `[b, s, n, hd]` from the output's `dy` `[b, n, s, hd]`.
     #[fusion(dtype = dy, shape = swap_1_2(dy))]
-    fn rope_backward(
-        dy: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
+    fn rope_backward(dy: FloatTensor<Self>, angles: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// One output value `y[bi, h, t, i]` a thread, `x` `[b, s, n, hd]`.
 #[cube(launch)]
 fn rope_kernel<F: Float>(
     x: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
+    angles: &Tensor<F>,
     y: &mut Tensor<F>,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -58,16 +49,15 @@ fn rope_kernel<F: Float>(
     let bi = ABSOLUTE_POS / (hd * s * n);
     let row = ((bi * s + t) * n + h) * hd;
     let swapped = (i + hd / 2) % hd;
-    let a = angle_at(cos, bi, t, i);
-    y[ABSOLUTE_POS] = x[row + i] * cos[a] + x[row + swapped] * sin[a];
+    let a = angle_at(angles, bi, t, i);
+    y[ABSOLUTE_POS] = x[row + i] * angles[a] + x[row + swapped] * angles[a + angles.len() / 2];
 }
 
 /// One input gradient value `dx[bi, t, h, j]` a thread, `dy` `[b, n, s, hd]`.
 #[cube(launch)]
 fn rope_backward_kernel<F: Float>(
     dy: &Tensor<F>,
-    cos: &Tensor<F>,
-    sin: &Tensor<F>,
+    angles: &Tensor<F>,
     dx: &mut Tensor<F>,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -81,44 +71,39 @@ fn rope_backward_kernel<F: Float>(
     let bi = ABSOLUTE_POS / (hd * n * s);
     let row = ((bi * n + h) * s + t) * hd;
     let swapped = (j + hd / 2) % hd;
-    let direct = dy[row + j] * cos[angle_at(cos, bi, t, j)];
-    dx[ABSOLUTE_POS] = direct + dy[row + swapped] * sin[angle_at(cos, bi, t, swapped)];
+    let sin = angles.len() / 2;
+    let direct = dy[row + j] * angles[angle_at(angles, bi, t, j)];
+    dx[ABSOLUTE_POS] = direct + dy[row + swapped] * angles[angle_at(angles, bi, t, swapped) + sin];
 }
 
 /// `kernel` on `input` and the angles, one thread an output value, the output `[a, c, b, d]`
 /// for an input `[a, b, c, d]`.
 fn launch(
     input: CubeTensor,
-    cos: CubeTensor,
-    sin: CubeTensor,
-    kernel: impl FnOnce(&CubeTensor, CubeCount, CubeDim, [TensorArg; 4], ElemType),
+    angles: CubeTensor,
+    kernel: impl FnOnce(&CubeTensor, CubeCount, CubeDim, [TensorArg; 3], ElemType),
 ) -> CubeTensor {
-    let [input, cos, sin] = [input, cos, sin].map(into_contiguous);
+    let [input, angles] = [input, angles].map(into_contiguous);
     let shape = swap_1_2(&input.shape());
     let (count, cube_dim) = grid(&input, shape.num_elements());
     let out = empty(&input, shape);
     let dtype = dtype_to_storage_type(input.dtype);
-    let args = [input, cos, sin, out.clone()].map(CubeTensor::into_tensor_arg);
+    let args = [input, angles, out.clone()].map(CubeTensor::into_tensor_arg);
     kernel(&out, count, cube_dim, args, dtype);
     out
 }
 
 impl FusedRope for CubeBackend {
-    fn rope(x: CubeTensor, cos: CubeTensor, sin: CubeTensor) -> CubeTensor {
-        launch(x, cos, sin, |out, count, dim, [x, cos, sin, y], dtype| {
-            rope_kernel::launch(&out.client, count, dim, x, cos, sin, y, dtype)
+    fn rope(x: CubeTensor, angles: CubeTensor) -> CubeTensor {
+        launch(x, angles, |out, count, dim, [x, angles, y], dtype| {
+            rope_kernel::launch(&out.client, count, dim, x, angles, y, dtype)
         })
     }
 
-    fn rope_backward(dy: CubeTensor, cos: CubeTensor, sin: CubeTensor) -> CubeTensor {
-        launch(
-            dy,
-            cos,
-            sin,
-            |out, count, dim, [dy, cos, sin, dx], dtype| {
-                rope_backward_kernel::launch(&out.client, count, dim, dy, cos, sin, dx, dtype)
-            },
-        )
+    fn rope_backward(dy: CubeTensor, angles: CubeTensor) -> CubeTensor {
+        launch(dy, angles, |out, count, dim, [dy, angles, dx], dtype| {
+            rope_backward_kernel::launch(&out.client, count, dim, dy, angles, dx, dtype)
+        })
     }
 }
 
@@ -127,47 +112,36 @@ struct RopeBackward;
 
 impl<B: FusedRope> Backward<B, 1> for RopeBackward {
     /// The angles (constants: no gradient).
-    type State = (FloatTensor<B>, FloatTensor<B>);
+    type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (cos, sin) = ops.state;
+        let angles = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |dy| {
-            <B as FusedRope>::rope_backward(dy, cos, sin)
+            <B as FusedRope>::rope_backward(dy, angles)
         });
     }
 }
 
 impl<B: FusedRope, C: CheckpointStrategy> FusedRope for Autodiff<B, C> {
-    fn rope(
-        x: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        assert!(
-            !cos.is_tracked() && !sin.is_tracked(),
-            "the angles take no gradient"
-        );
-        let [cos, sin] = [cos, sin].map(|t| t.into_primitive());
+    fn rope(x: FloatTensor<Self>, angles: FloatTensor<Self>) -> FloatTensor<Self> {
+        assert!(!angles.is_tracked(), "the angles take no gradient");
+        let angles = angles.into_primitive();
         let node = x.node();
         let x = x.into_primitive();
         match RopeBackward.prepare::<C>([node]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let y = <B as FusedRope>::rope(x, cos.clone(), sin.clone());
-                prep.finish((cos, sin), y)
+                let y = <B as FusedRope>::rope(x, angles.clone());
+                prep.finish(angles, y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(<B as FusedRope>::rope(x, cos, sin)),
+            OpsKind::UnTracked(prep) => prep.finish(<B as FusedRope>::rope(x, angles)),
         }
     }
 
     /// Only the rotation's own backward calls this, on the inner backend; here it is a plain
     /// (untracked) function of its inputs.
-    fn rope_backward(
-        dy: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let [dy, cos, sin] = [dy, cos, sin].map(|t| t.into_primitive());
-        FloatTensor::<Self>::new(<B as FusedRope>::rope_backward(dy, cos, sin))
+    fn rope_backward(dy: FloatTensor<Self>, angles: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [dy, angles] = [dy, angles].map(|t| t.into_primitive());
+        FloatTensor::<Self>::new(<B as FusedRope>::rope_backward(dy, angles))
     }
 }
 
@@ -175,7 +149,7 @@ impl<B: FusedRope, C: CheckpointStrategy> FusedRope for Autodiff<B, C> {
 mod tests {
     use burn::tensor::{Distribution, Tensor};
 
-    use crate::model::ops::{rope, rope_composed};
+    use crate::model::ops::{Angles, rope, rope_composed};
     use crate::model::tests::assert_close;
 
     /// The kernels against burn's ops on the same wgpu device (lavapipe where there is no GPU;
@@ -190,12 +164,12 @@ mod tests {
         for (s, angles) in [(4, [1, 4, 1, hd]), (1, [b, 1, 1, hd])] {
             let x: Tensor<4> = Tensor::random([b, n, s, hd], Distribution::Default, device);
             let x = x.swap_dims(1, 2); // [b, s, n, hd], strided
-            let cos: Tensor<4> = Tensor::random(angles, Distribution::Default, device);
-            let sin: Tensor<4> = Tensor::random(angles, Distribution::Default, device);
+            let random = || Tensor::random(angles, Distribution::Default, device);
+            let angles = Angles::new(random(), random());
             let mix: Tensor<4> = Tensor::random([b, n, s, hd], Distribution::Default, device);
-            let run = |rotate: fn(Tensor<4>, &Tensor<4>, &Tensor<4>) -> Tensor<4>| {
+            let run = |rotate: fn(Tensor<4>, &Angles) -> Tensor<4>| {
                 let x = x.clone().require_grad();
-                let y = rotate(x.clone(), &cos, &sin);
+                let y = rotate(x.clone(), &angles);
                 let grads = (y.clone() * mix.clone()).sum().backward();
                 let dx = x.grad(&grads).expect("the input's gradient");
                 [y.into_data(), dx.into_data()].map(|d| d.try_to_vec::<f32>().unwrap())
