@@ -15,10 +15,10 @@
 //! of the rows again). Before, a copy each way for the values' and output's layouts, and one for
 //! each input the backward read. The mask `[b, 1, r · s, K]` is shared by the key/value heads.
 //!
-//! The gradients, with `p` the probabilities and `dy` the output's: `dp = dy · vᵀ`, `ds = p · (dp
-//! - Σ p · dp) / divisor` (zero where masked), `dq = ds · k`, `dk = dsᵀ · q`, `dv = pᵀ · dy`
-//! (with RoPE: of the rotated `q` and `k`, then rotated back, `rope.rs`'s backward), and `Σ p ·
-//! dp = dy · y`: three kernels, a cube a query row for `p` and `ds` (`[2, b · h · s, K]`), a cube
+//! The gradients, with `p` the probabilities and `dy` the output's: `dp = dy · vᵀ`,
+//! `ds = p · (dp - Σ p · dp) / divisor` (zero where masked), `dq = ds · k`, `dk = dsᵀ · q`,
+//! `dv = pᵀ · dy` (with RoPE: of the rotated `q` and `k`, then rotated back, `rope.rs`'s
+//! backward), and `Σ p · dp = dy · y`: three kernels, a cube a query row for `p` and `ds` (`[2, b · h · s, K]`), a cube
 //! a query row for `dq`, a cube a key for `dk` and `dv` (sums over its head's query rows). Three,
 //! not two: a kernel binds at most 7 tensors here (WebGPU's default is 8 storage buffers a
 //! stage, one of them cubecl's; SwiftShader allows 10, and a kernel of 10 tensors failed there).
