@@ -25,7 +25,7 @@ pub fn launch_bound(device: &Device) -> bool {
     device.clone().inner() != host()
 }
 
-/// Whether the GPU path's own kernel `name` (`norm`, `rope`, `attention`, `swiglu`:
+/// Whether the GPU path's own kernel `name` (`norm`, `rope`, `attention`, `swiglu`, `logprob`:
 /// `model::kernels`) runs on `device`: on every launch-bound one, unless, natively,
 /// `SOFT_PROMPT_LAB_KERNELS` lists the ones to use (`none`: burn's ops alone). The benchmark
 /// compares them with burn's fusion on one GPU that way.

@@ -77,11 +77,10 @@ struct Row {
     kv: usize,
 }
 
-/// The query row cube `CUBE_POS` computes, of queries shaped as `q` `[b, h, s, hd]` over
-/// `kv_heads` key/value heads.
+/// The query row cube `CUBE_POS` computes, of `h` query heads of `s` positions over `kv_heads`
+/// key/value heads.
 #[cube]
-fn row_of<F: Float>(q: &Tensor<F>, kv_heads: usize) -> Row {
-    let (h, s) = (q.shape(1), q.shape(2));
+fn row_of(h: usize, s: usize, kv_heads: usize) -> Row {
     let (t, head, bi) = (CUBE_POS % s, CUBE_POS / s % h, CUBE_POS / (s * h));
     Row {
         bi,
@@ -229,7 +228,7 @@ fn softmax_pass<F: Float, M: Int>(
     #[comptime] rope: bool,
     #[comptime] threads: usize,
 ) -> Pass<F> {
-    let row = row_of(q, k.shape(1));
+    let row = row_of(q.shape(1), q.shape(2), k.shape(1));
     let mask = mask_at(masked, &row, q.shape(1), k.shape(1), q.shape(2));
     let q_i = query(q, angles, &row, rope);
     let mut max = F::min_value();
@@ -362,20 +361,19 @@ fn attention_backward_queries<F: Float>(
         terminate!();
     }
     let mut shared = Shared::new_slice(threads);
-    let (h, s, hd) = (dq.shape(1), dq.shape(2), dq.shape(3));
-    let (t, head, bi) = (CUBE_POS % s, CUBE_POS / s % h, CUBE_POS / (s * h));
-    let kv = head / (h / k.shape(1));
-    let i = UNIT_POS_X as usize;
+    let row = row_of(dq.shape(1), dq.shape(2), k.shape(1));
+    let (hd, i) = (dq.shape(3), UNIT_POS_X as usize);
     let ds_at = (rows + CUBE_POS) * keys;
     let mut dq_i = F::new(0.0);
     if i < hd {
         for key in 0..keys {
-            dq_i += pds[ds_at + key] * value(k, angles, bi, kv, key, i, rope);
+            dq_i += pds[ds_at + key] * value(k, angles, row.bi, row.kv, key, i, rope);
         }
     }
-    let d = unrotate(dq_i, &mut shared, angles, bi, t, i, rope);
+    let d = unrotate(dq_i, &mut shared, angles, row.bi, row.t, i, rope);
     if i < hd {
-        let dq_at = bi * dq.stride(0) + head * dq.stride(1) + t * dq.stride(2) + i * dq.stride(3);
+        let dq_at = row.bi * dq.stride(0) + row.head * dq.stride(1) + row.t * dq.stride(2);
+        let dq_at = dq_at + i * dq.stride(3);
         dq[dq_at] = d;
     }
 }

@@ -183,8 +183,9 @@ impl FusedNorm for CubeBackend {
         let client = x.client.clone();
         let [x, w, dy] = [x, w, dy].map(CubeTensor::into_tensor_arg);
         let out = dx.clone().into_tensor_arg();
-        let (eps, c) = (eps, centred);
-        norm_backward_kernel::launch(&client, count, dim, x, w, dy, out, eps, c, threads, dtype);
+        norm_backward_kernel::launch(
+            &client, count, dim, x, w, dy, out, eps, centred, threads, dtype,
+        );
         dx
     }
 }
