@@ -146,14 +146,25 @@ pub async fn read_ints<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {
     data.convert::<i64>().try_to_vec().map_err(Error::device)
 }
 
-/// A GPU whose buffers are smaller than the model's largest tensor (`need` bytes: the token
-/// embedding) cannot hold it (WebGPU's default binding limit is 128 MiB; GPT-2 small's
-/// embedding alone is 147 MiB in f32).
+/// The most bytes one tensor binding holds on `device`: a GPU's storage-binding and buffer
+/// limits, the smaller (cubecl requests the adapter's maximum limits; WebGPU's default is 128
+/// MiB), none on the CPU. A vocabulary table larger than it loads in row parts (`model::Table`).
+pub fn binding_limit(device: &Device) -> Option<u64> {
+    #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
+    if let burn::backend::DispatchDevice::Cube(gpu) = device.clone().inner().as_dispatch() {
+        return Some(gpu.client().properties().memory.max_page_size);
+    }
+    let _ = device;
+    None
+}
+
+/// A GPU whose buffers are smaller than the model's largest weight matrix (`need` bytes; the
+/// vocabulary tables load in parts, [`record_binding_limit`]) cannot hold it.
 pub fn check_buffer_limit(need: u64, max_buffer: u64) -> Result<()> {
     if need > max_buffer {
         return Err(Error::Device {
             detail: format!(
-                "this GPU allows buffers of at most {} MiB, but the model's token embedding needs {} MiB; use the CPU backend or a smaller model",
+                "this GPU allows buffers of at most {} MiB, but the model's largest weight matrix needs {} MiB; use the CPU backend or a smaller model",
                 max_buffer >> 20,
                 need.div_ceil(1 << 20)
             ),

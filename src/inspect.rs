@@ -30,14 +30,12 @@ struct HeaderEntry {
     shape: Vec<u64>,
 }
 
-/// What the header says: the dtype most weights are stored in, and the largest tensor's size.
+/// What the header says: the dtype most weights are stored in, and how many tensors.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderSummary {
     pub dtype: String,
     pub tensors: usize,
-    /// Elements of the largest tensor (the token embedding in these families).
-    pub largest_elements: u64,
 }
 
 /// The header's length from a safetensors file's first 8 bytes (little-endian u64), checked
@@ -71,7 +69,7 @@ pub fn read_header(json: &[u8]) -> Result<HeaderSummary> {
     let entries: BTreeMap<String, serde_json::Value> =
         serde_json::from_slice(json).map_err(|e| corrupt(format!("is not valid JSON ({e})")))?;
     let mut by_dtype: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut tensors, mut largest) = (0, 0u64);
+    let mut tensors = 0;
     for (name, value) in entries.into_iter().filter(|(k, _)| k != "__metadata__") {
         let entry: HeaderEntry = serde_json::from_value(value)
             .map_err(|e| corrupt(format!("describes `{name}` wrongly ({e})")))?;
@@ -81,7 +79,6 @@ pub fn read_header(json: &[u8]) -> Result<HeaderSummary> {
             .try_fold(1u64, |n, &d| n.checked_mul(d))
             .ok_or_else(|| corrupt(format!("gives `{name}` an impossible shape")))?;
         *by_dtype.entry(entry.dtype).or_default() += elements;
-        largest = largest.max(elements);
         tensors += 1;
     }
     let dtype = by_dtype
@@ -89,11 +86,7 @@ pub fn read_header(json: &[u8]) -> Result<HeaderSummary> {
         .max_by_key(|&(_, n)| n)
         .map(|(d, _)| d)
         .ok_or_else(|| corrupt("lists no tensors".into()))?;
-    Ok(HeaderSummary {
-        dtype,
-        tensors,
-        largest_elements: largest,
-    })
+    Ok(HeaderSummary { dtype, tensors })
 }
 
 /// The memory a session on the model needs, in bytes, by what holds it.
@@ -219,8 +212,9 @@ pub struct CheckpointSummary {
     /// `model.safetensors`'s size (0 when the server did not say).
     pub download_bytes: u64,
     pub memory: MemoryEstimate,
-    /// The largest tensor in f32 (what one GPU buffer must hold).
-    pub largest_tensor_bytes: u64,
+    /// The largest weight matrix in f32: what one GPU binding must hold (the vocabulary tables
+    /// load in parts, `model::Table`).
+    pub largest_matrix_bytes: u64,
     /// Why the engine cannot run it at all, in words (none when it can).
     pub refusal: Option<String>,
 }
@@ -264,9 +258,6 @@ pub fn inspect(
         |batch: usize| MemoryEstimate::new(&c, download_bytes, width, Step { batch, ..step });
     let batch = step.batch;
     let memory = estimate(batch);
-    let largest_tensor_bytes = header
-        .as_ref()
-        .map_or(c.embedding_bytes(), |h| h.largest_elements * 4);
     let refusal = (memory.engine >= WASM_MEMORY_LIMIT).then(|| {
         let need = format!(
             "at batch {batch} it needs about {:.1} GiB, more than the 4 GiB a WebAssembly page can address",
@@ -290,7 +281,7 @@ pub fn inspect(
         header,
         download_bytes,
         memory,
-        largest_tensor_bytes,
+        largest_matrix_bytes: c.largest_matrix_bytes(),
         refusal,
     })
 }
@@ -316,7 +307,8 @@ mod tests {
         assert_eq!(s.params, 134_515_008);
         let h = s.header.unwrap();
         assert_eq!((h.dtype.as_str(), h.tensors), ("BF16", 2));
-        assert_eq!(s.largest_tensor_bytes, 49152 * 576 * 4);
+        // The MLP's `[1536, 576]`, not the 49,152-row embedding (which loads in parts).
+        assert_eq!(s.largest_matrix_bytes, 1536 * 576 * 4);
         // The BF16 file's weights stay 2 bytes each in the engine.
         assert_eq!(s.memory.weights, 134_515_008 * 2);
         assert!(s.refusal.is_none());

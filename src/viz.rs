@@ -48,7 +48,9 @@ impl VocabMap {
     pub async fn new(lm: &LoadedModel) -> Result<Self> {
         let d = lm.model.config.d_model;
         let mut wte = Vec::with_capacity(lm.model.config.vocab_size * d);
-        read_f32_sliced(lm.model.embedding(), |rows| wte.extend(rows)).await?;
+        for part in &lm.model.embedding().parts {
+            read_f32_sliced(part.val(), |rows| wte.extend(rows)).await?;
+        }
         Ok(Self::from_rows(wte, d, |id| lm.tokenizer.token_text(id)))
     }
 

@@ -209,8 +209,8 @@ fn bf16_weights_load_and_compute_in_f32() {
         *d = Dtype::BF16;
     }
     let lm = load_with("tiny-a", None, Some(&serialize(&t)), None).expect("bf16 checkpoint loads");
-    let wte = values(lm.model.embedding());
-    let original = values(load("tiny-a").model.embedding());
+    let wte = values(lm.model.embedding().whole());
+    let original = values(load("tiny-a").model.embedding().whole());
     // bf16 keeps 8 significant bits: a relative rounding error of at most 2^-8.
     assert!(rel_err(&wte, &original) <= 1.0 / 256.0);
     assert!(
@@ -517,17 +517,27 @@ fn settings_out_of_range() {
 }
 
 #[test]
-fn gpu_buffer_limit_smaller_than_the_embedding() {
-    // GPT-2 small's shape against WebGPU's default 128 MiB binding limit.
+fn gpu_buffer_limit_smaller_than_a_weight_matrix() {
+    use soft_prompt_lab::backend::check_buffer_limit;
+    use soft_prompt_lab::model::Arch;
+    // GPT-2 small's shape on WebGPU's default 128 MiB binding: its 148 MiB embedding loads in
+    // parts (`model::Table`); its largest layer matrix, the MLP's [768, 3072], is 9 MiB.
     let mut config = load("tiny-a").model.config.clone();
-    (config.vocab_size, config.d_model) = (50257, 768);
-    let err = soft_prompt_lab::backend::check_buffer_limit(config.embedding_bytes(), 128 << 20)
-        .unwrap_err();
+    (config.vocab_size, config.d_model, config.n_positions) = (50257, 768, 1024);
+    let Arch::Gpt2(g) = &mut config.arch else {
+        panic!("tiny-a is GPT-2")
+    };
+    g.n_inner = 3072;
+    assert_eq!(config.largest_matrix_bytes(), 3072 * 768 * 4);
+    assert!(check_buffer_limit(config.largest_matrix_bytes(), 128 << 20).is_ok());
+    // A layer wider than one binding cannot be split: refused, and what to do said.
+    let Arch::Gpt2(g) = &mut config.arch else {
+        unreachable!()
+    };
+    g.n_inner = 48 * 1024;
+    let err = check_buffer_limit(config.largest_matrix_bytes(), 128 << 20).unwrap_err();
     assert!(
-        matches!(&err, Error::Device { detail } if detail.contains("at most 128 MiB") && detail.contains("needs 148 MiB") && detail.contains("CPU backend")),
+        matches!(&err, Error::Device { detail } if detail.contains("at most 128 MiB") && detail.contains("largest weight matrix needs 144 MiB") && detail.contains("CPU backend")),
         "{err}"
-    );
-    assert!(
-        soft_prompt_lab::backend::check_buffer_limit(config.embedding_bytes(), 1 << 30).is_ok()
     );
 }

@@ -377,12 +377,12 @@ fn two_byte_weights_compute_exactly_what_their_f32_values_compute() {
             ..load(name)
         };
         assert_eq!(
-            load(name).model.embedding().dtype(),
+            load(name).model.embedding().whole().dtype(),
             DType::F32,
             "{name}: small, widened"
         );
         assert_ne!(
-            kept.model.embedding().dtype(),
+            kept.model.embedding().whole().dtype(),
             DType::F32,
             "{name}: as stored"
         );
@@ -404,7 +404,7 @@ fn two_byte_weights_compute_exactly_what_their_f32_values_compute() {
         }
         let wide = load_with(name, None, Some(&serialize(&wide)), None).unwrap();
         assert_eq!(
-            wide.model.embedding().dtype(),
+            wide.model.embedding().whole().dtype(),
             DType::F32,
             "{name}: widened"
         );

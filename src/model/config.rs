@@ -92,6 +92,20 @@ impl ModelConfig {
     pub fn embedding_bytes(&self) -> u64 {
         self.vocab_size as u64 * self.d_model as u64 * 4
     }
+
+    /// The largest tensor in f32 that a GPU must bind whole: a layer's largest weight matrix or
+    /// GPT-2's position table (the vocabulary tables load in row parts, `model::Table`).
+    pub fn largest_matrix_bytes(&self) -> u64 {
+        let d = self.d_model as u64;
+        let elements = match &self.arch {
+            Arch::Gpt2(g) => (3 * d).max(g.n_inner as u64).max(self.n_positions as u64) * d,
+            Arch::Llama(l) => {
+                let q = (self.n_head * self.head_dim) as u64;
+                q.max(l.intermediate_size as u64) * d
+            }
+        };
+        elements * 4
+    }
 }
 
 pub(crate) fn config_error(detail: impl Into<String>) -> Error {

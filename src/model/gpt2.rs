@@ -6,7 +6,7 @@ use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::weights::WeightReader;
-use super::{Call, Family, Joined, Kv, ModelConfig, Positions, attend_calls};
+use super::{Call, Family, Joined, Kv, ModelConfig, Positions, Table, attend_calls};
 use crate::error::Result;
 
 /// GPT-2's own fields of `config.json`.
@@ -137,7 +137,7 @@ impl Block {
 
 #[derive(Module, Debug)]
 pub struct Gpt2 {
-    pub wte: Param<Tensor<2>>,
+    pub wte: Table,
     pub wpe: Param<Tensor<2>>,
     pub h: Vec<Block>,
     pub ln_f: LayerNorm,
@@ -148,8 +148,8 @@ impl Family for Gpt2 {
 
     fn at(&self, _: &ModelConfig, _: &Positions, _: &Device) {}
 
-    fn embedding(&self) -> Tensor<2> {
-        self.wte.val()
+    fn embedding(&self) -> &Table {
+        &self.wte
     }
 
     fn input(&self, x: Tensor<3>, positions: &Positions) -> Tensor<3> {
@@ -185,8 +185,8 @@ impl Family for Gpt2 {
         self.ln_f.forward(x)
     }
 
-    fn head(&self) -> Tensor<2> {
-        self.wte.val()
+    fn head(&self) -> &Table {
+        &self.wte
     }
 }
 
@@ -198,7 +198,7 @@ impl Gpt2 {
         g: &Gpt2Config,
     ) -> Result<Self> {
         let d = config.d_model;
-        let wte = r.matrix(
+        let wte = r.table(
             r.key("wte.weight"),
             [config.vocab_size, d],
             "[vocab_size, n_embd]",

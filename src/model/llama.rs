@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ops::{self, Angles};
 use super::weights::WeightReader;
-use super::{Call, Family, Joined, Kv, ModelConfig, Positions, attend_calls};
+use super::{Call, Family, Joined, Kv, ModelConfig, Positions, Table, attend_calls};
 use crate::error::Result;
 
 /// The Llama family's own fields of `config.json`.
@@ -205,10 +205,10 @@ impl LlamaLayer {
 /// `model.*` and `lm_head` (none when tied to `embed_tokens`).
 #[derive(Module, Debug)]
 pub struct Llama {
-    pub embed_tokens: Param<Tensor<2>>,
+    pub embed_tokens: Table,
     pub layers: Vec<LlamaLayer>,
     pub norm: RmsNorm,
-    pub lm_head: Option<Param<Tensor<2>>>,
+    pub lm_head: Option<Table>,
     /// RoPE's frequencies `[head_dim / 2]`.
     #[module(skip)]
     pub inv_freq: Vec<f32>,
@@ -240,8 +240,8 @@ impl Family for Llama {
         Angles::new(t(cos), t(sin))
     }
 
-    fn embedding(&self) -> Tensor<2> {
-        self.embed_tokens.val()
+    fn embedding(&self) -> &Table {
+        &self.embed_tokens
     }
 
     fn input(&self, x: Tensor<3>, _: &Positions) -> Tensor<3> {
@@ -265,8 +265,8 @@ impl Family for Llama {
         self.norm.forward(x)
     }
 
-    fn head(&self) -> Tensor<2> {
-        self.lm_head.as_ref().unwrap_or(&self.embed_tokens).val()
+    fn head(&self) -> &Table {
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 }
 
@@ -279,14 +279,14 @@ impl Llama {
     ) -> Result<Self> {
         let (v, d) = (config.vocab_size, config.d_model);
         let key = r.key("embed_tokens.weight");
-        let embed_tokens = r.matrix(key, [v, d], "[vocab_size, hidden_size]")?;
+        let embed_tokens = r.table(key, [v, d], "[vocab_size, hidden_size]")?;
         let layers = (0..config.n_layer)
             .map(|i| LlamaLayer::load(r, config, l, i))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(r, "norm", d, l.rms_norm_eps)?;
         let lm_head = match l.tie_word_embeddings {
             true => None,
-            false => Some(r.matrix(
+            false => Some(r.table(
                 "lm_head.weight".into(),
                 [v, d],
                 "[vocab_size, hidden_size]: tie_word_embeddings is false",

@@ -11,12 +11,16 @@ use super::{Arch, Model, ModelConfig, Net};
 use crate::error::Result;
 
 /// Builds the frozen model from `model.safetensors`: every key, shape and dtype checked against
-/// the config first, and anything left over named.
+/// the config first, and anything left over named. On a GPU each weight matrix must fit one
+/// binding (the vocabulary tables load in parts: `Table`).
 pub fn load_weights(
     config: &ModelConfig,
     bytes: &dyn WeightBytes,
     device: &Device,
 ) -> Result<Model> {
+    if let Some(limit) = crate::backend::binding_limit(device) {
+        crate::backend::check_buffer_limit(config.largest_matrix_bytes(), limit)?;
+    }
     let mut r = WeightReader::open(config, bytes, device)?;
     r.require_layers(config)?;
     let net = match &config.arch {

@@ -15,14 +15,15 @@ mod kernels;
 pub mod llama;
 mod load;
 mod ops;
+mod table;
 mod weights;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::module::embedding;
 use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData};
 
 pub use config::{Arch, ModelConfig, SpecialIds, parse_config};
 pub use load::load_weights;
+pub use table::Table;
 pub use weights::{WeightBytes, non_finite, to_f32};
 
 use crate::error::{Error, Result};
@@ -70,7 +71,7 @@ pub(crate) trait Family {
     type At;
     fn at(&self, config: &ModelConfig, positions: &Positions, device: &Device) -> Self::At;
     /// The token embedding `[vocab, d_model]`.
-    fn embedding(&self) -> Tensor<2>;
+    fn embedding(&self) -> &Table;
     /// The first layer's input: GPT-2 adds its learned position embeddings; RoPE models rotate
     /// inside attention instead.
     fn input(&self, x: Tensor<3>, positions: &Positions) -> Tensor<3>;
@@ -87,7 +88,7 @@ pub(crate) trait Family {
     ) -> Vec<(Tensor<3>, Option<Kv>)>;
     fn final_norm(&self, x: Tensor<3>) -> Tensor<3>;
     /// The output head `[vocab, d_model]` (the embedding when tied).
-    fn head(&self) -> Tensor<2>;
+    fn head(&self) -> &Table;
 }
 
 /// One call's rows inside a layer: what its positions need, the keys and values before its own
@@ -350,20 +351,18 @@ impl Model {
     }
 
     /// The token embedding `[vocab, d_model]` (`wte` / `embed_tokens`).
-    pub fn embedding(&self) -> Tensor<2> {
+    pub fn embedding(&self) -> &Table {
         family!(self, f => f.embedding())
     }
 
     /// Token embeddings: ids `[batch, seq]` -> `[batch, seq, d_model]`.
     pub fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        widened(embedding(self.embedding(), ids))
+        widened(self.embedding().embed(ids))
     }
 
     /// Rows of the token embedding for the given ids: `[n, d_model]`.
     pub fn embedding_rows(&self, ids: &[u32]) -> Tensor<2> {
-        let idx =
-            Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [ids.len()]), &self.device());
-        widened(self.embedding().select(0, idx))
+        widened(self.embedding().rows(ids))
     }
 
     /// The transformer on a shared prefix and token embeddings. `prefix`: `[n, d_model]` input
@@ -435,7 +434,7 @@ impl Model {
     /// The output head on selected hidden states `[n, d_model]` -> logits `[n, vocab]`. Only the
     /// positions that are scored pay for the vocabulary-sized matmul.
     pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
-        frozen_matmul::matmul(hidden, family!(self, f => f.head()), true)
+        family!(self, f => f.head()).logits(hidden)
     }
 
     /// Log-probabilities `[n]` of `targets` at flat hidden positions `positions` (indices into

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData, bf16, f16};
 use safetensors::tensor::{Metadata, TensorView};
 use safetensors::{Dtype, SafeTensorError};
 
-use super::{Arch, ModelConfig};
+use super::{Arch, ModelConfig, Table};
 use crate::error::{Error, Result};
 
 /// How many values are NaN or infinite.
@@ -166,6 +166,37 @@ impl<'a> WeightReader<'a> {
     ) -> Result<Param<Tensor<2>>> {
         let values = self.values(key, shape, why, keeps_half(&self.device))?;
         Ok(self.param(values, shape))
+    }
+
+    /// A vocabulary table `[vocab, d]` (the token embedding, a separate output head): a
+    /// [`Self::matrix`] in row parts no larger than one binding of the device holds
+    /// ([`crate::backend::binding_limit`]; one part where it fits, and on the CPU).
+    pub(crate) fn table(&mut self, key: String, shape: [usize; 2], why: &str) -> Result<Table> {
+        let values = self.values(key, shape, why, keeps_half(&self.device))?;
+        let [rows, d] = shape;
+        let row_bytes = (d * values.width()) as u64;
+        // As few parts as the limit allows, of even size.
+        let parts = match crate::backend::binding_limit(&self.device) {
+            Some(limit) if row_bytes * rows as u64 > limit => {
+                rows.div_ceil((limit / row_bytes).max(1) as usize)
+            }
+            _ => 1,
+        };
+        if parts == 1 {
+            // Whole, not copied: a copy would raise the wasm heap's high-water mark for good.
+            return Ok(Table {
+                parts: vec![self.param(values, shape)],
+            });
+        }
+        let per = rows.div_ceil(parts);
+        let parts = (0..rows)
+            .step_by(per)
+            .map(|first| {
+                let n = per.min(rows - first);
+                self.param(values.slice(first * d, n * d), [n, d])
+            })
+            .collect();
+        Ok(Table { parts })
     }
 
     /// `nn.Linear`'s weight, stored `[out, in]`, as `[in, out]`: the layout burn's `linear` takes.
@@ -326,6 +357,24 @@ impl Values {
             (Dtype::F16, true) => Values::F16(pairs().map(f16::from_le_bytes).collect()),
             _ => Values::F32(to_f32(key, view)?),
         })
+    }
+
+    /// Bytes a value.
+    fn width(&self) -> usize {
+        match self {
+            Values::F32(_) => 4,
+            Values::Bf16(_) | Values::F16(_) => 2,
+        }
+    }
+
+    /// `n` values from `start`, copied.
+    fn slice(&self, start: usize, n: usize) -> Self {
+        let range = start..start + n;
+        match self {
+            Values::F32(v) => Values::F32(v[range].to_vec()),
+            Values::Bf16(v) => Values::Bf16(v[range].to_vec()),
+            Values::F16(v) => Values::F16(v[range].to_vec()),
+        }
     }
 
     fn len(&self) -> usize {

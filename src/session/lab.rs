@@ -144,7 +144,7 @@ impl LabRun {
             true => Some(self.done(e).await?),
             false => None,
         };
-        let device_memory = e.lm.model.embedding().device().memory_pool_usage();
+        let device_memory = e.lm.model.device().memory_pool_usage();
         Ok(Progress {
             stats,
             target: schedule.target,

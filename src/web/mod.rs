@@ -21,7 +21,6 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::{Error, ErrorView};
 use crate::inspect::{Step, header_length, inspect};
-use crate::model::parse_config;
 use crate::protocol::calls::TaskFiles;
 use crate::session::{Role, Session};
 use crate::tasks::{Task, TaskSpec};
@@ -113,8 +112,6 @@ pub fn task_splits(spec_json: &[u8]) -> JsResult {
 #[wasm_bindgen]
 pub struct Lab {
     device: Device,
-    /// The largest buffer the GPU allows (none on the CPU).
-    max_buffer: Option<u64>,
     session: Option<Session>,
     /// Destroys the WebGPU device, as a driver reset would (`testHook` simulate-gpu-loss).
     destroy_gpu: Option<Box<dyn Fn()>>,
@@ -123,10 +120,9 @@ pub struct Lab {
 }
 
 impl Lab {
-    fn new(device: Device, max_buffer: Option<u64>) -> Self {
+    fn new(device: Device) -> Self {
         Self {
             device,
-            max_buffer,
             session: None,
             destroy_gpu: None,
             crash: None,
@@ -174,7 +170,7 @@ fn not_loaded() -> JsValue {
 impl Lab {
     /// The CPU backend (burn flex, wasm SIMD).
     pub fn cpu() -> Lab {
-        Lab::new(crate::backend::cpu(), None)
+        Lab::new(crate::backend::cpu())
     }
 
     /// The WebGPU backend; fails with a message when the browser has no usable adapter. Call once
@@ -193,14 +189,10 @@ impl Lab {
                 *lost = Some(format!("{reason:?}: {message}"));
             }
         });
-        let limits = setup.device.limits();
-        let max_buffer = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
         let gpu = setup.device.clone();
         Ok(Lab {
             destroy_gpu: Some(Box::new(move || gpu.destroy())),
-            ..Lab::new(device.autodiff(), Some(max_buffer))
+            ..Lab::new(device.autodiff())
         })
     }
 
@@ -228,7 +220,7 @@ impl Lab {
         let summary =
             inspect(config, header.as_deref(), download_bytes as u64, step).map_err(js_error)?;
         let mut view = serde_json::to_value(&summary).map_err(|e| js_error(Error::internal(e)))?;
-        view["gpuBufferLimit"] = self.max_buffer.into();
+        view["gpuBufferLimit"] = crate::backend::binding_limit(&self.device).into();
         to_js(&view)
     }
 
@@ -249,10 +241,6 @@ impl Lab {
             .map_err(js_error)?;
         if let Some(detail) = summary.refusal {
             return Err(js_error(Error::ModelTooLarge { detail }));
-        }
-        if let Some(max) = self.max_buffer {
-            let cfg = parse_config(&config).map_err(js_error)?;
-            crate::backend::check_buffer_limit(cfg.embedding_bytes(), max).map_err(js_error)?;
         }
         let role = if helper { Role::Helper } else { Role::Lab };
         let session = Session::open(config, JsBytes(weights), tokenizer, &self.device, role)

@@ -117,13 +117,13 @@ export function modelPanel(ctx) {
     // navigator.deviceMemory: the device's memory in GiB, rounded (and capped at 8) by the browser.
     const device = navigator.deviceMemory ? navigator.deviceMemory * 2 ** 30 : Infinity;
     const tooBig = m.total > device / 2;
-    const cpuOnly = rt.backend === 'webgpu' && s.gpuBufferLimit !== null && s.largestTensorBytes > s.gpuBufferLimit;
+    const cpuOnly = rt.backend === 'webgpu' && s.gpuBufferLimit !== null && s.largestMatrixBytes > s.gpuBufferLimit;
     let text = `${parts.join('; ')}; ${needs}`;
     if (s.refusal) text += `. It cannot load here: ${s.refusal}.`;
     else if (tooBig) text += `, more than half of what this device reports (${navigator.deviceMemory} GB): the tab may run out of memory.`;
     else text += '.';
     if (cpuOnly && !s.refusal) {
-      text += ` Its largest tensor (${MB(s.largestTensorBytes)} in f32) is more than this GPU's buffers hold (${MB(s.gpuBufferLimit)}): it will run on the CPU backend.`;
+      text += ` Its largest weight matrix (${MB(s.largestMatrixBytes)} in f32) is more than one of this GPU's buffers holds (${MB(s.gpuBufferLimit)}): it will run on the CPU backend.`;
     }
     return { text, tooBig, cpuOnly, refused: Boolean(s.refusal) };
   }
