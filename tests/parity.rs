@@ -469,7 +469,9 @@ impl ModuleVisitor for Keyed<'_> {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let (family, rest) = (self.path[1].as_str(), self.path[2..].join("."));
+        // A vocabulary table's one part on the CPU (`model::Table`) is the checkpoint's tensor.
+        let rest = self.path[2..].join(".").replace(".parts.0", "");
+        let family = self.path[1].as_str();
         let (prefix, linear) = match family {
             "Gpt2" => ("transformer.", false),
             _ => ("model.", rest.ends_with("_proj.weight")),

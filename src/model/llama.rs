@@ -223,8 +223,9 @@ impl Family for Llama {
             Positions::Run { from, len } => ((*from..from + len).collect(), [1, *len, 1, hd]),
             Positions::PerRow(rows) => (rows.clone(), [rows.len(), 1, 1, hd]),
         };
+        // `cos` then `sin`, one upload (`Angles::both`).
         let (mut cos, mut sin) = (
-            Vec::with_capacity(pos.len() * hd),
+            Vec::with_capacity(2 * pos.len() * hd),
             Vec::with_capacity(pos.len() * hd),
         );
         for p in pos {
@@ -236,8 +237,9 @@ impl Family for Llama {
                 sin.extend(angles.iter().map(|a| sign * a.sin()));
             }
         }
-        let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, shape), device);
-        Angles::new(t(cos), t(sin))
+        cos.extend(sin);
+        let [rows, s, one, hd] = shape;
+        Angles::new(Tensor::from_data(TensorData::new(cos, [2 * rows, s, one, hd]), device))
     }
 
     fn embedding(&self) -> &Table {

@@ -60,12 +60,14 @@ pub struct Angles {
 }
 
 impl Angles {
-    pub fn new(cos: Tensor<4>, sin: Tensor<4>) -> Self {
+    /// From `both`: `cos` and `sin` are views of it (one upload, no join on the device).
+    pub fn new(both: Tensor<4>) -> Self {
+        let rows = both.dims()[0] / 2;
         Angles {
+            cos: both.clone().narrow(0, 0, rows),
+            sin: both.clone().narrow(0, rows, rows),
             #[cfg(any(feature = "gpu", target_arch = "wasm32"))]
-            both: Tensor::cat(vec![cos.clone(), sin.clone()], 0),
-            cos,
-            sin,
+            both,
         }
     }
 }

@@ -616,7 +616,7 @@ mod tests {
             .collect();
         let masked: Tensor<4, Bool> =
             Tensor::from_data(TensorData::new(flags, [b, 1, r * s, s]), device);
-        let angles = Angles::new(random([1, s, 1, hd]), random([1, s, 1, hd]));
+        let angles = Angles::new(random([2, s, 1, hd]));
         let mix = random([b, s, g * r, hd]);
         type Attention =
             fn(Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4, Bool>, f64, Option<&Angles>) -> Tensor<4>;

@@ -164,8 +164,8 @@ mod tests {
         for (s, angles) in [(4, [1, 4, 1, hd]), (1, [b, 1, 1, hd])] {
             let x: Tensor<4> = Tensor::random([b, n, s, hd], Distribution::Default, device);
             let x = x.swap_dims(1, 2); // [b, s, n, hd], strided
-            let random = || Tensor::random(angles, Distribution::Default, device);
-            let angles = Angles::new(random(), random());
+            let both = [2 * angles[0], angles[1], angles[2], angles[3]]; // cos, then sin
+            let angles = Angles::new(Tensor::random(both, Distribution::Default, device));
             let mix: Tensor<4> = Tensor::random([b, n, s, hd], Distribution::Default, device);
             let run = |rotate: fn(Tensor<4>, &Angles) -> Tensor<4>| {
                 let x = x.clone().require_grad();
