@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::Device;
 use common::*;
-use soft_prompt_lab::generate::{GenerateOptions, Prompting, generate};
+use soft_prompt_lab::generate::{Prompting, generate};
 use soft_prompt_lab::train::{OptimizerKind, TrainConfig, Trainer};
 
 /// Logits: the GPU sums in other orders (tiled matmuls, tree reductions) than the CPU and
@@ -84,12 +84,7 @@ fn fixtures_match_the_reference_on_wgpu() {
         );
 
         // Greedy decoding through the KV cache on the GPU: the reference's tokens.
-        let opts = GenerateOptions {
-            max_new_tokens: 10,
-            stop_at_newline: false,
-            stop_at_eos: false,
-            ..GenerateOptions::default()
-        };
+        let opts = greedy_tokens(10);
         let soft = Prompting::soft(initial_prompt(&lm, name).values());
         let input = r.json["gen_prompt"].as_str().unwrap();
         let out = pollster::block_on(generate(&lm, &soft, &[input], &opts)).unwrap();
@@ -156,12 +151,7 @@ fn an_embedding_larger_than_a_binding_loads_in_parts() {
     );
     assert!(loss_err <= 1e-3 && grad_err <= 1e-3);
 
-    let opts = GenerateOptions {
-        max_new_tokens: 6,
-        stop_at_newline: false,
-        stop_at_eos: false,
-        ..GenerateOptions::default()
-    };
+    let opts = greedy_tokens(6);
     let input = r.json["gen_prompt"].as_str().unwrap();
     let greedy = |lm: &soft_prompt_lab::loader::LoadedModel| {
         let soft = Prompting::soft(initial_prompt(lm, name).values());

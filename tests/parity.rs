@@ -175,12 +175,7 @@ fn greedy_generation_matches_the_reference() {
         let prompt = initial_prompt(&lm, name).values();
         let input = r.json["gen_prompt"].as_str().unwrap();
         // The reference ran without stop conditions, so ours runs without them too.
-        let opts = GenerateOptions {
-            max_new_tokens: 10,
-            stop_at_newline: false,
-            stop_at_eos: false,
-            ..GenerateOptions::default()
-        };
+        let opts = greedy_tokens(10);
         let with =
             pollster::block_on(generate(&lm, &Prompting::soft(prompt), &[input], &opts)).unwrap();
         assert_eq!(
@@ -207,12 +202,7 @@ fn batched_cached_generation_equals_one_row_recomputed() {
     let lm = load("tiny-a");
     let prompt = initial_prompt(&lm, "tiny-a").values();
     let inputs = ["hot ->", "the cat sat on the mat ->", "a"];
-    let opts = GenerateOptions {
-        max_new_tokens: 6,
-        stop_at_newline: false,
-        stop_at_eos: false,
-        ..GenerateOptions::default()
-    };
+    let opts = greedy_tokens(6);
     let p = Prompting::soft(prompt.clone());
     // The middle row stops first, then the last: the first row's last tokens come from a cache
     // of one row.
@@ -343,12 +333,7 @@ fn our_adapters_load_in_peft() {
             "{name}: weights"
         );
         let (prompt, _) = adapter::load(&files, &lm.model).unwrap();
-        let opts = GenerateOptions {
-            max_new_tokens: 10,
-            stop_at_newline: false,
-            stop_at_eos: false,
-            ..GenerateOptions::default()
-        };
+        let opts = greedy_tokens(10);
         let input = r.json["gen_prompt"].as_str().unwrap();
         let ours = pollster::block_on(generate(
             &lm,
@@ -429,12 +414,7 @@ fn two_byte_weights_compute_exactly_what_their_f32_values_compute() {
                 pollster::block_on(trainer.step(&lm.model, &batch).unwrap().read()).unwrap();
             }
             let prompt = trainer.prompt.values();
-            let opts = GenerateOptions {
-                max_new_tokens: 8,
-                stop_at_newline: false,
-                stop_at_eos: false,
-                ..GenerateOptions::default()
-            };
+            let opts = greedy_tokens(8);
             let inputs = [r.json["gen_prompt"].as_str().unwrap(), "a"];
             let p = Prompting::soft(prompt.clone());
             let out = pollster::block_on(generate(lm, &p, &inputs, &opts)).unwrap();

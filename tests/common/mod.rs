@@ -312,3 +312,13 @@ pub fn first_loss_and_grad(
     let grad = values(p.grad(&grads).expect("prompt has a gradient"));
     (values(l)[0], grad, grads)
 }
+
+/// Greedy decoding of `n` tokens that stops for nothing else: the reference's own generation.
+pub fn greedy_tokens(n: usize) -> soft_prompt_lab::generate::GenerateOptions {
+    soft_prompt_lab::generate::GenerateOptions {
+        max_new_tokens: n,
+        stop_at_newline: false,
+        stop_at_eos: false,
+        ..Default::default()
+    }
+}
