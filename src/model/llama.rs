@@ -239,7 +239,10 @@ impl Family for Llama {
         }
         cos.extend(sin);
         let [rows, s, one, hd] = shape;
-        Angles::new(Tensor::from_data(TensorData::new(cos, [2 * rows, s, one, hd]), device))
+        Angles::new(Tensor::from_data(
+            TensorData::new(cos, [2 * rows, s, one, hd]),
+            device,
+        ))
     }
 
     fn embedding(&self) -> &Table {
