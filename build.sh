@@ -2,9 +2,10 @@
 # Soft Prompt Lab build entry point.
 #   ./build.sh serve   set up, build the page (release wasm + JS libraries) into www/, serve it
 #   ./build.sh         set up, build the page and the native command line
-#   ./build.sh test    set up, run every test: native (cargo test), the page in headless Chromium, and
-#                      the hosted page's cross-engine subset in Chromium, Firefox ESR and WebKit (on
-#                      the shipped build; the rest on the same build without wasm-opt)
+#   ./build.sh test    set up, run every test: native (cargo test), the page in headless Chromium (its
+#                      GPU kernels on SwiftShader there, and on lavapipe in Node), and the hosted
+#                      page's cross-engine subset in Chromium, Firefox ESR and WebKit (on the
+#                      shipped build; the rest on the same build without wasm-opt)
 #   ./build.sh test-gpu  the parity fixtures on native wgpu with fusion (lavapipe: no GPU needed)
 #   ./build.sh dist    set up, build the page, and make dist/: the site for any static host (tools/dist.mjs)
 #   ./build.sh bench   the speed figures, ours against PyTorch + PEFT and the page's: BENCHMARKS.md
@@ -86,8 +87,22 @@ engines() {
 }
 
 lavapipe() {
-  # Mesa's CPU Vulkan driver: native wgpu finds it as an adapter, so the GPU tests need no GPU.
+  # Mesa's CPU Vulkan driver: native wgpu finds it as an adapter, so the GPU tests need no GPU, and
+  # so does Dawn's WebGPU for Node (tests/e2e/lavapipe.test.mjs), which refuses Mesa before 25
+  # (Debian 12 ships 22.3): there it comes from Debian's backports.
   apt_install mesa-vulkan-drivers libvulkan1
+  local have
+  have=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers)
+  dpkg --compare-versions "$have" ge 25 && return
+  local codename list
+  codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  list=/etc/apt/sources.list.d/$codename-backports.sources
+  echo "installing Mesa 25's lavapipe from Debian's $codename-backports for the tests (this has $have)"
+  [ -f "$list" ] || printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$codename" | as_root tee "$list" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -t "$codename-backports" mesa-vulkan-drivers
 }
 
 # apt_install PACKAGE...: installs Debian's packages unless each is installed already.
@@ -103,7 +118,8 @@ apt_install() {
 }
 
 # The page tests that run the hosted form (dist/) in every engine: on the shipped (optimised)
-# build. The rest run on the test build, in Chromium.
+# build. The rest run on the test build, in Chromium (and lavapipe.test.mjs, the page's engine on
+# Mesa's lavapipe, in Node).
 SHIPPED_TESTS=(tests/e2e/engines.test.mjs tests/e2e/dist.test.mjs)
 
 run_tests() {
@@ -118,11 +134,12 @@ run_tests() {
   timed "example" cargo run --example train_bundled
   timed "wasm-opt (what was left)" wait "$optimising"
   timed "browsers" engines
-  local chromium_only=()
+  timed "lavapipe" lavapipe
+  local test_build=()
   for f in tests/e2e/*.test.mjs; do
-    [[ " ${SHIPPED_TESTS[*]} " == *" $f "* ]] || chromium_only+=("$f")
+    [[ " ${SHIPPED_TESTS[*]} " == *" $f "* ]] || test_build+=("$f")
   done
-  timed "page tests" node --test --test-concurrency=1 "${chromium_only[@]}"
+  timed "page tests" node --test --test-concurrency=1 "${test_build[@]}"
   cp "$shipped" www/pkg/soft_prompt_lab_bg.wasm
   wasm_size
   timed "shipped page tests" node --test --test-concurrency=1 "${SHIPPED_TESTS[@]}"
@@ -142,8 +159,9 @@ timed() {
 gpu_tests() {
   # The fixtures on native wgpu, fused as the page's build, on lavapipe where there is no GPU. Not
   # in `test`: burn's native wgpu stack is a second build of burn and cubecl (28 minutes from
-  # nothing here, against 9 for the plain one); the page tests check the fused WebGPU path on
-  # SwiftShader against the same fixtures. Then the GPU path's own kernels against burn's ops.
+  # nothing here, against 9 for the plain one); `test` checks the page's own build of the kernels
+  # against the same fixtures on SwiftShader (Chromium) and on lavapipe (Node, Dawn). Then the GPU
+  # path's own kernels against burn's ops.
   lavapipe
   cargo test --features fusion --test gpu
   cargo test --features fusion --lib kernels
