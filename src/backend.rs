@@ -154,12 +154,12 @@ pub fn binding_limit(device: &Device) -> Option<u64> {
     if let burn::backend::DispatchDevice::Cube(gpu) = device.clone().inner().as_dispatch() {
         return Some(gpu.client().properties().memory.max_page_size);
     }
-    let _ = device;
+    let _ = device; // a build without a GPU backend has only the CPU
     None
 }
 
 /// A GPU whose buffers are smaller than the model's largest weight matrix (`need` bytes; the
-/// vocabulary tables load in parts, [`record_binding_limit`]) cannot hold it.
+/// vocabulary tables load in parts under [`binding_limit`]) cannot hold it.
 pub fn check_buffer_limit(need: u64, max_buffer: u64) -> Result<()> {
     if need > max_buffer {
         return Err(Error::Device {
